@@ -1,0 +1,148 @@
+use serde::Serialize;
+
+use crate::changes::{record_change, ChangeKind};
+use crate::db::{in_tx, on_pool};
+use crate::domain::Email;
+use crate::{Store, StoreError};
+
+/// Who an account is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Consumes APIs.
+    Developer,
+    /// Publishes APIs and runs the business.
+    Admin,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Developer => "developer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Whether an account may use the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Normal.
+    Active,
+    /// Suspended by an admin: no login, keys refused.
+    Suspended,
+}
+
+/// A developer or admin account.
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    /// Id.
+    pub id: i64,
+    /// Normalised email.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Status.
+    pub status: AccountStatus,
+    /// When the email was verified.
+    pub email_verified_at: Option<i64>,
+    /// Created (unix seconds).
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: i64,
+    email: String,
+    password_hash: String,
+    role: String,
+    status: String,
+    email_verified_at: Option<i64>,
+    created_at: i64,
+}
+
+impl AccountRow {
+    fn into_account(self) -> Result<(Account, String), StoreError> {
+        let role = match self.role.as_str() {
+            "admin" => Role::Admin,
+            "developer" => Role::Developer,
+            other => return Err(StoreError::Corrupt(format!("role {other}"))),
+        };
+        let status = match self.status.as_str() {
+            "active" => AccountStatus::Active,
+            _ => AccountStatus::Suspended,
+        };
+        Ok((
+            Account { id: self.id, email: self.email, role, status, email_verified_at: self.email_verified_at, created_at: self.created_at },
+            self.password_hash,
+        ))
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, email, password_hash, role, status, email_verified_at, created_at";
+
+impl Store {
+    /// Create an account. A taken email is [`StoreError::Conflict`] and stores nothing.
+    pub async fn create_account(&self, email: &Email, password_hash: &str, role: Role, now: i64) -> Result<Account, StoreError> {
+        let row: AccountRow = on_pool!(self, p => sqlx::query_as(&format!(
+            "INSERT INTO accounts (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING {ACCOUNT_COLUMNS}"))
+            .bind(email.as_str()).bind(password_hash).bind(role.as_str()).bind(now)
+            .fetch_one(p).await?);
+        Ok(row.into_account()?.0)
+    }
+
+    /// The account and its password hash, by email.
+    pub async fn find_account_by_email(&self, email: &Email) -> Result<Option<(Account, String)>, StoreError> {
+        let row: Option<AccountRow> = on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"))
+            .bind(email.as_str()).fetch_optional(p).await?);
+        row.map(AccountRow::into_account).transpose()
+    }
+
+    /// The account by id.
+    pub async fn get_account(&self, id: i64) -> Result<Account, StoreError> {
+        let row: AccountRow = on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
+            .bind(id).fetch_optional(p).await?).ok_or(StoreError::NotFound)?;
+        Ok(row.into_account()?.0)
+    }
+
+    /// Number of admin accounts.
+    pub async fn count_admins(&self) -> Result<i64, StoreError> {
+        let n: (i64,) = on_pool!(self, p => sqlx::query_as(
+            "SELECT COUNT(*) FROM accounts WHERE role = 'admin'").fetch_one(p).await?);
+        Ok(n.0)
+    }
+
+    /// Number of accounts.
+    pub async fn count_accounts(&self) -> Result<i64, StoreError> {
+        let n: (i64,) = on_pool!(self, p => sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(p).await?);
+        Ok(n.0)
+    }
+
+    /// Mark the email verified.
+    pub async fn mark_email_verified(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1")
+            .bind(id).bind(now).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Suspend or reactivate; gateways drop the account's cached keys.
+    pub async fn set_account_status(&self, id: i64, status: AccountStatus, now: i64) -> Result<(), StoreError> {
+        let s = match status {
+            AccountStatus::Active => "active",
+            AccountStatus::Suspended => "suspended",
+        };
+        in_tx!(self, tx => {
+            let n = sqlx::query("UPDATE accounts SET status = $2 WHERE id = $1")
+                .bind(id).bind(s).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            record_change!(tx, ChangeKind::Account, id.to_string(), now);
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+use serde::{Deserialize, Serialize};
+
+use crate::changes::{record_change, ChangeKind};
+use crate::db::{in_tx, on_pool};
+use crate::{Store, StoreError};
+
+/// Who can see an API in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Only admins see it; the gateway does not route it.
+    Draft,
+    /// Listed in the catalog.
+    Public,
+    /// Routed, but not listed.
+    Private,
+}
+
+impl Visibility {
+    /// Parse the stored/form value.
+    pub fn parse(s: &str) -> Option<Visibility> {
+        Some(match s {
+            "draft" => Visibility::Draft,
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            _ => return None,
+        })
+    }
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Draft => "draft",
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+}
+
+/// One upstream target of an API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// Base URL, e.g. `http://10.0.0.5:8080/v1`.
+    pub url: String,
+    /// Relative share of traffic.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A published (or draft) API.
+#[derive(Debug, Clone, Serialize)]
+pub struct Api {
+    /// Id.
+    pub id: i64,
+    /// URL-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Markdown-free description.
+    pub description: String,
+    /// Gateway path prefix, e.g. `/echo`.
+    pub route_prefix: String,
+    /// Optional Host to match.
+    pub host: Option<String>,
+    /// Where requests go.
+    pub upstreams: Vec<Upstream>,
+    /// The OpenAPI document, if uploaded.
+    pub openapi: Option<String>,
+    /// Catalog visibility.
+    pub visibility: Visibility,
+    /// Whether `?api_key=` is accepted.
+    pub allow_query_key: bool,
+    /// Last change (unix seconds).
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ApiRow {
+    id: i64,
+    slug: String,
+    name: String,
+    description: String,
+    route_prefix: String,
+    host: Option<String>,
+    upstreams: String,
+    openapi: Option<String>,
+    visibility: String,
+    allow_query_key: bool,
+    updated_at: i64,
+}
+
+impl TryFrom<ApiRow> for Api {
+    type Error = StoreError;
+    fn try_from(r: ApiRow) -> Result<Api, StoreError> {
+        Ok(Api {
+            id: r.id,
+            upstreams: serde_json::from_str(&r.upstreams).map_err(|e| StoreError::Corrupt(format!("upstreams of api {}: {e}", r.id)))?,
+            visibility: Visibility::parse(&r.visibility).ok_or_else(|| StoreError::Corrupt(format!("visibility {}", r.visibility)))?,
+            slug: r.slug,
+            name: r.name,
+            description: r.description,
+            route_prefix: r.route_prefix,
+            host: r.host,
+            openapi: r.openapi,
+            allow_query_key: r.allow_query_key,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Fields of a new API.
+#[derive(Debug, Clone)]
+pub struct NewApi {
+    /// URL-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Gateway path prefix.
+    pub route_prefix: String,
+    /// Optional Host to match.
+    pub host: Option<String>,
+    /// Upstream targets.
+    pub upstreams: Vec<Upstream>,
+    /// OpenAPI document.
+    pub openapi: Option<String>,
+    /// Visibility.
+    pub visibility: Visibility,
+}
+
+/// A plan: limits and prices for one API.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Plan {
+    /// Id.
+    pub id: i64,
+    /// The API it belongs to.
+    pub api_id: i64,
+    /// URL-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Sustained requests per second.
+    pub rate_per_second: i64,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: i64,
+    /// Requests per billing period; `None` is unlimited.
+    pub monthly_quota: Option<i64>,
+    /// ISO 4217 code, lower case.
+    pub currency: String,
+    /// Flat price per period, minor units.
+    pub flat_price_minor: i64,
+    /// Price per 1,000 requests, minor units.
+    pub unit_price_minor_per_1000: i64,
+    /// Given to new apps automatically.
+    pub is_default: bool,
+}
+
+/// Fields of a new plan.
+#[derive(Debug, Clone)]
+pub struct NewPlan {
+    /// URL-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Requests per second.
+    pub rate_per_second: i64,
+    /// Burst.
+    pub burst: i64,
+    /// Requests per period.
+    pub monthly_quota: Option<i64>,
+    /// Currency.
+    pub currency: String,
+    /// Flat price, minor units.
+    pub flat_price_minor: i64,
+    /// Per-1,000 price, minor units.
+    pub unit_price_minor_per_1000: i64,
+    /// Given to new apps automatically.
+    pub is_default: bool,
+}
+
+const API_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
+const PLAN_COLUMNS: &str = "id, api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default";
+
+impl Store {
+    /// Publish a new API. A taken slug is [`StoreError::Conflict`].
+    pub async fn create_api(&self, api: &NewApi, now: i64) -> Result<Api, StoreError> {
+        let upstreams = serde_json::to_string(&api.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row: ApiRow = in_tx!(self, tx => {
+            let row: ApiRow = sqlx::query_as(&format!(
+                "INSERT INTO apis (slug, name, description, route_prefix, host, upstreams, openapi, visibility, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {API_COLUMNS}"))
+                .bind(&api.slug).bind(&api.name).bind(&api.description).bind(&api.route_prefix).bind(&api.host)
+                .bind(upstreams).bind(&api.openapi).bind(api.visibility.as_str()).bind(now)
+                .fetch_one(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Api, row.id.to_string(), now);
+            row
+        });
+        row.try_into()
+    }
+
+    /// Every API, by slug.
+    pub async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
+        let rows: Vec<ApiRow> = on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_COLUMNS} FROM apis ORDER BY slug")).fetch_all(p).await?);
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// An API by slug.
+    pub async fn get_api_by_slug(&self, slug: &str) -> Result<Api, StoreError> {
+        let row: ApiRow = on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_COLUMNS} FROM apis WHERE slug = $1"))
+            .bind(slug).fetch_optional(p).await?).ok_or(StoreError::NotFound)?;
+        row.try_into()
+    }
+
+    /// Add a plan to an API. A taken slug is [`StoreError::Conflict`].
+    pub async fn create_plan(&self, api_id: i64, plan: &NewPlan, now: i64) -> Result<Plan, StoreError> {
+        Ok(in_tx!(self, tx => {
+            let row: Plan = sqlx::query_as(&format!(
+                "INSERT INTO plans (api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {PLAN_COLUMNS}"))
+                .bind(api_id).bind(&plan.slug).bind(&plan.name).bind(plan.rate_per_second).bind(plan.burst)
+                .bind(plan.monthly_quota).bind(&plan.currency).bind(plan.flat_price_minor)
+                .bind(plan.unit_price_minor_per_1000).bind(plan.is_default).bind(now)
+                .fetch_one(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
+            row
+        }))
+    }
+
+    /// The plans of an API, cheapest first.
+    pub async fn list_plans(&self, api_id: i64) -> Result<Vec<Plan>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE api_id = $1 ORDER BY flat_price_minor, id"))
+            .bind(api_id).fetch_all(p).await?))
+    }
+
+    /// Every plan flagged default, one per API at most (the first by id).
+    pub async fn default_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        let plans: Vec<Plan> = on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE is_default ORDER BY api_id, id"))
+            .fetch_all(p).await?);
+        let mut out: Vec<Plan> = Vec::new();
+        for plan in plans {
+            if out.last().map(|l| l.api_id) != Some(plan.api_id) {
+                out.push(plan);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,41 @@
+use serde::Serialize;
+
+use crate::db::on_pool;
+use crate::{Store, StoreError};
+
+/// A developer's application: owns keys and subscriptions.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct App {
+    /// Id.
+    pub id: i64,
+    /// Owner.
+    pub account_id: i64,
+    /// Name, unique per account.
+    pub name: String,
+    /// Created (unix seconds).
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Create an app. A name the account already uses is [`StoreError::Conflict`].
+    pub async fn create_app(&self, account_id: i64, name: &str, now: i64) -> Result<App, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "INSERT INTO apps (account_id, name, created_at) VALUES ($1, $2, $3) RETURNING id, account_id, name, created_at")
+            .bind(account_id).bind(name).bind(now).fetch_one(p).await?))
+    }
+
+    /// The account's apps, oldest first.
+    pub async fn list_apps(&self, account_id: i64) -> Result<Vec<App>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT id, account_id, name, created_at FROM apps WHERE account_id = $1 ORDER BY id")
+            .bind(account_id).fetch_all(p).await?))
+    }
+
+    /// An app, only if `account_id` owns it (otherwise [`StoreError::NotFound`]).
+    pub async fn get_app(&self, account_id: i64, app_id: i64) -> Result<App, StoreError> {
+        on_pool!(self, p => sqlx::query_as(
+            "SELECT id, account_id, name, created_at FROM apps WHERE id = $1 AND account_id = $2")
+            .bind(app_id).bind(account_id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
+}

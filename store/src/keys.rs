@@ -1,0 +1,166 @@
+use serde::Serialize;
+
+use crate::accounts::AccountStatus;
+use crate::changes::{record_change, ChangeKind};
+use crate::db::{in_tx, on_pool};
+use crate::domain::{ApiKey, KeyHash};
+use crate::{Store, StoreError};
+
+/// A key's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// Usable (until `expires_at`, if set).
+    Active,
+    /// Revoked by its owner: refused.
+    Revoked,
+    /// Suspended by an admin: refused.
+    Suspended,
+}
+
+impl KeyStatus {
+    fn parse(s: &str) -> KeyStatus {
+        match s {
+            "active" => KeyStatus::Active,
+            "suspended" => KeyStatus::Suspended,
+            _ => KeyStatus::Revoked,
+        }
+    }
+}
+
+/// A key as its owner sees it: never the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRecord {
+    /// Id.
+    pub id: i64,
+    /// Owning app.
+    pub app_id: i64,
+    /// Label.
+    pub name: String,
+    /// First characters of the key, safe to show.
+    pub display_prefix: String,
+    /// State.
+    pub status: KeyStatus,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// Last request seen by a gateway (unix seconds).
+    pub last_used_at: Option<i64>,
+    /// End of the rotation grace period, if any.
+    pub expires_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: i64,
+    app_id: i64,
+    name: String,
+    display_prefix: String,
+    status: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    expires_at: Option<i64>,
+}
+
+impl From<KeyRow> for KeyRecord {
+    fn from(r: KeyRow) -> Self {
+        KeyRecord {
+            id: r.id,
+            app_id: r.app_id,
+            name: r.name,
+            display_prefix: r.display_prefix,
+            status: KeyStatus::parse(&r.status),
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+/// What the gateway needs to decide on a key.
+#[derive(Debug, Clone)]
+pub struct KeyAuth {
+    /// Key id.
+    pub key_id: i64,
+    /// App id.
+    pub app_id: i64,
+    /// Owner's account id.
+    pub account_id: i64,
+    /// Safe-to-log prefix.
+    pub display_prefix: String,
+    /// Key state.
+    pub status: KeyStatus,
+    /// Owner's state.
+    pub account_status: AccountStatus,
+    /// Expiry (rotation grace), unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+const KEY_COLUMNS: &str = "id, app_id, name, display_prefix, status, created_at, last_used_at, expires_at";
+
+impl Store {
+    /// Store a new key's hash for `app_id`.
+    pub async fn create_key(&self, app_id: i64, name: &str, key: &ApiKey, now: i64) -> Result<KeyRecord, StoreError> {
+        let hash = key.hash();
+        let row: KeyRow = in_tx!(self, tx => {
+            let row: KeyRow = sqlx::query_as(&format!(
+                "INSERT INTO api_keys (app_id, name, display_prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {KEY_COLUMNS}"))
+                .bind(app_id).bind(name).bind(key.display_prefix()).bind(hash.0.to_vec()).bind(now)
+                .fetch_one(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Key, hash.to_hex(), now);
+            row
+        });
+        Ok(row.into())
+    }
+
+    /// The app's keys, newest first.
+    pub async fn list_keys(&self, app_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE app_id = $1 ORDER BY id DESC"))
+            .bind(app_id).fetch_all(p).await?);
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Revoke a key of `app_id`; gateways refuse it once they see the change.
+    pub async fn revoke_key(&self, app_id: i64, key_id: i64, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let hash: Option<(Vec<u8>,)> = sqlx::query_as(
+                "UPDATE api_keys SET status = 'revoked' WHERE id = $1 AND app_id = $2 RETURNING key_hash")
+                .bind(key_id).bind(app_id).fetch_optional(&mut *tx).await?;
+            let Some((hash,)) = hash else { return Err(StoreError::NotFound) };
+            record_change!(tx, ChangeKind::Key, hex::encode(hash), now);
+        });
+        Ok(())
+    }
+
+    /// Look a key up by hash, with its owner's state.
+    pub async fn key_auth(&self, hash: &KeyHash) -> Result<Option<KeyAuth>, StoreError> {
+        let row: Option<(i64, i64, i64, String, String, String, Option<i64>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT k.id, k.app_id, a.account_id, k.display_prefix, k.status, acc.status, k.expires_at
+             FROM api_keys k JOIN apps a ON a.id = k.app_id JOIN accounts acc ON acc.id = a.account_id
+             WHERE k.key_hash = $1")
+            .bind(hash.0.to_vec()).fetch_optional(p).await?);
+        Ok(row.map(|(key_id, app_id, account_id, display_prefix, status, account_status, expires_at)| KeyAuth {
+            key_id,
+            app_id,
+            account_id,
+            display_prefix,
+            status: KeyStatus::parse(&status),
+            account_status: if account_status == "active" { AccountStatus::Active } else { AccountStatus::Suspended },
+            expires_at,
+        }))
+    }
+
+    /// Record the latest use of keys (batched by the gateway's flusher).
+    pub async fn touch_keys(&self, uses: &[(i64, i64)]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        in_tx!(self, tx => {
+            for (key_id, at) in uses {
+                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+                    .bind(key_id).bind(at).execute(&mut *tx).await?;
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! Turnpike's shared domain types and every SQL statement, for PostgreSQL and SQLite.
+//!
+//! The gateway, the portal and the workers talk to the database only through [`Store`]. Each
+//! table or aggregate has its own module with plain async methods on `Store`; the same SQL text
+//! runs on both backends (`$N` placeholders, `ON CONFLICT` upserts, `RETURNING`, integer times),
+//! so one test suite covers both.
+
+pub mod clock;
+pub mod domain;
+pub mod period;
+
+mod accounts;
+mod apis;
+mod apps;
+mod audit;
+mod changes;
+mod db;
+mod error;
+mod keys;
+mod outbox;
+mod sessions;
+mod subscriptions;
+mod usage;
+
+pub use accounts::{Account, AccountStatus, Role};
+pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
+pub use apps::App;
+pub use audit::AuditEntry;
+pub use changes::{Change, ChangeKind};
+pub use db::{Backend, Store};
+pub use error::StoreError;
+pub use keys::{KeyAuth, KeyRecord, KeyStatus};
+pub use outbox::OutboxMessage;
+pub use subscriptions::{Entitlement, Subscription};
+pub use usage::{UsageRow, UsageSummary};

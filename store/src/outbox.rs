@@ -1,0 +1,42 @@
+use serde::Serialize;
+
+use crate::db::on_pool;
+use crate::{Store, StoreError};
+
+/// An email waiting to be (or already) sent.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OutboxMessage {
+    /// Id.
+    pub id: i64,
+    /// e.g. `verify_email`.
+    pub kind: String,
+    /// Address.
+    pub recipient: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+impl Store {
+    /// Queue an email; the mailer worker delivers it.
+    pub async fn enqueue_email(&self, kind: &str, recipient: &str, subject: &str, body: &str, now: i64) -> Result<i64, StoreError> {
+        let id: (i64,) = on_pool!(self, p => sqlx::query_as(
+            "INSERT INTO outbox (kind, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+            .bind(kind).bind(recipient).bind(subject).bind(body).bind(now).fetch_one(p).await?);
+        Ok(id.0)
+    }
+
+    /// Oldest unsent messages.
+    pub async fn pending_emails(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT id, kind, recipient, subject, body FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit).fetch_all(p).await?))
+    }
+
+    /// Mark delivered.
+    pub async fn mark_email_sent(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("UPDATE outbox SET sent_at = $2 WHERE id = $1").bind(id).bind(now).execute(p).await?.rows_affected());
+        Ok(())
+    }
+}

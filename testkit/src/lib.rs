@@ -1,0 +1,139 @@
+//! Test support shared by every crate's integration tests.
+//!
+//! Tests that need PostgreSQL or Redis use the servers on their standard loopback ports
+//! (override with `TURNPIKE_TEST_POSTGRES_URL` / `TURNPIKE_TEST_REDIS_URL`). Where none answers,
+//! the test prints a loud `SKIPPED` line and passes, unless `TURNPIKE_REQUIRE_SERVICES=1`, in which
+//! case the skip is a failure.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rand::Rng;
+use sqlx::Connection;
+use turnpike_store::{Backend, Store};
+
+/// Admin URL of the PostgreSQL server used by tests.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TURNPIKE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// URL of the Redis server used by tests.
+pub fn redis_url() -> String {
+    std::env::var("TURNPIKE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// Whether a missing service must fail the test.
+pub fn services_required() -> bool {
+    std::env::var("TURNPIKE_REQUIRE_SERVICES").map(|v| v == "1" || v == "true").unwrap_or(false)
+}
+
+/// Report a missing service: a failure when services are required, a loud skip otherwise.
+pub fn skip(service: &str, test: &str, why: &str) {
+    if services_required() {
+        panic!("{service} is required (TURNPIKE_REQUIRE_SERVICES=1) but unreachable for {test}: {why}");
+    }
+    eprintln!("\n*** SKIPPED [{service}] {test}: {why} (set TURNPIKE_REQUIRE_SERVICES=1 to fail instead) ***\n");
+}
+
+/// A fresh, migrated database that disappears when dropped.
+pub struct TestDb {
+    /// The store connected to it.
+    pub store: Store,
+    /// Its URL (for starting other processes on it).
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    /// A temporary SQLite file.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/turnpike.db", dir.path().display());
+        let store = Store::connect(&url).await.expect("open sqlite");
+        store.migrate().await.expect("migrate sqlite");
+        TestDb { store, url, pg_name: None, _dir: Some(dir) }
+    }
+
+    /// A new database on the test PostgreSQL server, or `None` (after a loud skip) if it is down.
+    pub async fn postgres(test: &str) -> Option<TestDb> {
+        let admin = postgres_admin_url();
+        let mut conn = match tokio::time::timeout(std::time::Duration::from_secs(5), sqlx::PgConnection::connect(&admin)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                skip("postgres", test, &e.to_string());
+                return None;
+            }
+            Err(_) => {
+                skip("postgres", test, "connect timed out");
+                return None;
+            }
+        };
+        let name = format!(
+            "tp_test_{}_{}_{:08x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            rand::thread_rng().gen::<u32>()
+        );
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+        let _ = conn.close().await;
+        let (base, _) = admin.rsplit_once('/').expect("admin url has a database");
+        let url = format!("{base}/{name}");
+        let store = Store::connect(&url).await.expect("connect test database");
+        store.migrate().await.expect("migrate postgres");
+        Some(TestDb { store, url, pg_name: Some(name), _dir: None })
+    }
+
+    /// Both backends (PostgreSQL only if reachable), for suites that must pass on each.
+    pub async fn each(test: &str) -> Vec<TestDb> {
+        let mut v = vec![TestDb::sqlite().await];
+        if let Some(pg) = TestDb::postgres(test).await {
+            v.push(pg);
+        }
+        v
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else { return };
+        // Drop runs inside the test's (blocked) runtime, so the pool cannot be closed politely;
+        // FORCE terminates its connections. The cleanup runs on a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A unique key prefix on the test Redis, or `None` (after a loud skip) if Redis is down.
+pub async fn redis_prefix(test: &str) -> Option<(String, String)> {
+    let url = redis_url();
+    let ok = async {
+        let client = redis::Client::open(url.as_str())?;
+        let mut c = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut c).await
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), ok).await {
+        Ok(Ok(_)) => Some((url, format!("tptest{}x{:08x}", std::process::id(), rand::thread_rng().gen::<u32>()))),
+        Ok(Err(e)) => {
+            skip("redis", test, &e.to_string());
+            None
+        }
+        Err(_) => {
+            skip("redis", test, "connect timed out");
+            None
+        }
+    }
+}
