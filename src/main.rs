@@ -1,1 +1,131 @@
-fn main() {}
+//! `turnpike`: a thin command line over the `turnpike` library.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use turnpike::config::{Config, LogFormat};
+use turnpike::{App, Role};
+use turnpike_store::clock::{Clock, SystemClock};
+
+#[derive(Parser)]
+#[command(name = "turnpike", version, about = "Metered API gateway, developer portal and usage billing")]
+struct Cli {
+    /// Configuration file (optional; TURNPIKE_* environment variables override it).
+    #[arg(long, short, global = true, env = "TURNPIKE_CONFIG", default_value = "turnpike.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Portal, gateway and background workers in one process (default).
+    Serve,
+    /// Only the gateway.
+    Gateway,
+    /// Only the portal.
+    Portal,
+    /// Only the background workers.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin account; prints a generated password unless --password-stdin is given.
+    CreateAdmin {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TURNPIKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.compact().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("turnpike: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("turnpike: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let role = match command {
+        Command::Serve => Role::Serve,
+        Command::Gateway => Role::Gateway,
+        Command::Portal => Role::Portal,
+        Command::Worker => Role::Worker,
+        Command::Migrate => {
+            turnpike::open_store(&config).await?;
+            println!("migrations applied");
+            return Ok(());
+        }
+        Command::Admin { command: AdminCommand::CreateAdmin { email, password_stdin } } => {
+            let store = turnpike::open_store(&config).await?;
+            let password = if password_stdin {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                Some(s.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let seeded = turnpike::seed::create_admin(&store, &email, password.as_deref(), SystemClock.now()).await?;
+            println!("admin created: {}", seeded.admin_email);
+            if !password_stdin {
+                println!("one-time password (shown once): {}", seeded.admin_password);
+            }
+            return Ok(());
+        }
+    };
+    let shutdown = turnpike::shutdown_signal();
+    let app = App::build(config, role, Arc::new(SystemClock)).await?;
+    let store = app.store.clone();
+    if let Some(s) = &app.seeded {
+        println!("First start: created admin {} with one-time password: {}", s.admin_email, s.admin_password);
+        println!("(shown once; change it after logging in)");
+    }
+    if app.portal_addr.is_some() {
+        println!("portal:  {}", app.portal_url);
+    }
+    if app.gateway_addr.is_some() {
+        println!("gateway: {}", app.gateway_url);
+    }
+    println!("metrics: http://{}/metrics", app.metrics_addr);
+    println!("ready");
+    app.run_until_stopped(shutdown).await?;
+    store.close().await;
+    println!("stopped");
+    Ok(())
+}

@@ -1,1 +1,24 @@
-//! gateway
+//! Turnpike's data plane.
+//!
+//! Every request goes through explicit phases over a per-request context, each of which may
+//! answer early: **route** (host + path prefix → API and upstream target), **authenticate** (API
+//! key → identity and entitlement, through a cache that change events invalidate), **limit**
+//! (rate + monthly quota, checked and consumed atomically; the admitted count is the billable
+//! truth), **proxy** (streaming both ways) and **meter** (status, bytes, latency into the same
+//! hourly bucket). Background tasks flush counters to the database and follow the change log.
+
+mod auth;
+mod config;
+pub mod counters;
+mod follower;
+mod gateway;
+mod headers;
+mod meter;
+mod problem;
+mod proxy;
+mod routes;
+
+pub use config::GatewayConfig;
+pub use counters::{Counters, LocalCounters, RedisCounters};
+pub use gateway::{Gateway, GatewayStats};
+pub use routes::RouteTable;

@@ -156,3 +156,4 @@ CREATE TABLE change_log (
     ref_id   TEXT NOT NULL,
     at       BIGINT NOT NULL
 );
+CREATE INDEX change_log_at_idx ON change_log(at);

@@ -1,1 +1,108 @@
-//! portal
+//! Turnpike's developer portal: a server-rendered site where developers browse the API catalog,
+//! sign up, create apps and manage their API keys.
+//!
+//! [`app`] builds the complete router (sessions, CSRF guard, security headers, static assets);
+//! the binary only binds it. Pages are askama templates in the workspace's `templates/`
+//! directory; the stylesheet and script in `static/` are embedded in the binary.
+//!
+//! Layers, outermost first, and why they sit where they do:
+//! 1. panic catcher: a bug answers with the 500 page instead of a dropped connection;
+//! 2. security headers: on every response, error pages and static files included;
+//! 3. sessions: loaded lazily, so anonymous visitors to the catalog create no session rows;
+//! 4. CSRF guard: needs the session, and must run before any handler sees a POST.
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use turnpike_store::clock::SharedClock;
+use turnpike_store::Store;
+
+mod assets;
+pub mod ctx;
+pub mod error;
+pub mod format;
+pub mod pages;
+mod security;
+pub mod views;
+
+/// Portal settings.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// Public base URL of the gateway, e.g. `https://api.example.com`; shown in examples.
+    pub gateway_url: String,
+    /// Public base URL of this portal, e.g. `https://developers.example.com`; used in emails.
+    pub public_url: String,
+    /// Mark the session cookie `Secure` and give it the `__Host-` prefix (serve over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// Shared state of the portal's handlers.
+#[derive(Clone)]
+pub struct PortalState {
+    /// The database.
+    pub store: Store,
+    /// The time source.
+    pub clock: SharedClock,
+    /// Settings.
+    pub config: Arc<PortalConfig>,
+}
+
+impl std::fmt::Debug for PortalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Session cookie name when served over HTTPS (`__Host-` pins it to this host, path `/`, Secure).
+pub const SECURE_COOKIE_NAME: &str = "__Host-turnpike";
+/// Session cookie name over plain HTTP (development and tests).
+pub const PLAIN_COOKIE_NAME: &str = "turnpike_session";
+/// Sessions end after this long without a request.
+const SESSION_IDLE: time::Duration = time::Duration::days(7);
+
+/// The complete portal router: pages, static assets, sessions, CSRF guard, security headers.
+pub fn app(state: PortalState) -> Router {
+    use pages::{account, apps, catalog, dashboard, errors};
+
+    let sessions = SessionManagerLayer::new(state.store.clone())
+        .with_name(if state.config.secure_cookies {
+            SECURE_COOKIE_NAME
+        } else {
+            PLAIN_COOKIE_NAME
+        })
+        .with_secure(state.config.secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE));
+    let [nosniff, frame, referrer, csp] = security::header_layers();
+
+    Router::new()
+        .route("/", get(catalog::index))
+        .route("/apis/{slug}", get(catalog::api_detail))
+        .route("/apis/{slug}/openapi.json", get(catalog::openapi))
+        .route("/signup", get(account::signup_form).post(account::signup))
+        .route("/login", get(account::login_form).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/dashboard", get(dashboard::dashboard))
+        .route("/apps", post(apps::create_app))
+        .route("/apps/{id}", get(apps::app_detail))
+        .route("/apps/{id}/keys", post(apps::create_key))
+        .route("/apps/{id}/keys/{key_id}/revoke", post(apps::revoke_key))
+        .route("/static/{name}", get(assets::serve))
+        .fallback(errors::not_found)
+        .layer(axum::middleware::from_fn(security::csrf_guard))
+        .layer(sessions)
+        .layer(nosniff)
+        .layer(frame)
+        .layer(referrer)
+        .layer(csp)
+        .layer(CatchPanicLayer::custom(errors::panic_response))
+        .with_state(state)
+}

@@ -73,6 +73,18 @@ impl Store {
             .collect())
     }
 
+    /// Changes after `version` or written at or after `at` (re-read to catch late commits),
+    /// oldest first, at most `limit`.
+    pub async fn changes_after(&self, version: i64, at: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        let rows: Vec<(i64, String, String)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT version, kind, ref_id FROM change_log WHERE version > $1 OR at >= $2 ORDER BY version LIMIT $3")
+            .bind(version).bind(at).bind(limit).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(version, kind, ref_id)| Some(Change { version, kind: ChangeKind::parse(&kind)?, ref_id }))
+            .collect())
+    }
+
     /// The newest version in the log (0 when empty).
     pub async fn latest_change(&self) -> Result<i64, StoreError> {
         let v: (i64,) = on_pool!(self, p => sqlx::query_as(

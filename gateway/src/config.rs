@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+/// Gateway settings. Defaults suit a laptop; every field can be set from `turnpike.toml`.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Portal base URL, for links in 402 responses.
+    pub portal_url: String,
+    /// Upstream TCP connect timeout (→ 502).
+    pub connect_timeout: Duration,
+    /// Time for the upstream to send response headers (→ 504).
+    pub response_timeout: Duration,
+    /// Time for a client to send request headers (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// Largest request body accepted (→ 413).
+    pub max_body_bytes: u64,
+    /// Interval between meter flushes to the database.
+    pub flush_interval: Duration,
+    /// Interval between change-log polls.
+    pub follow_interval: Duration,
+    /// How long a resolved key stays cached without a change event (safety net).
+    pub key_cache_ttl: Duration,
+    /// Largest number of keys cached.
+    pub key_cache_capacity: u64,
+    /// One JSON access-log line per request.
+    pub access_log: bool,
+    /// Deadline for in-flight requests on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            portal_url: "http://127.0.0.1:8080".into(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_body_bytes: 10 * 1024 * 1024,
+            flush_interval: Duration::from_secs(1),
+            follow_interval: Duration::from_millis(250),
+            key_cache_ttl: Duration::from_secs(60),
+            key_cache_capacity: 1_000_000,
+            access_log: true,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,404 @@
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use turnpike_store::clock::SharedClock;
+use turnpike_store::period::{monthly_period, Period};
+use turnpike_store::{Store, StoreError};
+
+use crate::auth::{self, KeyCache};
+use crate::counters::{Admission, Counters, Verdict};
+use crate::problem::Problem;
+use crate::proxy::{self, BoxBody, CountingBody, Meter, MeteredBody, UpstreamClient};
+use crate::routes::RouteTable;
+use crate::GatewayConfig;
+
+/// Counters about the gateway itself, for tests and `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Database key lookups (cache misses).
+    pub key_lookups: u64,
+    /// Key cache hits.
+    pub key_cache_hits: u64,
+    /// Requests refused before any lookup (missing key, bad format or checksum).
+    pub refused_without_lookup: u64,
+    /// Successful meter flushes.
+    pub flushes: u64,
+    /// Unix seconds of the last successful flush.
+    pub last_flush: i64,
+    /// Change-log version applied.
+    pub change_version: i64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: GatewayConfig,
+    pub(crate) store: Store,
+    pub(crate) clock: SharedClock,
+    pub(crate) counters: Counters,
+    pub(crate) routes: ArcSwap<RouteTable>,
+    pub(crate) keys: KeyCache,
+    client: UpstreamClient,
+    pub(crate) touches: Mutex<HashMap<i64, i64>>,
+    refused_without_lookup: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) last_flush: AtomicI64,
+    pub(crate) change_version: AtomicI64,
+    pub(crate) seen_changes: Mutex<HashMap<i64, i64>>,
+}
+
+/// The gateway: cheap to clone, shared by every connection.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gateway(counters={})", self.inner.counters.kind())
+    }
+}
+
+fn header_str(v: &'static str) -> HeaderValue {
+    HeaderValue::from_static(v)
+}
+
+fn new_request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or(header_str("0"))
+}
+
+/// Everything known about one request, for the access log.
+struct Ctx {
+    started: Instant,
+    request_id: HeaderValue,
+    api: Option<Arc<str>>,
+    key_prefix: Option<String>,
+    upstream_ms: Option<u128>,
+}
+
+impl Gateway {
+    /// Load routes and the change-log position; ready to serve.
+    pub async fn new(cfg: GatewayConfig, store: Store, counters: Counters, clock: SharedClock) -> Result<Gateway, StoreError> {
+        let routes = RouteTable::build(&store.list_apis().await?);
+        let version = store.latest_change().await?;
+        let client = proxy::client(cfg.connect_timeout);
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                keys: KeyCache::new(store.clone(), cfg.key_cache_capacity, cfg.key_cache_ttl),
+                cfg,
+                store,
+                clock,
+                counters,
+                routes: ArcSwap::from_pointee(routes),
+                client,
+                touches: Mutex::new(HashMap::new()),
+                refused_without_lookup: AtomicU64::new(0),
+                flushes: AtomicU64::new(0),
+                last_flush: AtomicI64::new(0),
+                change_version: AtomicI64::new(version),
+                seen_changes: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// A snapshot of the gateway's own counters.
+    pub fn stats(&self) -> GatewayStats {
+        let i = &self.inner;
+        GatewayStats {
+            key_lookups: i.keys.lookups.load(Ordering::Relaxed),
+            key_cache_hits: i.keys.hits.load(Ordering::Relaxed),
+            refused_without_lookup: i.refused_without_lookup.load(Ordering::Relaxed),
+            flushes: i.flushes.load(Ordering::Relaxed),
+            last_flush: i.last_flush.load(Ordering::Relaxed),
+            change_version: i.change_version.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The counter store in use.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Readiness: database and counter store reachable.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.inner.store.ping().await.map_err(|e| format!("database: {e}"))?;
+        self.inner.counters.ping().await.map_err(|e| format!("counters: {e}"))?;
+        Ok(())
+    }
+
+    /// Serve connections from `listener` until `shutdown` resolves, then stop accepting and
+    /// drain in-flight requests up to the configured deadline.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.inner.cfg.header_read_timeout)
+            .max_buf_size(64 * 1024);
+        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let gw = self.clone();
+                    let svc = service_fn(move |req| {
+                        let gw = gw.clone();
+                        async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
+                    });
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        if tokio::time::timeout(self.inner.cfg.drain_timeout, graceful.shutdown()).await.is_err() {
+            tracing::warn!("drain deadline passed with requests still in flight");
+        }
+        Ok(())
+    }
+
+    /// Handle one request through the phases.
+    pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<BoxBody> {
+        let mut ctx = Ctx {
+            started: Instant::now(),
+            request_id: req
+                .headers()
+                .get("x-request-id")
+                .filter(|v| v.len() <= 128)
+                .cloned()
+                .unwrap_or_else(new_request_id),
+            api: None,
+            key_prefix: None,
+            upstream_ms: None,
+        };
+        let mut resp = self.phases(req, remote, &mut ctx).await;
+        resp.headers_mut().insert("x-request-id", ctx.request_id.clone());
+        if self.inner.cfg.access_log {
+            tracing::info!(
+                target: "turnpike::access",
+                request_id = ctx.request_id.to_str().unwrap_or(""),
+                api = ctx.api.as_deref().unwrap_or("-"),
+                key = ctx.key_prefix.as_deref().unwrap_or("-"),
+                status = resp.status().as_u16(),
+                upstream_ms = ctx.upstream_ms.map(|v| v as u64),
+                total_ms = ctx.started.elapsed().as_millis() as u64,
+                client = %remote.ip(),
+            );
+        }
+        metrics::counter!("turnpike_gateway_requests_total", "api" => ctx.api.clone().map(|a| a.to_string()).unwrap_or_else(|| "-".into()), "status" => status_class(resp.status().as_u16())).increment(1);
+        resp
+    }
+
+    async fn phases(&self, req: Request<Incoming>, remote: SocketAddr, ctx: &mut Ctx) -> Response<BoxBody> {
+        let inner = &*self.inner;
+
+        // 1. Route.
+        let routes = inner.routes.load();
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
+        let Some(route) = routes.find(host, req.uri().path()).cloned() else {
+            return Problem::NoRoute.response();
+        };
+        drop(routes);
+        ctx.api = Some(route.slug.clone());
+
+        // 2. Authenticate.
+        let Some((presented, source)) = auth::extract(req.headers(), req.uri().query(), route.allow_query_key) else {
+            inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
+            return Problem::MissingKey.response();
+        };
+        let Some(hash) = auth::verify(presented) else {
+            inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
+            return Problem::InvalidKey.response();
+        };
+        let now_us = inner.clock.now_micros();
+        let now = now_us.div_euclid(1_000_000);
+        let identity = match inner.keys.resolve(hash, now).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Problem::InvalidKey.response(),
+            Err(e) => {
+                tracing::error!(error = %e, "key lookup failed");
+                return Problem::Unavailable.response_with(",\"retry_after\":1");
+            }
+        };
+        ctx.key_prefix = Some(identity.prefix.clone());
+        if !identity.enabled || identity.expires_at.is_some_and(|t| t <= now) {
+            return Problem::KeyDisabled.response();
+        }
+        let Some(grant) = identity.grant(route.api_id) else {
+            return Problem::NotSubscribed.response();
+        };
+        if !grant.status_ok {
+            let link = format!(",\"billing_url\":\"{}/billing\"", inner.cfg.portal_url.trim_end_matches('/'));
+            return Problem::PaymentRequired.response_with(&link);
+        }
+
+        // 3. Limit (and count: the admitted count is the billable truth).
+        let period: Period = monthly_period(grant.anchor, now);
+        let admission = Admission {
+            sub_id: grant.sub_id,
+            key_id: identity.key_id,
+            api_id: route.api_id,
+            now_us,
+            rate: grant.rate,
+            burst: grant.burst,
+            quota: grant.quota,
+            period,
+            seed_used: if grant.seed_period_start == period.start { grant.seed_used } else { 0 },
+        };
+        let decision = match inner.counters.admit(&admission).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "counter store unavailable; failing closed");
+                let mut r = Problem::Unavailable.response();
+                r.headers_mut().insert(header::RETRY_AFTER, header_str("1"));
+                return r;
+            }
+        };
+        let policy = decision.limits.policy();
+        let remaining = decision.limits.remaining();
+        match decision.verdict {
+            Verdict::Admitted => {}
+            Verdict::RateLimited { retry_after } | Verdict::QuotaExceeded { retry_after } => {
+                let problem = if matches!(decision.verdict, Verdict::RateLimited { .. }) { Problem::RateLimited } else { Problem::QuotaExceeded };
+                let mut r = problem.response_with(&format!(",\"retry_after\":{retry_after}"));
+                let h = r.headers_mut();
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                h.insert("ratelimit-policy", policy);
+                h.insert("ratelimit", remaining);
+                return r;
+            }
+        }
+        if now - identity.last_touch.load(Ordering::Relaxed) >= 60 {
+            identity.last_touch.store(now, Ordering::Relaxed);
+            inner.touches.lock().unwrap_or_else(|p| p.into_inner()).insert(identity.key_id, now);
+        }
+
+        // 4. Proxy.
+        let Some(target) = route.pick() else {
+            return Problem::BadGateway.response();
+        };
+        let (mut parts, body) = req.into_parts();
+        let path = &parts.uri.path()[route.prefix.len()..];
+        let path = if path.is_empty() || path.starts_with('?') { "/" } else { path };
+        let query = match (parts.uri.query(), source) {
+            (Some(q), auth::CredentialSource::Query) => {
+                let kept: Vec<&str> = q.split('&').filter(|p| !p.starts_with("api_key=")).collect();
+                if kept.is_empty() { None } else { Some(kept.join("&")) }
+            }
+            (q, _) => q.map(str::to_owned),
+        };
+        let mut pq = String::with_capacity(target.base_path.len() + path.len() + 1 + query.as_ref().map_or(0, String::len));
+        pq.push_str(&target.base_path);
+        pq.push_str(path);
+        if let Some(q) = &query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let uri = match Uri::builder().scheme(target.scheme.clone()).authority(target.authority.clone()).path_and_query(pq).build() {
+            Ok(u) => u,
+            Err(_) => return Problem::NoRoute.response(),
+        };
+        let declared_len = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared_len.is_some_and(|n| n > inner.cfg.max_body_bytes) {
+            return Problem::BodyTooLarge.response();
+        }
+        let original_host = parts.headers.remove(header::HOST);
+        let h = &mut parts.headers;
+        proxy::strip_hop_by_hop(h);
+        proxy::strip_trusted(h);
+        match source {
+            auth::CredentialSource::Authorization => {
+                h.remove(header::AUTHORIZATION);
+            }
+            auth::CredentialSource::Header => {
+                h.remove("x-api-key");
+            }
+            auth::CredentialSource::Query => {}
+        }
+        h.insert("x-turnpike-consumer", identity.consumer_header.clone());
+        h.insert("x-turnpike-plan", grant.plan_header.clone());
+        h.insert("x-turnpike-api", route.api_header.clone());
+        h.insert("x-request-id", ctx.request_id.clone());
+        proxy::set_forwarded(h, &remote.ip().to_string(), original_host.as_ref());
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let limit = usize::try_from(inner.cfg.max_body_bytes).unwrap_or(usize::MAX);
+        let body = CountingBody::new(Limited::new(body, limit), bytes_in.clone()).boxed_unsync();
+        let upstream_req = Request::from_parts(parts, body);
+
+        let upstream_started = Instant::now();
+        let result = tokio::time::timeout(inner.cfg.response_timeout, inner.client.request(upstream_req)).await;
+        ctx.upstream_ms = Some(upstream_started.elapsed().as_millis());
+        let meter = |status: u16| Meter { counters: inner.counters.clone(), bucket: decision.bucket, status, started: ctx.started, bytes_in: bytes_in.clone() };
+        let mut resp = match result {
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                let (mut parts, body) = resp.into_parts();
+                proxy::strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, MeteredBody::new(body, meter(status)).boxed_unsync())
+            }
+            Ok(Err(e)) => {
+                let too_large = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<hyper::Error>())
+                    .and_then(std::error::Error::source)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                let p = if too_large { Problem::BodyTooLarge } else { Problem::BadGateway };
+                if !too_large {
+                    tracing::warn!(api = %route.slug, error = %e, "upstream request failed");
+                }
+                self.gateway_error(p, meter(p.status().as_u16()))
+            }
+            Err(_) => self.gateway_error(Problem::GatewayTimeout, meter(504)),
+        };
+        let h = resp.headers_mut();
+        h.insert("ratelimit-policy", policy);
+        h.insert("ratelimit", remaining);
+        resp
+    }
+
+    /// A 502/504/413 produced by the gateway after admission, still metered.
+    fn gateway_error(&self, p: Problem, meter: Meter) -> Response<BoxBody> {
+        let r = p.response();
+        let (parts, body) = r.into_parts();
+        Response::from_parts(parts, MeteredBody::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
+    }
+}
+
+fn status_class(s: u16) -> &'static str {
+    match s {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

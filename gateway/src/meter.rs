@@ -1,0 +1,81 @@
+//! The meter flusher: absolute counter values into the database, idempotently.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::Gateway;
+
+impl Gateway {
+    /// Write every recent bucket's absolute values to the database. Running it twice over the
+    /// same counters changes nothing; a crash between two flushes loses nothing that the counter
+    /// store still holds. Returns the number of rows written.
+    pub async fn flush(&self) -> Result<usize, String> {
+        let i = &self.inner;
+        let now = i.clock.now();
+        let rows = i.counters.snapshot(now).await.map_err(|e| e.to_string())?;
+        i.store.upsert_usage(i.counters.source(), &rows, now).await.map_err(|e| e.to_string())?;
+        let touches: Vec<(i64, i64)> = std::mem::take(&mut *i.touches.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        if let Err(e) = i.store.touch_keys(&touches).await {
+            tracing::warn!(error = %e, "could not record key last-use times");
+        }
+        i.counters.prune(now);
+        i.flushes.fetch_add(1, Ordering::Relaxed);
+        i.last_flush.store(now, Ordering::Relaxed);
+        metrics::gauge!("turnpike_meter_flush_rows").set(rows.len() as f64);
+        Ok(rows.len())
+    }
+
+    /// After a crash of every gateway, buckets of earlier hours may never have been flushed:
+    /// flush the last two days once at start (Redis mode; a no-op in process).
+    pub async fn recover(&self) -> Result<usize, String> {
+        let i = &self.inner;
+        let now = i.clock.now();
+        let rows = i.counters.snapshot_hours(now, 48).await.map_err(|e| e.to_string())?;
+        i.store.upsert_usage(i.counters.source(), &rows, now).await.map_err(|e| e.to_string())?;
+        Ok(rows.len())
+    }
+
+    /// Run the flusher and the change follower until `shutdown` turns true, then flush once
+    /// more.
+    pub fn spawn_workers(&self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let gw = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = gw.recover().await {
+                tracing::warn!(error = %e, "meter recovery failed; will retry with the regular flush");
+            }
+            let mut flush = tokio::time::interval(gw.inner.cfg.flush_interval);
+            let mut follow = tokio::time::interval(gw.inner.cfg.follow_interval);
+            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = flush.tick() => {
+                        if let Err(e) = gw.flush().await {
+                            tracing::warn!(error = %e, "meter flush failed; counters are kept and retried");
+                        }
+                    }
+                    _ = follow.tick() => {
+                        if let Err(e) = gw.follow().await {
+                            tracing::warn!(error = %e, "change follower failed");
+                        }
+                    }
+                    _ = shutdown.changed() => break,
+                }
+            }
+            for attempt in 1..=5 {
+                match gw.flush().await {
+                    Ok(n) => {
+                        tracing::info!(rows = n, "final meter flush done");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, attempt, "final meter flush failed");
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                }
+            }
+        })
+    }
+}

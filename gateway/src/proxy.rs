@@ -1,0 +1,240 @@
+//! The proxy phase: a pooled hyper client, header hygiene, and bodies streamed both ways with
+//! byte counting for the meter.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::counters::{BucketId, Counters, Outcome};
+
+/// Error type of every body the gateway handles.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The gateway's body type (request and response).
+pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+/// The upstream client.
+pub type UpstreamClient = Client<HttpConnector, BoxBody>;
+
+/// A pooled client with the configured connect timeout.
+pub fn client(connect_timeout: std::time::Duration) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    http.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .pool_max_idle_per_host(1024)
+        .build(http)
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones proxies must not forward.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Remove hop-by-hop headers, including those listed in `Connection`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed.iter().chain(HOP_BY_HOP.iter()) {
+        h.remove(n);
+    }
+    h.remove(header::UPGRADE);
+}
+
+/// Remove every client-sent `X-Turnpike-*` header: only the gateway may set them.
+pub fn strip_trusted(h: &mut HeaderMap) {
+    let names: Vec<HeaderName> = h.keys().filter(|k| k.as_str().starts_with("x-turnpike-")).cloned().collect();
+    for n in names {
+        h.remove(n);
+    }
+}
+
+/// Append the client to `X-Forwarded-For` and set the other forwarding headers.
+pub fn set_forwarded(h: &mut HeaderMap, client_ip: &str, host: Option<&HeaderValue>) {
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client_ip}"),
+        None => client_ip.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let host_str = host.and_then(|v| v.to_str().ok()).filter(|s| !s.contains(['"', ';', ',']));
+    if let Some(host) = host {
+        h.insert("x-forwarded-host", host.clone());
+    }
+    let ip = if client_ip.contains(':') { format!("\"[{client_ip}]\"") } else { client_ip.to_owned() };
+    let fwd = match host_str {
+        Some(hs) => format!("for={ip};proto=http;host=\"{hs}\""),
+        None => format!("for={ip};proto=http"),
+    };
+    if let Ok(v) = HeaderValue::from_str(&fwd) {
+        h.append(header::FORWARDED, v);
+    }
+}
+
+/// Counts request body bytes as they stream to the upstream.
+pub struct CountingBody<B> {
+    inner: B,
+    count: Arc<AtomicU64>,
+}
+
+impl<B> CountingBody<B> {
+    pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
+        CountingBody { inner, count }
+    }
+}
+
+impl<B> Body for CountingBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Recorded into the usage bucket when the response body ends or is dropped (client gone).
+pub struct Meter {
+    pub(crate) counters: Counters,
+    pub(crate) bucket: BucketId,
+    pub(crate) status: u16,
+    pub(crate) started: Instant,
+    pub(crate) bytes_in: Arc<AtomicU64>,
+}
+
+/// Streams the upstream response to the client and meters it at the end.
+pub struct MeteredBody<B> {
+    inner: B,
+    bytes_out: u64,
+    meter: Option<Meter>,
+}
+
+impl<B> MeteredBody<B> {
+    pub fn new(inner: B, meter: Meter) -> Self {
+        MeteredBody { inner, bytes_out: 0, meter: Some(meter) }
+    }
+    fn finish(&mut self) {
+        if let Some(m) = self.meter.take() {
+            let outcome = Outcome {
+                status: m.status,
+                bytes_in: m.bytes_in.load(Ordering::Relaxed),
+                bytes_out: self.bytes_out,
+                latency_ms: m.started.elapsed().as_millis() as u64,
+            };
+            m.counters.record(&m.bucket, &outcome);
+        }
+    }
+}
+
+impl<B> Drop for MeteredBody<B> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl<B> Body for MeteredBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.bytes_out += d.len() as u64;
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.finish();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                self.finish();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn trusted_headers_from_clients_are_dropped_and_forwarding_appended() {
+        let mut h = HeaderMap::new();
+        h.insert("x-turnpike-consumer", HeaderValue::from_static("admin"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        strip_trusted(&mut h);
+        set_forwarded(&mut h, "127.0.0.1", Some(&HeaderValue::from_static("gw.example")));
+        assert!(!h.contains_key("x-turnpike-consumer"));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h[header::FORWARDED], "for=127.0.0.1;proto=http;host=\"gw.example\"");
+    }
+}

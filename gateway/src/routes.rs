@@ -1,0 +1,166 @@
+//! The route table: compiled once from the published APIs and swapped atomically on change.
+
+use std::sync::Arc;
+
+use http::uri::{Authority, Scheme};
+use http::HeaderValue;
+use rand::Rng;
+use turnpike_store::{Api, Visibility};
+
+/// One upstream target, parsed once.
+#[derive(Debug)]
+pub struct Target {
+    pub(crate) scheme: Scheme,
+    pub(crate) authority: Authority,
+    /// Path prefix on the upstream, without a trailing slash.
+    pub(crate) base_path: String,
+    weight: u32,
+}
+
+/// A routable API.
+#[derive(Debug)]
+pub struct Route {
+    pub(crate) api_id: i64,
+    pub(crate) slug: Arc<str>,
+    /// Path prefix without a trailing slash ("" for the root).
+    pub(crate) prefix: String,
+    host: Option<String>,
+    pub(crate) allow_query_key: bool,
+    targets: Vec<Target>,
+    total_weight: u32,
+    pub(crate) api_header: HeaderValue,
+}
+
+impl Route {
+    /// A target chosen at random in proportion to the weights.
+    pub(crate) fn pick(&self) -> Option<&Target> {
+        if self.targets.len() <= 1 || self.total_weight == 0 {
+            return self.targets.first();
+        }
+        let mut n = rand::thread_rng().gen_range(0..self.total_weight);
+        for t in &self.targets {
+            if n < t.weight {
+                return Some(t);
+            }
+            n -= t.weight;
+        }
+        self.targets.last()
+    }
+}
+
+/// Every routable API, longest prefix first.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+}
+
+fn parse_target(url: &str, weight: u32) -> Option<Target> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme().cloned()?;
+    if scheme != Scheme::HTTP {
+        // hyper's client here speaks plain HTTP; TLS upstreams need a TLS connector.
+        return None;
+    }
+    Some(Target {
+        scheme,
+        authority: uri.authority()?.clone(),
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+        weight,
+    })
+}
+
+impl RouteTable {
+    /// Compile the table from APIs; drafts and APIs without a usable upstream are left out.
+    pub fn build(apis: &[Api]) -> RouteTable {
+        let mut routes: Vec<Arc<Route>> = apis
+            .iter()
+            .filter(|a| a.visibility != Visibility::Draft)
+            .filter_map(|a| {
+                let targets: Vec<Target> = a.upstreams.iter().filter_map(|u| parse_target(&u.url, u.weight)).collect();
+                if targets.is_empty() {
+                    tracing::warn!(api = %a.slug, "API has no usable upstream; not routed");
+                    return None;
+                }
+                Some(Arc::new(Route {
+                    api_id: a.id,
+                    slug: Arc::from(a.slug.as_str()),
+                    prefix: a.route_prefix.trim_end_matches('/').to_owned(),
+                    host: a.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                    allow_query_key: a.allow_query_key,
+                    total_weight: targets.iter().map(|t| t.weight).sum(),
+                    targets,
+                    api_header: HeaderValue::from_str(&a.slug).unwrap_or(HeaderValue::from_static("unknown")),
+                }))
+            })
+            .collect();
+        // Longest prefix first; host-specific routes before host-agnostic ones of equal length.
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then(b.host.is_some().cmp(&a.host.is_some())));
+        RouteTable { routes }
+    }
+
+    /// The route for `host` and `path`, matching whole path segments.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        let host = host.map(|h| h.split(':').next().unwrap_or(h));
+        self.routes.iter().find(|r| {
+            let host_ok = match (&r.host, host) {
+                (None, _) => true,
+                (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+                (Some(_), None) => false,
+            };
+            host_ok
+                && path.starts_with(r.prefix.as_str())
+                && matches!(path.as_bytes().get(r.prefix.len()), None | Some(b'/') | Some(b'?'))
+        })
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnpike_store::Upstream;
+
+    fn api(id: i64, prefix: &str, host: Option<&str>, vis: Visibility) -> Api {
+        Api {
+            id,
+            slug: format!("api{id}"),
+            name: String::new(),
+            description: String::new(),
+            route_prefix: prefix.into(),
+            host: host.map(Into::into),
+            upstreams: vec![Upstream { url: "http://127.0.0.1:9/base/".into(), weight: 1 }],
+            openapi: None,
+            visibility: vis,
+            allow_query_key: false,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn longest_whole_segment_prefix_wins() {
+        let t = RouteTable::build(&[
+            api(1, "/pay", None, Visibility::Public),
+            api(2, "/pay/v2", None, Visibility::Public),
+            api(3, "/draft", None, Visibility::Draft),
+            api(4, "/pay", Some("eu.example.com"), Visibility::Private),
+        ]);
+        assert_eq!(t.len(), 3);
+        let id = |h: Option<&str>, p: &str| t.find(h, p).map(|r| r.api_id);
+        assert_eq!(id(None, "/pay/v2/x"), Some(2));
+        assert_eq!(id(None, "/pay/v1"), Some(1));
+        assert_eq!(id(None, "/pay"), Some(1));
+        assert_eq!(id(None, "/payments"), None);
+        assert_eq!(id(None, "/draft/x"), None);
+        assert_eq!(id(Some("EU.example.com:8000"), "/pay/x"), Some(4));
+        assert_eq!(t.find(None, "/pay/x").unwrap().pick().unwrap().base_path, "/base");
+    }
+}

@@ -1,0 +1,3 @@
+//! Counter-store tests: the limiter step on each backend, exactly.
+
+mod counters;

@@ -1,0 +1,211 @@
+//! Per-request context for pages: who is logged in, the CSRF token for forms, and the flash
+//! messages to show once. Everything kept in the session is read and written here only.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+use turnpike_store::{Account, AccountStatus, Role};
+
+use crate::error::{PortalError, PortalResult};
+use crate::PortalState;
+
+const ACCOUNT_ID: &str = "account_id";
+const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
+
+/// How a flash message is styled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlashKind {
+    /// Something worked.
+    Success,
+    /// Something did not.
+    Error,
+}
+
+/// A message shown once, on the next page rendered for this session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flash {
+    /// Style.
+    pub kind: FlashKind,
+    /// Text (escaped when rendered).
+    pub text: String,
+}
+
+impl Flash {
+    /// CSS class suffix.
+    pub fn class(&self) -> &'static str {
+        match self.kind {
+            FlashKind::Success => "success",
+            FlashKind::Error => "error",
+        }
+    }
+}
+
+/// What the base layout needs on every page.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    /// The logged-in developer's email.
+    pub user_email: Option<String>,
+    /// CSRF token for the forms on the page (the logout button at least, when logged in).
+    pub csrf: String,
+    /// Messages to show once.
+    pub flashes: Vec<Flash>,
+    /// Whether the nav shows the account links; off on error pages rendered without a session.
+    pub show_account_nav: bool,
+    /// Cache-busting version of the static assets.
+    pub asset_version: &'static str,
+}
+
+impl Chrome {
+    /// Chrome for pages rendered outside a session (error pages from deep inside a handler).
+    pub fn minimal() -> Chrome {
+        Chrome {
+            asset_version: crate::assets::version(),
+            ..Chrome::default()
+        }
+    }
+}
+
+/// The page context extractor.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The session.
+    pub session: Session,
+    /// The logged-in, active account.
+    pub account: Option<Account>,
+    csrf: Option<String>,
+}
+
+impl FromRequestParts<PortalState> for Ctx {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &PortalState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(status, msg): (StatusCode, &str)| (status, msg).into_response())?;
+        Ctx::load(session, state)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+impl Ctx {
+    async fn load(session: Session, state: &PortalState) -> PortalResult<Ctx> {
+        let mut account = None;
+        if let Some(id) = session.get::<i64>(ACCOUNT_ID).await? {
+            match state.store.get_account(id).await {
+                // A suspended account's open sessions stop working at once.
+                Ok(a) if a.status == AccountStatus::Active => account = Some(a),
+                Ok(_) | Err(turnpike_store::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let csrf = session.get::<String>(CSRF).await?;
+        let mut ctx = Ctx {
+            session,
+            account,
+            csrf,
+        };
+        if ctx.account.is_some() {
+            // The layout's logout button is a form: logged-in pages always need a token.
+            ctx.ensure_csrf().await?;
+        }
+        Ok(ctx)
+    }
+
+    /// The logged-in account, or a redirect to the login page.
+    pub fn require_account(&self) -> PortalResult<&Account> {
+        self.account.as_ref().ok_or(PortalError::LoginRequired)
+    }
+
+    /// Whether the visitor is a logged-in admin.
+    pub fn is_admin(&self) -> bool {
+        self.account.as_ref().is_some_and(|a| a.role == Role::Admin)
+    }
+
+    /// The session's CSRF token, created (and the session started) if there is none yet. Call
+    /// this before rendering any page with a form.
+    pub async fn ensure_csrf(&mut self) -> PortalResult<String> {
+        if let Some(t) = &self.csrf {
+            return Ok(t.clone());
+        }
+        let token = new_token();
+        self.session.insert(CSRF, &token).await?;
+        self.csrf = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Log `account_id` in: a new session id (no fixation) and a new CSRF token.
+    pub async fn log_in(&mut self, account: Account) -> PortalResult<()> {
+        self.session.cycle_id().await?;
+        self.session.insert(ACCOUNT_ID, account.id).await?;
+        let token = new_token();
+        self.session.insert(CSRF, &token).await?;
+        self.csrf = Some(token);
+        self.account = Some(account);
+        Ok(())
+    }
+
+    /// End the session: delete it from the store and clear the cookie.
+    pub async fn log_out(&mut self) -> PortalResult<()> {
+        self.session.flush().await?;
+        self.account = None;
+        self.csrf = None;
+        Ok(())
+    }
+
+    /// Queue a message for the next page.
+    pub async fn flash(&self, kind: FlashKind, text: impl Into<String>) -> PortalResult<()> {
+        let mut all = self
+            .session
+            .get::<Vec<Flash>>(FLASH)
+            .await?
+            .unwrap_or_default();
+        all.push(Flash {
+            kind,
+            text: text.into(),
+        });
+        self.session.insert(FLASH, all).await?;
+        Ok(())
+    }
+
+    /// The layout data for a page rendered now; takes the pending flash messages, so call it
+    /// only for a page that will be shown. Pages with forms call
+    /// [`ensure_csrf`](Self::ensure_csrf) first; logged-in sessions always have a token.
+    pub async fn chrome(&self) -> PortalResult<Chrome> {
+        // Only touch the flash key when there is one: removing marks the session modified.
+        let flashes = match self.session.get::<Vec<Flash>>(FLASH).await? {
+            Some(f) => {
+                self.session.remove::<Vec<Flash>>(FLASH).await?;
+                f
+            }
+            None => Vec::new(),
+        };
+        Ok(Chrome {
+            user_email: self.account.as_ref().map(|a| a.email.clone()),
+            csrf: self.csrf.clone().unwrap_or_default(),
+            flashes,
+            show_account_nav: true,
+            asset_version: crate::assets::version(),
+        })
+    }
+}
+
+/// The CSRF token kept in `session`, if any; for the CSRF guard.
+pub(crate) async fn session_csrf(session: &Session) -> Option<String> {
+    session.get::<String>(CSRF).await.ok().flatten()
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

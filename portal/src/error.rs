@@ -1,0 +1,52 @@
+//! The portal's one error type. What the visitor sees (a friendly page with a status) is kept
+//! apart from what is logged (the internal cause, at `error` level, never shown).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use turnpike_store::StoreError;
+
+use crate::pages::errors::ErrorPage;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    /// No such page, or a resource the visitor does not own (never 403: that would leak that it
+    /// exists).
+    #[error("not found")]
+    NotFound,
+    /// The page needs a logged-in developer: redirect to the login form.
+    #[error("login required")]
+    LoginRequired,
+    /// A state-changing request without a valid CSRF token or with a foreign `Origin`.
+    #[error("csrf check failed")]
+    Csrf,
+    /// The database failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The session store failed.
+    #[error("session: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+}
+
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        match self {
+            PortalError::NotFound => ErrorPage::not_found().into_response(),
+            PortalError::LoginRequired => Redirect::to("/login").into_response(),
+            PortalError::Csrf => ErrorPage::new(
+                StatusCode::FORBIDDEN,
+                "Your form expired, please retry",
+                "For your security, forms expire. Go back, reload the page and submit it again.",
+            )
+            .into_response(),
+            PortalError::Store(StoreError::NotFound) => ErrorPage::not_found().into_response(),
+            PortalError::Store(_) | PortalError::Session(_) => {
+                tracing::error!(error = %self, "request failed");
+                ErrorPage::internal().into_response()
+            }
+        }
+    }
+}
+
+/// Handler result.
+pub type PortalResult<T> = Result<T, PortalError>;

@@ -1,0 +1,116 @@
+//! The developer's dashboard: apps and this month's usage.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::ctx::{Chrome, Ctx};
+use crate::error::PortalResult;
+use crate::format::{count, month_start};
+use crate::PortalState;
+
+/// One app row on the dashboard.
+#[derive(Debug, Clone)]
+pub struct AppSummary {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Active keys.
+    pub active_keys: usize,
+    /// All keys.
+    pub keys: usize,
+    /// Calls this month, formatted.
+    pub calls: String,
+    /// Errors this month, formatted.
+    pub errors: String,
+}
+
+/// `GET /dashboard`.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    chrome: Chrome,
+    email: String,
+    apps: Vec<AppSummary>,
+    /// Raw number: an end-to-end test reads it.
+    calls_this_month: i64,
+    errors_this_month: String,
+    month_label: String,
+    /// The create-app form's value and error, when re-rendered.
+    new_app_name: String,
+    new_app_error: Option<String>,
+}
+
+impl DashboardPage {
+    /// Calls, formatted for humans next to the raw figure.
+    pub fn calls_formatted(&self) -> String {
+        count(self.calls_this_month)
+    }
+}
+
+/// `GET /dashboard`.
+pub async fn dashboard(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<DashboardPage> {
+    render(&state, &ctx, String::new(), None).await
+}
+
+/// The dashboard, optionally with the create-app form re-shown with an error.
+pub(crate) async fn render(
+    state: &PortalState,
+    ctx: &Ctx,
+    new_app_name: String,
+    new_app_error: Option<String>,
+) -> PortalResult<DashboardPage> {
+    let account = ctx.require_account()?;
+    let now = state.clock.now();
+    let from = month_start(now);
+    let usage = state.store.account_usage(account.id, from).await?;
+    let mut apps = Vec::new();
+    for app in state.store.list_apps(account.id).await? {
+        let keys = state.store.list_keys(app.id).await?;
+        let (calls, errors) = state
+            .store
+            .app_usage_by_key(app.id, from)
+            .await?
+            .iter()
+            .fold((0i64, 0i64), |(c, e), (_, a, x)| (c + a, e + x));
+        apps.push(AppSummary {
+            id: app.id,
+            name: app.name,
+            active_keys: keys
+                .iter()
+                .filter(|k| k.status == turnpike_store::KeyStatus::Active)
+                .count(),
+            keys: keys.len(),
+            calls: count(calls),
+            errors: count(errors),
+        });
+    }
+    let month_label = time::OffsetDateTime::from_unix_timestamp(now)
+        .map(|t| format!("{} {}", t.month(), t.year()))
+        .unwrap_or_default();
+    Ok(DashboardPage {
+        chrome: ctx.chrome().await?,
+        email: account.email.clone(),
+        apps,
+        calls_this_month: usage.admitted,
+        errors_this_month: count(usage.errors),
+        month_label,
+        new_app_name,
+        new_app_error,
+    })
+}
+
+/// The dashboard with a create-app error and a status.
+pub(crate) async fn render_with_error(
+    state: &PortalState,
+    ctx: &Ctx,
+    status: StatusCode,
+    name: String,
+    error: &str,
+) -> PortalResult<Response> {
+    let page = render(state, ctx, name, Some(error.to_owned())).await?;
+    Ok((status, page).into_response())
+}

@@ -1,0 +1,14 @@
+//! Page handlers, one module per area, each with its templates' structs.
+
+pub mod account;
+pub mod apps;
+pub mod catalog;
+pub mod dashboard;
+pub mod errors;
+
+use crate::error::{PortalError, PortalResult};
+
+/// A numeric id from the path; anything else is a 404, like an id that does not exist.
+pub(crate) fn parse_id(raw: &str) -> PortalResult<i64> {
+    raw.parse::<i64>().map_err(|_| PortalError::NotFound)
+}

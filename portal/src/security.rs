@@ -1,0 +1,138 @@
+//! Cross-cutting protections: the CSRF guard on every state-changing request and the security
+//! headers on every response.
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::header::{HeaderName, HOST, ORIGIN};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::Session;
+
+use crate::error::PortalError;
+
+/// Largest form body the portal reads. Its forms are a few short fields.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The only content the pages load: their own stylesheet, script and images.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; object-src 'none'";
+
+/// Refuse any non-GET/HEAD/OPTIONS request whose `Origin` is foreign or whose form lacks the
+/// session's CSRF token. Runs inside the session layer (it reads the session) and before any
+/// handler, so no handler can forget it.
+pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    if !same_origin(&req) {
+        return PortalError::Csrf.into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return PortalError::Csrf.into_response();
+    };
+    let Some(expected) = crate::ctx::session_csrf(&session).await else {
+        return PortalError::Csrf.into_response();
+    };
+    if !form_token_matches(&bytes, &expected) {
+        return PortalError::Csrf.into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// An absent `Origin` passes (older browsers, curl); a present one must name this host.
+fn same_origin(req: &Request) -> bool {
+    let Some(origin) = req.headers().get(ORIGIN) else {
+        return true;
+    };
+    let Some(host) = req.headers().get(HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    !authority.is_empty() && authority.eq_ignore_ascii_case(host)
+}
+
+fn form_token_matches(body: &Bytes, expected: &str) -> bool {
+    let presented = form_urlencoded::parse(body)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v);
+    match presented {
+        Some(p) if !expected.is_empty() => bool::from(p.as_bytes().ct_eq(expected.as_bytes())),
+        _ => false,
+    }
+}
+
+/// The security headers, as layers; each only set if the handler did not set it.
+pub fn header_layers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
+    [
+        header("x-content-type-options", "nosniff"),
+        header("x-frame-options", "DENY"),
+        header("referrer-policy", "same-origin"),
+        header("content-security-policy", CSP),
+    ]
+}
+
+fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(origin: Option<&str>, host: &str) -> Request {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/x")
+            .header(HOST, host);
+        if let Some(o) = origin {
+            b = b.header(ORIGIN, o);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        assert!(same_origin(&post(None, "portal.example.com")));
+        assert!(same_origin(&post(
+            Some("https://portal.example.com"),
+            "portal.example.com"
+        )));
+        assert!(same_origin(&post(
+            Some("http://127.0.0.1:8080"),
+            "127.0.0.1:8080"
+        )));
+        assert!(!same_origin(&post(
+            Some("https://evil.example"),
+            "portal.example.com"
+        )));
+        assert!(!same_origin(&post(Some("null"), "portal.example.com")));
+        assert!(!same_origin(&post(
+            Some("http://127.0.0.1:8081"),
+            "127.0.0.1:8080"
+        )));
+    }
+
+    #[test]
+    fn token_compare() {
+        let body = Bytes::from_static(b"name=a&csrf=abc123");
+        assert!(form_token_matches(&body, "abc123"));
+        assert!(!form_token_matches(&body, "abc124"));
+        assert!(!form_token_matches(
+            &Bytes::from_static(b"name=a"),
+            "abc123"
+        ));
+        assert!(!form_token_matches(&Bytes::from_static(b"csrf="), ""));
+    }
+}

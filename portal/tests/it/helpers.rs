@@ -1,0 +1,231 @@
+use std::sync::Arc;
+
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response, StatusCode};
+use turnpike_portal::{PortalConfig, PortalState};
+use turnpike_store::clock::ManualClock;
+use turnpike_store::{NewApi, NewPlan, Store, Upstream, Visibility};
+use turnpike_testkit::TestDb;
+
+/// 2026-05-28 20:26:40 UTC.
+pub const NOW: i64 = 1_780_000_000;
+pub const GATEWAY_URL: &str = "https://gw.example.test";
+pub const PUBLIC_URL: &str = "https://portal.example.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The portal, listening on 127.0.0.1:0.
+pub struct TestApp {
+    pub base: String,
+    pub store: Store,
+    /// Kept alive for the test: dropping it deletes the database.
+    _db: TestDb,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// One test per backend: `for app in each("name").await { … }`.
+pub async fn each(test: &str) -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for db in TestDb::each(test).await {
+        println!("backend: {}", db.backend());
+        apps.push(spawn(db).await);
+    }
+    apps
+}
+
+pub async fn spawn(db: TestDb) -> TestApp {
+    let store = db.store.clone();
+    let state = PortalState {
+        store: store.clone(),
+        clock: Arc::new(ManualClock::at(NOW)),
+        config: Arc::new(PortalConfig {
+            gateway_url: GATEWAY_URL.into(),
+            public_url: PUBLIC_URL.into(),
+            secure_cookies: false,
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, turnpike_portal::app(state))
+            .await
+            .expect("serve");
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        store,
+        _db: db,
+        server,
+    }
+}
+
+/// A browser: cookie jar on, redirects not followed (tests assert them).
+pub fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, client: &Client, path: &str) -> Response {
+        client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, client: &Client, path: &str, form: &[(&str, &str)]) -> Response {
+        client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// The CSRF token from the forms on `path`.
+    pub async fn csrf(&self, client: &Client, path: &str) -> String {
+        let html = self.get(client, path).await.text().await.unwrap();
+        csrf_from(&html)
+    }
+
+    /// Submit the signup form as a browser would.
+    pub async fn signup(&self, client: &Client, email: &str, password: &str) -> Response {
+        let csrf = self.csrf(client, "/signup").await;
+        self.post(
+            client,
+            "/signup",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    /// A logged-in browser for a new developer.
+    pub async fn developer(&self, email: &str) -> Client {
+        let client = browser();
+        let res = self.signup(&client, email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup of {email}");
+        client
+    }
+
+    /// Create an app through the dashboard form; returns its id.
+    pub async fn create_app(&self, client: &Client, name: &str) -> i64 {
+        let csrf = self.csrf(client, "/dashboard").await;
+        let res = self
+            .post(client, "/apps", &[("csrf", &csrf), ("name", name)])
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let loc = location(&res);
+        loc.strip_prefix("/apps/")
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("app location {loc}"))
+    }
+
+    /// Create a key through the app page; returns the page HTML.
+    pub async fn create_key(&self, client: &Client, app_id: i64, name: &str) -> Response {
+        let csrf = self.csrf(client, &format!("/apps/{app_id}")).await;
+        self.post(
+            client,
+            &format!("/apps/{app_id}/keys"),
+            &[("csrf", &csrf), ("name", name)],
+        )
+        .await
+    }
+}
+
+pub fn location(res: &Response) -> String {
+    res.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub fn csrf_from(html: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in:\n{html}"))
+        + marker.len();
+    let len = html[start..].find('"').expect("end of csrf value");
+    html[start..start + len].to_owned()
+}
+
+/// The text inside the element with `id`, up to the next tag.
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let open = html.find(&format!(r#"id="{id}""#))?;
+    let start = open + html[open..].find('>')? + 1;
+    let end = start + html[start..].find('<')?;
+    Some(html[start..end].to_owned())
+}
+
+/// A public API `slug` with a free default plan; returns (api id, plan id).
+pub async fn seed_api(store: &Store, slug: &str, name: &str, visibility: Visibility) -> (i64, i64) {
+    let api = store
+        .create_api(
+            &NewApi {
+                slug: slug.into(),
+                name: name.into(),
+                description: format!("{name} returns what you send."),
+                route_prefix: format!("/{slug}"),
+                host: None,
+                upstreams: vec![Upstream {
+                    url: "http://127.0.0.1:1".into(),
+                    weight: 1,
+                }],
+                openapi: Some(
+                    r#"{"openapi":"3.1.0","info":{"title":"x","version":"1"},"paths":{}}"#.into(),
+                ),
+                visibility,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    let plan = store
+        .create_plan(
+            api.id,
+            &NewPlan {
+                slug: "free".into(),
+                name: "Free".into(),
+                rate_per_second: 10,
+                burst: 20,
+                monthly_quota: Some(1000),
+                currency: "usd".into(),
+                flat_price_minor: 0,
+                unit_price_minor_per_1000: 0,
+                is_default: true,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    (api.id, plan.id)
+}
+
+/// HTML with askama's escapes undone, for asserting on visible text.
+pub fn unescape(html: &str) -> String {
+    [
+        ("&#34;", "\""),
+        ("&#39;", "'"),
+        ("&#60;", "<"),
+        ("&#62;", ">"),
+        ("&quot;", "\""),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&#38;", "&"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(html.to_owned(), |s, (from, to)| s.replace(from, to))
+}

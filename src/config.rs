@@ -1,0 +1,225 @@
+//! Configuration: optional `turnpike.toml`, then `TURNPIKE_*` environment variables, typed and
+//! validated at start. A bad value stops the process with a message that names the key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A secret string: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable.
+    Text,
+}
+
+/// Every setting, with its default. See the README's configuration reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite:…` (default `sqlite://turnpike.db`) or `postgres://…`.
+    pub database_url: Secret,
+    /// `redis://…` to share counters between gateways; unset for in-process counters.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Longest wait for Redis on the request path, milliseconds.
+    pub redis_timeout_ms: u64,
+    /// Portal listen address.
+    pub portal_addr: SocketAddr,
+    /// Gateway listen address.
+    pub gateway_addr: SocketAddr,
+    /// Metrics and health listen address.
+    pub metrics_addr: SocketAddr,
+    /// Public URL of the portal (links in emails); default `http://{portal_addr}`.
+    pub portal_url: Option<String>,
+    /// Public URL of the gateway (shown in the portal); default `http://{gateway_addr}`.
+    pub gateway_url: Option<String>,
+    /// Built-in demo upstream address ("echo" API), or unset to not run it.
+    pub demo_upstream_addr: Option<SocketAddr>,
+    /// Seed the demo API, free plan and first admin on an empty database.
+    pub seed_demo: bool,
+    /// Set the `Secure` flag and the `__Host-` prefix on the session cookie (behind TLS).
+    pub secure_cookies: bool,
+    /// Meter flush interval, milliseconds.
+    pub flush_interval_ms: u64,
+    /// Change-log poll interval, milliseconds.
+    pub follow_interval_ms: u64,
+    /// Upstream connect timeout, milliseconds.
+    pub upstream_connect_timeout_ms: u64,
+    /// Upstream response-header timeout, milliseconds.
+    pub upstream_timeout_ms: u64,
+    /// Largest request body, bytes.
+    pub max_body_bytes: u64,
+    /// One access-log line per gateway request.
+    pub access_log: bool,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Drain deadline on shutdown, milliseconds.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: Secret::from("sqlite://turnpike.db"),
+            redis_url: None,
+            redis_prefix: "tp".into(),
+            redis_timeout_ms: 250,
+            portal_addr: ([127, 0, 0, 1], 8080).into(),
+            gateway_addr: ([127, 0, 0, 1], 8000).into(),
+            metrics_addr: ([127, 0, 0, 1], 9090).into(),
+            portal_url: None,
+            gateway_url: None,
+            demo_upstream_addr: Some(([127, 0, 0, 1], 8001).into()),
+            seed_demo: true,
+            secure_cookies: false,
+            flush_interval_ms: 1000,
+            follow_interval_ms: 250,
+            upstream_connect_timeout_ms: 5_000,
+            upstream_timeout_ms: 30_000,
+            max_body_bytes: 10 * 1024 * 1024,
+            access_log: true,
+            log_format: LogFormat::Text,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Load `path` (if it exists) and the `TURNPIKE_*` environment, then validate.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if path.exists() {
+            fig = fig.merge(Toml::file(path));
+        }
+        // Only the keys Turnpike defines; TURNPIKE_CONFIG and TURNPIKE_LOG are not settings.
+        let env = Env::prefixed("TURNPIKE_").ignore(&["config", "log", "require_services", "test_postgres_url", "test_redis_url"]);
+        let cfg: Config = fig.merge(env).extract().map_err(|e| {
+            let key = e.path.join(".");
+            let key = if key.is_empty() { "(file)".to_owned() } else { key };
+            ConfigError(format!("key `{key}` (file {} or TURNPIKE_{}): {}", path.display(), key.to_uppercase(), e.kind))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError("key `database_url`: expected sqlite:… or postgres://…".into()));
+        }
+        if let Some(r) = &self.redis_url {
+            if !(r.expose().starts_with("redis://") || r.expose().starts_with("rediss://")) {
+                return Err(ConfigError("key `redis_url`: expected redis://… or rediss://…".into()));
+            }
+        }
+        for (key, v) in [
+            ("flush_interval_ms", self.flush_interval_ms),
+            ("follow_interval_ms", self.follow_interval_ms),
+            ("redis_timeout_ms", self.redis_timeout_ms),
+            ("upstream_connect_timeout_ms", self.upstream_connect_timeout_ms),
+            ("upstream_timeout_ms", self.upstream_timeout_ms),
+            ("max_body_bytes", self.max_body_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError(format!("key `{key}`: must be greater than 0")));
+            }
+        }
+        for (key, u) in [("portal_url", &self.portal_url), ("gateway_url", &self.gateway_url)] {
+            if let Some(u) = u {
+                if url::Url::parse(u).map(|p| !matches!(p.scheme(), "http" | "https")).unwrap_or(true) {
+                    return Err(ConfigError(format!("key `{key}`: expected an http(s) URL, got {u:?}")));
+                }
+            }
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
+            return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
+        }
+        Ok(())
+    }
+
+    /// Gateway settings derived from this configuration.
+    pub fn gateway(&self, portal_url: &str) -> turnpike_gateway::GatewayConfig {
+        turnpike_gateway::GatewayConfig {
+            portal_url: portal_url.to_owned(),
+            connect_timeout: Duration::from_millis(self.upstream_connect_timeout_ms),
+            response_timeout: Duration::from_millis(self.upstream_timeout_ms),
+            max_body_bytes: self.max_body_bytes,
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            follow_interval: Duration::from_millis(self.follow_interval_ms),
+            access_log: self.access_log,
+            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let cfg = Config { database_url: Secret::from("postgres://u:hunter2@db/x"), ..Config::default() };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cfg = Config { database_url: Secret::from("mysql://x"), ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("database_url"));
+        let cfg = Config { flush_interval_ms: 0, ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("flush_interval_ms"));
+        let cfg = Config { gateway_url: Some("ftp://x".into()), ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("gateway_url"));
+    }
+
+    #[test]
+    fn file_values_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("turnpike.toml");
+        std::fs::write(&p, "portal_addr = \"not an address\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("portal_addr"), "{e}");
+        std::fs::write(&p, "gateway_addr = \"127.0.0.1:18000\"\nredis_prefix = \"x\"\n").unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.gateway_addr.port(), 18000);
+    }
+}

@@ -1,0 +1,244 @@
+//! The `turnpike` binary's library: configuration, wiring of the roles, first-start seeding and
+//! the operational endpoints. `main.rs` only parses the command line and calls into this.
+
+pub mod config;
+pub mod echo;
+mod mailer;
+mod ops;
+pub mod seed;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use turnpike_gateway::{Counters, Gateway, LocalCounters, RedisCounters};
+use turnpike_store::clock::SharedClock;
+use turnpike_store::Store;
+
+pub use config::Config;
+
+/// Which parts of Turnpike this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Portal, gateway and background workers in one process (the default).
+    Serve,
+    /// Only the gateway (and its meter flusher).
+    Gateway,
+    /// Only the portal.
+    Portal,
+    /// Only the background workers (mailer, housekeeping).
+    Worker,
+}
+
+impl Role {
+    fn gateway(self) -> bool {
+        matches!(self, Role::Serve | Role::Gateway)
+    }
+    fn portal(self) -> bool {
+        matches!(self, Role::Serve | Role::Portal)
+    }
+    fn workers(self) -> bool {
+        matches!(self, Role::Serve | Role::Worker)
+    }
+}
+
+/// A built, bound, not yet running Turnpike process.
+pub struct App {
+    /// The database.
+    pub store: Store,
+    /// The gateway, when this role runs one.
+    pub gateway: Option<Gateway>,
+    /// Bound portal address.
+    pub portal_addr: Option<SocketAddr>,
+    /// Bound gateway address.
+    pub gateway_addr: Option<SocketAddr>,
+    /// Bound metrics/health address.
+    pub metrics_addr: SocketAddr,
+    /// Public portal URL.
+    pub portal_url: String,
+    /// Public gateway URL.
+    pub gateway_url: String,
+    /// What first-start seeding created, if it ran.
+    pub seeded: Option<seed::Seeded>,
+    portal_listener: Option<TcpListener>,
+    gateway_listener: Option<TcpListener>,
+    metrics_listener: TcpListener,
+    clock: SharedClock,
+    config: Config,
+    role: Role,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("role", &self.role).field("portal", &self.portal_addr).field("gateway", &self.gateway_addr).finish()
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what} (set {what}_addr)"))
+}
+
+/// Connect to the database named by the configuration and apply migrations.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(cfg.database_url.expose()).await.context("cannot open the database (database_url)")?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+impl App {
+    /// Open the database, migrate, seed an empty one, bind every listener of `role`.
+    pub async fn build(config: Config, role: Role, clock: SharedClock) -> anyhow::Result<App> {
+        let store = open_store(&config).await?;
+        let metrics_listener = bind(config.metrics_addr, "metrics").await?;
+        let portal_listener = if role.portal() { Some(bind(config.portal_addr, "portal").await?) } else { None };
+        let gateway_listener = if role.gateway() { Some(bind(config.gateway_addr, "gateway").await?) } else { None };
+        let portal_addr = portal_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let gateway_addr = gateway_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let portal_url = config.portal_url.clone().unwrap_or_else(|| format!("http://{}", portal_addr.unwrap_or(config.portal_addr)));
+        let gateway_url = config.gateway_url.clone().unwrap_or_else(|| format!("http://{}", gateway_addr.unwrap_or(config.gateway_addr)));
+
+        let mut seeded = None;
+        if role == Role::Serve && config.seed_demo {
+            let echo_url = match config.demo_upstream_addr {
+                Some(addr) => {
+                    let l = bind(addr, "demo_upstream").await?;
+                    let url = format!("http://{}", l.local_addr()?);
+                    tokio::spawn(echo::serve(l));
+                    Some(url)
+                }
+                None => None,
+            };
+            seeded = seed::seed_if_empty(&store, echo_url.as_deref(), clock.now()).await?;
+        }
+
+        let gateway = if role.gateway() {
+            let counters = match &config.redis_url {
+                Some(url) => Counters::Redis(Arc::new(
+                    RedisCounters::connect(url.expose(), &config.redis_prefix, Duration::from_millis(config.redis_timeout_ms))
+                        .await
+                        .context("cannot connect to Redis (redis_url)")?,
+                )),
+                None => Counters::Local(Arc::new(LocalCounters::new(format!("proc-{:016x}", rand::random::<u64>())))),
+            };
+            Some(Gateway::new(config.gateway(&portal_url), store.clone(), counters, clock.clone()).await?)
+        } else {
+            None
+        };
+
+        Ok(App {
+            store,
+            gateway,
+            portal_addr,
+            gateway_addr,
+            metrics_addr: metrics_listener.local_addr()?,
+            portal_url,
+            gateway_url,
+            seeded,
+            portal_listener,
+            gateway_listener,
+            metrics_listener,
+            clock,
+            config,
+            role,
+        })
+    }
+
+    /// Run until `shutdown` resolves; then stop accepting, drain, flush the meter and return.
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+
+        let ops_state = ops::OpsState { store: self.store.clone(), gateway: self.gateway.clone() };
+        let mut rx = stop_rx.clone();
+        let metrics_listener = self.metrics_listener;
+        tasks.spawn(async move {
+            let _ = axum::serve(metrics_listener, ops::router(ops_state))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+
+        if let (Some(listener), true) = (self.portal_listener, self.role.portal()) {
+            let state = turnpike_portal::PortalState {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                config: Arc::new(turnpike_portal::PortalConfig {
+                    gateway_url: self.gateway_url.clone(),
+                    public_url: self.portal_url.clone(),
+                    secure_cookies: self.config.secure_cookies,
+                }),
+            };
+            let mut rx = stop_rx.clone();
+            tasks.spawn(async move {
+                let app = turnpike_portal::app(state).into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await
+                {
+                    tracing::error!(error = %e, "portal stopped");
+                }
+            });
+        }
+
+        let mut gateway_workers = None;
+        if let (Some(gw), Some(listener)) = (self.gateway.clone(), self.gateway_listener) {
+            gateway_workers = Some(gw.spawn_workers(stop_rx.clone()));
+            let mut rx = stop_rx.clone();
+            tasks.spawn(async move {
+                let _ = gw
+                    .serve(listener, async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await;
+            });
+        }
+
+        if self.role.workers() {
+            tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), stop_rx.clone()));
+        }
+
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        // The final meter flush runs after the listeners have drained.
+        if let Some(w) = gateway_workers {
+            let _ = w.await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (not when the
+/// future is first polled), so a signal that arrives right after "ready" is not lost.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {},
+                        _ = i.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

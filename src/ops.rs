@@ -1,0 +1,66 @@
+//! The operational listener: `/healthz`, `/readyz`, `/metrics`. Never on a public port.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use turnpike_gateway::Gateway;
+use turnpike_store::Store;
+
+#[derive(Clone)]
+pub(crate) struct OpsState {
+    pub(crate) store: Store,
+    pub(crate) gateway: Option<Gateway>,
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in a test binary).
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub(crate) fn router(state: OpsState) -> Router {
+    let _ = prometheus();
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
+    let result = match &s.gateway {
+        Some(gw) => gw.ready().await,
+        None => s.store.ping().await.map_err(|e| format!("database: {e}")),
+    };
+    match result {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
+    }
+}
+
+async fn metrics_text(State(s): State<OpsState>) -> impl IntoResponse {
+    let mut out = prometheus().render();
+    if let Some(gw) = &s.gateway {
+        let st = gw.stats();
+        let lag = turnpike_store::clock::Clock::now(&turnpike_store::clock::SystemClock) - st.last_flush;
+        out.push_str(&format!(
+            "# TYPE turnpike_key_cache_lookups_total counter\nturnpike_key_cache_lookups_total {}\n\
+             # TYPE turnpike_key_cache_hits_total counter\nturnpike_key_cache_hits_total {}\n\
+             # TYPE turnpike_refused_without_lookup_total counter\nturnpike_refused_without_lookup_total {}\n\
+             # TYPE turnpike_meter_flushes_total counter\nturnpike_meter_flushes_total {}\n\
+             # TYPE turnpike_meter_flush_lag_seconds gauge\nturnpike_meter_flush_lag_seconds {}\n",
+            st.key_lookups, st.key_cache_hits, st.refused_without_lookup, st.flushes, if st.last_flush == 0 { -1 } else { lag }
+        ));
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,41 @@
+// Turnpike portal: progressive enhancements only. Every page works without this script.
+(function () {
+  "use strict";
+
+  // Copy buttons: <button data-copy="element-id" hidden>. Shown only when the clipboard API exists.
+  function setupCopy(button) {
+    var target = document.getElementById(button.getAttribute("data-copy"));
+    if (!target || !navigator.clipboard) return;
+    var label = button.textContent;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(target.textContent).then(function () {
+        button.textContent = "Copied";
+        button.classList.add("is-copied");
+        setTimeout(function () {
+          button.textContent = label;
+          button.classList.remove("is-copied");
+        }, 2000);
+      }, function () {
+        // Clipboard refused (permissions): select the text so Ctrl/Cmd+C works.
+        var range = document.createRange();
+        range.selectNodeContents(target);
+        var sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+      });
+    });
+  }
+
+  // Destructive forms: <form data-confirm="Are you sure?">.
+  function setupConfirm(form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-copy]").forEach(setupCopy);
+    document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
+  });
+})();
