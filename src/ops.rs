@@ -59,7 +59,11 @@ async fn metrics_text(State(s): State<OpsState>) -> impl IntoResponse {
              # TYPE turnpike_refused_without_lookup_total counter\nturnpike_refused_without_lookup_total {}\n\
              # TYPE turnpike_meter_flushes_total counter\nturnpike_meter_flushes_total {}\n\
              # TYPE turnpike_meter_flush_lag_seconds gauge\nturnpike_meter_flush_lag_seconds {}\n",
-            st.key_lookups, st.key_cache_hits, st.refused_without_lookup, st.flushes, if st.last_flush == 0 { -1 } else { lag }
+            st.key_lookups,
+            st.key_cache_hits,
+            st.refused_without_lookup,
+            st.flushes,
+            if st.last_flush == 0 { -1 } else { lag }
         ));
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)

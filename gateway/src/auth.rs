@@ -136,7 +136,8 @@ async fn load(store: &Store, hash: &KeyHash, now: i64) -> Result<Option<Arc<Iden
     let mut grants = Vec::new();
     for e in store.entitlements(k.app_id).await? {
         let period = monthly_period(e.billing_anchor, now);
-        let seed_used = if e.monthly_quota.is_some() { store.subscription_usage(e.subscription_id, period.start, period.end).await? } else { 0 };
+        let seed_used =
+            if e.monthly_quota.is_some() { store.subscription_usage(e.subscription_id, period.start, period.end).await? } else { 0 };
         grants.push(Grant {
             api_id: e.api_id,
             sub_id: e.subscription_id,

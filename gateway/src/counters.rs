@@ -43,7 +43,12 @@ pub struct Admission {
 
 impl Admission {
     fn bucket(&self) -> BucketId {
-        BucketId { sub_id: self.sub_id, key_id: self.key_id, api_id: self.api_id, hour: turnpike_store::clock::hour_start(self.now_us / 1_000_000) }
+        BucketId {
+            sub_id: self.sub_id,
+            key_id: self.key_id,
+            api_id: self.api_id,
+            hour: turnpike_store::clock::hour_start(self.now_us / 1_000_000),
+        }
     }
     fn emission_us(&self) -> i64 {
         (1_000_000 / self.rate.max(1)).max(1)
@@ -314,7 +319,11 @@ impl RedisCounters {
         tokio::time::timeout(timeout * 4, redis::cmd("SCRIPT").arg("LOAD").arg(ADMIT_LUA).query_async::<String>(&mut c))
             .await
             .map_err(|_| CounterError::Timeout)??;
-        Ok(RedisCounters { conn, prefix: prefix.to_owned(), timeout, script: redis::Script::new(ADMIT_LUA),
+        Ok(RedisCounters {
+            conn,
+            prefix: prefix.to_owned(),
+            timeout,
+            script: redis::Script::new(ADMIT_LUA),
             pending: DashMap::new(),
             touched_hours: Mutex::new(std::collections::BTreeSet::new()),
             last_hour: AtomicI64::new(i64::MIN),
@@ -408,7 +417,15 @@ impl RedisCounters {
             for (id, b) in &pending {
                 let key = self.bucket_key(id);
                 let row = b.row(id);
-                for (field, v) in FIELDS[1..].iter().zip([row.status_2xx, row.status_3xx, row.status_4xx, row.status_5xx, row.bytes_in, row.bytes_out, row.latency_ms_sum]) {
+                for (field, v) in FIELDS[1..].iter().zip([
+                    row.status_2xx,
+                    row.status_3xx,
+                    row.status_4xx,
+                    row.status_5xx,
+                    row.bytes_in,
+                    row.bytes_out,
+                    row.latency_ms_sum,
+                ]) {
                     if v != 0 {
                         pipe.cmd("HINCRBY").arg(&key).arg(*field).arg(v).ignore();
                     }
@@ -419,9 +436,10 @@ impl RedisCounters {
         }
         let mut rows = Vec::new();
         for hour in hours {
-            let members: Vec<String> = tokio::time::timeout(self.timeout, redis::cmd("SMEMBERS").arg(self.dirty_key(*hour)).query_async(&mut conn))
-                .await
-                .map_err(|_| CounterError::Timeout)??;
+            let members: Vec<String> =
+                tokio::time::timeout(self.timeout, redis::cmd("SMEMBERS").arg(self.dirty_key(*hour)).query_async(&mut conn))
+                    .await
+                    .map_err(|_| CounterError::Timeout)??;
             let ids: Vec<BucketId> = members
                 .iter()
                 .filter_map(|m| {
@@ -434,9 +452,8 @@ impl RedisCounters {
                 for id in chunk {
                     pipe.cmd("HMGET").arg(self.bucket_key(id)).arg(&FIELDS[..]);
                 }
-                let vals: Vec<Vec<Option<i64>>> = tokio::time::timeout(self.timeout * 4, pipe.query_async(&mut conn))
-                    .await
-                    .map_err(|_| CounterError::Timeout)??;
+                let vals: Vec<Vec<Option<i64>>> =
+                    tokio::time::timeout(self.timeout * 4, pipe.query_async(&mut conn)).await.map_err(|_| CounterError::Timeout)??;
                 for (id, v) in chunk.iter().zip(vals) {
                     let g = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
                     if g(0) == 0 {

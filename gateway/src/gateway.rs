@@ -143,11 +143,7 @@ impl Gateway {
     /// drain in-flight requests up to the configured deadline.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.inner.cfg.header_read_timeout)
-            .max_buf_size(64 * 1024);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(self.inner.cfg.header_read_timeout).max_buf_size(64 * 1024);
         builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
@@ -189,12 +185,7 @@ impl Gateway {
     pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<BoxBody> {
         let mut ctx = Ctx {
             started: Instant::now(),
-            request_id: req
-                .headers()
-                .get("x-request-id")
-                .filter(|v| v.len() <= 128)
-                .cloned()
-                .unwrap_or_else(new_request_id),
+            request_id: req.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(new_request_id),
             api: None,
             key_prefix: None,
             upstream_ms: None,
@@ -287,7 +278,8 @@ impl Gateway {
         match decision.verdict {
             Verdict::Admitted => {}
             Verdict::RateLimited { retry_after } | Verdict::QuotaExceeded { retry_after } => {
-                let problem = if matches!(decision.verdict, Verdict::RateLimited { .. }) { Problem::RateLimited } else { Problem::QuotaExceeded };
+                let problem =
+                    if matches!(decision.verdict, Verdict::RateLimited { .. }) { Problem::RateLimited } else { Problem::QuotaExceeded };
                 let mut r = problem.response_with(&format!(",\"retry_after\":{retry_after}"));
                 let h = r.headers_mut();
                 h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -311,7 +303,11 @@ impl Gateway {
         let query = match (parts.uri.query(), source) {
             (Some(q), auth::CredentialSource::Query) => {
                 let kept: Vec<&str> = q.split('&').filter(|p| !p.starts_with("api_key=")).collect();
-                if kept.is_empty() { None } else { Some(kept.join("&")) }
+                if kept.is_empty() {
+                    None
+                } else {
+                    Some(kept.join("&"))
+                }
             }
             (q, _) => q.map(str::to_owned),
         };
@@ -359,7 +355,13 @@ impl Gateway {
         let upstream_started = Instant::now();
         let result = tokio::time::timeout(inner.cfg.response_timeout, inner.client.request(upstream_req)).await;
         ctx.upstream_ms = Some(upstream_started.elapsed().as_millis());
-        let meter = |status: u16| Meter { counters: inner.counters.clone(), bucket: decision.bucket, status, started: ctx.started, bytes_in: bytes_in.clone() };
+        let meter = |status: u16| Meter {
+            counters: inner.counters.clone(),
+            bucket: decision.bucket,
+            status,
+            started: ctx.started,
+            bytes_in: bytes_in.clone(),
+        };
         let mut resp = match result {
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();

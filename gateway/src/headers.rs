@@ -54,7 +54,16 @@ mod tests {
 
     #[test]
     fn formats_structured_field_lists() {
-        let s = LimitState { burst: 20, burst_window: 2, burst_remaining: 19, burst_reset: 0, quota: Some(1000), quota_window: 2_678_400, quota_remaining: 999, quota_reset: 100 };
+        let s = LimitState {
+            burst: 20,
+            burst_window: 2,
+            burst_remaining: 19,
+            burst_reset: 0,
+            quota: Some(1000),
+            quota_window: 2_678_400,
+            quota_remaining: 999,
+            quota_reset: 100,
+        };
         assert_eq!(s.policy(), "\"burst\";q=20;w=2, \"quota\";q=1000;w=2678400");
         assert_eq!(s.remaining(), "\"burst\";r=19;t=0, \"quota\";r=999;t=100");
         let unlimited = LimitState { quota: None, ..s };

@@ -91,7 +91,9 @@ impl Problem {
             Problem::NoRoute => "Check the URL against the API catalog in the developer portal.",
             Problem::MissingKey => "Send your key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
             Problem::InvalidKey => "Check that the key was copied completely; keys look like tp_live_…",
-            Problem::KeyDisabled => "The key was revoked or has expired, or the account is suspended. Create a new key in the developer portal.",
+            Problem::KeyDisabled => {
+                "The key was revoked or has expired, or the account is suspended. Create a new key in the developer portal."
+            }
             Problem::NotSubscribed => "Subscribe the key's app to a plan of this API in the developer portal.",
             Problem::PaymentRequired => "The subscription has an unpaid invoice. Pay it on the billing page to resume.",
             Problem::RateLimited => "Slow down: retry after the number of seconds in Retry-After.",

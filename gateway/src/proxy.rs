@@ -29,10 +29,7 @@ pub fn client(connect_timeout: std::time::Duration) -> UpstreamClient {
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     http.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .pool_max_idle_per_host(1024)
-        .build(http)
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(std::time::Duration::from_secs(60)).pool_max_idle_per_host(1024).build(http)
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones proxies must not forward.

@@ -61,12 +61,7 @@ fn parse_target(url: &str, weight: u32) -> Option<Target> {
         // hyper's client here speaks plain HTTP; TLS upstreams need a TLS connector.
         return None;
     }
-    Some(Target {
-        scheme,
-        authority: uri.authority()?.clone(),
-        base_path: uri.path().trim_end_matches('/').to_owned(),
-        weight,
-    })
+    Some(Target { scheme, authority: uri.authority()?.clone(), base_path: uri.path().trim_end_matches('/').to_owned(), weight })
 }
 
 impl RouteTable {
@@ -107,9 +102,7 @@ impl RouteTable {
                 (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
                 (Some(_), None) => false,
             };
-            host_ok
-                && path.starts_with(r.prefix.as_str())
-                && matches!(path.as_bytes().get(r.prefix.len()), None | Some(b'/') | Some(b'?'))
+            host_ok && path.starts_with(r.prefix.as_str()) && matches!(path.as_bytes().get(r.prefix.len()), None | Some(b'/') | Some(b'?'))
         })
     }
 

@@ -14,21 +14,9 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "turnpike.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../static/turnpike.css"),
-    },
-    Asset {
-        name: "turnpike.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../static/turnpike.js"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        bytes: include_bytes!("../../static/favicon.svg"),
-    },
+    Asset { name: "turnpike.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("../../static/turnpike.css") },
+    Asset { name: "turnpike.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../static/turnpike.js") },
+    Asset { name: "favicon.svg", content_type: "image/svg+xml", bytes: include_bytes!("../../static/favicon.svg") },
 ];
 
 /// FNV-1a over every asset, computed at compile time.
@@ -57,14 +45,7 @@ pub fn version() -> &'static str {
 /// `GET /static/{name}`.
 pub async fn serve(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
-        Some(a) => (
-            [
-                (CONTENT_TYPE, a.content_type),
-                (CACHE_CONTROL, "public, max-age=604800"),
-            ],
-            a.bytes,
-        )
-            .into_response(),
+        Some(a) => ([(CONTENT_TYPE, a.content_type), (CACHE_CONTROL, "public, max-age=604800")], a.bytes).into_response(),
         None => PortalError::NotFound.into_response(),
     }
 }

@@ -64,10 +64,7 @@ pub struct Chrome {
 impl Chrome {
     /// Chrome for pages rendered outside a session (error pages from deep inside a handler).
     pub fn minimal() -> Chrome {
-        Chrome {
-            asset_version: crate::assets::version(),
-            ..Chrome::default()
-        }
+        Chrome { asset_version: crate::assets::version(), ..Chrome::default() }
     }
 }
 
@@ -84,16 +81,10 @@ pub struct Ctx {
 impl FromRequestParts<PortalState> for Ctx {
     type Rejection = axum::response::Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &PortalState,
-    ) -> Result<Self, Self::Rejection> {
-        let session = Session::from_request_parts(parts, state)
-            .await
-            .map_err(|(status, msg): (StatusCode, &str)| (status, msg).into_response())?;
-        Ctx::load(session, state)
-            .await
-            .map_err(IntoResponse::into_response)
+    async fn from_request_parts(parts: &mut Parts, state: &PortalState) -> Result<Self, Self::Rejection> {
+        let session =
+            Session::from_request_parts(parts, state).await.map_err(|(status, msg): (StatusCode, &str)| (status, msg).into_response())?;
+        Ctx::load(session, state).await.map_err(IntoResponse::into_response)
     }
 }
 
@@ -109,11 +100,7 @@ impl Ctx {
             }
         }
         let csrf = session.get::<String>(CSRF).await?;
-        let mut ctx = Ctx {
-            session,
-            account,
-            csrf,
-        };
+        let mut ctx = Ctx { session, account, csrf };
         if ctx.account.is_some() {
             // The layout's logout button is a form: logged-in pages always need a token.
             ctx.ensure_csrf().await?;
@@ -164,15 +151,8 @@ impl Ctx {
 
     /// Queue a message for the next page.
     pub async fn flash(&self, kind: FlashKind, text: impl Into<String>) -> PortalResult<()> {
-        let mut all = self
-            .session
-            .get::<Vec<Flash>>(FLASH)
-            .await?
-            .unwrap_or_default();
-        all.push(Flash {
-            kind,
-            text: text.into(),
-        });
+        let mut all = self.session.get::<Vec<Flash>>(FLASH).await?.unwrap_or_default();
+        all.push(Flash { kind, text: text.into() });
         self.session.insert(FLASH, all).await?;
         Ok(())
     }

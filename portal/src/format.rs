@@ -20,11 +20,7 @@ pub fn money(minor: i64, currency: &str) -> String {
     let abs = minor.unsigned_abs();
     let scale = 10u64.pow(exp);
     let whole = group_thousands(abs / scale);
-    let amount = if exp == 0 {
-        whole
-    } else {
-        format!("{whole}.{:0width$}", abs % scale, width = exp as usize)
-    };
+    let amount = if exp == 0 { whole } else { format!("{whole}.{:0width$}", abs % scale, width = exp as usize) };
     match currency.as_str() {
         "usd" => format!("{sign}${amount}"),
         "eur" => format!("{sign}€{amount}"),
@@ -36,12 +32,7 @@ pub fn money(minor: i64, currency: &str) -> String {
 pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     // Digits are ASCII, so every 3-byte chunk is valid UTF-8.
-    let groups: Vec<&str> = digits
-        .as_bytes()
-        .rchunks(3)
-        .rev()
-        .map(|c| std::str::from_utf8(c).unwrap_or_default())
-        .collect();
+    let groups: Vec<&str> = digits.as_bytes().rchunks(3).rev().map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
     groups.join(",")
 }
 
@@ -57,10 +48,7 @@ pub fn count(n: i64) -> String {
 /// Unix seconds → `"2026-11-23 12:00 UTC"`.
 pub fn datetime(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_else(|| "—".to_owned())
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_else(|| "—".to_owned())
 }
 
 /// The first second of the UTC calendar month containing `unix`.

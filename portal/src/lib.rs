@@ -53,9 +53,7 @@ pub struct PortalState {
 
 impl std::fmt::Debug for PortalState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PortalState")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("PortalState").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -71,11 +69,7 @@ pub fn app(state: PortalState) -> Router {
     use pages::{account, apps, catalog, dashboard, errors};
 
     let sessions = SessionManagerLayer::new(state.store.clone())
-        .with_name(if state.config.secure_cookies {
-            SECURE_COOKIE_NAME
-        } else {
-            PLAIN_COOKIE_NAME
-        })
+        .with_name(if state.config.secure_cookies { SECURE_COOKIE_NAME } else { PLAIN_COOKIE_NAME })
         .with_secure(state.config.secure_cookies)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)

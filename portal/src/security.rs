@@ -41,8 +41,7 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
     if !form_token_matches(&bytes, &expected) {
         return PortalError::Csrf.into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 /// An absent `Origin` passes (older browsers, curl); a present one must name this host.
@@ -61,9 +60,7 @@ fn same_origin(req: &Request) -> bool {
 }
 
 fn form_token_matches(body: &Bytes, expected: &str) -> bool {
-    let presented = form_urlencoded::parse(body)
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v);
+    let presented = form_urlencoded::parse(body).find(|(k, _)| k == "csrf").map(|(_, v)| v);
     match presented {
         Some(p) if !expected.is_empty() => bool::from(p.as_bytes().ct_eq(expected.as_bytes())),
         _ => false,
@@ -81,10 +78,7 @@ pub fn header_layers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
 }
 
 fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(
-        HeaderName::from_static(name),
-        HeaderValue::from_static(value),
-    )
+    SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
 }
 
 #[cfg(test)]
@@ -92,10 +86,7 @@ mod tests {
     use super::*;
 
     fn post(origin: Option<&str>, host: &str) -> Request {
-        let mut b = Request::builder()
-            .method(Method::POST)
-            .uri("/x")
-            .header(HOST, host);
+        let mut b = Request::builder().method(Method::POST).uri("/x").header(HOST, host);
         if let Some(o) = origin {
             b = b.header(ORIGIN, o);
         }
@@ -105,23 +96,11 @@ mod tests {
     #[test]
     fn origin_must_match_host() {
         assert!(same_origin(&post(None, "portal.example.com")));
-        assert!(same_origin(&post(
-            Some("https://portal.example.com"),
-            "portal.example.com"
-        )));
-        assert!(same_origin(&post(
-            Some("http://127.0.0.1:8080"),
-            "127.0.0.1:8080"
-        )));
-        assert!(!same_origin(&post(
-            Some("https://evil.example"),
-            "portal.example.com"
-        )));
+        assert!(same_origin(&post(Some("https://portal.example.com"), "portal.example.com")));
+        assert!(same_origin(&post(Some("http://127.0.0.1:8080"), "127.0.0.1:8080")));
+        assert!(!same_origin(&post(Some("https://evil.example"), "portal.example.com")));
         assert!(!same_origin(&post(Some("null"), "portal.example.com")));
-        assert!(!same_origin(&post(
-            Some("http://127.0.0.1:8081"),
-            "127.0.0.1:8080"
-        )));
+        assert!(!same_origin(&post(Some("http://127.0.0.1:8081"), "127.0.0.1:8080")));
     }
 
     #[test]
@@ -129,10 +108,7 @@ mod tests {
         let body = Bytes::from_static(b"name=a&csrf=abc123");
         assert!(form_token_matches(&body, "abc123"));
         assert!(!form_token_matches(&body, "abc124"));
-        assert!(!form_token_matches(
-            &Bytes::from_static(b"name=a"),
-            "abc123"
-        ));
+        assert!(!form_token_matches(&Bytes::from_static(b"name=a"), "abc123"));
         assert!(!form_token_matches(&Bytes::from_static(b"csrf="), ""));
     }
 }

@@ -30,22 +30,15 @@ impl From<&Plan> for PlanView {
             (0, _) => "Pay as you go".to_owned(),
             (flat, _) => format!("{}/month", money(flat, &p.currency)),
         };
-        let metered = (p.unit_price_minor_per_1000 > 0).then(|| {
-            format!(
-                "+ {} per 1,000 requests",
-                money(p.unit_price_minor_per_1000, &p.currency)
-            )
-        });
+        let metered =
+            (p.unit_price_minor_per_1000 > 0).then(|| format!("+ {} per 1,000 requests", money(p.unit_price_minor_per_1000, &p.currency)));
         PlanView {
             name: p.name.clone(),
             price,
             metered,
             rate: format!("{} req/s", count(p.rate_per_second)),
             burst: format!("burst {}", count(p.burst)),
-            quota: p.monthly_quota.map_or_else(
-                || "Unlimited".to_owned(),
-                |q| format!("{} requests/month", count(q)),
-            ),
+            quota: p.monthly_quota.map_or_else(|| "Unlimited".to_owned(), |q| format!("{} requests/month", count(q))),
             is_default: p.is_default,
         }
     }
@@ -86,18 +79,13 @@ impl ApiView {
             base_url: format!("{}{}", gateway_url.trim_end_matches('/'), api.route_prefix),
             has_openapi: api.openapi.is_some(),
             is_draft: api.visibility == turnpike_store::Visibility::Draft,
-            from_price: plans
-                .first()
-                .map_or_else(|| "No plans yet".to_owned(), |p| p.price.clone()),
+            from_price: plans.first().map_or_else(|| "No plans yet".to_owned(), |p| p.price.clone()),
             plans,
         }
     }
 
     /// A ready-to-run request against the API.
     pub fn curl(&self, key: &str) -> String {
-        format!(
-            "curl -H \"Authorization: Bearer {key}\" {}/hello",
-            self.base_url
-        )
+        format!("curl -H \"Authorization: Bearer {key}\" {}/hello", self.base_url)
     }
 }

@@ -74,7 +74,14 @@ impl AccountRow {
             _ => AccountStatus::Suspended,
         };
         Ok((
-            Account { id: self.id, email: self.email, role, status, email_verified_at: self.email_verified_at, created_at: self.created_at },
+            Account {
+                id: self.id,
+                email: self.email,
+                role,
+                status,
+                email_verified_at: self.email_verified_at,
+                created_at: self.created_at,
+            },
             self.password_hash,
         ))
     }
@@ -104,7 +111,8 @@ impl Store {
     pub async fn get_account(&self, id: i64) -> Result<Account, StoreError> {
         let row: AccountRow = on_pool!(self, p => sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
-            .bind(id).fetch_optional(p).await?).ok_or(StoreError::NotFound)?;
+            .bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
         Ok(row.into_account()?.0)
     }
 

@@ -183,7 +183,8 @@ pub struct NewPlan {
 }
 
 const API_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
-const PLAN_COLUMNS: &str = "id, api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default";
+const PLAN_COLUMNS: &str =
+    "id, api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default";
 
 impl Store {
     /// Publish a new API. A taken slug is [`StoreError::Conflict`].
@@ -204,14 +205,16 @@ impl Store {
 
     /// Every API, by slug.
     pub async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
-        let rows: Vec<ApiRow> = on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_COLUMNS} FROM apis ORDER BY slug")).fetch_all(p).await?);
+        let rows: Vec<ApiRow> =
+            on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_COLUMNS} FROM apis ORDER BY slug")).fetch_all(p).await?);
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// An API by slug.
     pub async fn get_api_by_slug(&self, slug: &str) -> Result<Api, StoreError> {
         let row: ApiRow = on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_COLUMNS} FROM apis WHERE slug = $1"))
-            .bind(slug).fetch_optional(p).await?).ok_or(StoreError::NotFound)?;
+            .bind(slug).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
         row.try_into()
     }
 

@@ -134,19 +134,29 @@ impl Store {
 
     /// Look a key up by hash, with its owner's state.
     pub async fn key_auth(&self, hash: &KeyHash) -> Result<Option<KeyAuth>, StoreError> {
-        let row: Option<(i64, i64, i64, String, String, String, Option<i64>)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT k.id, k.app_id, a.account_id, k.display_prefix, k.status, acc.status, k.expires_at
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            key_id: i64,
+            app_id: i64,
+            account_id: i64,
+            display_prefix: String,
+            status: String,
+            account_status: String,
+            expires_at: Option<i64>,
+        }
+        let row: Option<Row> = on_pool!(self, p => sqlx::query_as(
+            "SELECT k.id AS key_id, k.app_id, a.account_id, k.display_prefix, k.status, acc.status AS account_status, k.expires_at
              FROM api_keys k JOIN apps a ON a.id = k.app_id JOIN accounts acc ON acc.id = a.account_id
              WHERE k.key_hash = $1")
             .bind(hash.0.to_vec()).fetch_optional(p).await?);
-        Ok(row.map(|(key_id, app_id, account_id, display_prefix, status, account_status, expires_at)| KeyAuth {
-            key_id,
-            app_id,
-            account_id,
-            display_prefix,
-            status: KeyStatus::parse(&status),
-            account_status: if account_status == "active" { AccountStatus::Active } else { AccountStatus::Suspended },
-            expires_at,
+        Ok(row.map(|r| KeyAuth {
+            key_id: r.key_id,
+            app_id: r.app_id,
+            account_id: r.account_id,
+            display_prefix: r.display_prefix,
+            status: KeyStatus::parse(&r.status),
+            account_status: if r.account_status == "active" { AccountStatus::Active } else { AccountStatus::Suspended },
+            expires_at: r.expires_at,
         }))
     }
 

@@ -14,8 +14,7 @@ pub struct Period {
 }
 
 fn to_dt(unix: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(unix.clamp(0, 253_402_300_799))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp(unix.clamp(0, 253_402_300_799)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// The anchor moved forward by `months` calendar months, clamping the day to the month's end.
@@ -36,8 +35,7 @@ pub fn monthly_period(anchor: i64, now: i64) -> Period {
         return Period { start: anchor, end: add_months(a, 1) };
     }
     let n = to_dt(now);
-    let mut k = (i64::from(n.year()) - i64::from(a.year())) * 12
-        + (i64::from(u8::from(n.month())) - i64::from(u8::from(a.month())));
+    let mut k = (i64::from(n.year()) - i64::from(a.year())) * 12 + (i64::from(u8::from(n.month())) - i64::from(u8::from(a.month())));
     // The estimate is right or one too high (day/time of month earlier than the anchor's).
     while k > 0 && add_months(a, k) > now {
         k -= 1;

@@ -70,12 +70,8 @@ impl TestDb {
                 return None;
             }
         };
-        let name = format!(
-            "tp_test_{}_{}_{:08x}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            rand::thread_rng().gen::<u32>()
-        );
+        let name =
+            format!("tp_test_{}_{}_{:08x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), rand::thread_rng().gen::<u32>());
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
         let _ = conn.close().await;
         let (base, _) = admin.rsplit_once('/').expect("admin url has a database");

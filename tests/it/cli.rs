@@ -17,7 +17,9 @@ fn turnpike() -> Command {
 #[test]
 fn an_invalid_config_value_exits_non_zero_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    for (key, value) in [("TURNPIKE_GATEWAY_ADDR", "not-an-address"), ("TURNPIKE_DATABASE_URL", "mysql://x"), ("TURNPIKE_FLUSH_INTERVAL_MS", "soon")] {
+    for (key, value) in
+        [("TURNPIKE_GATEWAY_ADDR", "not-an-address"), ("TURNPIKE_DATABASE_URL", "mysql://x"), ("TURNPIKE_FLUSH_INTERVAL_MS", "soon")]
+    {
         let out = turnpike().current_dir(dir.path()).env(key, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{key}");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -131,10 +131,21 @@ async fn quota_is_exact_and_resets_on_the_calendar_month() {
         let echo = app.store.get_api_by_slug("echo").await.unwrap();
         let tiny = app
             .store
-            .create_plan(echo.id, &NewPlan {
-                slug: "tiny".into(), name: "Tiny".into(), rate_per_second: 1000, burst: 1000, monthly_quota: Some(5),
-                currency: "usd".into(), flat_price_minor: 0, unit_price_minor_per_1000: 0, is_default: false,
-            }, anchor)
+            .create_plan(
+                echo.id,
+                &NewPlan {
+                    slug: "tiny".into(),
+                    name: "Tiny".into(),
+                    rate_per_second: 1000,
+                    burst: 1000,
+                    monthly_quota: Some(5),
+                    currency: "usd".into(),
+                    flat_price_minor: 0,
+                    unit_price_minor_per_1000: 0,
+                    is_default: false,
+                },
+                anchor,
+            )
             .await
             .unwrap();
         let (key, key_id, app_id) = app.developer_key("q@example.com").await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use turnpike::{App, Config, Role};
 use turnpike_gateway::Gateway;
-use turnpike_store::clock::{Clock, SharedClock};
+use turnpike_store::clock::SharedClock;
 use turnpike_store::domain::{ApiKey, Email};
 use turnpike_store::{Role as AccountRole, Store};
 use turnpike_testkit::TestDb;

@@ -46,19 +46,11 @@ pub async fn signup_form(mut ctx: Ctx) -> PortalResult<Response> {
         return Ok(Redirect::to("/dashboard").into_response());
     }
     ctx.ensure_csrf().await?;
-    Ok(SignupPage {
-        chrome: ctx.chrome().await?,
-        ..SignupPage::default()
-    }
-    .into_response())
+    Ok(SignupPage { chrome: ctx.chrome().await?, ..SignupPage::default() }.into_response())
 }
 
 /// `POST /signup`: create a developer account, queue the welcome email, log in.
-pub async fn signup(
-    State(state): State<PortalState>,
-    mut ctx: Ctx,
-    Form(form): Form<SignupForm>,
-) -> PortalResult<Response> {
+pub async fn signup(State(state): State<PortalState>, mut ctx: Ctx, Form(form): Form<SignupForm>) -> PortalResult<Response> {
     let email = Email::parse(&form.email);
     let password = Password::parse(&form.password);
     let (email, password) = match (email, password) {
@@ -76,11 +68,7 @@ pub async fn signup(
     };
     let now = state.clock.now();
     let hash = hash_password(&password).await;
-    let account = match state
-        .store
-        .create_account(&email, &hash, Role::Developer, now)
-        .await
-    {
+    let account = match state.store.create_account(&email, &hash, Role::Developer, now).await {
         Ok(a) => a,
         Err(StoreError::Conflict) => {
             let page = SignupPage {
@@ -100,20 +88,8 @@ pub async fn signup(
          If you did not sign up, you can ignore this message.\n",
         state.config.public_url.trim_end_matches('/'),
     );
-    state
-        .store
-        .enqueue_email("welcome", email.as_str(), "Welcome to Turnpike", &body, now)
-        .await?;
-    state
-        .store
-        .audit(
-            Some(account.id),
-            "signup",
-            &format!("account:{}", account.id),
-            "",
-            now,
-        )
-        .await?;
+    state.store.enqueue_email("welcome", email.as_str(), "Welcome to Turnpike", &body, now).await?;
+    state.store.audit(Some(account.id), "signup", &format!("account:{}", account.id), "", now).await?;
     ctx.log_in(account).await?;
     Ok(Redirect::to("/dashboard").into_response())
 }
@@ -142,19 +118,11 @@ pub async fn login_form(mut ctx: Ctx) -> PortalResult<Response> {
         return Ok(Redirect::to("/dashboard").into_response());
     }
     ctx.ensure_csrf().await?;
-    Ok(LoginPage {
-        chrome: ctx.chrome().await?,
-        ..LoginPage::default()
-    }
-    .into_response())
+    Ok(LoginPage { chrome: ctx.chrome().await?, ..LoginPage::default() }.into_response())
 }
 
 /// `POST /login`.
-pub async fn login(
-    State(state): State<PortalState>,
-    mut ctx: Ctx,
-    Form(form): Form<LoginForm>,
-) -> PortalResult<Response> {
+pub async fn login(State(state): State<PortalState>, mut ctx: Ctx, Form(form): Form<LoginForm>) -> PortalResult<Response> {
     let found = match Email::parse(&form.email) {
         Ok(email) => state.store.find_account_by_email(&email).await?,
         Err(_) => None,
@@ -163,47 +131,19 @@ pub async fn login(
     let ok = verify_password(&form.password, found.as_ref().map(|(_, h)| h.as_str())).await;
     let now = state.clock.now();
     let refuse = |status: StatusCode, error: &str, chrome: Chrome| {
-        let page = LoginPage {
-            chrome,
-            email: form.email.trim().to_owned(),
-            error: Some(error.to_owned()),
-        };
+        let page = LoginPage { chrome, email: form.email.trim().to_owned(), error: Some(error.to_owned()) };
         (status, page).into_response()
     };
     let account = match found {
         Some((account, _)) if ok => account,
-        _ => {
-            return Ok(refuse(
-                StatusCode::UNAUTHORIZED,
-                BAD_CREDENTIALS,
-                ctx.chrome().await?,
-            ))
-        }
+        _ => return Ok(refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, ctx.chrome().await?)),
     };
     if account.status == AccountStatus::Suspended {
-        state
-            .store
-            .audit(
-                Some(account.id),
-                "login.refused",
-                &format!("account:{}", account.id),
-                "suspended",
-                now,
-            )
-            .await?;
+        state.store.audit(Some(account.id), "login.refused", &format!("account:{}", account.id), "suspended", now).await?;
         let msg = "This account is suspended. Contact support to restore access.";
         return Ok(refuse(StatusCode::FORBIDDEN, msg, ctx.chrome().await?));
     }
-    state
-        .store
-        .audit(
-            Some(account.id),
-            "login",
-            &format!("account:{}", account.id),
-            "",
-            now,
-        )
-        .await?;
+    state.store.audit(Some(account.id), "login", &format!("account:{}", account.id), "", now).await?;
     ctx.log_in(account).await?;
     Ok(Redirect::to("/dashboard").into_response())
 }
@@ -216,6 +156,5 @@ pub async fn logout(mut ctx: Ctx) -> PortalResult<Redirect> {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }

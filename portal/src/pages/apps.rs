@@ -27,13 +27,9 @@ fn parse_name(raw: &str, what: &str) -> Result<String, String> {
     if name.is_empty() {
         Err(format!("Give your {what} a name."))
     } else if name.chars().count() > MAX_NAME_CHARS {
-        Err(format!(
-            "Use at most {MAX_NAME_CHARS} characters for the {what} name."
-        ))
+        Err(format!("Use at most {MAX_NAME_CHARS} characters for the {what} name."))
     } else if name.chars().any(char::is_control) {
-        Err(format!(
-            "The {what} name cannot contain control characters."
-        ))
+        Err(format!("The {what} name cannot contain control characters."))
     } else {
         Ok(name.to_owned())
     }
@@ -47,23 +43,12 @@ pub struct NameForm {
 }
 
 /// `POST /apps`: create an app on the free plans of the public APIs.
-pub async fn create_app(
-    State(state): State<PortalState>,
-    ctx: Ctx,
-    Form(form): Form<NameForm>,
-) -> PortalResult<Response> {
+pub async fn create_app(State(state): State<PortalState>, ctx: Ctx, Form(form): Form<NameForm>) -> PortalResult<Response> {
     let account_id = ctx.require_account()?.id;
     let name = match parse_name(&form.name, "app") {
         Ok(n) => n,
         Err(msg) => {
-            return super::dashboard::render_with_error(
-                &state,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                form.name,
-                &msg,
-            )
-            .await;
+            return super::dashboard::render_with_error(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, form.name, &msg).await;
         }
     };
     let now = state.clock.now();
@@ -71,36 +56,13 @@ pub async fn create_app(
         Ok(app) => app,
         Err(StoreError::Conflict) => {
             let msg = format!("You already have an app called “{name}”. Pick another name.");
-            return super::dashboard::render_with_error(
-                &state,
-                &ctx,
-                StatusCode::CONFLICT,
-                name,
-                &msg,
-            )
-            .await;
+            return super::dashboard::render_with_error(&state, &ctx, StatusCode::CONFLICT, name, &msg).await;
         }
         Err(e) => return Err(e.into()),
     };
     state.store.subscribe_defaults(app.id, now).await?;
-    state
-        .store
-        .audit(
-            Some(account_id),
-            "app.create",
-            &format!("app:{}", app.id),
-            &app.name,
-            now,
-        )
-        .await?;
-    ctx.flash(
-        FlashKind::Success,
-        format!(
-            "Created “{}”. Create a key to start calling APIs.",
-            app.name
-        ),
-    )
-    .await?;
+    state.store.audit(Some(account_id), "app.create", &format!("app:{}", app.id), &app.name, now).await?;
+    ctx.flash(FlashKind::Success, format!("Created “{}”. Create a key to start calling APIs.", app.name)).await?;
     Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
 }
 
@@ -108,14 +70,10 @@ pub async fn create_app(
 async fn owned_app(state: &PortalState, ctx: &Ctx, raw_id: &str) -> PortalResult<App> {
     let account_id = ctx.require_account()?.id;
     let app_id = parse_id(raw_id)?;
-    state
-        .store
-        .get_app(account_id, app_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => PortalError::NotFound,
-            e => e.into(),
-        })
+    state.store.get_app(account_id, app_id).await.map_err(|e| match e {
+        StoreError::NotFound => PortalError::NotFound,
+        e => e.into(),
+    })
 }
 
 /// A subscription row.
@@ -169,10 +127,7 @@ pub struct AppPage {
 }
 
 /// The app's subscriptions joined with API and plan names, and the APIs themselves.
-async fn subscribed_apis(
-    state: &PortalState,
-    app_id: i64,
-) -> PortalResult<Vec<(SubscriptionView, ApiView)>> {
+async fn subscribed_apis(state: &PortalState, app_id: i64) -> PortalResult<Vec<(SubscriptionView, ApiView)>> {
     let subs = state.store.list_subscriptions(app_id).await?;
     if subs.is_empty() {
         return Ok(Vec::new());
@@ -184,27 +139,15 @@ async fn subscribed_apis(
             continue;
         };
         let plans = state.store.list_plans(api.id).await?;
-        let plan_name = plans
-            .iter()
-            .find(|p| p.id == sub.plan_id)
-            .map_or_else(|| "—".to_owned(), |p| p.name.clone());
-        let view = SubscriptionView {
-            api_name: api.name.clone(),
-            api_slug: api.slug.clone(),
-            plan_name,
-            status: sub.status,
-        };
+        let plan_name = plans.iter().find(|p| p.id == sub.plan_id).map_or_else(|| "—".to_owned(), |p| p.name.clone());
+        let view = SubscriptionView { api_name: api.name.clone(), api_slug: api.slug.clone(), plan_name, status: sub.status };
         out.push((view, ApiView::new(api, &plans, &state.config.gateway_url)));
     }
     Ok(out)
 }
 
 /// `GET /apps/{id}`: subscriptions, keys, the create-key form.
-pub async fn app_detail(
-    State(state): State<PortalState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-) -> PortalResult<AppPage> {
+pub async fn app_detail(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<AppPage> {
     let app = owned_app(&state, &ctx, &id).await?;
     let from = month_start(state.clock.now());
     let usage = state.store.app_usage_by_key(app.id, from).await?;
@@ -215,12 +158,7 @@ pub async fn app_detail(
         .into_iter()
         .map(|k| KeyView {
             id: k.id,
-            calls: count(
-                usage
-                    .iter()
-                    .find(|(id, _, _)| *id == k.id)
-                    .map_or(0, |(_, a, _)| *a),
-            ),
+            calls: count(usage.iter().find(|(id, _, _)| *id == k.id).map_or(0, |(_, a, _)| *a)),
             name: k.name,
             prefix: k.display_prefix,
             status: match k.status {
@@ -232,18 +170,8 @@ pub async fn app_detail(
             last_used: k.last_used_at.map_or_else(|| "Never".to_owned(), datetime),
         })
         .collect();
-    let subscriptions = subscribed_apis(&state, app.id)
-        .await?
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
-    Ok(AppPage {
-        chrome: ctx.chrome().await?,
-        created: datetime(app.created_at),
-        app,
-        subscriptions,
-        keys,
-    })
+    let subscriptions = subscribed_apis(&state, app.id).await?.into_iter().map(|(s, _)| s).collect();
+    Ok(AppPage { chrome: ctx.chrome().await?, created: datetime(app.created_at), app, subscriptions, keys })
 }
 
 /// The page that shows a new key's secret, once.
@@ -278,64 +206,24 @@ pub async fn create_key(
     let key = ApiKey::generate();
     let record = state.store.create_key(app.id, &name, &key, now).await?;
     let detail = format!("{} ({}…)", record.name, record.display_prefix);
-    state
-        .store
-        .audit(
-            Some(account_id),
-            "key.create",
-            &format!("key:{}", record.id),
-            &detail,
-            now,
-        )
-        .await?;
-    let examples = subscribed_apis(&state, app.id)
-        .await?
-        .into_iter()
-        .map(|(s, api)| (s.api_name, api.curl(key.expose())))
-        .collect();
-    let page = KeyCreatedPage {
-        chrome: ctx.chrome().await?,
-        app,
-        key_name: record.name,
-        secret: key.expose().to_owned(),
-        examples,
-    };
+    state.store.audit(Some(account_id), "key.create", &format!("key:{}", record.id), &detail, now).await?;
+    let examples = subscribed_apis(&state, app.id).await?.into_iter().map(|(s, api)| (s.api_name, api.curl(key.expose()))).collect();
+    let page = KeyCreatedPage { chrome: ctx.chrome().await?, app, key_name: record.name, secret: key.expose().to_owned(), examples };
     // The secret must not land in any cache, nor come back with the browser's Back button.
     Ok(([(CACHE_CONTROL, "no-store")], page).into_response())
 }
 
 /// `POST /apps/{id}/keys/{key_id}/revoke`.
-pub async fn revoke_key(
-    State(state): State<PortalState>,
-    ctx: Ctx,
-    Path((id, key_id)): Path<(String, String)>,
-) -> PortalResult<Response> {
+pub async fn revoke_key(State(state): State<PortalState>, ctx: Ctx, Path((id, key_id)): Path<(String, String)>) -> PortalResult<Response> {
     let app = owned_app(&state, &ctx, &id).await?;
     let key_id = parse_id(&key_id)?;
     let now = state.clock.now();
-    state
-        .store
-        .revoke_key(app.id, key_id, now)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => PortalError::NotFound,
-            e => e.into(),
-        })?;
-    state
-        .store
-        .audit(
-            Some(app.account_id),
-            "key.revoke",
-            &format!("key:{key_id}"),
-            "",
-            now,
-        )
-        .await?;
-    ctx.flash(
-        FlashKind::Success,
-        "Key revoked. Gateways refuse it within seconds.",
-    )
-    .await?;
+    state.store.revoke_key(app.id, key_id, now).await.map_err(|e| match e {
+        StoreError::NotFound => PortalError::NotFound,
+        e => e.into(),
+    })?;
+    state.store.audit(Some(app.account_id), "key.revoke", &format!("key:{key_id}"), "", now).await?;
+    ctx.flash(FlashKind::Success, "Key revoked. Gateways refuse it within seconds.").await?;
     Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
 }
 
@@ -345,10 +233,7 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            parse_name("  Billing bot ", "app"),
-            Ok("Billing bot".to_owned())
-        );
+        assert_eq!(parse_name("  Billing bot ", "app"), Ok("Billing bot".to_owned()));
         assert!(parse_name("   ", "app").is_err());
         assert!(parse_name(&"x".repeat(81), "app").is_err());
         assert!(parse_name(&"é".repeat(80), "app").is_ok());

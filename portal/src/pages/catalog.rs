@@ -29,10 +29,7 @@ pub async fn index(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<I
             apis.push(ApiView::new(&api, &plans, &state.config.gateway_url));
         }
     }
-    Ok(IndexPage {
-        chrome: ctx.chrome().await?,
-        apis,
-    })
+    Ok(IndexPage { chrome: ctx.chrome().await?, apis })
 }
 
 /// `GET /apis/{slug}`.
@@ -53,14 +50,10 @@ impl ApiPage {
 
 /// Draft APIs exist only for admins.
 async fn visible_api(state: &PortalState, ctx: &Ctx, slug: &str) -> PortalResult<Api> {
-    let api = state
-        .store
-        .get_api_by_slug(slug)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => PortalError::NotFound,
-            e => e.into(),
-        })?;
+    let api = state.store.get_api_by_slug(slug).await.map_err(|e| match e {
+        StoreError::NotFound => PortalError::NotFound,
+        e => e.into(),
+    })?;
     if api.visibility == Visibility::Draft && !ctx.is_admin() {
         return Err(PortalError::NotFound);
     }
@@ -68,11 +61,7 @@ async fn visible_api(state: &PortalState, ctx: &Ctx, slug: &str) -> PortalResult
 }
 
 /// `GET /apis/{slug}`: description, base URL, plans, an example request.
-pub async fn api_detail(
-    State(state): State<PortalState>,
-    ctx: Ctx,
-    Path(slug): Path<String>,
-) -> PortalResult<ApiPage> {
+pub async fn api_detail(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<ApiPage> {
     let api = visible_api(&state, &ctx, &slug).await?;
     let plans = state.store.list_plans(api.id).await?;
     Ok(ApiPage {
@@ -83,17 +72,9 @@ pub async fn api_detail(
 }
 
 /// `GET /apis/{slug}/openapi.json`: the stored document, as uploaded.
-pub async fn openapi(
-    State(state): State<PortalState>,
-    ctx: Ctx,
-    Path(slug): Path<String>,
-) -> PortalResult<Response> {
+pub async fn openapi(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<Response> {
     let api = visible_api(&state, &ctx, &slug).await?;
     let doc = api.openapi.ok_or(PortalError::NotFound)?;
-    let content_type = if doc.trim_start().starts_with('{') {
-        "application/json"
-    } else {
-        "application/yaml"
-    };
+    let content_type = if doc.trim_start().starts_with('{') { "application/json" } else { "application/yaml" };
     Ok(([(CONTENT_TYPE, content_type)], doc).into_response())
 }

@@ -70,27 +70,18 @@ pub(crate) async fn render(
     let mut apps = Vec::new();
     for app in state.store.list_apps(account.id).await? {
         let keys = state.store.list_keys(app.id).await?;
-        let (calls, errors) = state
-            .store
-            .app_usage_by_key(app.id, from)
-            .await?
-            .iter()
-            .fold((0i64, 0i64), |(c, e), (_, a, x)| (c + a, e + x));
+        let (calls, errors) =
+            state.store.app_usage_by_key(app.id, from).await?.iter().fold((0i64, 0i64), |(c, e), (_, a, x)| (c + a, e + x));
         apps.push(AppSummary {
             id: app.id,
             name: app.name,
-            active_keys: keys
-                .iter()
-                .filter(|k| k.status == turnpike_store::KeyStatus::Active)
-                .count(),
+            active_keys: keys.iter().filter(|k| k.status == turnpike_store::KeyStatus::Active).count(),
             keys: keys.len(),
             calls: count(calls),
             errors: count(errors),
         });
     }
-    let month_label = time::OffsetDateTime::from_unix_timestamp(now)
-        .map(|t| format!("{} {}", t.month(), t.year()))
-        .unwrap_or_default();
+    let month_label = time::OffsetDateTime::from_unix_timestamp(now).map(|t| format!("{} {}", t.month(), t.year())).unwrap_or_default();
     Ok(DashboardPage {
         chrome: ctx.chrome().await?,
         email: account.email.clone(),

@@ -19,12 +19,7 @@ pub struct ErrorPage {
 impl ErrorPage {
     /// Any status, title and message.
     pub fn new(status: StatusCode, title: &'static str, message: &'static str) -> ErrorPage {
-        ErrorPage {
-            chrome: Chrome::minimal(),
-            status,
-            title,
-            message,
-        }
+        ErrorPage { chrome: Chrome::minimal(), status, title, message }
     }
 
     /// 404.

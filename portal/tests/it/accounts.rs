@@ -11,10 +11,7 @@ async fn signup_with_an_invalid_email_stores_nothing_and_keeps_the_input() {
         let res = app.signup(&client, "not-an-email", PASSWORD).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let html = res.text().await.unwrap();
-        assert!(
-            html.contains("Enter an email address like name@example.com"),
-            "{html}"
-        );
+        assert!(html.contains("Enter an email address like name@example.com"), "{html}");
         assert!(html.contains(r#"value="not-an-email""#), "email kept");
         assert!(!html.contains(PASSWORD), "password never echoed");
         assert_eq!(app.store.count_accounts().await.unwrap(), 0);
@@ -46,16 +43,9 @@ async fn signup_with_a_taken_email_is_a_conflict() {
         let res = app.signup(&client, "ADA@Example.com", PASSWORD).await;
         assert_eq!(res.status(), StatusCode::CONFLICT);
         let html = res.text().await.unwrap();
-        assert!(
-            html.contains("An account with this email already exists — log in instead."),
-            "{html}"
-        );
+        assert!(html.contains("An account with this email already exists — log in instead."), "{html}");
         assert_eq!(app.store.count_accounts().await.unwrap(), 1);
-        assert_eq!(
-            app.store.pending_emails(10).await.unwrap().len(),
-            1,
-            "no second email"
-        );
+        assert_eq!(app.store.pending_emails(10).await.unwrap().len(), 1, "no second email");
     }
 }
 
@@ -74,23 +64,12 @@ async fn signup_logs_in_and_queues_a_welcome_email() {
         let mail = app.store.pending_emails(10).await.unwrap();
         assert_eq!(mail.len(), 1);
         assert_eq!(mail[0].recipient, "ada@example.com");
-        assert!(
-            mail[0].body.contains(&format!("{PUBLIC_URL}/dashboard")),
-            "{}",
-            mail[0].body
-        );
+        assert!(mail[0].body.contains(&format!("{PUBLIC_URL}/dashboard")), "{}", mail[0].body);
 
-        let (account, hash) = app
-            .store
-            .find_account_by_email(&Email::parse("ada@example.com").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let (account, hash) = app.store.find_account_by_email(&Email::parse("ada@example.com").unwrap()).await.unwrap().unwrap();
         assert!(hash.starts_with("$argon2id$"));
         let audit = app.store.recent_audit(10).await.unwrap();
-        assert!(audit
-            .iter()
-            .any(|e| e.action == "signup" && e.actor_id == Some(account.id)));
+        assert!(audit.iter().any(|e| e.action == "signup" && e.actor_id == Some(account.id)));
     }
 }
 
@@ -99,19 +78,9 @@ async fn login_refuses_wrong_credentials_with_one_generic_message() {
     for app in each("login_wrong").await {
         app.developer("ada@example.com").await;
         let client = browser();
-        for (email, password) in [
-            ("ada@example.com", "wrong password here"),
-            ("nobody@example.com", PASSWORD),
-            ("garbage", PASSWORD),
-        ] {
+        for (email, password) in [("ada@example.com", "wrong password here"), ("nobody@example.com", PASSWORD), ("garbage", PASSWORD)] {
             let csrf = app.csrf(&client, "/login").await;
-            let res = app
-                .post(
-                    &client,
-                    "/login",
-                    &[("csrf", &csrf), ("email", email), ("password", password)],
-                )
-                .await;
+            let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", email), ("password", password)]).await;
             assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{email}");
             let html = res.text().await.unwrap();
             assert!(html.contains("Email or password is incorrect."), "{email}");
@@ -127,38 +96,13 @@ async fn login_rotates_the_session_and_logout_ends_it() {
         let client = browser();
         let csrf = app.csrf(&client, "/login").await;
         let before = app.store.recent_audit(10).await.unwrap().len();
-        let res = app
-            .post(
-                &client,
-                "/login",
-                &[
-                    ("csrf", &csrf),
-                    ("email", "ada@example.com"),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
+        let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", "ada@example.com"), ("password", PASSWORD)]).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), "/dashboard");
-        let cookie = res
-            .headers()
-            .get("set-cookie")
-            .expect("new session cookie")
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let cookie = res.headers().get("set-cookie").expect("new session cookie").to_str().unwrap().to_owned();
         assert!(cookie.starts_with("turnpike_session="), "{cookie}");
-        assert!(
-            cookie.contains("HttpOnly")
-                && cookie.contains("SameSite=Lax")
-                && cookie.contains("Path=/"),
-            "{cookie}"
-        );
-        assert_eq!(
-            app.store.recent_audit(10).await.unwrap().len(),
-            before + 1,
-            "login audited"
-        );
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+        assert_eq!(app.store.recent_audit(10).await.unwrap().len(), before + 1, "login audited");
 
         let html = app.get(&client, "/dashboard").await.text().await.unwrap();
         assert!(html.contains("ada@example.com"));
@@ -177,34 +121,13 @@ async fn login_rotates_the_session_and_logout_ends_it() {
 async fn a_suspended_account_cannot_log_in_and_its_sessions_stop_working() {
     for app in each("login_suspended").await {
         let open_session = app.developer("ada@example.com").await;
-        let (account, _) = app
-            .store
-            .find_account_by_email(&Email::parse("ada@example.com").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        app.store
-            .set_account_status(account.id, AccountStatus::Suspended, 0)
-            .await
-            .unwrap();
+        let (account, _) = app.store.find_account_by_email(&Email::parse("ada@example.com").unwrap()).await.unwrap().unwrap();
+        app.store.set_account_status(account.id, AccountStatus::Suspended, 0).await.unwrap();
 
-        assert_eq!(
-            location(&app.get(&open_session, "/dashboard").await),
-            "/login"
-        );
+        assert_eq!(location(&app.get(&open_session, "/dashboard").await), "/login");
         let client = browser();
         let csrf = app.csrf(&client, "/login").await;
-        let res = app
-            .post(
-                &client,
-                "/login",
-                &[
-                    ("csrf", &csrf),
-                    ("email", "ada@example.com"),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
+        let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", "ada@example.com"), ("password", PASSWORD)]).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(res.text().await.unwrap().contains("suspended"));
         assert_eq!(location(&app.get(&client, "/dashboard").await), "/login");

@@ -43,36 +43,19 @@ pub async fn spawn(db: TestDb) -> TestApp {
     let state = PortalState {
         store: store.clone(),
         clock: Arc::new(ManualClock::at(NOW)),
-        config: Arc::new(PortalConfig {
-            gateway_url: GATEWAY_URL.into(),
-            public_url: PUBLIC_URL.into(),
-            secure_cookies: false,
-        }),
+        config: Arc::new(PortalConfig { gateway_url: GATEWAY_URL.into(), public_url: PUBLIC_URL.into(), secure_cookies: false }),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
-        axum::serve(listener, turnpike_portal::app(state))
-            .await
-            .expect("serve");
+        axum::serve(listener, turnpike_portal::app(state)).await.expect("serve");
     });
-    TestApp {
-        base: format!("http://{addr}"),
-        store,
-        _db: db,
-        server,
-    }
+    TestApp { base: format!("http://{addr}"), store, _db: db, server }
 }
 
 /// A browser: cookie jar on, redirects not followed (tests assert them).
 pub fn browser() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
+    Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client")
 }
 
 impl TestApp {
@@ -85,12 +68,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, client: &Client, path: &str, form: &[(&str, &str)]) -> Response {
-        client
-            .post(self.url(path))
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
+        client.post(self.url(path)).form(form).send().await.expect("POST")
     }
 
     /// The CSRF token from the forms on `path`.
@@ -102,12 +80,7 @@ impl TestApp {
     /// Submit the signup form as a browser would.
     pub async fn signup(&self, client: &Client, email: &str, password: &str) -> Response {
         let csrf = self.csrf(client, "/signup").await;
-        self.post(
-            client,
-            "/signup",
-            &[("csrf", &csrf), ("email", email), ("password", password)],
-        )
-        .await
+        self.post(client, "/signup", &[("csrf", &csrf), ("email", email), ("password", password)]).await
     }
 
     /// A logged-in browser for a new developer.
@@ -121,42 +94,26 @@ impl TestApp {
     /// Create an app through the dashboard form; returns its id.
     pub async fn create_app(&self, client: &Client, name: &str) -> i64 {
         let csrf = self.csrf(client, "/dashboard").await;
-        let res = self
-            .post(client, "/apps", &[("csrf", &csrf), ("name", name)])
-            .await;
+        let res = self.post(client, "/apps", &[("csrf", &csrf), ("name", name)]).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let loc = location(&res);
-        loc.strip_prefix("/apps/")
-            .and_then(|id| id.parse().ok())
-            .unwrap_or_else(|| panic!("app location {loc}"))
+        loc.strip_prefix("/apps/").and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("app location {loc}"))
     }
 
     /// Create a key through the app page; returns the page HTML.
     pub async fn create_key(&self, client: &Client, app_id: i64, name: &str) -> Response {
         let csrf = self.csrf(client, &format!("/apps/{app_id}")).await;
-        self.post(
-            client,
-            &format!("/apps/{app_id}/keys"),
-            &[("csrf", &csrf), ("name", name)],
-        )
-        .await
+        self.post(client, &format!("/apps/{app_id}/keys"), &[("csrf", &csrf), ("name", name)]).await
     }
 }
 
 pub fn location(res: &Response) -> String {
-    res.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 pub fn csrf_from(html: &str) -> String {
     let marker = r#"name="csrf" value=""#;
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf field in:\n{html}"))
-        + marker.len();
+    let start = html.find(marker).unwrap_or_else(|| panic!("no csrf field in:\n{html}")) + marker.len();
     let len = html[start..].find('"').expect("end of csrf value");
     html[start..start + len].to_owned()
 }
@@ -179,13 +136,8 @@ pub async fn seed_api(store: &Store, slug: &str, name: &str, visibility: Visibil
                 description: format!("{name} returns what you send."),
                 route_prefix: format!("/{slug}"),
                 host: None,
-                upstreams: vec![Upstream {
-                    url: "http://127.0.0.1:1".into(),
-                    weight: 1,
-                }],
-                openapi: Some(
-                    r#"{"openapi":"3.1.0","info":{"title":"x","version":"1"},"paths":{}}"#.into(),
-                ),
+                upstreams: vec![Upstream { url: "http://127.0.0.1:1".into(), weight: 1 }],
+                openapi: Some(r#"{"openapi":"3.1.0","info":{"title":"x","version":"1"},"paths":{}}"#.into()),
                 visibility,
             },
             NOW,

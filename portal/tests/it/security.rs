@@ -15,13 +15,7 @@ async fn posts_without_a_valid_csrf_token_are_refused_and_change_nothing() {
         for (case, form) in &cases {
             let res = app.post(&dev, "/apps", form).await;
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "{case}");
-            assert!(
-                res.text()
-                    .await
-                    .unwrap()
-                    .contains("Your form expired, please retry"),
-                "{case}"
-            );
+            assert!(res.text().await.unwrap().contains("Your form expired, please retry"), "{case}");
         }
         // The right token from a foreign page is refused too.
         let res = dev
@@ -33,16 +27,7 @@ async fn posts_without_a_valid_csrf_token_are_refused_and_change_nothing() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         // A signup without a session has no token to match.
-        let res = app
-            .post(
-                &browser(),
-                "/signup",
-                &[
-                    ("email", "eve@example.com"),
-                    ("password", "long enough password"),
-                ],
-            )
-            .await;
+        let res = app.post(&browser(), "/signup", &[("email", "eve@example.com"), ("password", "long enough password")]).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
         assert_eq!(app.store.count_accounts().await.unwrap(), 1);
@@ -72,41 +57,20 @@ async fn every_response_carries_the_security_headers_and_assets_are_embedded() {
             assert_eq!(h["x-frame-options"], "DENY", "{path}");
             assert_eq!(h["referrer-policy"], "same-origin", "{path}");
             let csp = h["content-security-policy"].to_str().unwrap();
-            assert!(
-                csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
-                "{path}: {csp}"
-            );
+            assert!(csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
         }
         let res = app.get(&client, "/static/turnpike.css").await;
         assert_eq!(res.status(), StatusCode::OK);
-        assert!(res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css"));
-        assert!(res.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("max-age="));
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+        assert!(res.headers()["cache-control"].to_str().unwrap().contains("max-age="));
         assert!(res.text().await.unwrap().contains("--primary"));
         let res = app.get(&client, "/static/turnpike.js").await;
-        assert!(res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/javascript"));
-        assert_eq!(
-            app.get(&client, "/static/nope.css").await.status(),
-            StatusCode::NOT_FOUND
-        );
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+        assert_eq!(app.get(&client, "/static/nope.css").await.status(), StatusCode::NOT_FOUND);
 
         // Pages load nothing from elsewhere and run no inline script.
         let html = app.get(&client, "/signup").await.text().await.unwrap();
-        assert!(
-            !html.contains("http://") && !html.contains("https://"),
-            "no external URLs"
-        );
-        assert!(
-            !html.contains("<script>") && !html.contains("style="),
-            "no inline script or style"
-        );
+        assert!(!html.contains("http://") && !html.contains("https://"), "no external URLs");
+        assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
     }
 }

@@ -52,26 +52,16 @@ impl Password {
 /// Hash with argon2id on the blocking pool; returns the PHC string.
 pub async fn hash_password(password: &Password) -> String {
     let pw = password.0.clone();
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(pw.as_bytes())
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
-    .await
-    .unwrap_or_default()
+    tokio::task::spawn_blocking(move || Argon2::default().hash_password(pw.as_bytes()).map(|h| h.to_string()).unwrap_or_default())
+        .await
+        .unwrap_or_default()
 }
 
 /// A real hash of a throwaway password, verified against when the account does not exist so that
 /// unknown and known emails take the same time.
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        Argon2::default()
-            .hash_password(b"turnpike-timing-equaliser")
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+    DUMMY.get_or_init(|| Argon2::default().hash_password(b"turnpike-timing-equaliser").map(|h| h.to_string()).unwrap_or_default())
 }
 
 /// Verify on the blocking pool. `None` for the hash verifies against a dummy and returns false.
@@ -81,9 +71,7 @@ pub async fn verify_password(candidate: &str, phc: Option<&str>) -> bool {
     let phc = phc.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
         let phc = phc.as_deref().unwrap_or_else(|| dummy_hash());
-        let ok = PasswordHash::new(phc)
-            .map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
-            .unwrap_or(false);
+        let ok = PasswordHash::new(phc).map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok()).unwrap_or(false);
         ok && known
     })
     .await

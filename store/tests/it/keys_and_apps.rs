@@ -68,10 +68,21 @@ async fn new_apps_get_public_default_plans_and_upgrades_keep_the_anchor() {
         assert_eq!((ents[0].api_id, ents[0].plan_id, ents[0].monthly_quota), (public_api, free, Some(1000)));
 
         let pro = s
-            .create_plan(public_api, &turnpike_store::NewPlan {
-                slug: "pro".into(), name: "Pro".into(), rate_per_second: 100, burst: 100, monthly_quota: Some(100_000),
-                currency: "usd".into(), flat_price_minor: 4900, unit_price_minor_per_1000: 0, is_default: false,
-            }, NOW)
+            .create_plan(
+                public_api,
+                &turnpike_store::NewPlan {
+                    slug: "pro".into(),
+                    name: "Pro".into(),
+                    rate_per_second: 100,
+                    burst: 100,
+                    monthly_quota: Some(100_000),
+                    currency: "usd".into(),
+                    flat_price_minor: 4900,
+                    unit_price_minor_per_1000: 0,
+                    is_default: false,
+                },
+                NOW,
+            )
             .await
             .unwrap();
         let sub = s.subscribe(app.id, pro.id, NOW + 86_400).await.unwrap();

@@ -16,7 +16,8 @@ async fn sessions_roundtrip_expire_and_delete() {
         let loaded = s.load(&rec.id).await.unwrap().unwrap();
         assert_eq!(loaded.data["account_id"], serde_json::json!(42));
 
-        let expired = Record { id: Id::default(), data: HashMap::new(), expiry_date: time::OffsetDateTime::now_utc() - time::Duration::seconds(1) };
+        let expired =
+            Record { id: Id::default(), data: HashMap::new(), expiry_date: time::OffsetDateTime::now_utc() - time::Duration::seconds(1) };
         s.save(&expired).await.unwrap();
         assert!(s.load(&expired.id).await.unwrap().is_none());
 

@@ -16,7 +16,16 @@ async fn usage_upserts_are_idempotent_absolute_values_summed_over_sources() {
         let sub = s.list_subscriptions(app.id).await.unwrap()[0].id;
         let key = s.create_key(app.id, "k", &ApiKey::generate(), NOW).await.unwrap();
         let hour = NOW - NOW % 3600;
-        let row = |admitted, e4| UsageRow { key_id: key.id, api_id: api, subscription_id: sub, hour, admitted, status_2xx: admitted - e4, status_4xx: e4, ..Default::default() };
+        let row = |admitted, e4| UsageRow {
+            key_id: key.id,
+            api_id: api,
+            subscription_id: sub,
+            hour,
+            admitted,
+            status_2xx: admitted - e4,
+            status_4xx: e4,
+            ..Default::default()
+        };
 
         s.upsert_usage("redis", &[row(10, 1)], NOW).await.unwrap();
         s.upsert_usage("redis", &[row(10, 1)], NOW).await.unwrap(); // repeated flush
