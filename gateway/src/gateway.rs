@@ -220,6 +220,13 @@ impl Gateway {
         drop(routes);
         ctx.api = Some(route.slug.clone());
 
+        // A declared body over the limit is refused before it is authenticated or counted (like
+        // nginx's client_max_body_size); a streamed body is cut off at the limit further down.
+        let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared_len.is_some_and(|n| n > inner.cfg.max_body_bytes) {
+            return Problem::BodyTooLarge.response();
+        }
+
         // 2. Authenticate.
         let Some((presented, source)) = auth::extract(req.headers(), req.uri().query(), route.allow_query_key) else {
             inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
@@ -322,10 +329,6 @@ impl Gateway {
             Ok(u) => u,
             Err(_) => return Problem::NoRoute.response(),
         };
-        let declared_len = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared_len.is_some_and(|n| n > inner.cfg.max_body_bytes) {
-            return Problem::BodyTooLarge.response();
-        }
         let original_host = parts.headers.remove(header::HOST);
         let h = &mut parts.headers;
         proxy::strip_hop_by_hop(h);

@@ -233,6 +233,25 @@ impl Store {
         }))
     }
 
+    /// Change a plan's limits; every gateway re-reads them at once.
+    pub async fn update_plan_limits(
+        &self,
+        plan_id: i64,
+        rate_per_second: i64,
+        burst: i64,
+        monthly_quota: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let api: Option<(i64,)> = sqlx::query_as(
+                "UPDATE plans SET rate_per_second = $2, burst = $3, monthly_quota = $4 WHERE id = $1 RETURNING api_id")
+                .bind(plan_id).bind(rate_per_second).bind(burst).bind(monthly_quota).fetch_optional(&mut *tx).await?;
+            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
+            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
+        });
+        Ok(())
+    }
+
     /// The plans of an API, cheapest first.
     pub async fn list_plans(&self, api_id: i64) -> Result<Vec<Plan>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(&format!(

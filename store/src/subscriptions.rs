@@ -80,6 +80,17 @@ impl Store {
         }))
     }
 
+    /// Set a subscription's status (`active`, `past_due`, `canceled`); gateways see it at once.
+    pub async fn set_subscription_status(&self, subscription_id: i64, status: &str, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let app: Option<(i64,)> = sqlx::query_as("UPDATE subscriptions SET status = $2 WHERE id = $1 RETURNING app_id")
+                .bind(subscription_id).bind(status).fetch_optional(&mut *tx).await?;
+            let Some((app_id,)) = app else { return Err(StoreError::NotFound) };
+            record_change!(tx, ChangeKind::App, app_id.to_string(), now);
+        });
+        Ok(())
+    }
+
     /// The app's subscriptions.
     pub async fn list_subscriptions(&self, app_id: i64) -> Result<Vec<Subscription>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(&format!(

@@ -2,8 +2,11 @@
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
 mod cli;
+mod cluster;
 mod gateway;
 mod journey;
+mod statuses;
+mod upstreams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +56,10 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(db: &TestDb, counters: &CounterBackend, clock: SharedClock) -> TestApp {
+        Self::start_with(db, counters, clock, |_| {}).await
+    }
+
+    pub async fn start_with(db: &TestDb, counters: &CounterBackend, clock: SharedClock, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let _ = tracing_subscriber::fmt().with_env_filter("warn,turnpike=info").with_test_writer().try_init();
         let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut config = Config {
@@ -72,6 +79,7 @@ impl TestApp {
             // Generous: the whole suite shares 2 cores; production keeps the 250 ms default.
             config.redis_timeout_ms = 3000;
         }
+        tweak(&mut config);
         let app = App::build(config, Role::Serve, clock.clone()).await.expect("app builds");
         let (tx, rx) = oneshot::channel();
         let mut t = TestApp {
@@ -112,6 +120,49 @@ impl TestApp {
         // Gateways learn about new keys through the change log.
         self.gateway.follow().await.unwrap();
         (key, rec.id, app.id)
+    }
+
+    /// Publish a public API at `/{slug}` with these upstream targets and a default free plan;
+    /// returns the API id.
+    pub async fn publish(&self, slug: &str, upstreams: &[(&str, u32)]) -> i64 {
+        let now = self.clock.now();
+        let api = self
+            .store
+            .create_api(
+                &turnpike_store::NewApi {
+                    slug: slug.into(),
+                    name: slug.into(),
+                    description: String::new(),
+                    route_prefix: format!("/{slug}"),
+                    host: None,
+                    upstreams: upstreams.iter().map(|(u, w)| turnpike_store::Upstream { url: (*u).into(), weight: *w }).collect(),
+                    openapi: None,
+                    visibility: turnpike_store::Visibility::Public,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        self.store
+            .create_plan(
+                api.id,
+                &turnpike_store::NewPlan {
+                    slug: "free".into(),
+                    name: "Free".into(),
+                    rate_per_second: 100_000,
+                    burst: 100_000,
+                    monthly_quota: None,
+                    currency: "usd".into(),
+                    flat_price_minor: 0,
+                    unit_price_minor_per_1000: 0,
+                    is_default: true,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        self.gateway.follow().await.unwrap();
+        api.id
     }
 
     pub fn gw(&self, path: &str) -> String {

@@ -14,7 +14,10 @@ async fn the_catalog_lists_public_apis_with_their_plans() {
         assert!(res.headers().get("set-cookie").is_none(), "anonymous visitors get no session");
         let html = res.text().await.unwrap();
         assert!(html.contains(r#"href="/apis/echo""#));
-        assert!(html.contains("Free · 10 req/s · 1,000 requests/month"), "{html}");
+        assert!(
+            html.contains(r#"<span class="plan-price">Free</span><span class="plan-meta">10 req/s · 1,000 requests/month</span>"#),
+            "{html}"
+        );
         assert!(!html.contains("Hidden draft"));
 
         let html = app.get(&client, "/apis/echo").await.text().await.unwrap();

@@ -1,0 +1,116 @@
+//! Every status the gateway answers itself, over real sockets, on each counter backend.
+
+use std::time::Duration;
+
+use turnpike_testkit::TestDb;
+
+use crate::upstreams::{self, Behaviour};
+use crate::{system_clock, CounterBackend, TestApp};
+
+async fn code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    assert_eq!(r.headers()["content-type"], "application/problem+json", "status {status}");
+    let v: serde_json::Value = r.json().await.unwrap();
+    (status, v["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_statuses_402_403_413_431_502_504() {
+    for counters in CounterBackend::each("gateway_statuses").await {
+        println!("counters: {}", counters.name());
+        let db = TestDb::sqlite().await;
+        let app = TestApp::start_with(&db, &counters, system_clock(), |c| {
+            c.max_body_bytes = 1024;
+            c.upstream_timeout_ms = 300;
+        })
+        .await;
+        let slow = upstreams::start(Behaviour::Slow(Duration::from_secs(3))).await;
+        let refused = upstreams::refused().await;
+        app.publish("slow", &[(&format!("http://{slow}"), 1)]).await;
+        app.publish("down", &[(&format!("http://{refused}"), 1)]).await;
+        let (key, key_id, app_id) = app.developer_key("s@example.com").await;
+        let k = key.expose();
+        let h = &app.http;
+
+        // 200 baseline, then 413 by declared length and by a streamed (chunked) body.
+        assert_eq!(h.post(app.gw("/echo/x")).bearer_auth(k).body(vec![b'a'; 1000]).send().await.unwrap().status(), 200);
+        assert_eq!(
+            code(h.post(app.gw("/echo/x")).bearer_auth(k).body(vec![b'a'; 5000]).send().await.unwrap()).await,
+            (413, "body_too_large".into())
+        );
+        let chunks = futures_util::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![b'b'; 500])));
+        let r = h.post(app.gw("/echo/x")).bearer_auth(k).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+        assert_eq!(code(r).await, (413, "body_too_large".into()));
+
+        // 431: hyper refuses oversized request headers before any phase runs.
+        let r = h.get(app.gw("/echo/x")).bearer_auth(k).header("x-big", "a".repeat(70 * 1024)).send().await.unwrap();
+        assert_eq!(r.status(), 431);
+
+        // 502 (refused) and 504 (slow past the timeout), promptly.
+        let t = std::time::Instant::now();
+        assert_eq!(code(h.get(app.gw("/down/x")).bearer_auth(k).send().await.unwrap()).await, (502, "bad_gateway".into()));
+        assert_eq!(code(h.get(app.gw("/slow/x")).bearer_auth(k).send().await.unwrap()).await, (504, "gateway_timeout".into()));
+        assert!(t.elapsed() < Duration::from_secs(3), "answered before the slow upstream would have");
+
+        // 403 for an API the app is not subscribed to (a draft's sibling: create a public API after
+        // the app was created, so the default subscription does not exist).
+        let subs_before = app.store.list_subscriptions(app_id).await.unwrap().len();
+        assert_eq!(subs_before, 3, "echo, slow, down");
+        app.publish("later", &[("http://127.0.0.1:1", 1)]).await;
+        assert_eq!(code(h.get(app.gw("/later/x")).bearer_auth(k).send().await.unwrap()).await, (403, "not_subscribed".into()));
+
+        // 402 once the subscription is past due; back to 200 once paid.
+        let echo_sub = app.store.list_subscriptions(app_id).await.unwrap().into_iter().find(|s| s.plan_id == 1).unwrap();
+        app.store.set_subscription_status(echo_sub.id, "past_due", 0).await.unwrap();
+        app.gateway.follow().await.unwrap();
+        let r = h.get(app.gw("/echo/x")).bearer_auth(k).send().await.unwrap();
+        let v: serde_json::Value = {
+            assert_eq!(r.status(), 402);
+            r.json().await.unwrap()
+        };
+        assert_eq!(v["code"], "payment_required");
+        assert!(v["billing_url"].as_str().unwrap().ends_with("/billing"));
+        app.store.set_subscription_status(echo_sub.id, "active", 0).await.unwrap();
+        app.gateway.follow().await.unwrap();
+        assert_eq!(h.get(app.gw("/echo/x")).bearer_auth(k).send().await.unwrap().status(), 200);
+
+        // Metering: admitted are echo 200, the chunked 413 (admitted, then its body overflowed),
+        // 502, 504 and the final 200. Refused before admission: the declared-length 413, 431, 403,
+        // 402.
+        app.gateway.flush().await.unwrap();
+        let total = app.store.key_usage_total(key_id).await.unwrap();
+        assert_eq!(total.admitted, 5, "{total:?}");
+        assert_eq!(total.errors, 3, "413 + 502 + 504 recorded as errors: {total:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_weights_hold_within_three_points_over_10k_requests() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start(&db, &CounterBackend::Local, system_clock()).await;
+    let a = upstreams::start(Behaviour::Named("stable")).await;
+    let b = upstreams::start(Behaviour::Named("canary")).await;
+    app.publish("split", &[(&format!("http://{a}"), 90), (&format!("http://{b}"), 10)]).await;
+    let (key, _, _) = app.developer_key("c@example.com").await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    for w in 0..16 {
+        let (h, url, k, tx) = (app.http.clone(), app.gw("/split/x"), key.expose().to_owned(), tx.clone());
+        tokio::spawn(async move {
+            for _ in 0..10_000 / 16 + usize::from(w < 10_000 % 16) {
+                let body = h.get(&url).bearer_auth(&k).send().await.unwrap().text().await.unwrap();
+                tx.send(body == "canary").await.unwrap();
+            }
+        });
+    }
+    drop(tx);
+    let (mut n, mut canary) = (0, 0);
+    while let Some(is_canary) = rx.recv().await {
+        n += 1;
+        canary += usize::from(is_canary);
+    }
+    assert_eq!(n, 10_000);
+    let pct = canary as f64 * 100.0 / n as f64;
+    assert!((7.0..=13.0).contains(&pct), "canary share {pct:.2}% (want 10 ± 3)");
+    app.stop().await;
+}

@@ -1,0 +1,54 @@
+//! Tiny upstream servers for tests: named responders, slow ones, and ones that break.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// How a test upstream behaves.
+#[derive(Clone, Copy)]
+pub enum Behaviour {
+    /// Answer 200 with this name as the body.
+    Named(&'static str),
+    /// Wait this long before answering.
+    Slow(Duration),
+}
+
+/// Start an upstream on a free loopback port; it runs until the test's runtime ends.
+pub async fn start(b: Behaviour) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| async move {
+                    let body = match b {
+                        Behaviour::Named(n) => n,
+                        Behaviour::Slow(d) => {
+                            tokio::time::sleep(d).await;
+                            "slow"
+                        }
+                    };
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
+                });
+                let _ =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A loopback address where nothing listens.
+pub async fn refused() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a
+}
