@@ -87,6 +87,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Drain deadline on shutdown, milliseconds.
     pub drain_timeout_ms: u64,
+    /// Async runtime worker threads; unset: one per CPU core.
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for Config {
@@ -112,6 +114,7 @@ impl Default for Config {
             access_log: true,
             log_format: LogFormat::Text,
             drain_timeout_ms: 30_000,
+            worker_threads: None,
         }
     }
 }
@@ -168,6 +171,9 @@ impl Config {
                     return Err(ConfigError(format!("key `{key}`: expected an http(s) URL, got {u:?}")));
                 }
             }
+        }
+        if self.worker_threads == Some(0) {
+            return Err(ConfigError("key `worker_threads`: must be at least 1".into()));
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));

@@ -16,9 +16,11 @@ impl Store {
     /// Delete every session whose data names `account_id` (on password change or suspension),
     /// except `keep`.
     pub async fn delete_account_sessions(&self, account_id: i64, keep: Option<&str>) -> Result<u64, StoreError> {
-        let needle = format!("%\"account_id\":{account_id}%");
-        Ok(on_pool!(self, p => sqlx::query("DELETE FROM sessions WHERE data LIKE $1 AND id <> $2")
-            .bind(needle).bind(keep.unwrap_or("")).execute(p).await?.rows_affected()))
+        // The JSON value is followed by `,` or `}`: match both so account 5 never matches 50.
+        let a = format!("%\"account_id\":{account_id},%");
+        let b = format!("%\"account_id\":{account_id}}}%");
+        Ok(on_pool!(self, p => sqlx::query("DELETE FROM sessions WHERE (data LIKE $1 OR data LIKE $2) AND id <> $3")
+            .bind(a).bind(b).bind(keep.unwrap_or("")).execute(p).await?.rows_affected()))
     }
 }
 

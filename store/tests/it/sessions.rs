@@ -21,7 +21,14 @@ async fn sessions_roundtrip_expire_and_delete() {
         s.save(&expired).await.unwrap();
         assert!(s.load(&expired.id).await.unwrap().is_none());
 
+        // Account 4 and account 420 are different accounts.
+        let mut other = HashMap::new();
+        other.insert("account_id".to_string(), serde_json::json!(420));
+        let mut other = Record { id: Id::default(), data: other, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
+        s.create(&mut other).await.unwrap();
+        assert_eq!(s.delete_account_sessions(4, None).await.unwrap(), 0);
         assert_eq!(s.delete_account_sessions(42, None).await.unwrap(), 1);
+        assert!(s.load(&other.id).await.unwrap().is_some());
         assert!(s.load(&rec.id).await.unwrap().is_none());
     }
 }
