@@ -53,7 +53,8 @@ async fn main() -> anyhow::Result<()> {
     let acc = store.create_account(&Email::parse("bench@example.com")?, "x", Role::Developer, now).await?;
     let app = store.create_app(acc.id, "bench", now).await?;
     store.subscribe_defaults(app.id, now).await?;
-    let mut out: Option<std::io::BufWriter<std::fs::File>> = args.get(4).map(std::fs::File::create).transpose()?.map(std::io::BufWriter::new);
+    let mut out: Option<std::io::BufWriter<std::fs::File>> =
+        args.get(4).map(std::fs::File::create).transpose()?.map(std::io::BufWriter::new);
     let mut first = None;
     for i in 0..n {
         let key = ApiKey::generate();

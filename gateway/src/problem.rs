@@ -118,6 +118,10 @@ impl Problem {
         *r.status_mut() = self.status();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self == Problem::BodyTooLarge {
+            // The rest of the body was not read: the connection cannot carry another request.
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         r
     }
 

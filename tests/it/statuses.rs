@@ -43,7 +43,9 @@ async fn gateway_statuses_402_403_413_431_502_504() {
         assert_eq!(code(r).await, (413, "body_too_large".into()));
 
         // 431: hyper refuses oversized request headers before any phase runs.
-        let r = h.get(app.gw("/echo/x")).bearer_auth(k).header("x-big", "a".repeat(70 * 1024)).send().await.unwrap();
+        // A fresh connection: the previous one was closed mid-body by the 413.
+        let fresh = reqwest::Client::new();
+        let r = fresh.get(app.gw("/echo/x")).bearer_auth(k).header("x-big", "a".repeat(70 * 1024)).send().await.unwrap();
         assert_eq!(r.status(), 431);
 
         // 502 (refused) and 504 (slow past the timeout), promptly.
