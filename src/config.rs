@@ -87,8 +87,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Drain deadline on shutdown, milliseconds.
     pub drain_timeout_ms: u64,
-    /// Async runtime worker threads; unset: one per CPU core.
+    /// Async runtime worker threads; unset: one per CPU core. 1 runs a single-threaded runtime.
     pub worker_threads: Option<usize>,
+    /// Most API keys the gateway keeps resolved in memory.
+    pub key_cache_capacity: u64,
 }
 
 impl Default for Config {
@@ -115,6 +117,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             drain_timeout_ms: 30_000,
             worker_threads: None,
+            key_cache_capacity: 200_000,
         }
     }
 }
@@ -160,6 +163,7 @@ impl Config {
             ("upstream_connect_timeout_ms", self.upstream_connect_timeout_ms),
             ("upstream_timeout_ms", self.upstream_timeout_ms),
             ("max_body_bytes", self.max_body_bytes),
+            ("key_cache_capacity", self.key_cache_capacity),
         ] {
             if v == 0 {
                 return Err(ConfigError(format!("key `{key}`: must be greater than 0")));
@@ -192,6 +196,7 @@ impl Config {
             follow_interval: Duration::from_millis(self.follow_interval_ms),
             access_log: self.access_log,
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            key_cache_capacity: self.key_cache_capacity,
             ..Default::default()
         }
     }

@@ -91,6 +91,7 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 impl App {
     /// Open the database, migrate, seed an empty one, bind every listener of `role`.
     pub async fn build(config: Config, role: Role, clock: SharedClock) -> anyhow::Result<App> {
+        let _ = ops::prometheus();
         let store = open_store(&config).await?;
         let metrics_listener = bind(config.metrics_addr, "metrics").await?;
         let portal_listener = if role.portal() { Some(bind(config.portal_addr, "portal").await?) } else { None };

@@ -71,10 +71,16 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(config.log_format);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.worker_threads {
-        rt.worker_threads(n);
-    }
+    // One worker: a current-thread runtime, without the work-stealing machinery.
+    let mut rt = match config.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let rt = match rt.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -18,7 +18,8 @@ pub(crate) struct OpsState {
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every app in a test binary).
-fn prometheus() -> &'static PrometheusHandle {
+/// Installed before the gateway registers its metric handles.
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();

@@ -2,13 +2,14 @@
 //! lookup by SHA-256 that change events invalidate.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
 use http::{HeaderMap, HeaderValue};
-use moka::future::Cache;
 use turnpike_store::domain::{ApiKey, KeyHash};
-use turnpike_store::period::monthly_period;
+use turnpike_store::period::{monthly_period, Period};
 use turnpike_store::{AccountStatus, KeyStatus, Store, StoreError};
 
 /// What an app may do on one API.
@@ -22,9 +23,34 @@ pub struct Grant {
     pub(crate) burst: i64,
     pub(crate) quota: Option<i64>,
     pub(crate) anchor: i64,
-    /// Usage in the period containing `seed_at`, from the database at load time.
+    /// Usage in the period starting at `seed_period_start`, from the database at load time.
     pub(crate) seed_used: i64,
     pub(crate) seed_period_start: i64,
+    /// The current period and its `RateLimit-Policy` value, recomputed when the period ends.
+    pub(crate) period: Mutex<Option<(Period, HeaderValue)>>,
+}
+
+impl Grant {
+    /// The billing period containing `now` and the policy header for it.
+    pub(crate) fn period_at(&self, now: i64, policy: impl FnOnce(Period) -> HeaderValue) -> (Period, HeaderValue) {
+        let mut cached = self.period.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((p, h)) = cached.as_ref() {
+            if p.start <= now && now < p.end {
+                return (*p, h.clone());
+            }
+        }
+        let p = monthly_period(self.anchor, now);
+        let h = policy(p);
+        *cached = Some((p, h.clone()));
+        (p, h)
+    }
+}
+
+/// Everything the gateway enforces for one app; shared by all of the app's keys.
+#[derive(Debug)]
+pub struct AppGrants {
+    pub(crate) consumer_header: HeaderValue,
+    pub(crate) grants: Vec<Grant>,
 }
 
 /// A resolved key.
@@ -33,18 +59,17 @@ pub struct Identity {
     pub(crate) key_id: i64,
     pub(crate) app_id: i64,
     pub(crate) account_id: i64,
-    pub(crate) prefix: String,
+    pub(crate) prefix: Box<str>,
     pub(crate) enabled: bool,
     pub(crate) expires_at: Option<i64>,
-    pub(crate) consumer_header: HeaderValue,
-    pub(crate) grants: Vec<Grant>,
+    pub(crate) app: Arc<AppGrants>,
     /// Last time this key's use was queued for `last_used_at` (unix seconds).
     pub(crate) last_touch: AtomicI64,
 }
 
 impl Identity {
     pub(crate) fn grant(&self, api_id: i64) -> Option<&Grant> {
-        self.grants.iter().find(|g| g.api_id == api_id)
+        self.app.grants.iter().find(|g| g.api_id == api_id)
     }
 }
 
@@ -80,61 +105,149 @@ pub fn extract<'a>(headers: &'a HeaderMap, query: Option<&'a str>, allow_query: 
     None
 }
 
+type Slot = (Option<Arc<Identity>>, i64);
+
+/// Two generations of a concurrent map: inserts go to `young`; when it holds half the capacity
+/// it becomes `old` and the previous `old` is dropped. Hits in `old` are promoted. That bounds
+/// memory at `capacity` entries with LRU-like behaviour and no per-entry bookkeeping, which
+/// keeps a hit at one shard read lock.
+struct Generations {
+    young: Arc<DashMap<KeyHash, Slot>>,
+    old: Arc<DashMap<KeyHash, Slot>>,
+}
+
+impl Generations {
+    fn empty() -> Generations {
+        Generations { young: Arc::new(DashMap::new()), old: Arc::new(DashMap::new()) }
+    }
+}
+
 /// The key cache. `None` entries remember unknown keys so that guessing costs no database load.
 pub struct KeyCache {
-    cache: Cache<KeyHash, Option<Arc<Identity>>>,
+    gens: ArcSwap<Generations>,
+    apps: DashMap<i64, Arc<AppGrants>>,
     store: Store,
+    capacity: usize,
+    ttl: i64,
     pub(crate) lookups: AtomicU64,
     pub(crate) hits: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyCache({} entries)", self.cache.entry_count())
+        let g = self.gens.load();
+        write!(f, "KeyCache({} entries)", g.young.len() + g.old.len())
     }
 }
 
 impl KeyCache {
     pub(crate) fn new(store: Store, capacity: u64, ttl: Duration) -> KeyCache {
         KeyCache {
-            cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).support_invalidation_closures().build(),
+            gens: ArcSwap::from_pointee(Generations::empty()),
+            apps: DashMap::new(),
             store,
+            capacity: usize::try_from(capacity).unwrap_or(usize::MAX).max(2),
+            ttl: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1),
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
         }
     }
 
-    /// Resolve a verified key hash; loads from the database on a miss.
-    pub(crate) async fn resolve(&self, hash: KeyHash, now: i64) -> Result<Option<Arc<Identity>>, Arc<StoreError>> {
-        if let Some(hit) = self.cache.get(&hash).await {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit);
+    /// Resolve a verified key hash; loads from the database on a miss or after the TTL.
+    pub(crate) async fn resolve(&self, hash: KeyHash, now: i64) -> Result<Option<Arc<Identity>>, StoreError> {
+        let gens = self.gens.load();
+        if let Some(slot) = gens.young.get(&hash) {
+            if now - slot.1 < self.ttl {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(slot.0.clone());
+            }
+        } else if let Some((_, slot)) = gens.old.remove(&hash) {
+            if now - slot.1 < self.ttl {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                let v = slot.0.clone();
+                self.insert(hash, slot);
+                return Ok(v);
+            }
         }
-        self.cache
-            .try_get_with(hash, async {
-                self.lookups.fetch_add(1, Ordering::Relaxed);
-                load(&self.store, &hash, now).await
-            })
-            .await
+        drop(gens);
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let loaded = self.load(&hash, now).await?;
+        self.insert(hash, (loaded.clone(), now));
+        Ok(loaded)
     }
 
-    pub(crate) async fn invalidate_key(&self, hash: &KeyHash) {
-        self.cache.invalidate(hash).await;
+    fn insert(&self, hash: KeyHash, slot: Slot) {
+        let gens = self.gens.load();
+        gens.young.insert(hash, slot);
+        if gens.young.len() >= self.capacity / 2 {
+            let half = self.capacity / 2;
+            // rcu: of several concurrent rotations only one takes effect.
+            self.gens.rcu(|g| {
+                if g.young.len() >= half {
+                    Arc::new(Generations { young: Arc::new(DashMap::new()), old: g.young.clone() })
+                } else {
+                    g.clone()
+                }
+            });
+        }
     }
 
-    pub(crate) fn invalidate_where(&self, f: impl Fn(&Identity) -> bool + Send + Sync + 'static) {
-        let _ = self.cache.invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|i| f(i)));
+    async fn load(&self, hash: &KeyHash, now: i64) -> Result<Option<Arc<Identity>>, StoreError> {
+        let Some(k) = self.store.key_auth(hash).await? else { return Ok(None) };
+        let app = match self.apps.get(&k.app_id).map(|a| a.clone()) {
+            Some(a) => a,
+            None => {
+                let a = Arc::new(load_app(&self.store, k.app_id, now).await?);
+                self.apps.insert(k.app_id, a.clone());
+                a
+            }
+        };
+        Ok(Some(Arc::new(Identity {
+            key_id: k.key_id,
+            app_id: k.app_id,
+            account_id: k.account_id,
+            prefix: k.display_prefix.into_boxed_str(),
+            enabled: k.status == KeyStatus::Active && k.account_status == AccountStatus::Active,
+            expires_at: k.expires_at,
+            app,
+            last_touch: AtomicI64::new(0),
+        })))
+    }
+
+    pub(crate) fn invalidate_key(&self, hash: &KeyHash) {
+        let g = self.gens.load();
+        g.young.remove(hash);
+        g.old.remove(hash);
+    }
+
+    /// Drop the app's shared grants and every cached key of the app.
+    pub(crate) fn invalidate_app(&self, app_id: i64) {
+        self.apps.remove(&app_id);
+        self.invalidate_where(move |i| i.app_id == app_id);
+    }
+
+    pub(crate) fn invalidate_where(&self, f: impl Fn(&Identity) -> bool) {
+        let g = self.gens.load();
+        let keep = |_: &KeyHash, v: &mut Slot| !v.0.as_deref().is_some_and(&f);
+        g.young.retain(keep);
+        g.old.retain(keep);
     }
 
     pub(crate) fn invalidate_all(&self) {
-        self.cache.invalidate_all();
+        self.apps.clear();
+        self.gens.store(Arc::new(Generations::empty()));
+    }
+
+    /// Number of cached keys (known and unknown).
+    pub(crate) fn len(&self) -> usize {
+        let g = self.gens.load();
+        g.young.len() + g.old.len()
     }
 }
 
-async fn load(store: &Store, hash: &KeyHash, now: i64) -> Result<Option<Arc<Identity>>, StoreError> {
-    let Some(k) = store.key_auth(hash).await? else { return Ok(None) };
+async fn load_app(store: &Store, app_id: i64, now: i64) -> Result<AppGrants, StoreError> {
     let mut grants = Vec::new();
-    for e in store.entitlements(k.app_id).await? {
+    for e in store.entitlements(app_id).await? {
         let period = monthly_period(e.billing_anchor, now);
         let seed_used =
             if e.monthly_quota.is_some() { store.subscription_usage(e.subscription_id, period.start, period.end).await? } else { 0 };
@@ -149,19 +262,13 @@ async fn load(store: &Store, hash: &KeyHash, now: i64) -> Result<Option<Arc<Iden
             anchor: e.billing_anchor,
             seed_used,
             seed_period_start: period.start,
+            period: Mutex::new(None),
         });
     }
-    Ok(Some(Arc::new(Identity {
-        key_id: k.key_id,
-        app_id: k.app_id,
-        account_id: k.account_id,
-        consumer_header: HeaderValue::from_str(&format!("app-{}", k.app_id)).unwrap_or(HeaderValue::from_static("unknown")),
-        prefix: k.display_prefix,
-        enabled: k.status == KeyStatus::Active && k.account_status == AccountStatus::Active,
-        expires_at: k.expires_at,
+    Ok(AppGrants {
+        consumer_header: HeaderValue::from_str(&format!("app-{app_id}")).unwrap_or(HeaderValue::from_static("unknown")),
         grants,
-        last_touch: AtomicI64::new(0),
-    })))
+    })
 }
 
 /// Verify format and checksum; `None` means refuse without a lookup.

@@ -295,6 +295,8 @@ pub struct RedisCounters {
     /// one last time even when the clock has moved well past its hour.
     touched_hours: Mutex<std::collections::BTreeSet<i64>>,
     last_hour: AtomicI64,
+    /// Buckets this gateway has already put in a dirty set: later requests skip the SADD.
+    known_dirty: DashMap<BucketId, ()>,
 }
 
 impl std::fmt::Debug for RedisCounters {
@@ -327,6 +329,7 @@ impl RedisCounters {
             pending: DashMap::new(),
             touched_hours: Mutex::new(std::collections::BTreeSet::new()),
             last_hour: AtomicI64::new(i64::MIN),
+            known_dirty: DashMap::new(),
         })
     }
 
@@ -343,7 +346,9 @@ impl RedisCounters {
         // Only the first request of each hour takes the lock.
         if self.last_hour.swap(bucket.hour, Ordering::Relaxed) != bucket.hour {
             self.touched_hours.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.hour);
+            self.known_dirty.retain(|b, _| b.hour >= bucket.hour - 3600);
         }
+        let first_in_bucket = !self.known_dirty.contains_key(&bucket);
         let tag = format!("{}:{{s{}}}", self.prefix, a.sub_id);
         let quota_ttl = (a.period.end - a.now_us / 1_000_000).max(1) + 86_400;
         let member = format!("{}:{}:{}:{}", a.sub_id, a.key_id, a.api_id, bucket.hour);
@@ -360,10 +365,13 @@ impl RedisCounters {
             .arg(a.seed_used)
             .arg(BUCKET_TTL_S);
         let mut pipe = redis::pipe();
-        // The dirty-set entry is written first so a flusher on any gateway finds the bucket even
-        // if this gateway dies right after the script ran. One round trip for all three.
-        pipe.cmd("SADD").arg(self.dirty_key(bucket.hour)).arg(&member).ignore();
-        pipe.cmd("EXPIRE").arg(self.dirty_key(bucket.hour)).arg(BUCKET_TTL_S).ignore();
+        // The dirty-set entry is written before the first count of a bucket so a flusher on any
+        // gateway finds the bucket even if this gateway dies right after the script ran. Same
+        // round trip as the script.
+        if first_in_bucket {
+            pipe.cmd("SADD").arg(self.dirty_key(bucket.hour)).arg(&member).ignore();
+            pipe.cmd("EXPIRE").arg(self.dirty_key(bucket.hour)).arg(BUCKET_TTL_S).ignore();
+        }
         pipe.invoke_script(&inv);
         let fut = async {
             match pipe.query_async::<(Vec<i64>,)>(&mut conn).await {
@@ -375,6 +383,9 @@ impl RedisCounters {
             }
         };
         let (r,) = tokio::time::timeout(self.timeout, fut).await.map_err(|_| CounterError::Timeout)??;
+        if first_in_bucket {
+            self.known_dirty.insert(bucket, ());
+        }
         if r.len() < 4 {
             return Err(CounterError::Redis(redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "admission script reply"))));
         }

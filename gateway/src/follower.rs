@@ -33,14 +33,12 @@ impl Gateway {
                 match c.kind {
                     ChangeKind::Key => {
                         if let Some(h) = KeyHash::from_hex(&c.ref_id) {
-                            let keys = &i.keys;
-                            // moka's invalidate is async but never waits on I/O.
-                            futures_util::FutureExt::now_or_never(keys.invalidate_key(&h));
+                            i.keys.invalidate_key(&h);
                         }
                     }
                     ChangeKind::App => {
                         if let Ok(id) = c.ref_id.parse::<i64>() {
-                            i.keys.invalidate_where(move |k| k.app_id == id);
+                            i.keys.invalidate_app(id);
                         }
                     }
                     ChangeKind::Account => {

@@ -1,6 +1,5 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,14 +15,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use turnpike_store::clock::SharedClock;
-use turnpike_store::period::{monthly_period, Period};
+
 use turnpike_store::{Store, StoreError};
 
+use crate::access::{AccessLog, Entry};
 use crate::auth::{self, KeyCache};
 use crate::counters::{Admission, Counters, Verdict};
+use crate::headers::LimitState;
 use crate::problem::Problem;
 use crate::proxy::{self, BoxBody, CountingBody, Meter, MeteredBody, UpstreamClient};
-use crate::routes::RouteTable;
+use crate::routes::{Route, RouteTable};
 use crate::GatewayConfig;
 
 /// Counters about the gateway itself, for tests and `/metrics`.
@@ -41,6 +42,10 @@ pub struct GatewayStats {
     pub last_flush: i64,
     /// Change-log version applied.
     pub change_version: i64,
+    /// Keys in the cache (known and unknown).
+    pub key_cache_entries: usize,
+    /// Access-log lines dropped because the writer fell behind.
+    pub access_log_dropped: u64,
 }
 
 pub(crate) struct Inner {
@@ -57,6 +62,14 @@ pub(crate) struct Inner {
     pub(crate) last_flush: AtomicI64,
     pub(crate) change_version: AtomicI64,
     pub(crate) seen_changes: Mutex<HashMap<i64, i64>>,
+    access: Option<AccessLog>,
+    no_route: metrics::Counter,
+}
+
+/// The client side of a connection, computed once per connection.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    ip: Box<str>,
 }
 
 /// The gateway: cheap to clone, shared by every connection.
@@ -77,15 +90,14 @@ fn header_str(v: &'static str) -> HeaderValue {
 
 fn new_request_id() -> HeaderValue {
     let id: u128 = rand::random();
-    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or(header_str("0"))
+    HeaderValue::from_maybe_shared(Bytes::from(format!("{id:032x}"))).unwrap_or(header_str("0"))
 }
 
 /// Everything known about one request, for the access log.
 struct Ctx {
     started: Instant,
     request_id: HeaderValue,
-    api: Option<Arc<str>>,
-    key_prefix: Option<String>,
+    identity: Option<Arc<auth::Identity>>,
     upstream_ms: Option<u128>,
 }
 
@@ -95,6 +107,7 @@ impl Gateway {
         let routes = RouteTable::build(&store.list_apis().await?);
         let version = store.latest_change().await?;
         let client = proxy::client(cfg.connect_timeout);
+        let access_log = cfg.access_log;
         Ok(Gateway {
             inner: Arc::new(Inner {
                 keys: KeyCache::new(store.clone(), cfg.key_cache_capacity, cfg.key_cache_ttl),
@@ -110,6 +123,8 @@ impl Gateway {
                 last_flush: AtomicI64::new(0),
                 change_version: AtomicI64::new(version),
                 seen_changes: Mutex::new(HashMap::new()),
+                access: access_log.then(AccessLog::start),
+                no_route: metrics::counter!("turnpike_gateway_requests_total", "api" => "-", "status" => "4xx"),
             }),
         })
     }
@@ -124,6 +139,8 @@ impl Gateway {
             flushes: i.flushes.load(Ordering::Relaxed),
             last_flush: i.last_flush.load(Ordering::Relaxed),
             change_version: i.change_version.load(Ordering::Relaxed),
+            key_cache_entries: i.keys.len(),
+            access_log_dropped: i.access.as_ref().map_or(0, |a| a.dropped.load(Ordering::Relaxed)),
         }
     }
 
@@ -161,9 +178,11 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
+                    let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str() });
                     let svc = service_fn(move |req| {
                         let gw = gw.clone();
-                        async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
+                        let peer = peer.clone();
+                        async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
                     });
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                     let conn = graceful.watch(conn);
@@ -182,43 +201,49 @@ impl Gateway {
     }
 
     /// Handle one request through the phases.
-    pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<BoxBody> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<BoxBody> {
         let mut ctx = Ctx {
             started: Instant::now(),
             request_id: req.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(new_request_id),
-            api: None,
-            key_prefix: None,
+            identity: None,
             upstream_ms: None,
         };
-        let mut resp = self.phases(req, remote, &mut ctx).await;
-        resp.headers_mut().insert("x-request-id", ctx.request_id.clone());
-        if self.inner.cfg.access_log {
-            tracing::info!(
-                target: "turnpike::access",
-                request_id = ctx.request_id.to_str().unwrap_or(""),
-                api = ctx.api.as_deref().unwrap_or("-"),
-                key = ctx.key_prefix.as_deref().unwrap_or("-"),
-                status = resp.status().as_u16(),
-                upstream_ms = ctx.upstream_ms.map(|v| v as u64),
-                total_ms = ctx.started.elapsed().as_millis() as u64,
-                client = %remote.ip(),
-            );
+        let (mut resp, route) = self.phases(req, peer, &mut ctx).await;
+        let status = resp.status().as_u16();
+        match &route {
+            Some(r) => r.requests[status_class(status)].increment(1),
+            None => self.inner.no_route.increment(1),
         }
-        metrics::counter!("turnpike_gateway_requests_total", "api" => ctx.api.clone().map(|a| a.to_string()).unwrap_or_else(|| "-".into()), "status" => status_class(resp.status().as_u16())).increment(1);
+        if let Some(log) = &self.inner.access {
+            log.log(&Entry {
+                ts_ms: self.inner.clock.now_micros() / 1000,
+                request_id: ctx.request_id.as_bytes(),
+                api: route.as_ref().map_or("-", |r| &r.slug),
+                key: ctx.identity.as_ref().map_or("-", |i| &i.prefix),
+                status,
+                upstream_ms: ctx.upstream_ms.map(|v| v as u64),
+                total_ms: ctx.started.elapsed().as_millis() as u64,
+                client: &peer.ip,
+            });
+        }
+        resp.headers_mut().insert("x-request-id", ctx.request_id);
         resp
     }
 
-    async fn phases(&self, req: Request<Incoming>, remote: SocketAddr, ctx: &mut Ctx) -> Response<BoxBody> {
-        let inner = &*self.inner;
-
+    async fn phases(&self, req: Request<Incoming>, peer: &Peer, ctx: &mut Ctx) -> (Response<BoxBody>, Option<Arc<Route>>) {
         // 1. Route.
-        let routes = inner.routes.load();
+        let routes = self.inner.routes.load();
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
         let Some(route) = routes.find(host, req.uri().path()).cloned() else {
-            return Problem::NoRoute.response();
+            return (Problem::NoRoute.response(), None);
         };
         drop(routes);
-        ctx.api = Some(route.slug.clone());
+        let resp = self.routed(req, peer, ctx, &route).await;
+        (resp, Some(route))
+    }
+
+    async fn routed(&self, req: Request<Incoming>, peer: &Peer, ctx: &mut Ctx, route: &Route) -> Response<BoxBody> {
+        let inner = &*self.inner;
 
         // A declared body over the limit is refused before it is authenticated or counted (like
         // nginx's client_max_body_size); a streamed body is cut off at the limit further down.
@@ -246,7 +271,7 @@ impl Gateway {
                 return Problem::Unavailable.response_with(",\"retry_after\":1");
             }
         };
-        ctx.key_prefix = Some(identity.prefix.clone());
+        ctx.identity = Some(identity.clone());
         if !identity.enabled || identity.expires_at.is_some_and(|t| t <= now) {
             return Problem::KeyDisabled.response();
         }
@@ -259,7 +284,7 @@ impl Gateway {
         }
 
         // 3. Limit (and count: the admitted count is the billable truth).
-        let period: Period = monthly_period(grant.anchor, now);
+        let (period, policy) = grant.period_at(now, |p| LimitState::policy_for(grant.burst, grant.rate, grant.quota, p.end - p.start));
         let admission = Admission {
             sub_id: grant.sub_id,
             key_id: identity.key_id,
@@ -280,7 +305,6 @@ impl Gateway {
                 return r;
             }
         };
-        let policy = decision.limits.policy();
         let remaining = decision.limits.remaining();
         match decision.verdict {
             Verdict::Admitted => {}
@@ -342,11 +366,11 @@ impl Gateway {
             }
             auth::CredentialSource::Query => {}
         }
-        h.insert("x-turnpike-consumer", identity.consumer_header.clone());
+        h.insert("x-turnpike-consumer", identity.app.consumer_header.clone());
         h.insert("x-turnpike-plan", grant.plan_header.clone());
         h.insert("x-turnpike-api", route.api_header.clone());
         h.insert("x-request-id", ctx.request_id.clone());
-        proxy::set_forwarded(h, &remote.ip().to_string(), original_host.as_ref());
+        proxy::set_forwarded(h, &peer.ip, original_host.as_ref());
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
 
@@ -399,11 +423,11 @@ impl Gateway {
     }
 }
 
-fn status_class(s: u16) -> &'static str {
+fn status_class(s: u16) -> usize {
     match s {
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        200..=299 => 0,
+        300..=399 => 1,
+        400..=499 => 2,
+        _ => 3,
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use bytes::Bytes;
 use http::HeaderValue;
 
 /// What the limiter knows after a decision, for the headers.
@@ -26,7 +27,24 @@ pub struct LimitState {
     pub quota_reset: i64,
 }
 
+fn header(s: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(s)).unwrap_or(HeaderValue::from_static(""))
+}
+
 impl LimitState {
+    /// `RateLimit-Policy` value for a plan: the burst window is the time an empty burst
+    /// allowance takes to refill at `rate`; the quota window is the period's length.
+    pub fn policy_for(burst: i64, rate: i64, quota: Option<i64>, period_secs: i64) -> HeaderValue {
+        let emission = (1_000_000 / rate.max(1)).max(1);
+        let burst_window = (emission * burst.max(1) + 999_999) / 1_000_000;
+        let mut s = String::with_capacity(64);
+        let _ = write!(s, "\"burst\";q={};w={}", burst, burst_window.max(1));
+        if let Some(q) = quota {
+            let _ = write!(s, ", \"quota\";q={};w={}", q, period_secs.max(1));
+        }
+        header(s)
+    }
+
     /// `RateLimit-Policy` value.
     pub fn policy(&self) -> HeaderValue {
         let mut s = String::with_capacity(64);
@@ -34,7 +52,7 @@ impl LimitState {
         if let Some(q) = self.quota {
             let _ = write!(s, ", \"quota\";q={};w={}", q, self.quota_window.max(1));
         }
-        HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""))
+        header(s)
     }
 
     /// `RateLimit` value.
@@ -44,7 +62,7 @@ impl LimitState {
         if self.quota.is_some() {
             let _ = write!(s, ", \"quota\";r={};t={}", self.quota_remaining.max(0), self.quota_reset.max(0));
         }
-        HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""))
+        header(s)
     }
 }
 
@@ -66,6 +84,7 @@ mod tests {
         };
         assert_eq!(s.policy(), "\"burst\";q=20;w=2, \"quota\";q=1000;w=2678400");
         assert_eq!(s.remaining(), "\"burst\";r=19;t=0, \"quota\";r=999;t=100");
+        assert_eq!(LimitState::policy_for(20, 10, Some(1000), 2_678_400), s.policy());
         let unlimited = LimitState { quota: None, ..s };
         assert_eq!(unlimited.remaining(), "\"burst\";r=19;t=0");
     }

@@ -7,6 +7,7 @@
 //! truth), **proxy** (streaming both ways) and **meter** (status, bytes, latency into the same
 //! hourly bucket). Background tasks flush counters to the database and follow the change log.
 
+mod access;
 mod auth;
 mod config;
 pub mod counters;

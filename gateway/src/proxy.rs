@@ -46,6 +46,20 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Remove hop-by-hop headers, including those listed in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if h.contains_key(header::CONNECTION) {
+        strip_connection_listed(h);
+    }
+    for n in HOP_BY_HOP.iter() {
+        if h.contains_key(n) {
+            h.remove(n);
+        }
+    }
+    if h.contains_key(header::UPGRADE) {
+        h.remove(header::UPGRADE);
+    }
+}
+
+fn strip_connection_listed(h: &mut HeaderMap) {
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -53,14 +67,16 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
         .collect();
-    for n in listed.iter().chain(HOP_BY_HOP.iter()) {
+    for n in listed {
         h.remove(n);
     }
-    h.remove(header::UPGRADE);
 }
 
 /// Remove every client-sent `X-Turnpike-*` header: only the gateway may set them.
 pub fn strip_trusted(h: &mut HeaderMap) {
+    if !h.keys().any(|k| k.as_str().starts_with("x-turnpike-")) {
+        return;
+    }
     let names: Vec<HeaderName> = h.keys().filter(|k| k.as_str().starts_with("x-turnpike-")).cloned().collect();
     for n in names {
         h.remove(n);

@@ -29,6 +29,8 @@ pub struct Route {
     targets: Vec<Target>,
     total_weight: u32,
     pub(crate) api_header: HeaderValue,
+    /// `turnpike_gateway_requests_total` by status class (2xx, 3xx, 4xx, 5xx), registered once.
+    pub(crate) requests: [metrics::Counter; 4],
 }
 
 impl Route {
@@ -85,6 +87,8 @@ impl RouteTable {
                     total_weight: targets.iter().map(|t| t.weight).sum(),
                     targets,
                     api_header: HeaderValue::from_str(&a.slug).unwrap_or(HeaderValue::from_static("unknown")),
+                    requests: ["2xx", "3xx", "4xx", "5xx"]
+                        .map(|class| metrics::counter!("turnpike_gateway_requests_total", "api" => a.slug.clone(), "status" => class)),
                 }))
             })
             .collect();

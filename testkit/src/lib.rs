@@ -31,7 +31,10 @@ pub fn skip(service: &str, test: &str, why: &str) {
     if services_required() {
         panic!("{service} is required (TURNPIKE_REQUIRE_SERVICES=1) but unreachable for {test}: {why}");
     }
-    eprintln!("\n*** SKIPPED [{service}] {test}: {why} (set TURNPIKE_REQUIRE_SERVICES=1 to fail instead) ***\n");
+    // Written to the stderr handle, not with eprintln!, which the test harness captures: a skip
+    // must be visible even when the test passes.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED [{service}] {test}: {why} (set TURNPIKE_REQUIRE_SERVICES=1 to fail instead) ***\n");
 }
 
 /// A fresh, migrated database that disappears when dropped.

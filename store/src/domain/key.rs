@@ -73,8 +73,15 @@ fn base62_fixed(mut bytes: Vec<u8>, width: usize) -> String {
     String::from_utf8(digits).unwrap_or_default()
 }
 
-fn checksum(body: &str) -> String {
-    base62_fixed(crc32fast::hash(body.as_bytes()).to_be_bytes().to_vec(), CHECK_LEN)
+/// The checksum of `body` as six base62 digits, without allocating.
+fn checksum(body: &str) -> [u8; CHECK_LEN] {
+    let mut n = crc32fast::hash(body.as_bytes());
+    let mut out = [b'0'; CHECK_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    out
 }
 
 impl ApiKey {
@@ -84,7 +91,7 @@ impl ApiKey {
         rand::rngs::OsRng.fill_bytes(&mut random);
         let body = format!("{KEY_PREFIX}{}", base62_fixed(random.to_vec(), BODY_LEN));
         let check = checksum(&body);
-        ApiKey(format!("{body}_{check}"))
+        ApiKey(format!("{body}_{}", std::str::from_utf8(&check).unwrap_or_default()))
     }
 
     /// Check format and checksum; no I/O, no allocation on the failure paths.
@@ -99,7 +106,7 @@ impl ApiKey {
             return Err(KeyError::Malformed);
         }
         let (body, check) = presented.split_at(KEY_LEN - CHECK_LEN - 1);
-        if checksum(body) != check[1..] {
+        if checksum(body) != check.as_bytes()[1..] {
             return Err(KeyError::BadChecksum);
         }
         Ok(KeyHash(Sha256::digest(b).into()))

@@ -1,5 +1,26 @@
-//! The store suite: every test runs on SQLite and, when reachable, on PostgreSQL, and names the
-//! backend it ran on.
+//! The store suite: every test runs on SQLite and on PostgreSQL as two tests named after the
+//! backend (`…::sqlite`, `…::postgres`).
+
+/// Runs `async fn $name(db: TestDb)` as two tests, `$name::sqlite` and `$name::postgres`, so
+/// the test list names the backend each ran on. The PostgreSQL one skips loudly when no server
+/// answers (and fails under `TURNPIKE_REQUIRE_SERVICES=1`).
+#[macro_export]
+macro_rules! on_each_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(turnpike_testkit::TestDb::sqlite().await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = turnpike_testkit::TestDb::postgres(concat!(module_path!(), "::", stringify!($name))).await {
+                    super::$name(db).await
+                }
+            }
+        }
+    };
+}
 
 mod accounts;
 mod keys_and_apps;
