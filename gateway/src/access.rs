@@ -88,7 +88,7 @@ impl AccessLog {
             }
             None => s.push_str("null"),
         }
-        let _ = write!(s, ",\"total_ms\":{},\"client\":\"{}\"}}\n", e.total_ms, e.client);
+        let _ = writeln!(s, ",\"total_ms\":{},\"client\":\"{}\"}}", e.total_ms, e.client);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(s) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
