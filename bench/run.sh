@@ -30,6 +30,11 @@ cargo build --release --quiet --bin turnpike --example bench_setup
 TP=target/release/turnpike
 
 UP=18100; NGX=18101; NGXK=18102; HAP=18103; TPL=18104; TPR=18105; RPORT=56390
+for p in $UP $NGX $NGXK $HAP $TPL $TPR $RPORT 18106 18304 18305 18306; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+    echo "port $p is already in use (a previous run still alive?); stop it first" >&2; exit 1
+  fi
+done
 
 # --- upstream: nginx returning a fixed 200, on CPU1 -------------------------------------------
 cat > "$W/upstream.conf" <<EOF

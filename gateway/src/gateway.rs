@@ -44,7 +44,7 @@ pub struct GatewayStats {
     pub change_version: i64,
     /// Keys in the cache (known and unknown).
     pub key_cache_entries: usize,
-    /// Access-log lines dropped because the writer fell behind.
+    /// Access-log buffers dropped because the writer fell behind.
     pub access_log_dropped: u64,
 }
 
@@ -196,6 +196,9 @@ impl Gateway {
         drop(listener);
         if tokio::time::timeout(self.inner.cfg.drain_timeout, graceful.shutdown()).await.is_err() {
             tracing::warn!("drain deadline passed with requests still in flight");
+        }
+        if let Some(log) = &self.inner.access {
+            log.flush();
         }
         Ok(())
     }
