@@ -23,7 +23,7 @@ use crate::auth::{self, KeyCache};
 use crate::counters::{Admission, Counters, Verdict};
 use crate::headers::LimitState;
 use crate::problem::Problem;
-use crate::proxy::{self, BoxBody, CountingBody, Meter, MeteredBody, UpstreamClient};
+use crate::proxy::{self, BoxBody, Meter, Tallied, UpstreamClient};
 use crate::routes::{Route, RouteTable};
 use crate::GatewayConfig;
 
@@ -379,25 +379,19 @@ impl Gateway {
 
         let bytes_in = Arc::new(AtomicU64::new(0));
         let limit = usize::try_from(inner.cfg.max_body_bytes).unwrap_or(usize::MAX);
-        let body = CountingBody::new(Limited::new(body, limit), bytes_in.clone()).boxed_unsync();
+        let body = Tallied::new(Limited::new(body, limit), bytes_in.clone()).boxed_unsync();
         let upstream_req = Request::from_parts(parts, body);
 
         let upstream_started = Instant::now();
         let result = tokio::time::timeout(inner.cfg.response_timeout, inner.client.request(upstream_req)).await;
         ctx.upstream_ms = Some(upstream_started.elapsed().as_millis());
-        let meter = |status: u16| Meter {
-            counters: inner.counters.clone(),
-            bucket: decision.bucket,
-            status,
-            started: ctx.started,
-            bytes_in: bytes_in.clone(),
-        };
+        let meter = |status: u16| Meter::new(inner.counters.clone(), decision.bucket, status, ctx.started, bytes_in.clone());
         let mut resp = match result {
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
                 let (mut parts, body) = resp.into_parts();
                 proxy::strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, MeteredBody::new(body, meter(status)).boxed_unsync())
+                Response::from_parts(parts, Tallied::new(body, meter(status)).boxed_unsync())
             }
             Ok(Err(e)) => {
                 let too_large = std::error::Error::source(&e)
@@ -422,7 +416,7 @@ impl Gateway {
     fn gateway_error(&self, p: Problem, meter: Meter) -> Response<BoxBody> {
         let r = p.response();
         let (parts, body) = r.into_parts();
-        Response::from_parts(parts, MeteredBody::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
+        Response::from_parts(parts, Tallied::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
     }
 }
 

@@ -107,90 +107,80 @@ pub fn set_forwarded(h: &mut HeaderMap, client_ip: &str, host: Option<&HeaderVal
     }
 }
 
-/// Counts request body bytes as they stream to the upstream.
-pub struct CountingBody<B> {
-    inner: B,
-    count: Arc<AtomicU64>,
+/// What a streamed body reports to: bytes as frames pass, and once at the end.
+pub trait Tally {
+    /// `n` more body bytes went through.
+    fn add(&mut self, n: u64);
+    /// The body ended (complete, failed, or dropped).
+    fn end(&mut self) {}
 }
 
-impl<B> CountingBody<B> {
-    pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
-        CountingBody { inner, count }
-    }
-}
-
-impl<B> Body for CountingBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    self.count.fetch_add(d.len() as u64, Ordering::Relaxed);
-                }
-                Poll::Ready(Some(Ok(f)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+/// Request body bytes, read by the response's meter.
+impl Tally for Arc<AtomicU64> {
+    fn add(&mut self, n: u64) {
+        self.fetch_add(n, Ordering::Relaxed);
     }
 }
 
-/// Recorded into the usage bucket when the response body ends or is dropped (client gone).
+/// Records the outcome into the usage bucket when the response body ends or is dropped (the
+/// client went away).
 pub struct Meter {
-    pub(crate) counters: Counters,
-    pub(crate) bucket: BucketId,
-    pub(crate) status: u16,
-    pub(crate) started: Instant,
-    pub(crate) bytes_in: Arc<AtomicU64>,
-}
-
-/// Streams the upstream response to the client and meters it at the end.
-pub struct MeteredBody<B> {
-    inner: B,
+    counters: Counters,
+    bucket: BucketId,
+    status: u16,
+    started: Instant,
+    bytes_in: Arc<AtomicU64>,
     bytes_out: u64,
-    meter: Option<Meter>,
+    done: bool,
 }
 
-impl<B> MeteredBody<B> {
-    pub fn new(inner: B, meter: Meter) -> Self {
-        MeteredBody { inner, bytes_out: 0, meter: Some(meter) }
+impl Meter {
+    pub(crate) fn new(counters: Counters, bucket: BucketId, status: u16, started: Instant, bytes_in: Arc<AtomicU64>) -> Meter {
+        Meter { counters, bucket, status, started, bytes_in, bytes_out: 0, done: false }
     }
-    fn finish(&mut self) {
-        if let Some(m) = self.meter.take() {
-            let outcome = Outcome {
-                status: m.status,
-                bytes_in: m.bytes_in.load(Ordering::Relaxed),
-                bytes_out: self.bytes_out,
-                latency_ms: m.started.elapsed().as_millis() as u64,
-            };
-            m.counters.record(&m.bucket, &outcome);
+}
+
+impl Tally for Meter {
+    fn add(&mut self, n: u64) {
+        self.bytes_out += n;
+    }
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
         }
+        let outcome = Outcome {
+            status: self.status,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+        };
+        self.counters.record(&self.bucket, &outcome);
     }
 }
 
-impl<B> Drop for MeteredBody<B> {
+impl Drop for Meter {
     fn drop(&mut self) {
-        self.finish();
+        self.end();
     }
 }
 
-impl<B> Body for MeteredBody<B>
+/// A body streamed through unchanged while its bytes are tallied.
+pub struct Tallied<B, T> {
+    inner: B,
+    tally: T,
+}
+
+impl<B, T> Tallied<B, T> {
+    pub fn new(inner: B, tally: T) -> Self {
+        Tallied { inner, tally }
+    }
+}
+
+impl<B, T> Body for Tallied<B, T>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
+    T: Tally + Unpin,
 {
     type Data = Bytes;
     type Error = BoxError;
@@ -199,16 +189,17 @@ where
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {
-                    self.bytes_out += d.len() as u64;
+                    let n = d.len() as u64;
+                    self.tally.add(n);
                 }
                 Poll::Ready(Some(Ok(f)))
             }
             Poll::Ready(Some(Err(e))) => {
-                self.finish();
+                self.tally.end();
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
-                self.finish();
+                self.tally.end();
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,

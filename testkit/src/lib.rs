@@ -136,3 +136,54 @@ pub async fn redis_prefix(test: &str) -> Option<(String, String)> {
         }
     }
 }
+
+/// A plan given to new apps automatically, free of charge.
+pub fn default_plan(slug: &str, rate_per_second: i64, burst: i64, monthly_quota: Option<i64>) -> turnpike_store::NewPlan {
+    turnpike_store::NewPlan {
+        slug: slug.into(),
+        name: slug.into(),
+        rate_per_second,
+        burst,
+        monthly_quota,
+        currency: "usd".into(),
+        flat_price_minor: 0,
+        unit_price_minor_per_1000: 0,
+        is_default: true,
+    }
+}
+
+/// The seeded demo's Free plan: 10/s, burst 20, 1,000 a month.
+pub fn free_plan() -> turnpike_store::NewPlan {
+    turnpike_store::NewPlan { name: "Free".into(), ..default_plan("free", 10, 20, Some(1000)) }
+}
+
+/// Publish an API at `/{slug}` in front of `upstreams` (url, weight) with one plan; returns the
+/// API and plan ids.
+pub async fn publish(
+    store: &Store,
+    slug: &str,
+    name: &str,
+    upstreams: &[(&str, u32)],
+    visibility: turnpike_store::Visibility,
+    plan: &turnpike_store::NewPlan,
+    now: i64,
+) -> (i64, i64) {
+    let api = store
+        .create_api(
+            &turnpike_store::NewApi {
+                slug: slug.into(),
+                name: name.into(),
+                description: format!("{name} returns what you send."),
+                route_prefix: format!("/{slug}"),
+                host: None,
+                upstreams: upstreams.iter().map(|(url, weight)| turnpike_store::Upstream { url: (*url).into(), weight: *weight }).collect(),
+                openapi: Some(r#"{"openapi":"3.1.0","info":{"title":"x","version":"1"},"paths":{}}"#.into()),
+                visibility,
+            },
+            now,
+        )
+        .await
+        .expect("create api");
+    let plan = store.create_plan(api.id, plan, now).await.expect("create plan");
+    (api.id, plan.id)
+}

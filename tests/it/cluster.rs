@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use turnpike_store::domain::{ApiKey, Email};
-use turnpike_store::{NewApi, NewPlan, Role, Store, Upstream, Visibility};
+use turnpike_store::{Role, Store, Visibility};
 use turnpike_testkit::TestDb;
 
 use crate::upstreams::{self, Behaviour};
@@ -83,47 +83,15 @@ struct Setup {
 
 async fn setup(store: &Store, quota: i64) -> Setup {
     let up = upstreams::start(Behaviour::Named("ok")).await;
-    let api = store
-        .create_api(
-            &NewApi {
-                slug: "pay".into(),
-                name: "Pay".into(),
-                description: String::new(),
-                route_prefix: "/pay".into(),
-                host: None,
-                upstreams: vec![Upstream { url: format!("http://{up}"), weight: 1 }],
-                openapi: None,
-                visibility: Visibility::Public,
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    let plan = store
-        .create_plan(
-            api.id,
-            &NewPlan {
-                slug: "metered".into(),
-                name: "Metered".into(),
-                rate_per_second: 1_000_000,
-                burst: 1_000_000,
-                monthly_quota: Some(quota),
-                currency: "usd".into(),
-                flat_price_minor: 0,
-                unit_price_minor_per_1000: 10,
-                is_default: true,
-            },
-            0,
-        )
-        .await
-        .unwrap();
+    let plan = turnpike_testkit::default_plan("metered", 1_000_000, 1_000_000, Some(quota));
+    let (_, plan_id) = turnpike_testkit::publish(store, "pay", "Pay", &[(&format!("http://{up}"), 1)], Visibility::Public, &plan, 0).await;
     let now = turnpike_store::clock::Clock::now(&turnpike_store::clock::SystemClock);
     let acc = store.create_account(&Email::parse("p@example.com").unwrap(), "x", Role::Developer, now).await.unwrap();
     let app = store.create_app(acc.id, "partner", now).await.unwrap();
     store.subscribe_defaults(app.id, now).await.unwrap();
     let key = ApiKey::generate();
     let rec = store.create_key(app.id, "k", &key, now).await.unwrap();
-    Setup { store: store.clone(), key, key_id: rec.id, plan_id: plan.id }
+    Setup { store: store.clone(), key, key_id: rec.id, plan_id }
 }
 
 /// Fire `n` requests at `concurrency` spread round-robin over the gateways; counts by outcome.

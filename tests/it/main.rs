@@ -125,44 +125,12 @@ impl TestApp {
     /// Publish a public API at `/{slug}` with these upstream targets and a default free plan;
     /// returns the API id.
     pub async fn publish(&self, slug: &str, upstreams: &[(&str, u32)]) -> i64 {
-        let now = self.clock.now();
-        let api = self
-            .store
-            .create_api(
-                &turnpike_store::NewApi {
-                    slug: slug.into(),
-                    name: slug.into(),
-                    description: String::new(),
-                    route_prefix: format!("/{slug}"),
-                    host: None,
-                    upstreams: upstreams.iter().map(|(u, w)| turnpike_store::Upstream { url: (*u).into(), weight: *w }).collect(),
-                    openapi: None,
-                    visibility: turnpike_store::Visibility::Public,
-                },
-                now,
-            )
-            .await
-            .unwrap();
-        self.store
-            .create_plan(
-                api.id,
-                &turnpike_store::NewPlan {
-                    slug: "free".into(),
-                    name: "Free".into(),
-                    rate_per_second: 100_000,
-                    burst: 100_000,
-                    monthly_quota: None,
-                    currency: "usd".into(),
-                    flat_price_minor: 0,
-                    unit_price_minor_per_1000: 0,
-                    is_default: true,
-                },
-                now,
-            )
-            .await
-            .unwrap();
+        let plan = turnpike_testkit::default_plan("free", 100_000, 100_000, None);
+        let (api_id, _) =
+            turnpike_testkit::publish(&self.store, slug, slug, upstreams, turnpike_store::Visibility::Public, &plan, self.clock.now())
+                .await;
         self.gateway.follow().await.unwrap();
-        api.id
+        api_id
     }
 
     pub fn gw(&self, path: &str) -> String {

@@ -4,7 +4,7 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Response, StatusCode};
 use turnpike_portal::{PortalConfig, PortalState};
 use turnpike_store::clock::ManualClock;
-use turnpike_store::{NewApi, NewPlan, Store, Upstream, Visibility};
+use turnpike_store::{Store, Visibility};
 use turnpike_testkit::TestDb;
 
 /// 2026-05-28 20:26:40 UTC.
@@ -128,41 +128,7 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
 
 /// A public API `slug` with a free default plan; returns (api id, plan id).
 pub async fn seed_api(store: &Store, slug: &str, name: &str, visibility: Visibility) -> (i64, i64) {
-    let api = store
-        .create_api(
-            &NewApi {
-                slug: slug.into(),
-                name: name.into(),
-                description: format!("{name} returns what you send."),
-                route_prefix: format!("/{slug}"),
-                host: None,
-                upstreams: vec![Upstream { url: "http://127.0.0.1:1".into(), weight: 1 }],
-                openapi: Some(r#"{"openapi":"3.1.0","info":{"title":"x","version":"1"},"paths":{}}"#.into()),
-                visibility,
-            },
-            NOW,
-        )
-        .await
-        .unwrap();
-    let plan = store
-        .create_plan(
-            api.id,
-            &NewPlan {
-                slug: "free".into(),
-                name: "Free".into(),
-                rate_per_second: 10,
-                burst: 20,
-                monthly_quota: Some(1000),
-                currency: "usd".into(),
-                flat_price_minor: 0,
-                unit_price_minor_per_1000: 0,
-                is_default: true,
-            },
-            NOW,
-        )
-        .await
-        .unwrap();
-    (api.id, plan.id)
+    turnpike_testkit::publish(store, slug, name, &[("http://127.0.0.1:1", 1)], visibility, &turnpike_testkit::free_plan(), NOW).await
 }
 
 /// HTML with askama's escapes undone, for asserting on visible text.

@@ -27,44 +27,10 @@ mod keys_and_apps;
 mod sessions;
 mod usage;
 
-use turnpike_store::{NewApi, NewPlan, Store, Upstream, Visibility};
+use turnpike_store::{Store, Visibility};
 
 pub(crate) const NOW: i64 = 1_780_000_000;
 
 pub(crate) async fn seed_api(store: &Store, slug: &str, visibility: Visibility) -> (i64, i64) {
-    let api = store
-        .create_api(
-            &NewApi {
-                slug: slug.into(),
-                name: slug.into(),
-                description: String::new(),
-                route_prefix: format!("/{slug}"),
-                host: None,
-                upstreams: vec![Upstream { url: "http://127.0.0.1:1".into(), weight: 1 }],
-                openapi: None,
-                visibility,
-            },
-            NOW,
-        )
-        .await
-        .unwrap();
-    let plan = store
-        .create_plan(
-            api.id,
-            &NewPlan {
-                slug: "free".into(),
-                name: "Free".into(),
-                rate_per_second: 10,
-                burst: 20,
-                monthly_quota: Some(1000),
-                currency: "usd".into(),
-                flat_price_minor: 0,
-                unit_price_minor_per_1000: 0,
-                is_default: true,
-            },
-            NOW,
-        )
-        .await
-        .unwrap();
-    (api.id, plan.id)
+    turnpike_testkit::publish(store, slug, slug, &[("http://127.0.0.1:1", 1)], visibility, &turnpike_testkit::free_plan(), NOW).await
 }
