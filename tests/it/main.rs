@@ -3,6 +3,7 @@
 
 mod cli;
 mod cluster;
+mod faults;
 mod gateway;
 mod journey;
 mod statuses;
@@ -48,6 +49,7 @@ pub struct TestApp {
     pub gateway: Gateway,
     pub portal_url: String,
     pub gateway_url: String,
+    pub metrics_url: String,
     pub http: reqwest::Client,
     pub clock: SharedClock,
     stop: Option<oneshot::Sender<()>>,
@@ -87,6 +89,7 @@ impl TestApp {
             gateway: app.gateway.clone().expect("serve runs a gateway"),
             portal_url: app.portal_url.clone(),
             gateway_url: app.gateway_url.clone(),
+            metrics_url: format!("http://{}", app.metrics_addr),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap(),
             clock,
             stop: Some(tx),

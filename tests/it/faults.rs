@@ -1,0 +1,91 @@
+//! Failure is explicit: a Redis outage fails closed within its timeout and shows in /readyz;
+//! h2c clients are served.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use turnpike_testkit::TestDb;
+
+use crate::{system_clock, CounterBackend, TestApp};
+
+/// A throwaway redis-server on a free port, never the shared one on 6379.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Option<OwnRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(5) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(OwnRedis { child, port })
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_fails_closed_within_the_timeout_and_readyz_says_so() {
+    let Some(mut redis) = OwnRedis::start() else {
+        turnpike_testkit::skip("redis-server", "a_redis_outage_fails_closed", "cannot start a throwaway redis-server");
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    let counters = CounterBackend::Redis { url: format!("redis://127.0.0.1:{}/", redis.port), prefix: "fault".into() };
+    let app = TestApp::start_with(&db, &counters, system_clock(), |c| c.redis_timeout_ms = 300).await;
+    let (key, key_id, _) = app.developer_key("f@example.com").await;
+    let call = || app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send();
+    assert_eq!(call().await.unwrap().status(), 200);
+    assert_eq!(app.http.get(format!("{}/readyz", app.metrics_url)).send().await.unwrap().status(), 200);
+
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = call().await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "answered in {:?}", t.elapsed());
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "unavailable");
+    }
+    let ready = app.http.get(format!("{}/readyz", app.metrics_url)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("counters"));
+    // Nothing was admitted while Redis was down: exactly the one request before it is billed.
+    app.gateway.flush().await.ok();
+    app.stop().await;
+    assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_are_served() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start(&db, &CounterBackend::Local, system_clock()).await;
+    let (key, _, _) = app.developer_key("h2@example.com").await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let r = h2.get(app.gw("/echo/over-h2")).bearer_auth(key.expose()).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("ratelimit"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["path"], "/over-h2");
+    app.stop().await;
+}
