@@ -64,6 +64,13 @@ pub(crate) struct Inner {
     pub(crate) seen_changes: Mutex<HashMap<i64, i64>>,
     access: Option<AccessLog>,
     no_route: metrics::Counter,
+    /// `turnpike_limiter_decisions_total` by decision: admitted, rate_limited, quota_exceeded,
+    /// unavailable.
+    decisions: [metrics::Counter; 4],
+    /// Time spent in the gateway itself (total minus upstream), seconds.
+    overhead: metrics::Histogram,
+    /// Time to the upstream's response headers, seconds.
+    upstream: metrics::Histogram,
 }
 
 /// The client side of a connection, computed once per connection.
@@ -98,7 +105,7 @@ struct Ctx {
     started: Instant,
     request_id: HeaderValue,
     identity: Option<Arc<auth::Identity>>,
-    upstream_ms: Option<u128>,
+    upstream: Option<std::time::Duration>,
 }
 
 impl Gateway {
@@ -125,6 +132,10 @@ impl Gateway {
                 seen_changes: Mutex::new(HashMap::new()),
                 access: access_log.then(AccessLog::start),
                 no_route: metrics::counter!("turnpike_gateway_requests_total", "api" => "-", "status" => "4xx"),
+                decisions: ["admitted", "rate_limited", "quota_exceeded", "unavailable"]
+                    .map(|d| metrics::counter!("turnpike_limiter_decisions_total", "decision" => d)),
+                overhead: metrics::histogram!("turnpike_gateway_overhead_seconds"),
+                upstream: metrics::histogram!("turnpike_gateway_upstream_seconds"),
             }),
         })
     }
@@ -209,10 +220,13 @@ impl Gateway {
             started: Instant::now(),
             request_id: req.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(new_request_id),
             identity: None,
-            upstream_ms: None,
+            upstream: None,
         };
         let (mut resp, route) = self.phases(req, peer, &mut ctx).await;
         let status = resp.status().as_u16();
+        let total = ctx.started.elapsed();
+        let upstream = ctx.upstream.unwrap_or_default();
+        self.inner.overhead.record(total.saturating_sub(upstream).as_secs_f64());
         match &route {
             Some(r) => r.requests[status_class(status)].increment(1),
             None => self.inner.no_route.increment(1),
@@ -224,8 +238,8 @@ impl Gateway {
                 api: route.as_ref().map_or("-", |r| &r.slug),
                 key: ctx.identity.as_ref().map_or("-", |i| &i.prefix),
                 status,
-                upstream_ms: ctx.upstream_ms.map(|v| v as u64),
-                total_ms: ctx.started.elapsed().as_millis() as u64,
+                upstream_ms: ctx.upstream.map(|v| v.as_millis() as u64),
+                total_ms: total.as_millis() as u64,
                 client: &peer.ip,
             });
         }
@@ -302,6 +316,7 @@ impl Gateway {
         let decision = match inner.counters.admit(&admission).await {
             Ok(d) => d,
             Err(e) => {
+                inner.decisions[3].increment(1);
                 tracing::error!(error = %e, "counter store unavailable; failing closed");
                 let mut r = Problem::Unavailable.response();
                 r.headers_mut().insert(header::RETRY_AFTER, header_str("1"));
@@ -310,8 +325,9 @@ impl Gateway {
         };
         let remaining = decision.limits.remaining();
         match decision.verdict {
-            Verdict::Admitted => {}
+            Verdict::Admitted => inner.decisions[0].increment(1),
             Verdict::RateLimited { retry_after } | Verdict::QuotaExceeded { retry_after } => {
+                inner.decisions[if matches!(decision.verdict, Verdict::RateLimited { .. }) { 1 } else { 2 }].increment(1);
                 let problem =
                     if matches!(decision.verdict, Verdict::RateLimited { .. }) { Problem::RateLimited } else { Problem::QuotaExceeded };
                 let mut r = problem.response_with(&format!(",\"retry_after\":{retry_after}"));
@@ -384,7 +400,9 @@ impl Gateway {
 
         let upstream_started = Instant::now();
         let result = tokio::time::timeout(inner.cfg.response_timeout, inner.client.request(upstream_req)).await;
-        ctx.upstream_ms = Some(upstream_started.elapsed().as_millis());
+        let upstream = upstream_started.elapsed();
+        inner.upstream.record(upstream.as_secs_f64());
+        ctx.upstream = Some(upstream);
         let meter = |status: u16| Meter::new(inner.counters.clone(), decision.bucket, status, ctx.started, bytes_in.clone());
         let mut resp = match result {
             Ok(Ok(resp)) => {

@@ -54,6 +54,8 @@ async fn a_redis_outage_fails_closed_within_the_timeout_and_readyz_says_so() {
     let call = || app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send();
     assert_eq!(call().await.unwrap().status(), 200);
     assert_eq!(app.http.get(format!("{}/readyz", app.metrics_url)).send().await.unwrap().status(), 200);
+    // This Redis keeps nothing on disk: settle the one admitted request before killing it.
+    app.gateway.flush().await.unwrap();
 
     let _ = redis.child.kill();
     let _ = redis.child.wait();
@@ -70,7 +72,6 @@ async fn a_redis_outage_fails_closed_within_the_timeout_and_readyz_says_so() {
     assert_eq!(ready.status(), 503);
     assert!(ready.text().await.unwrap().contains("counters"));
     // Nothing was admitted while Redis was down: exactly the one request before it is billed.
-    app.gateway.flush().await.ok();
     app.stop().await;
     assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, 1);
 }
@@ -87,5 +88,34 @@ async fn h2c_clients_are_served() {
     assert!(r.headers().contains_key("ratelimit"));
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["path"], "/over-h2");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_decisions_and_time() {
+    let db = TestDb::sqlite().await;
+    let clock = std::sync::Arc::new(turnpike_store::clock::ManualClock::at(1_790_000_000));
+    let app = TestApp::start(&db, &CounterBackend::Local, clock).await;
+    let (key, _, _) = app.developer_key("metrics@example.com").await;
+    let scrape = || async { app.http.get(format!("{}/metrics", app.metrics_url)).send().await.unwrap().text().await.unwrap() };
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    };
+    let before = scrape().await;
+    // The free plan's burst is 20 with a stopped clock: 20 admitted, 5 rate limited.
+    for _ in 0..25 {
+        app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send().await.unwrap();
+    }
+    let after = scrape().await;
+    let delta = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(delta("turnpike_gateway_requests_total{api=\"echo\",status=\"2xx\"}"), 20.0, "{after}");
+    assert_eq!(delta("turnpike_gateway_requests_total{api=\"echo\",status=\"4xx\"}"), 5.0);
+    // Counters are process-wide (other tests in this binary add to them): at least ours.
+    assert!(delta("turnpike_limiter_decisions_total{decision=\"admitted\"}") >= 20.0);
+    assert!(delta("turnpike_limiter_decisions_total{decision=\"rate_limited\"}") >= 5.0);
+    assert!(delta("turnpike_gateway_upstream_seconds_count") >= 20.0);
+    assert!(delta("turnpike_gateway_overhead_seconds_count") >= 25.0);
+    assert!(after.contains("turnpike_gateway_overhead_seconds_bucket{le=\"0.001\"}"));
+    assert!(after.contains("turnpike_key_cache_hits_total"));
     app.stop().await;
 }
