@@ -20,6 +20,10 @@ struct GatewayProcess {
 
 impl GatewayProcess {
     fn start(db_url: &str, redis_url: &str, prefix: &str) -> GatewayProcess {
+        Self::start_with(db_url, &[("TURNPIKE_REDIS_URL", redis_url), ("TURNPIKE_REDIS_PREFIX", prefix)])
+    }
+
+    fn start_with(db_url: &str, env: &[(&str, &str)]) -> GatewayProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
         for (k, _) in std::env::vars() {
             if k.starts_with("TURNPIKE_") {
@@ -29,14 +33,13 @@ impl GatewayProcess {
         let mut child = cmd
             .arg("gateway")
             .env("TURNPIKE_DATABASE_URL", db_url)
-            .env("TURNPIKE_REDIS_URL", redis_url)
-            .env("TURNPIKE_REDIS_PREFIX", prefix)
             .env("TURNPIKE_REDIS_TIMEOUT_MS", "3000")
             .env("TURNPIKE_GATEWAY_ADDR", "127.0.0.1:0")
             .env("TURNPIKE_METRICS_ADDR", "127.0.0.1:0")
             .env("TURNPIKE_FLUSH_INTERVAL_MS", "200")
             .env("TURNPIKE_FOLLOW_INTERVAL_MS", "100")
             .env("TURNPIKE_ACCESS_LOG", "false")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -82,7 +85,11 @@ struct Setup {
 }
 
 async fn setup(store: &Store, quota: i64) -> Setup {
-    let up = upstreams::start(Behaviour::Named("ok")).await;
+    setup_with(store, quota, Behaviour::Named("ok")).await
+}
+
+async fn setup_with(store: &Store, quota: i64, upstream: Behaviour) -> Setup {
+    let up = upstreams::start(upstream).await;
     let plan = turnpike_testkit::default_plan("metered", 1_000_000, 1_000_000, Some(quota));
     let (_, plan_id) = turnpike_testkit::publish(store, "pay", "Pay", &[(&format!("http://{up}"), 1)], Visibility::Public, &plan, 0).await;
     let now = turnpike_store::clock::Clock::now(&turnpike_store::clock::SystemClock);
@@ -207,4 +214,30 @@ async fn sigkill_of_a_gateway_mid_load_loses_no_admitted_count() {
     assert!(admitted_in_redis <= (ok + failed) as i64, "nothing counted that was not sent");
     assert_eq!(settled_total(&s.store, s.key_id, admitted_in_redis).await, admitted_in_redis, "no admitted count lost");
     survivor.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_and_flushes_the_meter() {
+    // SQLite and in-process counters, flushed every minute: only the final flush on SIGTERM can
+    // bring these requests to the database.
+    let db = TestDb::sqlite().await;
+    let s = setup_with(&db.store, 1_000_000, Behaviour::Slow(Duration::from_millis(600))).await;
+    let g = GatewayProcess::start_with(&db.url, &[("TURNPIKE_FLUSH_INTERVAL_MS", "60000")]);
+    let url = g.url.clone();
+    let client = reqwest::Client::new();
+    let mut in_flight = Vec::new();
+    for _ in 0..30 {
+        let (c, u, k) = (client.clone(), format!("{url}/pay/x"), s.key.expose().to_owned());
+        in_flight.push(tokio::spawn(async move { c.get(u).bearer_auth(k).send().await.map(|r| r.status().as_u16()) }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = g.child.id();
+    let term = tokio::task::spawn_blocking(move || g.stop());
+    for t in in_flight {
+        assert_eq!(t.await.unwrap().expect("in-flight request completes"), 200);
+    }
+    term.await.unwrap();
+    // New connections are refused once it has stopped.
+    assert!(client.get(format!("{url}/pay/x")).send().await.is_err(), "process {pid} still accepting");
+    assert_eq!(s.store.key_usage_total(s.key_id).await.unwrap().admitted, 30, "final flush wrote every admitted request");
 }
