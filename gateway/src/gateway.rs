@@ -344,7 +344,7 @@ impl Gateway {
         }
 
         // 4. Proxy.
-        let Some(target) = route.pick() else {
+        let Some(target) = route.pick(now_us) else {
             return Problem::BadGateway.response();
         };
         let (mut parts, body) = req.into_parts();
@@ -404,6 +404,13 @@ impl Gateway {
         inner.upstream.record(upstream.as_secs_f64());
         ctx.upstream = Some(upstream);
         let meter = |status: u16| Meter::new(inner.counters.clone(), decision.bucket, status, ctx.started, bytes_in.clone());
+        // Passive health: refused connections and timeouts count against the target.
+        let target_ok = match &result {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => !e.is_connect(),
+            Err(_) => false,
+        };
+        target.report(target_ok, now_us);
         let mut resp = match result {
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();

@@ -1,5 +1,6 @@
 //! The route table: compiled once from the published APIs and swapped atomically on change.
 
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use http::uri::{Authority, Scheme};
@@ -15,6 +16,30 @@ pub struct Target {
     /// Path prefix on the upstream, without a trailing slash.
     pub(crate) base_path: String,
     weight: u32,
+    /// Consecutive connect failures and timeouts (passive health).
+    failures: AtomicU32,
+    /// Unix microseconds until which the target is ejected.
+    ejected_until: AtomicI64,
+}
+
+/// Passive health: a target that fails this many times in a row is ejected…
+pub const EJECT_AFTER_FAILURES: u32 = 3;
+/// …for this long; then one request probes it (and a failure ejects it again at once).
+pub const EJECT_FOR_MICROS: i64 = 10_000_000;
+
+impl Target {
+    fn healthy(&self, now_us: i64) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) <= now_us
+    }
+
+    /// Record the outcome of a request to this target.
+    pub(crate) fn report(&self, ok: bool, now_us: i64) {
+        if ok {
+            self.failures.store(0, Ordering::Relaxed);
+        } else if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= EJECT_AFTER_FAILURES {
+            self.ejected_until.store(now_us + EJECT_FOR_MICROS, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A routable API.
@@ -34,13 +59,17 @@ pub struct Route {
 }
 
 impl Route {
-    /// A target chosen at random in proportion to the weights.
-    pub(crate) fn pick(&self) -> Option<&Target> {
+    /// A healthy target chosen at random in proportion to the weights. When every target is
+    /// ejected, all of them are candidates again: a partial outage must not become a total one.
+    pub(crate) fn pick(&self, now_us: i64) -> Option<&Target> {
         if self.targets.len() <= 1 || self.total_weight == 0 {
             return self.targets.first();
         }
-        let mut n = rand::thread_rng().gen_range(0..self.total_weight);
-        for t in &self.targets {
+        let healthy_weight: u32 = self.targets.iter().filter(|t| t.healthy(now_us)).map(|t| t.weight).sum();
+        let all = healthy_weight == 0;
+        let total = if all { self.total_weight } else { healthy_weight };
+        let mut n = rand::thread_rng().gen_range(0..total);
+        for t in self.targets.iter().filter(|t| all || t.healthy(now_us)) {
             if n < t.weight {
                 return Some(t);
             }
@@ -63,7 +92,14 @@ fn parse_target(url: &str, weight: u32) -> Option<Target> {
         // hyper's client here speaks plain HTTP; TLS upstreams need a TLS connector.
         return None;
     }
-    Some(Target { scheme, authority: uri.authority()?.clone(), base_path: uri.path().trim_end_matches('/').to_owned(), weight })
+    Some(Target {
+        scheme,
+        authority: uri.authority()?.clone(),
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+        weight,
+        failures: AtomicU32::new(0),
+        ejected_until: AtomicI64::new(0),
+    })
 }
 
 impl RouteTable {
@@ -158,6 +194,6 @@ mod tests {
         assert_eq!(id(None, "/payments"), None);
         assert_eq!(id(None, "/draft/x"), None);
         assert_eq!(id(Some("EU.example.com:8000"), "/pay/x"), Some(4));
-        assert_eq!(t.find(None, "/pay/x").unwrap().pick().unwrap().base_path, "/base");
+        assert_eq!(t.find(None, "/pay/x").unwrap().pick(0).unwrap().base_path, "/base");
     }
 }

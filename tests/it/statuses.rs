@@ -116,3 +116,37 @@ async fn canary_weights_hold_within_three_points_over_10k_requests() {
     assert!((7.0..=13.0).contains(&pct), "canary share {pct:.2}% (want 10 ± 3)");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_is_ejected_after_three_failures_and_probed_back() {
+    let db = TestDb::sqlite().await;
+    let clock = std::sync::Arc::new(turnpike_store::clock::ManualClock::at(1_790_000_000));
+    let app = TestApp::start(&db, &CounterBackend::Local, clock.clone()).await;
+    let good = upstreams::start(Behaviour::Named("healthy")).await;
+    let dead = upstreams::refused().await;
+    app.publish("pool", &[(&format!("http://{good}"), 1), (&format!("http://{dead}"), 1)]).await;
+    let (key, _, _) = app.developer_key("eject@example.com").await;
+    let round = |n: usize| {
+        let (h, url, k) = (app.http.clone(), app.gw("/pool/x"), key.expose().to_owned());
+        let clock = clock.clone();
+        async move {
+            let mut bad = 0;
+            for _ in 0..n {
+                // A free-plan burst is 100k here; still, keep the stopped clock moving a little.
+                clock.advance_micros(1);
+                let st = h.get(&url).bearer_auth(&k).send().await.unwrap().status();
+                if st == 502 {
+                    bad += 1;
+                } else {
+                    assert_eq!(st, 200);
+                }
+            }
+            bad
+        }
+    };
+    assert_eq!(round(60).await, 3, "exactly three failures eject the dead target");
+    // After the cooldown one probe goes to it, fails, and it is ejected again at once.
+    clock.advance_micros(10_000_001);
+    assert_eq!(round(60).await, 1, "one probe after the cooldown");
+    app.stop().await;
+}
