@@ -148,7 +148,8 @@ struct Bucket {
 impl Bucket {
     fn record(&self, o: &Outcome) {
         let class = match o.status {
-            200..=299 => &self.s2,
+            // Informational (101 Switching Protocols) counts with the successes.
+            100..=299 => &self.s2,
             300..=399 => &self.s3,
             400..=499 => &self.s4,
             _ => &self.s5,

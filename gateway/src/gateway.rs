@@ -373,6 +373,9 @@ impl Gateway {
             Err(_) => return Problem::NoRoute.response(),
         };
         let original_host = parts.headers.remove(header::HOST);
+        // An HTTP/1.1 Upgrade (WebSocket and the like) keeps its Upgrade/Connection headers, and
+        // the client side of the connection is taken over once the upstream agrees (101).
+        let upgrade = proxy::upgrade_request(&parts.headers).map(|proto| (proto, parts.extensions.remove::<hyper::upgrade::OnUpgrade>()));
         let h = &mut parts.headers;
         proxy::strip_hop_by_hop(h);
         proxy::strip_trusted(h);
@@ -391,6 +394,10 @@ impl Gateway {
         h.insert("x-request-id", ctx.request_id.clone());
         proxy::set_forwarded(h, &peer.ip, original_host.as_ref());
         parts.uri = uri;
+        if let Some((proto, _)) = &upgrade {
+            h.insert(header::UPGRADE, proto.clone());
+            h.insert(header::CONNECTION, header_str("upgrade"));
+        }
         parts.version = http::Version::HTTP_11;
 
         let bytes_in = Arc::new(AtomicU64::new(0));
@@ -412,10 +419,21 @@ impl Gateway {
         };
         target.report(target_ok, now_us);
         let mut resp = match result {
-            Ok(Ok(resp)) => {
+            Ok(Ok(mut resp)) => {
                 let status = resp.status().as_u16();
+                let switched = match upgrade {
+                    Some((_, Some(client_side))) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                        proxy::splice(client_side, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
+                        resp.headers().get(header::UPGRADE).cloned()
+                    }
+                    _ => None,
+                };
                 let (mut parts, body) = resp.into_parts();
                 proxy::strip_hop_by_hop(&mut parts.headers);
+                if let Some(proto) = switched {
+                    parts.headers.insert(header::UPGRADE, proto);
+                    parts.headers.insert(header::CONNECTION, header_str("upgrade"));
+                }
                 Response::from_parts(parts, Tallied::new(body, meter(status)).boxed_unsync())
             }
             Ok(Err(e)) => {

@@ -72,6 +72,30 @@ fn strip_connection_listed(h: &mut HeaderMap) {
     }
 }
 
+/// The protocol asked for, if this is an HTTP/1.1 Upgrade request (`Connection: upgrade` plus
+/// `Upgrade: <protocol>`).
+pub fn upgrade_request(h: &HeaderMap) -> Option<HeaderValue> {
+    let proto = h.get(header::UPGRADE)?;
+    let asks = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| proto.clone())
+}
+
+/// Once both sides have switched protocols, copy bytes both ways until either closes.
+pub fn splice(client: hyper::upgrade::OnUpgrade, upstream: Option<hyper::upgrade::OnUpgrade>) {
+    let Some(upstream) = upstream else { return };
+    tokio::spawn(async move {
+        let (Ok(client), Ok(upstream)) = (client.await, upstream.await) else { return };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    });
+}
+
 /// Remove every client-sent `X-Turnpike-*` header: only the gateway may set them.
 pub fn strip_trusted(h: &mut HeaderMap) {
     if !h.keys().any(|k| k.as_str().starts_with("x-turnpike-")) {

@@ -150,3 +150,40 @@ async fn a_failing_target_is_ejected_after_three_failures_and_probed_back() {
     assert_eq!(round(60).await, 1, "one probe after the cooldown");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_such_as_websocket_pass_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start(&db, &CounterBackend::Local, system_clock()).await;
+    let up = upstreams::start_upgrade_echo().await;
+    app.publish("ws", &[(&format!("http://{up}"), 1)]).await;
+    let (key, key_id, _) = app.developer_key("ws@example.com").await;
+    let addr = app.gateway_url.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "GET /ws/chat HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        key.expose()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).await.unwrap(), 1, "connection closed early: {}", String::from_utf8_lossy(&head));
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    for msg in [&b"ping"[..], b"a second message"] {
+        s.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut got)).await.unwrap().unwrap();
+        assert_eq!(got, msg);
+    }
+    drop(s);
+    app.gateway.flush().await.unwrap();
+    let t = app.store.key_usage_total(key_id).await.unwrap();
+    assert_eq!((t.admitted, t.errors), (1, 0), "the upgrade is one admitted, successful request");
+    app.stop().await;
+}

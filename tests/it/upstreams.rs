@@ -52,3 +52,33 @@ pub async fn refused() -> SocketAddr {
     drop(l);
     a
 }
+
+/// An upstream that accepts `Upgrade: echo` with 101 and then echoes raw bytes.
+pub async fn start_upgrade_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|mut req: Request<hyper::body::Incoming>| async move {
+                    let on_upgrade = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(up) = on_upgrade.await {
+                            let mut io = TokioIo::new(up);
+                            let (mut r, mut w) = tokio::io::split(&mut io);
+                            let _ = tokio::io::copy(&mut r, &mut w).await;
+                        }
+                    });
+                    let mut resp = Response::new(Full::new(Bytes::new()));
+                    *resp.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+                    resp.headers_mut().insert("upgrade", "echo".parse().unwrap());
+                    resp.headers_mut().insert("connection", "upgrade".parse().unwrap());
+                    Ok::<_, Infallible>(resp)
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades().await;
+            });
+        }
+    });
+    addr
+}
