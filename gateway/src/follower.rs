@@ -11,7 +11,7 @@ use crate::{Gateway, RouteTable};
 
 /// Changes are re-read for this long after they were written: on PostgreSQL a transaction can
 /// commit a lower log version after a higher one was already seen.
-const REREAD_SECONDS: i64 = 10;
+pub(crate) const REREAD_SECONDS: i64 = 10;
 
 impl Gateway {
     /// Apply the changes logged since the last call. Returns how many were applied.

@@ -111,8 +111,17 @@ struct Ctx {
 impl Gateway {
     /// Load routes and the change-log position; ready to serve.
     pub async fn new(cfg: GatewayConfig, store: Store, counters: Counters, clock: SharedClock) -> Result<Gateway, StoreError> {
-        let routes = RouteTable::build(&store.list_apis().await?);
+        // Changes visible now are reflected in what is loaded below, so they count as applied;
+        // read them first so that nothing committed in between is skipped.
+        let now = clock.now();
         let version = store.latest_change().await?;
+        let seen: HashMap<i64, i64> = store
+            .changes_after(version, now - crate::follower::REREAD_SECONDS, 100_000)
+            .await?
+            .into_iter()
+            .map(|c| (c.version, now))
+            .collect();
+        let routes = RouteTable::build(&store.list_apis().await?);
         let client = proxy::client(cfg.connect_timeout);
         let access_log = cfg.access_log;
         Ok(Gateway {
@@ -129,7 +138,7 @@ impl Gateway {
                 flushes: AtomicU64::new(0),
                 last_flush: AtomicI64::new(0),
                 change_version: AtomicI64::new(version),
-                seen_changes: Mutex::new(HashMap::new()),
+                seen_changes: Mutex::new(seen),
                 access: access_log.then(AccessLog::start),
                 no_route: metrics::counter!("turnpike_gateway_requests_total", "api" => "-", "status" => "4xx"),
                 decisions: ["admitted", "rate_limited", "quota_exceeded", "unavailable"]
