@@ -79,6 +79,8 @@ pub struct Config {
     pub upstream_connect_timeout_ms: u64,
     /// Upstream response-header timeout, milliseconds.
     pub upstream_timeout_ms: u64,
+    /// Time a client has to send its request headers (slowloris guard), milliseconds.
+    pub header_read_timeout_ms: u64,
     /// Largest request body, bytes.
     pub max_body_bytes: u64,
     /// One access-log line per gateway request.
@@ -112,6 +114,7 @@ impl Default for Config {
             follow_interval_ms: 250,
             upstream_connect_timeout_ms: 5_000,
             upstream_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
             max_body_bytes: 10 * 1024 * 1024,
             access_log: true,
             log_format: LogFormat::Text,
@@ -163,6 +166,7 @@ impl Config {
             ("upstream_connect_timeout_ms", self.upstream_connect_timeout_ms),
             ("upstream_timeout_ms", self.upstream_timeout_ms),
             ("max_body_bytes", self.max_body_bytes),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("key_cache_capacity", self.key_cache_capacity),
         ] {
             if v == 0 {
@@ -192,6 +196,7 @@ impl Config {
             connect_timeout: Duration::from_millis(self.upstream_connect_timeout_ms),
             response_timeout: Duration::from_millis(self.upstream_timeout_ms),
             max_body_bytes: self.max_body_bytes,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             follow_interval: Duration::from_millis(self.follow_interval_ms),
             access_log: self.access_log,

@@ -119,3 +119,34 @@ async fn metrics_count_requests_decisions_and_time() {
     assert!(after.contains("turnpike_key_cache_hits_total"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_neither_block_others_nor_stay_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), |c| c.header_read_timeout_ms = 1_000).await;
+    let (key, _, _) = app.developer_key("slow@example.com").await;
+    let addr = app.gateway_url.trim_start_matches("http://").to_owned();
+    // 200 connections that start a request and never finish its headers.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /echo/x HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        slow.push(s);
+    }
+    // Normal requests are still answered promptly.
+    for _ in 0..20 {
+        let t = Instant::now();
+        let r = app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+    }
+    // After the header timeout every slow connection has been answered (408) or closed.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for mut s in slow {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await.expect("closed, not hanging").unwrap_or(0);
+        assert!(n == 0 || buf.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    }
+    app.stop().await;
+}
