@@ -7,7 +7,7 @@
 //!   single round trip; every key the script touches carries the subscription's hash tag, so it
 //!   works on Redis Cluster too.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -135,6 +135,8 @@ fn limit_state(a: &Admission, tat_minus_now: i64, used: i64) -> LimitState {
 
 #[derive(Debug, Default)]
 struct Bucket {
+    /// Changed since the last snapshot: only changed buckets are written to the database.
+    dirty: AtomicBool,
     admitted: AtomicI64,
     s2: AtomicI64,
     s3: AtomicI64,
@@ -155,6 +157,7 @@ impl Bucket {
             _ => &self.s5,
         };
         class.fetch_add(1, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Release);
         self.bytes_in.fetch_add(i64::try_from(o.bytes_in).unwrap_or(i64::MAX), Ordering::Relaxed);
         self.bytes_out.fetch_add(i64::try_from(o.bytes_out).unwrap_or(i64::MAX), Ordering::Relaxed);
         self.latency_ms.fetch_add(i64::try_from(o.latency_ms).unwrap_or(i64::MAX), Ordering::Relaxed);
@@ -231,7 +234,9 @@ impl LocalCounters {
         let used = st.used;
         drop(st);
         drop(entry);
-        self.buckets.entry(bucket).or_default().admitted.fetch_add(1, Ordering::AcqRel);
+        let b = self.buckets.entry(bucket).or_default();
+        b.admitted.fetch_add(1, Ordering::AcqRel);
+        b.dirty.store(true, Ordering::Release);
         Decision { verdict: Verdict::Admitted, limits: limit_state(a, ahead, used), bucket }
     }
 
@@ -241,13 +246,30 @@ impl LocalCounters {
         }
     }
 
+    /// Buckets changed since the last snapshot (the flag is cleared before the values are read,
+    /// so a concurrent change marks the bucket again).
     fn snapshot(&self) -> Vec<UsageRow> {
+        self.buckets.iter().filter(|e| e.value().dirty.swap(false, Ordering::AcqRel)).map(|e| e.value().row(e.key())).collect()
+    }
+
+    /// Every bucket, changed or not (start-up recovery and tests).
+    fn snapshot_all(&self) -> Vec<UsageRow> {
         self.buckets.iter().map(|e| e.value().row(e.key())).collect()
     }
 
-    /// Forget buckets older than `before` (after they were flushed).
+    /// The write of these rows failed: take them again next time.
+    fn remark(&self, rows: &[UsageRow]) {
+        for r in rows {
+            let id = BucketId { sub_id: r.subscription_id, key_id: r.key_id, api_id: r.api_id, hour: r.hour };
+            if let Some(b) = self.buckets.get(&id) {
+                b.dirty.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Forget flushed buckets older than `before`.
     fn prune(&self, before_hour: i64) {
-        self.buckets.retain(|id, _| id.hour >= before_hour);
+        self.buckets.retain(|id, b| id.hour >= before_hour || b.dirty.load(Ordering::Acquire));
     }
 }
 
@@ -282,6 +304,8 @@ return {0, 0, used, new_tat - now}
 
 const FIELDS: [&str; 8] = ["admitted", "s2", "s3", "s4", "s5", "bytes_in", "bytes_out", "latency_ms"];
 const BUCKET_TTL_S: i64 = 7 * 86_400;
+/// Interval between full sweeps of the shared dirty sets (catches buckets of crashed gateways).
+const SWEEP_SECONDS: i64 = 60;
 
 /// Redis-backed counters shared by every gateway.
 pub struct RedisCounters {
@@ -296,8 +320,11 @@ pub struct RedisCounters {
     /// one last time even when the clock has moved well past its hour.
     touched_hours: Mutex<std::collections::BTreeSet<i64>>,
     last_hour: AtomicI64,
-    /// Buckets this gateway has already put in a dirty set: later requests skip the SADD.
-    known_dirty: DashMap<BucketId, ()>,
+    /// Buckets this gateway has already put in a dirty set (later requests skip the SADD), each
+    /// with a flag: counted in since the last flush.
+    known_dirty: DashMap<BucketId, AtomicBool>,
+    /// Unix seconds of the last full sweep of the dirty sets.
+    last_sweep: AtomicI64,
 }
 
 impl std::fmt::Debug for RedisCounters {
@@ -331,6 +358,7 @@ impl RedisCounters {
             touched_hours: Mutex::new(std::collections::BTreeSet::new()),
             last_hour: AtomicI64::new(i64::MIN),
             known_dirty: DashMap::new(),
+            last_sweep: AtomicI64::new(0),
         })
     }
 
@@ -349,7 +377,13 @@ impl RedisCounters {
             self.touched_hours.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.hour);
             self.known_dirty.retain(|b, _| b.hour >= bucket.hour - 3600);
         }
-        let first_in_bucket = !self.known_dirty.contains_key(&bucket);
+        let first_in_bucket = match self.known_dirty.get(&bucket) {
+            Some(flag) => {
+                flag.store(true, Ordering::Release);
+                false
+            }
+            None => true,
+        };
         let tag = format!("{}:{{s{}}}", self.prefix, a.sub_id);
         let quota_ttl = (a.period.end - a.now_us / 1_000_000).max(1) + 86_400;
         let member = format!("{}:{}:{}:{}", a.sub_id, a.key_id, a.api_id, bucket.hour);
@@ -385,7 +419,7 @@ impl RedisCounters {
         };
         let (r,) = tokio::time::timeout(self.timeout, fut).await.map_err(|_| CounterError::Timeout)??;
         if first_in_bucket {
-            self.known_dirty.insert(bucket, ());
+            self.known_dirty.insert(bucket, AtomicBool::new(true));
         }
         if r.len() < 4 {
             return Err(CounterError::Redis(redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "admission script reply"))));
@@ -404,23 +438,50 @@ impl RedisCounters {
         self.pending.entry(*id).or_default().record(o);
     }
 
-    /// Push pending statistics, then read the absolute values of every dirty bucket of `hours`
-    /// and of the hours counted in since the last call.
-    async fn snapshot(&self, hours: &[i64]) -> Result<Vec<UsageRow>, CounterError> {
+    /// Push pending statistics, then read the absolute values of the buckets this gateway
+    /// counted in since the last call; every `SWEEP_SECONDS` (and when `hours` is given) also of
+    /// every bucket in the shared dirty sets of those hours, which catches what a crashed gateway
+    /// counted.
+    async fn snapshot(&self, now: i64, sweep_hours: Option<&[i64]>) -> Result<Vec<UsageRow>, CounterError> {
         let touched: Vec<i64> = std::mem::take(&mut *self.touched_hours.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
-        let result = self.snapshot_inner(hours, &touched).await;
-        if result.is_err() {
-            // Keep them for the next attempt.
-            self.touched_hours.lock().unwrap_or_else(|p| p.into_inner()).extend(touched);
+        let hour = turnpike_store::clock::hour_start(now);
+        let default_sweep = [hour - 3600, hour];
+        let sweep: Option<Vec<i64>> = match sweep_hours {
+            Some(h) => Some(h.iter().chain(&touched).copied().collect()),
+            None if now - self.last_sweep.load(Ordering::Relaxed) >= SWEEP_SECONDS => {
+                Some(default_sweep.iter().chain(&touched).copied().collect())
+            }
+            None => None,
+        };
+        let mine: Vec<BucketId> = self.known_dirty.iter().filter(|e| e.value().swap(false, Ordering::AcqRel)).map(|e| *e.key()).collect();
+        let result = self.snapshot_inner(sweep.as_deref().unwrap_or(&[]), &mine).await;
+        match &result {
+            Ok(_) if sweep.is_some() => self.last_sweep.store(now, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(_) => {
+                // Keep them for the next attempt.
+                self.touched_hours.lock().unwrap_or_else(|p| p.into_inner()).extend(touched);
+                self.remark_ids(&mine);
+            }
         }
         result
     }
 
-    async fn snapshot_inner(&self, hours: &[i64], touched: &[i64]) -> Result<Vec<UsageRow>, CounterError> {
-        let mut all: Vec<i64> = hours.iter().chain(touched).copied().collect();
-        all.sort_unstable();
-        all.dedup();
-        let hours = &all;
+    fn remark_ids(&self, ids: &[BucketId]) {
+        for id in ids {
+            match self.known_dirty.get(id) {
+                Some(f) => f.store(true, Ordering::Release),
+                None => {
+                    self.known_dirty.insert(*id, AtomicBool::new(true));
+                }
+            }
+        }
+    }
+
+    async fn snapshot_inner(&self, sweep_hours: &[i64], mine: &[BucketId]) -> Result<Vec<UsageRow>, CounterError> {
+        let mut hours: Vec<i64> = sweep_hours.to_vec();
+        hours.sort_unstable();
+        hours.dedup();
         let mut conn = self.conn.clone();
         let pending: Vec<(BucketId, Arc<Bucket>)> = self.pending.iter().map(|e| (*e.key(), e.value().clone())).collect();
         self.pending.retain(|_, _| false);
@@ -446,19 +507,21 @@ impl RedisCounters {
             }
             tokio::time::timeout(self.timeout * 4, pipe.query_async::<()>(&mut conn)).await.map_err(|_| CounterError::Timeout)??;
         }
-        let mut rows = Vec::new();
-        for hour in hours {
+        let mut ids: std::collections::HashSet<BucketId> = mine.iter().copied().collect();
+        ids.extend(pending.iter().map(|(id, _)| *id));
+        for hour in &hours {
             let members: Vec<String> =
                 tokio::time::timeout(self.timeout, redis::cmd("SMEMBERS").arg(self.dirty_key(*hour)).query_async(&mut conn))
                     .await
                     .map_err(|_| CounterError::Timeout)??;
-            let ids: Vec<BucketId> = members
-                .iter()
-                .filter_map(|m| {
-                    let mut it = m.split(':').map(|p| p.parse::<i64>().ok());
-                    Some(BucketId { sub_id: it.next()??, key_id: it.next()??, api_id: it.next()??, hour: it.next()?? })
-                })
-                .collect();
+            ids.extend(members.iter().filter_map(|m| {
+                let mut it = m.split(':').map(|p| p.parse::<i64>().ok());
+                Some(BucketId { sub_id: it.next()??, key_id: it.next()??, api_id: it.next()??, hour: it.next()?? })
+            }));
+        }
+        let ids: Vec<BucketId> = ids.into_iter().collect();
+        let mut rows = Vec::new();
+        {
             for chunk in ids.chunks(256) {
                 let mut pipe = redis::pipe();
                 for id in chunk {
@@ -526,21 +589,34 @@ impl Counters {
         }
     }
 
-    /// Absolute values of recent buckets, for the flusher.
+    /// Absolute values of the buckets that changed since the last snapshot, for the flusher.
+    /// If writing them fails, hand them back with [`Counters::remark`].
     pub async fn snapshot(&self, now: i64) -> Result<Vec<UsageRow>, CounterError> {
-        let hour = turnpike_store::clock::hour_start(now);
         match self {
             Counters::Local(c) => Ok(c.snapshot()),
-            Counters::Redis(c) => c.snapshot(&[hour - 3600, hour]).await,
+            Counters::Redis(c) => c.snapshot(now, None).await,
         }
     }
 
-    /// Absolute values of the last `hours` hours (startup recovery after a crash).
+    /// Absolute values of every bucket of the last `hours` hours (start-up recovery after a
+    /// crash; Redis mode sweeps the shared dirty sets).
     pub async fn snapshot_hours(&self, now: i64, hours: i64) -> Result<Vec<UsageRow>, CounterError> {
         let hour = turnpike_store::clock::hour_start(now);
         match self {
-            Counters::Local(c) => Ok(c.snapshot()),
-            Counters::Redis(c) => c.snapshot(&(0..hours).map(|i| hour - i * 3600).collect::<Vec<_>>()).await,
+            Counters::Local(c) => Ok(c.snapshot_all()),
+            Counters::Redis(c) => c.snapshot(now, Some(&(0..hours).map(|i| hour - i * 3600).collect::<Vec<_>>())).await,
+        }
+    }
+
+    /// Writing these snapshot rows failed: include them in the next snapshot again.
+    pub fn remark(&self, rows: &[UsageRow]) {
+        match self {
+            Counters::Local(c) => c.remark(rows),
+            Counters::Redis(c) => {
+                let ids: Vec<BucketId> =
+                    rows.iter().map(|r| BucketId { sub_id: r.subscription_id, key_id: r.key_id, api_id: r.api_id, hour: r.hour }).collect();
+                c.remark_ids(&ids);
+            }
         }
     }
 

@@ -8,14 +8,19 @@ use tokio::sync::watch;
 use crate::Gateway;
 
 impl Gateway {
-    /// Write every recent bucket's absolute values to the database. Running it twice over the
-    /// same counters changes nothing; a crash between two flushes loses nothing that the counter
-    /// store still holds. Returns the number of rows written.
+    /// Write the absolute values of every bucket that changed since the last flush. Running it
+    /// twice over the same counters changes nothing; a failed write is retried with the next
+    /// flush; a crash between two flushes loses nothing that the counter store still holds.
+    /// Returns the number of rows written.
     pub async fn flush(&self) -> Result<usize, String> {
         let i = &self.inner;
         let now = i.clock.now();
         let rows = i.counters.snapshot(now).await.map_err(|e| e.to_string())?;
-        i.store.upsert_usage(i.counters.source(), &rows, now).await.map_err(|e| e.to_string())?;
+        if let Err(e) = i.store.upsert_usage(i.counters.source(), &rows, now).await {
+            // Nothing is lost: the counters still hold the values; write them next time.
+            i.counters.remark(&rows);
+            return Err(e.to_string());
+        }
         let touches: Vec<(i64, i64)> = std::mem::take(&mut *i.touches.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
         if let Err(e) = i.store.touch_keys(&touches).await {
             tracing::warn!(error = %e, "could not record key last-use times");

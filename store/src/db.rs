@@ -103,7 +103,10 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // 1 MiB of page cache per connection instead of 2 MiB: the hot data lives in the
+                // gateway's own caches, and eight connections' caches add up in RSS.
+                .pragma("cache_size", "-1024");
             Pool::Sqlite(SqlitePoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(10)).connect_with(opts).await?)
         } else {
             return Err(StoreError::UnsupportedUrl);

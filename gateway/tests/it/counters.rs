@@ -54,3 +54,27 @@ async fn burst_then_refill_then_quota_and_rejections_consume_nothing() {
         assert_eq!(admitted, 8, "only admitted requests are counted");
     }
 }
+
+#[tokio::test]
+async fn snapshots_carry_only_changed_buckets_and_failed_writes_come_back() {
+    for c in each("snapshots_carry_only_changed_buckets").await {
+        println!("counters: {}", c.kind());
+        let t0 = 1_790_000_000_000_000;
+        let now = t0 / 1_000_000;
+        let mut a = admission(40, t0, None);
+        c.admit(&a).await.unwrap();
+        a.key_id = 8;
+        c.admit(&a).await.unwrap();
+        let first = c.snapshot(now).await.unwrap();
+        assert_eq!(first.iter().filter(|r| r.subscription_id == 40).count(), 2);
+        assert!(c.snapshot(now).await.unwrap().iter().all(|r| r.subscription_id != 40), "nothing changed, nothing to write");
+        c.admit(&a).await.unwrap();
+        let changed: Vec<_> = c.snapshot(now).await.unwrap().into_iter().filter(|r| r.subscription_id == 40).collect();
+        assert_eq!(changed.len(), 1);
+        assert_eq!((changed[0].key_id, changed[0].admitted), (8, 2));
+        // The database write failed: the same bucket is offered again.
+        c.remark(&changed);
+        let again: Vec<_> = c.snapshot(now).await.unwrap().into_iter().filter(|r| r.subscription_id == 40).collect();
+        assert_eq!(again, changed);
+    }
+}
