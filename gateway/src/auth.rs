@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use http::{HeaderMap, HeaderValue};
-use turnpike_store::domain::{ApiKey, KeyHash};
+use turnpike_store::domain::KeyHash;
 use turnpike_store::period::{monthly_period, Period};
 use turnpike_store::{AccountStatus, KeyStatus, Store, StoreError};
 
@@ -269,11 +269,6 @@ async fn load_app(store: &Store, app_id: i64, now: i64) -> Result<AppGrants, Sto
         consumer_header: HeaderValue::from_str(&format!("app-{app_id}")).unwrap_or(HeaderValue::from_static("unknown")),
         grants,
     })
-}
-
-/// Verify format and checksum; `None` means refuse without a lookup.
-pub fn verify(presented: &str) -> Option<KeyHash> {
-    ApiKey::verify(presented).ok()
 }
 
 #[cfg(test)]

@@ -123,11 +123,9 @@ fn limit_state(a: &Admission, tat_minus_now: i64, used: i64) -> LimitState {
     let now_s = a.now_us / 1_000_000;
     LimitState {
         burst: a.burst,
-        burst_window: (a.tau_us() + 999_999) / 1_000_000,
         burst_remaining: ((a.tau_us() - tat_minus_now) / t).clamp(0, a.burst),
         burst_reset: (tat_minus_now.max(0) + 999_999) / 1_000_000,
         quota: a.quota,
-        quota_window: a.period.end - a.period.start,
         quota_remaining: a.quota.map(|q| q - used).unwrap_or(0),
         quota_reset: a.period.end - now_s,
     }
@@ -316,9 +314,7 @@ pub struct RedisCounters {
     /// Post-response statistics, aggregated locally and added to Redis at each flush (they are
     /// not billable; the admitted count is written by the admission script itself).
     pending: DashMap<BucketId, Arc<Bucket>>,
-    /// Hours this gateway counted in since its last successful flush, so a bucket is flushed
-    /// one last time even when the clock has moved well past its hour.
-    touched_hours: Mutex<std::collections::BTreeSet<i64>>,
+    /// The hour of the last admission, to prune `known_dirty` once an hour.
     last_hour: AtomicI64,
     /// Buckets this gateway has already put in a dirty set (later requests skip the SADD), each
     /// with a flag: counted in since the last flush.
@@ -355,7 +351,6 @@ impl RedisCounters {
             timeout,
             script: redis::Script::new(ADMIT_LUA),
             pending: DashMap::new(),
-            touched_hours: Mutex::new(std::collections::BTreeSet::new()),
             last_hour: AtomicI64::new(i64::MIN),
             known_dirty: DashMap::new(),
             last_sweep: AtomicI64::new(0),
@@ -372,10 +367,10 @@ impl RedisCounters {
 
     async fn admit(&self, a: &Admission) -> Result<Decision, CounterError> {
         let bucket = a.bucket();
-        // Only the first request of each hour takes the lock.
+        // Once an hour: forget flushed buckets of earlier hours. A bucket still flagged is kept
+        // until it is flushed, however far the clock has moved.
         if self.last_hour.swap(bucket.hour, Ordering::Relaxed) != bucket.hour {
-            self.touched_hours.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.hour);
-            self.known_dirty.retain(|b, _| b.hour >= bucket.hour - 3600);
+            self.known_dirty.retain(|b, flag| b.hour >= bucket.hour - 3600 || flag.load(Ordering::Acquire));
         }
         let first_in_bucket = match self.known_dirty.get(&bucket) {
             Some(flag) => {
@@ -443,14 +438,11 @@ impl RedisCounters {
     /// every bucket in the shared dirty sets of those hours, which catches what a crashed gateway
     /// counted.
     async fn snapshot(&self, now: i64, sweep_hours: Option<&[i64]>) -> Result<Vec<UsageRow>, CounterError> {
-        let touched: Vec<i64> = std::mem::take(&mut *self.touched_hours.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
         let hour = turnpike_store::clock::hour_start(now);
         let default_sweep = [hour - 3600, hour];
         let sweep: Option<Vec<i64>> = match sweep_hours {
-            Some(h) => Some(h.iter().chain(&touched).copied().collect()),
-            None if now - self.last_sweep.load(Ordering::Relaxed) >= SWEEP_SECONDS => {
-                Some(default_sweep.iter().chain(&touched).copied().collect())
-            }
+            Some(h) => Some(h.to_vec()),
+            None if now - self.last_sweep.load(Ordering::Relaxed) >= SWEEP_SECONDS => Some(default_sweep.to_vec()),
             None => None,
         };
         let mine: Vec<BucketId> = self.known_dirty.iter().filter(|e| e.value().swap(false, Ordering::AcqRel)).map(|e| *e.key()).collect();
@@ -460,7 +452,6 @@ impl RedisCounters {
             Ok(_) => {}
             Err(_) => {
                 // Keep them for the next attempt.
-                self.touched_hours.lock().unwrap_or_else(|p| p.into_inner()).extend(touched);
                 self.remark_ids(&mine);
             }
         }

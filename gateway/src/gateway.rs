@@ -283,7 +283,7 @@ impl Gateway {
             inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
             return Problem::MissingKey.response();
         };
-        let Some(hash) = auth::verify(presented) else {
+        let Ok(hash) = turnpike_store::domain::ApiKey::verify(presented) else {
             inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
             return Problem::InvalidKey.response();
         };
@@ -294,7 +294,7 @@ impl Gateway {
             Ok(None) => return Problem::InvalidKey.response(),
             Err(e) => {
                 tracing::error!(error = %e, "key lookup failed");
-                return Problem::Unavailable.response_with(",\"retry_after\":1");
+                return Problem::Unavailable.response();
             }
         };
         ctx.identity = Some(identity.clone());
@@ -327,9 +327,7 @@ impl Gateway {
             Err(e) => {
                 inner.decisions[3].increment(1);
                 tracing::error!(error = %e, "counter store unavailable; failing closed");
-                let mut r = Problem::Unavailable.response();
-                r.headers_mut().insert(header::RETRY_AFTER, header_str("1"));
-                return r;
+                return Problem::Unavailable.response();
             }
         };
         let remaining = decision.limits.remaining();

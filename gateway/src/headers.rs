@@ -11,16 +11,12 @@ use http::HeaderValue;
 pub struct LimitState {
     /// Burst size (requests at once).
     pub burst: i64,
-    /// Seconds for an empty burst allowance to refill.
-    pub burst_window: i64,
     /// Requests left in the burst allowance.
     pub burst_remaining: i64,
     /// Seconds until the burst allowance is full again.
     pub burst_reset: i64,
     /// Quota per period, if limited.
     pub quota: Option<i64>,
-    /// Length of the current period, seconds.
-    pub quota_window: i64,
     /// Requests left this period.
     pub quota_remaining: i64,
     /// Seconds until the period ends.
@@ -45,16 +41,6 @@ impl LimitState {
         header(s)
     }
 
-    /// `RateLimit-Policy` value.
-    pub fn policy(&self) -> HeaderValue {
-        let mut s = String::with_capacity(64);
-        let _ = write!(s, "\"burst\";q={};w={}", self.burst, self.burst_window.max(1));
-        if let Some(q) = self.quota {
-            let _ = write!(s, ", \"quota\";q={};w={}", q, self.quota_window.max(1));
-        }
-        header(s)
-    }
-
     /// `RateLimit` value.
     pub fn remaining(&self) -> HeaderValue {
         let mut s = String::with_capacity(64);
@@ -72,19 +58,10 @@ mod tests {
 
     #[test]
     fn formats_structured_field_lists() {
-        let s = LimitState {
-            burst: 20,
-            burst_window: 2,
-            burst_remaining: 19,
-            burst_reset: 0,
-            quota: Some(1000),
-            quota_window: 2_678_400,
-            quota_remaining: 999,
-            quota_reset: 100,
-        };
-        assert_eq!(s.policy(), "\"burst\";q=20;w=2, \"quota\";q=1000;w=2678400");
+        let s = LimitState { burst: 20, burst_remaining: 19, burst_reset: 0, quota: Some(1000), quota_remaining: 999, quota_reset: 100 };
+        assert_eq!(LimitState::policy_for(20, 10, Some(1000), 2_678_400), "\"burst\";q=20;w=2, \"quota\";q=1000;w=2678400");
+        assert_eq!(LimitState::policy_for(20, 10, None, 2_678_400), "\"burst\";q=20;w=2");
         assert_eq!(s.remaining(), "\"burst\";r=19;t=0, \"quota\";r=999;t=100");
-        assert_eq!(LimitState::policy_for(20, 10, Some(1000), 2_678_400), s.policy());
         let unlimited = LimitState { quota: None, ..s };
         assert_eq!(unlimited.remaining(), "\"burst\";r=19;t=0");
     }

@@ -118,9 +118,15 @@ impl Problem {
         *r.status_mut() = self.status();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self == Problem::BodyTooLarge {
+        match self {
             // The rest of the body was not read: the connection cannot carry another request.
-            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Problem::BodyTooLarge => {
+                r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Problem::Unavailable => {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         r
     }

@@ -64,13 +64,7 @@ pub(crate) use record_change;
 impl Store {
     /// Changes after `version`, oldest first, at most `limit`.
     pub async fn changes_since(&self, version: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
-        let rows: Vec<(i64, String, String)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT version, kind, ref_id FROM change_log WHERE version > $1 ORDER BY version LIMIT $2")
-            .bind(version).bind(limit).fetch_all(p).await?);
-        Ok(rows
-            .into_iter()
-            .filter_map(|(version, kind, ref_id)| Some(Change { version, kind: ChangeKind::parse(&kind)?, ref_id }))
-            .collect())
+        self.changes_after(version, i64::MAX, limit).await
     }
 
     /// Changes after `version` or written at or after `at` (re-read to catch late commits),
