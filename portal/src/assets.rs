@@ -7,45 +7,59 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::PortalError;
 
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
+/// Everything under the workspace's `static/` directory, embedded at compile time. Drop a file
+/// (or a vendored directory) there and it is served at `/static/<relative path>`.
+static STATIC: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../static");
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        "html" => "text/html; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
 }
 
-const ASSETS: &[Asset] = &[
-    Asset { name: "turnpike.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("../../static/turnpike.css") },
-    Asset { name: "turnpike.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../static/turnpike.js") },
-    Asset { name: "favicon.svg", content_type: "image/svg+xml", bytes: include_bytes!("../../static/favicon.svg") },
-];
-
-/// FNV-1a over every asset, computed at compile time.
-const VERSION_HASH: u64 = {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut a = 0;
-    while a < ASSETS.len() {
-        let bytes = ASSETS[a].bytes;
-        let mut i = 0;
-        while i < bytes.len() {
-            hash ^= bytes[i] as u64;
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-            i += 1;
+fn version_hash() -> u64 {
+    // FNV-1a over every asset's path and bytes, in a stable order.
+    fn walk(dir: &include_dir::Dir<'static>, hash: &mut u64) {
+        let mut files: Vec<_> = dir.files().collect();
+        files.sort_by_key(|f| f.path());
+        for f in files {
+            for b in f.path().to_string_lossy().bytes().chain(f.contents().iter().copied()) {
+                *hash ^= u64::from(b);
+                *hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
         }
-        a += 1;
+        let mut dirs: Vec<_> = dir.dirs().collect();
+        dirs.sort_by_key(|d| d.path());
+        for d in dirs {
+            walk(d, hash);
+        }
     }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    walk(&STATIC, &mut hash);
     hash
-};
+}
 
 /// The asset version appended to static URLs.
 pub fn version() -> &'static str {
     static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    V.get_or_init(|| format!("{:012x}", VERSION_HASH & 0xffff_ffff_ffff))
+    V.get_or_init(|| format!("{:012x}", version_hash() & 0xffff_ffff_ffff))
 }
 
-/// `GET /static/{name}`.
-pub async fn serve(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|a| a.name == name) {
-        Some(a) => ([(CONTENT_TYPE, a.content_type), (CACHE_CONTROL, "public, max-age=604800")], a.bytes).into_response(),
+/// `GET /static/{*path}`.
+pub async fn serve(Path(path): Path<String>) -> Response {
+    // include_dir paths are relative and never contain `..`; a request for one simply misses.
+    match STATIC.get_file(&path) {
+        Some(f) => ([(CONTENT_TYPE, content_type(&path)), (CACHE_CONTROL, "public, max-age=604800")], f.contents()).into_response(),
         None => PortalError::NotFound.into_response(),
     }
 }

@@ -55,6 +55,8 @@ pub struct Chrome {
     pub csrf: String,
     /// Messages to show once.
     pub flashes: Vec<Flash>,
+    /// Whether the logged-in account is an admin (the nav shows the admin console).
+    pub is_admin: bool,
     /// Whether the nav shows the account links; off on error pages rendered without a session.
     pub show_account_nav: bool,
     /// Cache-busting version of the static assets.
@@ -90,15 +92,7 @@ impl FromRequestParts<PortalState> for Ctx {
 
 impl Ctx {
     async fn load(session: Session, state: &PortalState) -> PortalResult<Ctx> {
-        let mut account = None;
-        if let Some(id) = session.get::<i64>(ACCOUNT_ID).await? {
-            match state.store.get_account(id).await {
-                // A suspended account's open sessions stop working at once.
-                Ok(a) if a.status == AccountStatus::Active => account = Some(a),
-                Ok(_) | Err(turnpike_store::StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let account = session_account(&session, state).await?;
         let csrf = session.get::<String>(CSRF).await?;
         let mut ctx = Ctx { session, account, csrf };
         if ctx.account.is_some() {
@@ -171,11 +165,25 @@ impl Ctx {
         };
         Ok(Chrome {
             user_email: self.account.as_ref().map(|a| a.email.clone()),
+            is_admin: self.is_admin(),
             csrf: self.csrf.clone().unwrap_or_default(),
             flashes,
             show_account_nav: true,
             asset_version: crate::assets::version(),
         })
+    }
+}
+
+/// The active account logged in on `session`, if any. A suspended account's open sessions stop
+/// working at once.
+pub(crate) async fn session_account(session: &Session, state: &PortalState) -> PortalResult<Option<Account>> {
+    let Some(id) = session.get::<i64>(ACCOUNT_ID).await? else {
+        return Ok(None);
+    };
+    match state.store.get_account(id).await {
+        Ok(a) if a.status == AccountStatus::Active => Ok(Some(a)),
+        Ok(_) | Err(turnpike_store::StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

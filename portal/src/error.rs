@@ -20,6 +20,9 @@ pub enum PortalError {
     /// A state-changing request without a valid CSRF token or with a foreign `Origin`.
     #[error("csrf check failed")]
     Csrf,
+    /// Logged in, but not allowed here (a developer on an admin route).
+    #[error("forbidden")]
+    Forbidden,
     /// The database failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -37,6 +40,12 @@ impl IntoResponse for PortalError {
                 StatusCode::FORBIDDEN,
                 "Your form expired, please retry",
                 "For your security, forms expire. Go back, reload the page and submit it again.",
+            )
+            .into_response(),
+            PortalError::Forbidden => ErrorPage::new(
+                StatusCode::FORBIDDEN,
+                "You don't have access to this page",
+                "This part of the portal is for administrators. If you need access, ask one of them.",
             )
             .into_response(),
             PortalError::Store(StoreError::NotFound) => ErrorPage::not_found().into_response(),

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_sessions::cookie::SameSite;
@@ -21,6 +21,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use turnpike_store::clock::SharedClock;
 use turnpike_store::Store;
 
+pub mod api;
 mod assets;
 pub mod ctx;
 pub mod error;
@@ -66,7 +67,7 @@ const SESSION_IDLE: time::Duration = time::Duration::days(7);
 
 /// The complete portal router: pages, static assets, sessions, CSRF guard, security headers.
 pub fn app(state: PortalState) -> Router {
-    use pages::{account, apps, catalog, dashboard, errors};
+    use pages::{account, admin, apps, billing, catalog, dashboard, errors, stripe};
 
     let sessions = SessionManagerLayer::new(state.store.clone())
         .with_name(if state.config.secure_cookies { SECURE_COOKIE_NAME } else { PLAIN_COOKIE_NAME })
@@ -77,19 +78,17 @@ pub fn app(state: PortalState) -> Router {
         .with_expiry(Expiry::OnInactivity(SESSION_IDLE));
     let [nosniff, frame, referrer, csp] = security::header_layers();
 
+    // Each area owns its routes; this only stacks them.
     Router::new()
-        .route("/", get(catalog::index))
-        .route("/apis/{slug}", get(catalog::api_detail))
-        .route("/apis/{slug}/openapi.json", get(catalog::openapi))
-        .route("/signup", get(account::signup_form).post(account::signup))
-        .route("/login", get(account::login_form).post(account::login))
-        .route("/logout", post(account::logout))
-        .route("/dashboard", get(dashboard::dashboard))
-        .route("/apps", post(apps::create_app))
-        .route("/apps/{id}", get(apps::app_detail))
-        .route("/apps/{id}/keys", post(apps::create_key))
-        .route("/apps/{id}/keys/{key_id}/revoke", post(apps::revoke_key))
-        .route("/static/{name}", get(assets::serve))
+        .merge(catalog::routes())
+        .merge(account::routes())
+        .merge(dashboard::routes())
+        .merge(apps::routes())
+        .merge(admin::routes(state.clone()))
+        .merge(billing::routes())
+        .merge(stripe::routes())
+        .merge(api::routes())
+        .route("/static/{*path}", get(assets::serve))
         .fallback(errors::not_found)
         .layer(axum::middleware::from_fn(security::csrf_guard))
         .layer(sessions)

@@ -82,9 +82,22 @@ fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
 }
 
 fn migrator(backend: Backend) -> Migrator {
+    // One entry per file, in order; each area of the product owns its file.
+    macro_rules! embedded {
+        ($dir:literal) => {
+            vec![
+                migration(1, "schema v1", include_str!(concat!("../../migrations/", $dir, "/0001_schema_v1.sql"))),
+                migration(2, "accounts", include_str!(concat!("../../migrations/", $dir, "/0002_accounts.sql"))),
+                migration(3, "admin", include_str!(concat!("../../migrations/", $dir, "/0003_admin.sql"))),
+                migration(4, "api tokens", include_str!(concat!("../../migrations/", $dir, "/0004_api_tokens.sql"))),
+                migration(5, "billing", include_str!(concat!("../../migrations/", $dir, "/0005_billing.sql"))),
+                migration(6, "gateway", include_str!(concat!("../../migrations/", $dir, "/0006_gateway.sql"))),
+            ]
+        };
+    }
     let migrations = match backend {
-        Backend::Postgres => vec![migration(1, "schema v1", include_str!("../../migrations/postgres/0001_schema_v1.sql"))],
-        Backend::Sqlite => vec![migration(1, "schema v1", include_str!("../../migrations/sqlite/0001_schema_v1.sql"))],
+        Backend::Postgres => embedded!("postgres"),
+        Backend::Sqlite => embedded!("sqlite"),
     };
     // The fields are what `sqlx::migrate!` fills in; built by hand so the SQL is embedded in the
     // binary without compiling sqlx's query macros (sqlx is pinned to 0.8.6).

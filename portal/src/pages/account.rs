@@ -5,6 +5,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::Form;
 use serde::Deserialize;
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
@@ -157,4 +158,12 @@ pub async fn logout(mut ctx: Ctx) -> PortalResult<Redirect> {
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
+/// Signup, login and logout.
+pub fn routes() -> axum::Router<PortalState> {
+    axum::Router::new()
+        .route("/signup", get(signup_form).post(signup))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
 }

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::header::CACHE_CONTROL;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::Form;
 use serde::Deserialize;
 use turnpike_store::domain::ApiKey;
@@ -239,4 +240,13 @@ mod tests {
         assert!(parse_name(&"é".repeat(80), "app").is_ok());
         assert!(parse_name("a\u{0}b", "app").is_err());
     }
+}
+
+/// Apps and their keys.
+pub fn routes() -> axum::Router<PortalState> {
+    axum::Router::new()
+        .route("/apps", post(create_app))
+        .route("/apps/{id}", get(app_detail))
+        .route("/apps/{id}/keys", post(create_key))
+        .route("/apps/{id}/keys/{key_id}/revoke", post(revoke_key))
 }

@@ -5,6 +5,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use turnpike_store::{Api, StoreError, Visibility};
 
 use crate::ctx::{Chrome, Ctx};
@@ -77,4 +78,9 @@ pub async fn openapi(State(state): State<PortalState>, ctx: Ctx, Path(slug): Pat
     let doc = api.openapi.ok_or(PortalError::NotFound)?;
     let content_type = if doc.trim_start().starts_with('{') { "application/json" } else { "application/yaml" };
     Ok(([(CONTENT_TYPE, content_type)], doc).into_response())
+}
+
+/// The catalog's routes.
+pub fn routes() -> axum::Router<PortalState> {
+    axum::Router::new().route("/", get(index)).route("/apis/{slug}", get(api_detail)).route("/apis/{slug}/openapi.json", get(openapi))
 }

@@ -5,6 +5,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
@@ -104,4 +105,9 @@ pub(crate) async fn render_with_error(
 ) -> PortalResult<Response> {
     let page = render(state, ctx, name, Some(error.to_owned())).await?;
     Ok((status, page).into_response())
+}
+
+/// The dashboard.
+pub fn routes() -> axum::Router<PortalState> {
+    axum::Router::new().route("/dashboard", get(dashboard))
 }

@@ -1,10 +1,13 @@
 //! Page handlers, one module per area, each with its templates' structs.
 
 pub mod account;
+pub mod admin;
 pub mod apps;
+pub mod billing;
 pub mod catalog;
 pub mod dashboard;
 pub mod errors;
+pub mod stripe;
 
 use crate::error::{PortalError, PortalResult};
 

@@ -1,8 +1,14 @@
 //! The portal suite: the real router on a real socket, driven by an HTTP client with a cookie
 //! jar, over a fresh database per test on SQLite and (when reachable) PostgreSQL.
 
+mod account_flows;
 mod accounts;
+mod admin;
+mod api;
 mod apps;
+mod billing;
 mod catalog;
+mod devx;
 mod helpers;
 mod security;
+mod stripe;

@@ -1,0 +1,2 @@
+-- Turnpike schema: api_tokens (postgres). Placeholder until this area needs columns or tables.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Turnpike schema: gateway (postgres). Placeholder until this area needs columns or tables.
+SELECT 1;

@@ -1,0 +1,1 @@
+//! account_flows tests (filled in by that area).

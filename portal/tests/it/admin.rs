@@ -1,0 +1,1 @@
+//! admin tests (filled in by that area).

@@ -1,0 +1,1 @@
+//! api tests (filled in by that area).

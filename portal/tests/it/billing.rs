@@ -1,0 +1,1 @@
+//! billing tests (filled in by that area).

@@ -1,0 +1,1 @@
+//! devx tests (filled in by that area).

@@ -1,0 +1,1 @@
+//! stripe tests (filled in by that area).
