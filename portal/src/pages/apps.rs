@@ -228,6 +228,15 @@ pub async fn revoke_key(State(state): State<PortalState>, ctx: Ctx, Path((id, ke
     Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
 }
 
+/// Apps and their keys.
+pub fn routes() -> axum::Router<PortalState> {
+    axum::Router::new()
+        .route("/apps", post(create_app))
+        .route("/apps/{id}", get(app_detail))
+        .route("/apps/{id}/keys", post(create_key))
+        .route("/apps/{id}/keys/{key_id}/revoke", post(revoke_key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,13 +249,4 @@ mod tests {
         assert!(parse_name(&"é".repeat(80), "app").is_ok());
         assert!(parse_name("a\u{0}b", "app").is_err());
     }
-}
-
-/// Apps and their keys.
-pub fn routes() -> axum::Router<PortalState> {
-    axum::Router::new()
-        .route("/apps", post(create_app))
-        .route("/apps/{id}", get(app_detail))
-        .route("/apps/{id}/keys", post(create_key))
-        .route("/apps/{id}/keys/{key_id}/revoke", post(revoke_key))
 }
