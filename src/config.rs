@@ -93,6 +93,11 @@ pub struct Config {
     pub worker_threads: Option<usize>,
     /// Most API keys the gateway keeps resolved in memory.
     pub key_cache_capacity: u64,
+    /// Browser origins allowed to call APIs through the gateway (CORS); default: the portal's
+    /// origin, so "try it" works. An empty list turns CORS off.
+    pub cors_origins: Option<Vec<String>>,
+    /// APIs that also accept JWTs (`[[jwt]]` tables; see the README).
+    pub jwt: Vec<turnpike_gateway::jwt::JwtSettings>,
 }
 
 impl Default for Config {
@@ -121,6 +126,8 @@ impl Default for Config {
             drain_timeout_ms: 30_000,
             worker_threads: None,
             key_cache_capacity: 200_000,
+            cors_origins: None,
+            jwt: Vec::new(),
         }
     }
 }
@@ -183,6 +190,19 @@ impl Config {
         if self.worker_threads == Some(0) {
             return Err(ConfigError("key `worker_threads`: must be at least 1".into()));
         }
+        for (i, o) in self.cors_origins.iter().flatten().enumerate() {
+            let ok = url::Url::parse(o).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == *o);
+            if !ok {
+                return Err(ConfigError(format!("key `cors_origins[{i}]`: expected an origin like https://portal.example.com, got {o:?}")));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, j) in self.jwt.iter().enumerate() {
+            if j.api.is_empty() || !seen.insert(j.api.as_str()) {
+                return Err(ConfigError(format!("key `jwt[{i}].api`: name each API once by its slug")));
+            }
+            turnpike_gateway::jwt::JwtVerifier::new(j).map_err(|e| ConfigError(format!("key `jwt[{i}].{}", e.0.replacen(':', "`:", 1))))?;
+        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
         }
@@ -190,8 +210,19 @@ impl Config {
     }
 
     /// Gateway settings derived from this configuration.
-    pub fn gateway(&self, portal_url: &str) -> turnpike_gateway::GatewayConfig {
-        turnpike_gateway::GatewayConfig {
+    pub fn gateway(&self, portal_url: &str) -> Result<turnpike_gateway::GatewayConfig, ConfigError> {
+        let cors_origins = match &self.cors_origins {
+            Some(list) => list.clone(),
+            None => url::Url::parse(portal_url).map(|u| vec![u.origin().ascii_serialization()]).unwrap_or_default(),
+        };
+        let mut jwt = std::collections::HashMap::new();
+        for (i, j) in self.jwt.iter().enumerate() {
+            let v = turnpike_gateway::jwt::JwtVerifier::new(j).map_err(|e| ConfigError(format!("key `jwt[{i}]`: {}", e.0)))?;
+            jwt.insert(j.api.clone(), std::sync::Arc::new(v));
+        }
+        Ok(turnpike_gateway::GatewayConfig {
+            cors_origins: cors_origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect(),
+            jwt,
             portal_url: portal_url.to_owned(),
             connect_timeout: Duration::from_millis(self.upstream_connect_timeout_ms),
             response_timeout: Duration::from_millis(self.upstream_timeout_ms),
@@ -203,7 +234,7 @@ impl Config {
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             key_cache_capacity: self.key_cache_capacity,
             ..Default::default()
-        }
+        })
     }
 }
 
@@ -225,6 +256,14 @@ mod tests {
         assert!(cfg.validate().unwrap_err().to_string().contains("flush_interval_ms"));
         let cfg = Config { gateway_url: Some("ftp://x".into()), ..Config::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("gateway_url"));
+        let cfg = Config { cors_origins: Some(vec!["https://portal.example.com/path".into()]), ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("cors_origins[0]"));
+        let jwt = turnpike_gateway::jwt::JwtSettings { api: "echo".into(), hs256_secret: Some("short".into()), ..Default::default() };
+        let cfg = Config { jwt: vec![jwt.clone()], ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("jwt[0].hs256_secret"), "{}", cfg.validate().unwrap_err());
+        let ok = turnpike_gateway::jwt::JwtSettings { hs256_secret: Some("x".repeat(32)), ..jwt };
+        let cfg = Config { jwt: vec![ok.clone(), ok], ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("jwt[1].api"));
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl App {
                 )),
                 None => Counters::Local(Arc::new(LocalCounters::new(format!("proc-{:016x}", rand::random::<u64>())))),
             };
-            Some(Gateway::new(config.gateway(&portal_url), store.clone(), counters, clock.clone()).await?)
+            Some(Gateway::new(config.gateway(&portal_url)?, store.clone(), counters, clock.clone()).await?)
         } else {
             None
         };

@@ -126,6 +126,8 @@ impl Generations {
 pub struct KeyCache {
     gens: ArcSwap<Generations>,
     apps: DashMap<i64, Arc<AppGrants>>,
+    /// Key id → hash, for JWTs naming a key; a key's hash never changes.
+    ids: DashMap<i64, KeyHash>,
     store: Store,
     capacity: usize,
     ttl: i64,
@@ -145,6 +147,7 @@ impl KeyCache {
         KeyCache {
             gens: ArcSwap::from_pointee(Generations::empty()),
             apps: DashMap::new(),
+            ids: DashMap::new(),
             store,
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX).max(2),
             ttl: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1),
@@ -174,6 +177,19 @@ impl KeyCache {
         let loaded = self.load(&hash, now).await?;
         self.insert(hash, (loaded.clone(), now));
         Ok(loaded)
+    }
+
+    /// The hash of key `id` (then [`resolve`](Self::resolve) it like a presented key).
+    pub(crate) async fn hash_for_key_id(&self, id: i64) -> Result<Option<KeyHash>, StoreError> {
+        if let Some(h) = self.ids.get(&id) {
+            return Ok(Some(*h));
+        }
+        let Some(h) = self.store.key_hash_by_id(id).await? else { return Ok(None) };
+        if self.ids.len() >= self.capacity {
+            self.ids.clear();
+        }
+        self.ids.insert(id, h);
+        Ok(Some(h))
     }
 
     fn insert(&self, hash: KeyHash, slot: Slot) {

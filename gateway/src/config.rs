@@ -25,6 +25,11 @@ pub struct GatewayConfig {
     pub access_log: bool,
     /// Deadline for in-flight requests on shutdown.
     pub drain_timeout: Duration,
+    /// Browser origins allowed to call APIs cross-origin (the portal's "try it"); exact
+    /// `scheme://host[:port]` matches. Preflights from them are answered by the gateway.
+    pub cors_origins: Vec<http::HeaderValue>,
+    /// APIs (by slug) that also accept JWTs, with their verifiers.
+    pub jwt: std::collections::HashMap<String, std::sync::Arc<crate::jwt::JwtVerifier>>,
 }
 
 impl Default for GatewayConfig {
@@ -41,6 +46,8 @@ impl Default for GatewayConfig {
             key_cache_capacity: 1_000_000,
             access_log: true,
             drain_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            jwt: std::collections::HashMap::new(),
         }
     }
 }

@@ -225,6 +225,17 @@ impl Gateway {
 
     /// Handle one request through the phases.
     pub(crate) async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<BoxBody> {
+        // CORS: only for configured origins (the portal's "try it" by default); anything else
+        // gets no CORS headers and the browser keeps the response from the calling page.
+        let origin = match req.headers().get(header::ORIGIN) {
+            Some(o) if self.inner.cfg.cors_origins.iter().any(|a| a == o) => Some(o.clone()),
+            _ => None,
+        };
+        if let Some(o) = &origin {
+            if req.method() == http::Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+                return proxy::preflight(o, req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS));
+            }
+        }
         let mut ctx = Ctx {
             started: Instant::now(),
             request_id: req.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(new_request_id),
@@ -253,6 +264,9 @@ impl Gateway {
             });
         }
         resp.headers_mut().insert("x-request-id", ctx.request_id);
+        if let Some(o) = origin {
+            proxy::allow_origin(resp.headers_mut(), o);
+        }
         resp
     }
 
@@ -283,12 +297,36 @@ impl Gateway {
             inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
             return Problem::MissingKey.response();
         };
-        let Ok(hash) = turnpike_store::domain::ApiKey::verify(presented) else {
-            inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
-            return Problem::InvalidKey.response();
-        };
         let now_us = inner.clock.now_micros();
         let now = now_us.div_euclid(1_000_000);
+        let hash = if source == auth::CredentialSource::Authorization && crate::jwt::looks_like_jwt(presented) {
+            // A JWT, where this API accepts them; it names the key the call is made under.
+            let Some(verifier) = inner.cfg.jwt.get(&*route.slug) else {
+                inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
+                return Problem::InvalidKey.response();
+            };
+            let key_id = match verifier.verify(presented, now) {
+                Ok(id) => id,
+                Err(e) => {
+                    inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
+                    return Problem::InvalidToken.response_with(&format!(",\"reason\":\"{}\"", jwt_reason(&e)));
+                }
+            };
+            match inner.keys.hash_for_key_id(key_id).await {
+                Ok(Some(h)) => h,
+                Ok(None) => return Problem::InvalidToken.response_with(",\"reason\":\"unknown_key\""),
+                Err(e) => {
+                    tracing::error!(error = %e, "key lookup failed");
+                    return Problem::Unavailable.response();
+                }
+            }
+        } else {
+            let Ok(hash) = turnpike_store::domain::ApiKey::verify(presented) else {
+                inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
+                return Problem::InvalidKey.response();
+            };
+            hash
+        };
         let identity = match inner.keys.resolve(hash, now).await {
             Ok(Some(i)) => i,
             Ok(None) => return Problem::InvalidKey.response(),
@@ -467,6 +505,17 @@ impl Gateway {
         let r = p.response();
         let (parts, body) = r.into_parts();
         Response::from_parts(parts, Tallied::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
+    }
+}
+
+fn jwt_reason(e: &crate::jwt::JwtError) -> &'static str {
+    use crate::jwt::JwtError;
+    match e {
+        JwtError::Invalid => "invalid",
+        JwtError::Expired => "expired",
+        JwtError::NotYetValid => "not_yet_valid",
+        JwtError::WrongAudience => "wrong_issuer_or_audience",
+        JwtError::NoConsumer => "no_key_claim",
     }
 }
 

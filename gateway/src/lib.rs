@@ -14,6 +14,7 @@ pub mod counters;
 mod follower;
 mod gateway;
 mod headers;
+pub mod jwt;
 mod meter;
 mod problem;
 mod proxy;

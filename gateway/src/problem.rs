@@ -15,6 +15,9 @@ pub enum Problem {
     MissingKey,
     /// 401: malformed key, bad checksum, or unknown key.
     InvalidKey,
+    /// 401: a JWT with a bad signature, expired, not yet valid, for another issuer or audience,
+    /// or naming no key; `reason` says which.
+    InvalidToken,
     /// 403: key revoked, expired or suspended, or its account suspended.
     KeyDisabled,
     /// 403: the key's app is not subscribed to this API.
@@ -40,7 +43,7 @@ impl Problem {
     pub fn status(self) -> StatusCode {
         match self {
             Problem::NoRoute => StatusCode::NOT_FOUND,
-            Problem::MissingKey | Problem::InvalidKey => StatusCode::UNAUTHORIZED,
+            Problem::MissingKey | Problem::InvalidKey | Problem::InvalidToken => StatusCode::UNAUTHORIZED,
             Problem::KeyDisabled | Problem::NotSubscribed => StatusCode::FORBIDDEN,
             Problem::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             Problem::RateLimited | Problem::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
@@ -57,6 +60,7 @@ impl Problem {
             Problem::NoRoute => "no_route",
             Problem::MissingKey => "missing_key",
             Problem::InvalidKey => "invalid_key",
+            Problem::InvalidToken => "invalid_token",
             Problem::KeyDisabled => "key_disabled",
             Problem::NotSubscribed => "not_subscribed",
             Problem::PaymentRequired => "payment_required",
@@ -74,6 +78,7 @@ impl Problem {
             Problem::NoRoute => "No API is published at this path",
             Problem::MissingKey => "An API key is required",
             Problem::InvalidKey => "The API key is not valid",
+            Problem::InvalidToken => "The bearer token is not valid",
             Problem::KeyDisabled => "The API key is disabled",
             Problem::NotSubscribed => "The key's app is not subscribed to this API",
             Problem::PaymentRequired => "Payment is required",
@@ -91,6 +96,7 @@ impl Problem {
             Problem::NoRoute => "Check the URL against the API catalog in the developer portal.",
             Problem::MissingKey => "Send your key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
             Problem::InvalidKey => "Check that the key was copied completely; keys look like tp_live_…",
+            Problem::InvalidToken => "Get a fresh token from your identity provider; `reason` says what was wrong with this one.",
             Problem::KeyDisabled => {
                 "The key was revoked or has expired, or the account is suspended. Create a new key in the developer portal."
             }
@@ -122,6 +128,9 @@ impl Problem {
             // The rest of the body was not read: the connection cannot carry another request.
             Problem::BodyTooLarge => {
                 r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Problem::MissingKey | Problem::InvalidKey | Problem::InvalidToken => {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"turnpike\""));
             }
             Problem::Unavailable => {
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -237,6 +237,32 @@ where
     }
 }
 
+/// The answer to an allowed origin's CORS preflight: 204, not routed, authenticated or metered.
+pub(crate) fn preflight(origin: &HeaderValue, requested_headers: Option<&HeaderValue>) -> http::Response<BoxBody> {
+    use http_body_util::BodyExt;
+    let mut r = http::Response::new(http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync());
+    *r.status_mut() = http::StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        requested_headers.cloned().unwrap_or_else(|| HeaderValue::from_static("authorization, content-type, x-api-key")),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    allow_origin(h, origin.clone());
+    r
+}
+
+/// Mark a response readable by `origin`, with the gateway's own headers exposed.
+pub(crate) fn allow_origin(h: &mut http::HeaderMap, origin: HeaderValue) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("ratelimit, ratelimit-policy, retry-after, x-request-id, content-type"),
+    );
+    h.append(header::VARY, HeaderValue::from_static("origin"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,6 +132,14 @@ impl Store {
         Ok(())
     }
 
+    /// The stored hash of key `id`, for credentials that name a key instead of presenting it
+    /// (a JWT's consumer claim).
+    pub async fn key_hash_by_id(&self, id: i64) -> Result<Option<KeyHash>, StoreError> {
+        let row: Option<(Vec<u8>,)> =
+            on_pool!(self, p => sqlx::query_as("SELECT key_hash FROM api_keys WHERE id = $1").bind(id).fetch_optional(p).await?);
+        Ok(row.and_then(|(h,)| <[u8; 32]>::try_from(h.as_slice()).ok()).map(KeyHash))
+    }
+
     /// Look a key up by hash, with its owner's state.
     pub async fn key_auth(&self, hash: &KeyHash) -> Result<Option<KeyAuth>, StoreError> {
         #[derive(sqlx::FromRow)]

@@ -6,6 +6,7 @@ mod cluster;
 mod faults;
 mod gateway;
 mod journey;
+mod jwt;
 mod statuses;
 mod upstreams;
 
