@@ -23,6 +23,11 @@ pub struct Grant {
     pub(crate) burst: i64,
     pub(crate) quota: Option<i64>,
     pub(crate) anchor: i64,
+    /// Seconds this plan runs on local limits when the shared counter store is unreachable;
+    /// `None`: fail closed.
+    pub(crate) fail_open: Option<i64>,
+    /// `turnpike_gateway_requests_total` for this API and plan, by status class.
+    pub(crate) requests: Arc<[metrics::Counter; 4]>,
     /// Usage in the period starting at `seed_period_start`, from the database at load time.
     pub(crate) seed_used: i64,
     pub(crate) seed_period_start: i64,
@@ -276,6 +281,10 @@ async fn load_app(store: &Store, app_id: i64, now: i64) -> Result<AppGrants, Sto
             burst: e.burst.max(1),
             quota: e.monthly_quota,
             anchor: e.billing_anchor,
+            fail_open: (e.redis_failure_policy == "open").then_some(e.fail_open_seconds),
+            requests: Arc::new(["2xx", "3xx", "4xx", "5xx"].map(|class| {
+                metrics::counter!("turnpike_gateway_requests_total", "api" => e.api_slug.clone(), "plan" => e.plan_slug.clone(), "status" => class)
+            })),
             seed_used,
             seed_period_start: period.start,
             period: Mutex::new(None),

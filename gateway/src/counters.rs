@@ -184,6 +184,8 @@ struct SubState {
     tat_us: i64,
     period_start: i64,
     used: i64,
+    /// Admitted since the last [`LocalCounters::take_unreconciled`] (fail-open fallback only).
+    unreconciled: i64,
 }
 
 /// In-process counters.
@@ -201,17 +203,23 @@ impl LocalCounters {
         LocalCounters { source: source.into(), subs: DashMap::new(), buckets: DashMap::new() }
     }
 
+    /// Check and consume in process (the fail-open fallback calls this directly).
+    pub(crate) fn admit_now(&self, a: &Admission) -> Decision {
+        self.admit(a)
+    }
+
     fn admit(&self, a: &Admission) -> Decision {
         let bucket = a.bucket();
         let entry = self
             .subs
             .entry(a.sub_id)
-            .or_insert_with(|| Mutex::new(SubState { tat_us: 0, period_start: a.period.start, used: a.seed_used }));
+            .or_insert_with(|| Mutex::new(SubState { tat_us: 0, period_start: a.period.start, used: a.seed_used, unreconciled: 0 }));
         // A std mutex held for a few arithmetic operations, never across an await.
         let mut st = entry.lock().unwrap_or_else(|p| p.into_inner());
         if st.period_start != a.period.start {
             st.period_start = a.period.start;
             st.used = 0;
+            st.unreconciled = 0;
         }
         let new_tat = st.tat_us.max(a.now_us) + a.emission_us();
         let ahead = new_tat - a.now_us;
@@ -229,6 +237,7 @@ impl LocalCounters {
         }
         st.tat_us = new_tat;
         st.used += 1;
+        st.unreconciled += 1;
         let used = st.used;
         drop(st);
         drop(entry);
@@ -265,16 +274,60 @@ impl LocalCounters {
         }
     }
 
+    /// Requests admitted per (subscription, period start) since the last call, for adding to
+    /// the shared quota counters after an outage; the state is reset so the next outage starts
+    /// from the quota the gateway loads then. Give them back with
+    /// [`restore_unreconciled`](Self::restore_unreconciled) if they could not be added.
+    pub fn take_unreconciled(&self) -> Vec<(i64, i64, i64)> {
+        let mut out = Vec::new();
+        self.subs.retain(|sub_id, st| {
+            let st = st.get_mut().unwrap_or_else(|p| p.into_inner());
+            if st.unreconciled > 0 {
+                out.push((*sub_id, st.period_start, st.unreconciled));
+            }
+            false
+        });
+        out
+    }
+
+    /// Undo [`take_unreconciled`](Self::take_unreconciled) after a failed reconciliation.
+    pub fn restore_unreconciled(&self, items: &[(i64, i64, i64)]) {
+        for (sub_id, period_start, n) in items {
+            let e = self
+                .subs
+                .entry(*sub_id)
+                .or_insert_with(|| Mutex::new(SubState { tat_us: 0, period_start: *period_start, used: 0, unreconciled: 0 }));
+            let mut st = e.lock().unwrap_or_else(|p| p.into_inner());
+            if st.period_start == *period_start {
+                st.unreconciled += n;
+            }
+        }
+    }
+
     /// Forget flushed buckets older than `before`.
     fn prune(&self, before_hour: i64) {
         self.buckets.retain(|id, b| id.hour >= before_hour || b.dirty.load(Ordering::Acquire));
     }
 }
 
+fn wall_us() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX / 2)
+}
+
 // KEYS[1] rate (TAT), KEYS[2] quota counter for the period, KEYS[3] usage bucket hash.
-// ARGV: now_us, emission_us, tau_us, quota (-1 = unlimited), quota_ttl_s, seed_used, bucket_ttl_s.
-// Returns {verdict (0 admitted, 1 rate, 2 quota), retry_us, used_after, tat_minus_now}.
+// ARGV: now_us, emission_us, tau_us, quota (-1 = unlimited), quota_ttl_s, seed_used, bucket_ttl_s,
+// deadline (Redis server time, unix µs).
+// Returns {verdict (0 admitted, 1 rate, 2 quota, 3 too late), retry_us, used_after, tat_minus_now}.
+//
+// The deadline makes a timeout exact: a script that only runs after the gateway stopped waiting
+// (Redis stalled, the command queued) changes nothing, so a request answered 503 or admitted by
+// the fail-open fallback is never also counted here.
 const ADMIT_LUA: &str = r"
+local clock = redis.call('TIME')
+if tonumber(clock[1]) * 1000000 + tonumber(clock[2]) > tonumber(ARGV[8]) then
+  return {3, 0, 0, 0}
+end
 local now = tonumber(ARGV[1])
 local t = tonumber(ARGV[2])
 local tau = tonumber(ARGV[3])
@@ -321,6 +374,9 @@ pub struct RedisCounters {
     known_dirty: DashMap<BucketId, AtomicBool>,
     /// Unix seconds of the last full sweep of the dirty sets.
     last_sweep: AtomicI64,
+    /// Redis server time minus this host's time, µs, measured at connect (deadlines are in
+    /// Redis's time).
+    clock_offset_us: i64,
 }
 
 impl std::fmt::Debug for RedisCounters {
@@ -345,6 +401,10 @@ impl RedisCounters {
         tokio::time::timeout(timeout * 4, redis::cmd("SCRIPT").arg("LOAD").arg(ADMIT_LUA).query_async::<String>(&mut c))
             .await
             .map_err(|_| CounterError::Timeout)??;
+        let before = wall_us();
+        let (secs, micros): (i64, i64) =
+            tokio::time::timeout(timeout * 4, redis::cmd("TIME").query_async(&mut c)).await.map_err(|_| CounterError::Timeout)??;
+        let clock_offset_us = secs * 1_000_000 + micros - (before + wall_us()) / 2;
         Ok(RedisCounters {
             conn,
             prefix: prefix.to_owned(),
@@ -354,7 +414,30 @@ impl RedisCounters {
             last_hour: AtomicI64::new(i64::MIN),
             known_dirty: DashMap::new(),
             last_sweep: AtomicI64::new(0),
+            clock_offset_us,
         })
+    }
+
+    /// Add requests admitted elsewhere (a gateway's fail-open fallback during an outage) to a
+    /// subscription's shared quota counter for the period starting at `period_start`. A counter
+    /// that does not exist yet is left alone: it is seeded from the database, where the meter
+    /// has written (or will write) those requests.
+    pub async fn add_used(&self, sub_id: i64, period_start: i64, n: i64) -> Result<(), CounterError> {
+        let key = format!("{}:{{s{}}}:q:{}", self.prefix, sub_id, period_start);
+        let mut conn = self.conn.clone();
+        let script =
+            redis::Script::new("if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end return 0");
+        tokio::time::timeout(self.timeout, script.key(key).arg(n).invoke_async::<i64>(&mut conn))
+            .await
+            .map_err(|_| CounterError::Timeout)??;
+        Ok(())
+    }
+
+    /// Deadline in Redis's own time (`TIME`) for an admission sent now: three quarters of the
+    /// timeout, so that a script run just before it still gets its reply back before the gateway
+    /// gives up. Real time, not the injected clock: Redis has no other.
+    fn script_deadline_us(&self) -> i64 {
+        wall_us() + self.clock_offset_us + i64::try_from((self.timeout * 3 / 4).as_micros()).unwrap_or(i64::MAX / 2)
     }
 
     fn bucket_key(&self, b: &BucketId) -> String {
@@ -393,7 +476,8 @@ impl RedisCounters {
             .arg(a.quota.unwrap_or(-1))
             .arg(quota_ttl)
             .arg(a.seed_used)
-            .arg(BUCKET_TTL_S);
+            .arg(BUCKET_TTL_S)
+            .arg(self.script_deadline_us());
         let mut pipe = redis::pipe();
         // The dirty-set entry is written before the first count of a bucket so a flusher on any
         // gateway finds the bucket even if this gateway dies right after the script ran. Same
@@ -420,6 +504,9 @@ impl RedisCounters {
             return Err(CounterError::Redis(redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "admission script reply"))));
         }
         let (verdict, retry_us, used, tat_minus_now) = (r[0], r[1], r[2], r[3]);
+        if verdict == 3 {
+            return Err(CounterError::Timeout);
+        }
         let limits = limit_state(a, tat_minus_now, used);
         let verdict = match verdict {
             0 => Verdict::Admitted,

@@ -20,7 +20,7 @@ use turnpike_store::{Store, StoreError};
 
 use crate::access::{AccessLog, Entry};
 use crate::auth::{self, KeyCache};
-use crate::counters::{Admission, Counters, Verdict};
+use crate::counters::{Admission, Counters, LocalCounters, Verdict};
 use crate::headers::LimitState;
 use crate::problem::Problem;
 use crate::proxy::{self, BoxBody, Meter, Tallied, UpstreamClient};
@@ -63,10 +63,14 @@ pub(crate) struct Inner {
     pub(crate) change_version: AtomicI64,
     pub(crate) seen_changes: Mutex<HashMap<i64, i64>>,
     access: Option<AccessLog>,
+    /// Redis mode: local limits for plans that fail open, counted under this gateway's own
+    /// meter source, and the start of the current outage (unix seconds, 0 = none).
+    pub(crate) fallback: Option<(Arc<LocalCounters>, Counters)>,
+    pub(crate) outage_since: AtomicI64,
     no_route: metrics::Counter,
     /// `turnpike_limiter_decisions_total` by decision: admitted, rate_limited, quota_exceeded,
-    /// unavailable.
-    decisions: [metrics::Counter; 4],
+    /// unavailable, fail_open.
+    decisions: [metrics::Counter; 5],
     /// Time spent in the gateway itself (total minus upstream), seconds.
     overhead: metrics::Histogram,
     /// Time to the upstream's response headers, seconds.
@@ -105,6 +109,8 @@ struct Ctx {
     started: Instant,
     request_id: HeaderValue,
     identity: Option<Arc<auth::Identity>>,
+    /// Request counters labelled with the API and the plan, once the plan is known.
+    plan_requests: Option<Arc<[metrics::Counter; 4]>>,
     upstream: Option<std::time::Duration>,
 }
 
@@ -124,6 +130,10 @@ impl Gateway {
         let routes = RouteTable::build(&store.list_apis().await?);
         let client = proxy::client(cfg.connect_timeout);
         let access_log = cfg.access_log;
+        let fallback = matches!(counters, Counters::Redis(_)).then(|| {
+            let local = Arc::new(LocalCounters::new(format!("failopen-{:016x}", rand::random::<u64>())));
+            (local.clone(), Counters::Local(local))
+        });
         Ok(Gateway {
             inner: Arc::new(Inner {
                 keys: KeyCache::new(store.clone(), cfg.key_cache_capacity, cfg.key_cache_ttl),
@@ -140,8 +150,10 @@ impl Gateway {
                 change_version: AtomicI64::new(version),
                 seen_changes: Mutex::new(seen),
                 access: access_log.then(AccessLog::start),
-                no_route: metrics::counter!("turnpike_gateway_requests_total", "api" => "-", "status" => "4xx"),
-                decisions: ["admitted", "rate_limited", "quota_exceeded", "unavailable"]
+                fallback,
+                outage_since: AtomicI64::new(0),
+                no_route: metrics::counter!("turnpike_gateway_requests_total", "api" => "-", "plan" => "-", "status" => "4xx"),
+                decisions: ["admitted", "rate_limited", "quota_exceeded", "unavailable", "fail_open"]
                     .map(|d| metrics::counter!("turnpike_limiter_decisions_total", "decision" => d)),
                 overhead: metrics::histogram!("turnpike_gateway_overhead_seconds"),
                 upstream: metrics::histogram!("turnpike_gateway_upstream_seconds"),
@@ -240,6 +252,7 @@ impl Gateway {
             started: Instant::now(),
             request_id: req.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(new_request_id),
             identity: None,
+            plan_requests: None,
             upstream: None,
         };
         let (mut resp, route) = self.phases(req, peer, &mut ctx).await;
@@ -247,9 +260,10 @@ impl Gateway {
         let total = ctx.started.elapsed();
         let upstream = ctx.upstream.unwrap_or_default();
         self.inner.overhead.record(total.saturating_sub(upstream).as_secs_f64());
-        match &route {
-            Some(r) => r.requests[status_class(status)].increment(1),
-            None => self.inner.no_route.increment(1),
+        match (&ctx.plan_requests, &route) {
+            (Some(by_plan), _) => by_plan[status_class(status)].increment(1),
+            (None, Some(r)) => r.requests[status_class(status)].increment(1),
+            (None, None) => self.inner.no_route.increment(1),
         }
         if let Some(log) = &self.inner.access {
             log.log(&Entry {
@@ -342,6 +356,7 @@ impl Gateway {
         let Some(grant) = identity.grant(route.api_id) else {
             return Problem::NotSubscribed.response();
         };
+        ctx.plan_requests = Some(grant.requests.clone());
         if !grant.status_ok {
             let link = format!(",\"billing_url\":\"{}/billing\"", inner.cfg.portal_url.trim_end_matches('/'));
             return Problem::PaymentRequired.response_with(&link);
@@ -360,17 +375,42 @@ impl Gateway {
             period,
             seed_used: if grant.seed_period_start == period.start { grant.seed_used } else { 0 },
         };
+        let mut metered_by = &inner.counters;
         let decision = match inner.counters.admit(&admission).await {
-            Ok(d) => d,
+            Ok(d) => {
+                if inner.outage_since.load(Ordering::Relaxed) != 0 {
+                    self.outage_over();
+                }
+                d
+            }
             Err(e) => {
-                inner.decisions[3].increment(1);
-                tracing::error!(error = %e, "counter store unavailable; failing closed");
-                return Problem::Unavailable.response();
+                let since = match inner.outage_since.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        tracing::error!(error = %e, "counter store unavailable: fail-closed plans answer 503, fail-open plans run on local limits");
+                        now
+                    }
+                    Err(t) => t,
+                };
+                match (&inner.fallback, grant.fail_open) {
+                    (Some((local, as_counters)), Some(grace)) if now - since < grace => {
+                        inner.decisions[4].increment(1);
+                        metered_by = as_counters;
+                        local.admit_now(&admission)
+                    }
+                    _ => {
+                        inner.decisions[3].increment(1);
+                        return Problem::Unavailable.response();
+                    }
+                }
             }
         };
         let remaining = decision.limits.remaining();
         match decision.verdict {
-            Verdict::Admitted => inner.decisions[0].increment(1),
+            Verdict::Admitted => {
+                if std::ptr::eq(metered_by, &inner.counters) {
+                    inner.decisions[0].increment(1);
+                }
+            }
             Verdict::RateLimited { retry_after } | Verdict::QuotaExceeded { retry_after } => {
                 inner.decisions[if matches!(decision.verdict, Verdict::RateLimited { .. }) { 1 } else { 2 }].increment(1);
                 let problem =
@@ -455,7 +495,7 @@ impl Gateway {
         let upstream = upstream_started.elapsed();
         inner.upstream.record(upstream.as_secs_f64());
         ctx.upstream = Some(upstream);
-        let meter = |status: u16| Meter::new(inner.counters.clone(), decision.bucket, status, ctx.started, bytes_in.clone());
+        let meter = |status: u16| Meter::new(metered_by.clone(), decision.bucket, status, ctx.started, bytes_in.clone());
         // Passive health: refused connections and timeouts count against the target.
         let target_ok = match &result {
             Ok(Ok(_)) => true,
@@ -498,6 +538,29 @@ impl Gateway {
         h.insert("ratelimit-policy", policy);
         h.insert("ratelimit", remaining);
         resp
+    }
+
+    /// The counter store answers again: add what the fail-open fallback admitted meanwhile to
+    /// the shared quota counters (its usage rows reach the database under its own source).
+    fn outage_over(&self) {
+        let inner = &*self.inner;
+        let since = inner.outage_since.swap(0, Ordering::AcqRel);
+        if since == 0 {
+            return;
+        }
+        let (Some((local, _)), Counters::Redis(redis)) = (&inner.fallback, &inner.counters) else { return };
+        let (local, redis) = (local.clone(), redis.clone());
+        tracing::info!(outage_started = since, "counter store back; reconciling fail-open admissions");
+        tokio::spawn(async move {
+            let items = local.take_unreconciled();
+            for (i, (sub_id, period_start, n)) in items.iter().enumerate() {
+                if let Err(e) = redis.add_used(*sub_id, *period_start, *n).await {
+                    tracing::warn!(error = %e, "reconciliation failed; retrying after the next outage ends");
+                    local.restore_unreconciled(&items[i..]);
+                    return;
+                }
+            }
+        });
     }
 
     /// A 502/504/413 produced by the gateway after admission, still metered.

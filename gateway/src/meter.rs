@@ -15,6 +15,17 @@ impl Gateway {
     pub async fn flush(&self) -> Result<usize, String> {
         let i = &self.inner;
         let now = i.clock.now();
+        // Fail-open admissions first: they are written even while the shared store is down.
+        let mut fallback_rows = 0;
+        if let Some((_, local)) = &i.fallback {
+            let rows = local.snapshot(now).await.map_err(|e| e.to_string())?;
+            if let Err(e) = i.store.upsert_usage(local.source(), &rows, now).await {
+                local.remark(&rows);
+                return Err(e.to_string());
+            }
+            local.prune(now);
+            fallback_rows = rows.len();
+        }
         let rows = i.counters.snapshot(now).await.map_err(|e| e.to_string())?;
         if let Err(e) = i.store.upsert_usage(i.counters.source(), &rows, now).await {
             // Nothing is lost: the counters still hold the values; write them next time.
@@ -28,8 +39,8 @@ impl Gateway {
         i.counters.prune(now);
         i.flushes.fetch_add(1, Ordering::Relaxed);
         i.last_flush.store(now, Ordering::Relaxed);
-        metrics::gauge!("turnpike_meter_flush_rows").set(rows.len() as f64);
-        Ok(rows.len())
+        metrics::gauge!("turnpike_meter_flush_rows").set((rows.len() + fallback_rows) as f64);
+        Ok(rows.len() + fallback_rows)
     }
 
     /// After a crash of every gateway, buckets of earlier hours may never have been flushed:

@@ -54,7 +54,8 @@ pub struct Route {
     targets: Vec<Target>,
     total_weight: u32,
     pub(crate) api_header: HeaderValue,
-    /// `turnpike_gateway_requests_total` by status class (2xx, 3xx, 4xx, 5xx), registered once.
+    /// `turnpike_gateway_requests_total` by status class (2xx, 3xx, 4xx, 5xx) for requests
+    /// refused before a plan is known (`plan="-"`), registered once.
     pub(crate) requests: [metrics::Counter; 4],
 }
 
@@ -124,7 +125,7 @@ impl RouteTable {
                     targets,
                     api_header: HeaderValue::from_str(&a.slug).unwrap_or(HeaderValue::from_static("unknown")),
                     requests: ["2xx", "3xx", "4xx", "5xx"]
-                        .map(|class| metrics::counter!("turnpike_gateway_requests_total", "api" => a.slug.clone(), "status" => class)),
+                        .map(|class| metrics::counter!("turnpike_gateway_requests_total", "api" => a.slug.clone(), "plan" => "-", "status" => class)),
                 }))
             })
             .collect();

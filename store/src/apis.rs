@@ -252,6 +252,23 @@ impl Store {
         Ok(())
     }
 
+    /// Set a plan's policy for a counter-store outage: `None` fails closed (503), `Some(secs)`
+    /// admits on local limits for that long. Gateways pick it up through the change log.
+    pub async fn set_plan_failure_policy(&self, plan_id: i64, fail_open_seconds: Option<i64>, now: i64) -> Result<(), StoreError> {
+        let (policy, secs) = match fail_open_seconds {
+            Some(s) => ("open", s.max(0)),
+            None => ("closed", 300),
+        };
+        in_tx!(self, tx => {
+            let api: Option<(i64,)> = sqlx::query_as(
+                "UPDATE plans SET redis_failure_policy = $2, fail_open_seconds = $3 WHERE id = $1 RETURNING api_id")
+                .bind(plan_id).bind(policy).bind(secs).fetch_optional(&mut *tx).await?;
+            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
+            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
+        });
+        Ok(())
+    }
+
     /// The plans of an API, cheapest first.
     pub async fn list_plans(&self, api_id: i64) -> Result<Vec<Plan>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(&format!(

@@ -34,6 +34,8 @@ pub struct Entitlement {
     pub billing_anchor: i64,
     /// Plan id.
     pub plan_id: i64,
+    /// API slug (a metrics label).
+    pub api_slug: String,
     /// Plan slug, sent upstream as `X-Turnpike-Plan`.
     pub plan_slug: String,
     /// Sustained rate.
@@ -42,6 +44,10 @@ pub struct Entitlement {
     pub burst: i64,
     /// Quota per period.
     pub monthly_quota: Option<i64>,
+    /// `closed` or `open`: the plan's policy when the shared counter store is unreachable.
+    pub redis_failure_policy: String,
+    /// How long an `open` plan runs on local limits, seconds from the start of the outage.
+    pub fail_open_seconds: i64,
 }
 
 const SUB_COLUMNS: &str = "id, app_id, api_id, plan_id, status, billing_anchor";
@@ -101,9 +107,9 @@ impl Store {
     /// Everything the gateway enforces for `app_id`, one entry per subscribed API.
     pub async fn entitlements(&self, app_id: i64) -> Result<Vec<Entitlement>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(
-            "SELECT s.id AS subscription_id, s.api_id, s.status, s.billing_anchor, p.id AS plan_id, p.slug AS plan_slug,
-                    p.rate_per_second, p.burst, p.monthly_quota
-             FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.app_id = $1")
+            "SELECT s.id AS subscription_id, s.api_id, s.status, s.billing_anchor, p.id AS plan_id, p.slug AS plan_slug, ap.slug AS api_slug,
+                    p.rate_per_second, p.burst, p.monthly_quota, p.redis_failure_policy, p.fail_open_seconds
+             FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN apis ap ON ap.id = s.api_id WHERE s.app_id = $1")
             .bind(app_id).fetch_all(p).await?))
     }
 }

@@ -4,6 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use turnpike_store::clock::Clock;
 use turnpike_testkit::TestDb;
 
 use crate::{system_clock, CounterBackend, TestApp};
@@ -149,4 +150,76 @@ async fn slowloris_connections_neither_block_others_nor_stay_open() {
         assert!(n == 0 || buf.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
     }
     app.stop().await;
+}
+
+/// A plan that fails open keeps serving on local limits for its grace, then fails closed; when
+/// Redis answers again, what was admitted meanwhile is added to the shared quota, and the
+/// database has every admitted request exactly once (Redis executed none of the timed-out
+/// scripts late: they carry a deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fail_open_plan_runs_on_local_limits_for_its_grace_then_reconciles() {
+    let Some(redis) = OwnRedis::start() else {
+        turnpike_testkit::skip("redis-server", "a_fail_open_plan_runs_on_local_limits", "cannot start a throwaway redis-server");
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    let clock = std::sync::Arc::new(turnpike_store::clock::ManualClock::at(1_790_000_000));
+    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let counters = CounterBackend::Redis { url: url.clone(), prefix: "failopen".into() };
+    let app = TestApp::start_with(&db, &counters, clock.clone(), |c| c.redis_timeout_ms = 300).await;
+    let (key, key_id, _) = app.developer_key("open@example.com").await;
+    let plan = app.store.default_plans().await.unwrap().into_iter().next().expect("the seeded free plan");
+    app.store.set_plan_failure_policy(plan.id, Some(60), clock.now()).await.unwrap();
+    app.gateway.follow().await.unwrap();
+    let mut admitted = 0;
+    let call = || {
+        // Slower than the plan's rate, so only the quota and the outage decide.
+        clock.advance_micros(200_000);
+        app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send()
+    };
+    for _ in 0..3 {
+        assert_eq!(call().await.unwrap().status(), 200);
+        admitted += 1;
+    }
+
+    // Redis stalls (every command waits) for 4 s: each request gives up on it after 300 ms and
+    // is admitted on local limits instead.
+    let mut admin = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let paused_at = Instant::now();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(4000).arg("ALL").query_async(&mut admin).await.unwrap();
+    for _ in 0..4 {
+        let t = Instant::now();
+        let r = call().await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "answered in {:?}", t.elapsed());
+        assert_eq!(r.status(), 200, "fail-open plan is served during the outage");
+        assert!(r.headers().contains_key("ratelimit"));
+        admitted += 1;
+    }
+    // Past the plan's grace the outage fails closed.
+    clock.set(clock.now() + 61);
+    let r = call().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+
+    // Redis is back: served through it again, and the shared quota counter catches up with the
+    // four requests admitted locally (reconciliation runs in the background).
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(paused_at.elapsed()) + Duration::from_millis(200)).await;
+    assert_eq!(call().await.unwrap().status(), 200);
+    admitted += 1;
+    let quota_key: Vec<String> = redis::cmd("KEYS").arg("failopen:*:q:*").query_async(&mut admin).await.unwrap();
+    assert_eq!(quota_key.len(), 1, "{quota_key:?}");
+    let started = Instant::now();
+    loop {
+        let used: i64 = redis::cmd("GET").arg(&quota_key[0]).query_async(&mut admin).await.unwrap();
+        if used == admitted {
+            break;
+        }
+        assert!(used < admitted, "the shared quota counted {used}, more than the {admitted} admitted");
+        assert!(started.elapsed() < Duration::from_secs(5), "quota counter stuck at {used}, expected {admitted}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+    // Every admitted request is in the database exactly once, summed over the Redis source and
+    // the gateway's fail-open source.
+    assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, admitted);
 }
