@@ -51,17 +51,66 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
         }
         return next.run(req).await;
     }
+    // File uploads (the admin console's OpenAPI documents) carry the token as a form field of a
+    // multipart body; only admin pages take bodies that large.
+    let boundary = multipart_boundary(&req);
+    let limit = match &boundary {
+        Some(_) if path.starts_with("/admin/") => MAX_UPLOAD_BYTES,
+        _ => MAX_FORM_BYTES,
+    };
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return PortalError::Csrf.into_response();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) if boundary.is_some() => return upload_too_large(),
+        Err(_) => return PortalError::Csrf.into_response(),
     };
     let Some(expected) = crate::ctx::session_csrf(&session).await else {
         return PortalError::Csrf.into_response();
     };
-    if !form_token_matches(&bytes, &expected) {
+    let matches = match &boundary {
+        Some(b) => multipart_token_matches(bytes.clone(), b, &expected).await,
+        None => form_token_matches(&bytes, &expected),
+    };
+    if !matches {
         return PortalError::Csrf.into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Largest multipart body the admin console reads: an OpenAPI document of up to 16 MiB plus
+/// the form's other fields.
+pub const MAX_UPLOAD_BYTES: usize = crate::openapi_import::MAX_SPEC_BYTES + 1024 * 1024;
+
+/// The boundary of a `multipart/form-data` request, if it is one.
+fn multipart_boundary(req: &Request) -> Option<String> {
+    let ct = req.headers().get(axum::http::header::CONTENT_TYPE)?.to_str().ok()?;
+    if !ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
+        return None;
+    }
+    multer::parse_boundary(ct).ok()
+}
+
+/// Whether the multipart body's `csrf` field equals `expected`.
+async fn multipart_token_matches(body: Bytes, boundary: &str, expected: &str) -> bool {
+    let mut form = multer::Multipart::new(Body::from(body).into_data_stream(), boundary);
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some("csrf") {
+            return match field.text().await {
+                Ok(p) if !expected.is_empty() => bool::from(p.as_bytes().ct_eq(expected.as_bytes())),
+                _ => false,
+            };
+        }
+    }
+    false
+}
+
+fn upload_too_large() -> Response {
+    crate::pages::errors::ErrorPage::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "That upload is too large",
+        "OpenAPI documents of up to 16 MiB can be uploaded. Go back and choose a smaller file.",
+    )
+    .into_response()
 }
 
 /// Header carrying the CSRF token on script requests.
