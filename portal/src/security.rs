@@ -184,6 +184,28 @@ mod tests {
         assert!(!same_origin(&post(Some("http://127.0.0.1:8081"), "127.0.0.1:8080")));
     }
 
+    #[tokio::test]
+    async fn multipart_token() {
+        let body = |token: &str| {
+            Bytes::from(format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"openapi\"; filename=\"a.yaml\"\r\n\r\nopenapi: 3.1.0\r\n\
+                 --XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n--XyZ--\r\n"
+            ))
+        };
+        assert!(multipart_token_matches(body("abc123"), "XyZ", "abc123").await);
+        assert!(!multipart_token_matches(body("abc124"), "XyZ", "abc123").await);
+        assert!(!multipart_token_matches(body(""), "XyZ", "").await);
+        assert!(!multipart_token_matches(Bytes::from_static(b"not multipart"), "XyZ", "abc123").await);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/admin/apis")
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(multipart_boundary(&req).as_deref(), Some("XyZ"));
+        assert_eq!(multipart_boundary(&post(None, "h")), None);
+    }
+
     #[test]
     fn token_compare() {
         let body = Bytes::from_static(b"name=a&csrf=abc123");

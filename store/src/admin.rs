@@ -162,5 +162,4 @@ impl Store {
             on_pool!(self, p => sqlx::query_as("SELECT DISTINCT action FROM audit_log ORDER BY action").fetch_all(p).await?);
         Ok(rows.into_iter().map(|(a,)| a).collect())
     }
-
 }

@@ -409,7 +409,8 @@ impl Store {
 
     /// Every API's lifecycle, by API id (for the catalog).
     pub async fn api_lifecycles(&self) -> Result<Vec<(i64, Lifecycle)>, StoreError> {
-        let rows: Vec<(i64, String)> = on_pool!(self, p => sqlx::query_as("SELECT id, lifecycle FROM apis ORDER BY id").fetch_all(p).await?);
+        let rows: Vec<(i64, String)> =
+            on_pool!(self, p => sqlx::query_as("SELECT id, lifecycle FROM apis ORDER BY id").fetch_all(p).await?);
         rows.into_iter()
             .map(|(id, s)| Lifecycle::parse(&s).map(|l| (id, l)).ok_or_else(|| StoreError::Corrupt(format!("lifecycle {s}"))))
             .collect()

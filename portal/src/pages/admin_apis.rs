@@ -324,13 +324,8 @@ async fn edit_page(
 ) -> PortalResult<ApiFormPage> {
     ctx.ensure_csrf().await?;
     let lifecycle = state.store.api_lifecycle(api.id).await?;
-    let plans = state
-        .store
-        .list_plans(api.id)
-        .await?
-        .iter()
-        .map(|p| PlanRow { id: p.id, slug: p.slug.clone(), view: PlanView::from(p) })
-        .collect();
+    let plans =
+        state.store.list_plans(api.id).await?.iter().map(|p| PlanRow { id: p.id, slug: p.slug.clone(), view: PlanView::from(p) }).collect();
     let (pf, plan_errors) = new_plan.unwrap_or_else(|| (PlanFormValues::blank(), FieldErrors::default()));
     Ok(ApiFormPage {
         chrome: ctx.chrome().await?,
@@ -406,10 +401,7 @@ fn values_of(s: &Submitted) -> ApiFormValues {
     let urls = s.all("upstream_url");
     let weights = s.all("upstream_weight");
     let rows = (0..urls.len().max(weights.len()))
-        .map(|i| UpstreamRow {
-            url: urls.get(i).cloned().unwrap_or_default(),
-            weight: weights.get(i).cloned().unwrap_or_default(),
-        })
+        .map(|i| UpstreamRow { url: urls.get(i).cloned().unwrap_or_default(), weight: weights.get(i).cloned().unwrap_or_default() })
         .collect();
     ApiFormValues {
         name: s.get("name"),
@@ -498,7 +490,12 @@ fn check_upstreams(rows: &[UpstreamRow], errors: &mut FieldErrors) -> Vec<Upstre
                 && u.query().is_none()
         });
         if uri_ok.is_none() {
-            errors.add("upstreams", format!("Target {n}: enter an http:// or https:// URL with a host, such as https://10.0.0.5:8080/v1 (no user info or query)."));
+            errors.add(
+                "upstreams",
+                format!(
+                    "Target {n}: enter an http:// or https:// URL with a host, such as https://10.0.0.5:8080/v1 (no user info or query)."
+                ),
+            );
             continue;
         }
         let w = if weight.is_empty() { Some(1) } else { weight.parse::<u32>().ok().filter(|w| (1..=1000).contains(w)) };
@@ -643,7 +640,10 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, headers: Hea
             let now = state.clock.now();
             match state.store.create_api_with(&settings, spec.as_ref().map(|s| s.json.as_str()), now).await {
                 Ok(api) => {
-                    state.store.audit(Some(admin), "api.create", &format!("api:{}", api.id), &audit_detail(&settings, spec.as_ref()), now).await?;
+                    state
+                        .store
+                        .audit(Some(admin), "api.create", &format!("api:{}", api.id), &audit_detail(&settings, spec.as_ref()), now)
+                        .await?;
                     ctx.flash(FlashKind::Success, format!("Created “{}”. Add a plan so developers can subscribe.", api.name)).await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
                 }
@@ -781,11 +781,7 @@ fn limits_of(v: &PlanFormValues) -> Result<PlanLimits, FieldErrors> {
     if burst.is_none() {
         errors.add("burst", "The burst is a whole number from 1 to 10,000,000.");
     }
-    let quota = if v.monthly_quota.trim().is_empty() {
-        Some(None)
-    } else {
-        parse_count(&v.monthly_quota, 1..=i64::MAX / 2).map(Some)
-    };
+    let quota = if v.monthly_quota.trim().is_empty() { Some(None) } else { parse_count(&v.monthly_quota, 1..=i64::MAX / 2).map(Some) };
     if quota.is_none() {
         errors.add("monthly_quota", "The monthly quota is a whole number of requests, or empty for unlimited.");
     }
@@ -905,8 +901,11 @@ pub async fn update_plan(
             match state.store.update_plan(plan.id, &l, now).await {
                 Ok(updated) => {
                     state.store.audit(Some(admin), "plan.update", &format!("plan:{}", plan.id), &limits_detail(&l), now).await?;
-                    ctx.flash(FlashKind::Success, format!("Saved the plan “{}”. Gateways apply the new limits within a second.", updated.name))
-                        .await?;
+                    ctx.flash(
+                        FlashKind::Success,
+                        format!("Saved the plan “{}”. Gateways apply the new limits within a second.", updated.name),
+                    )
+                    .await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}#plans", plan.api_id)).into_response());
                 }
                 Err(StoreError::Conflict) => {
@@ -922,4 +921,3 @@ pub async fn update_plan(
     let page = plan_page(&state, &mut ctx, &plan, form, errors).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
-

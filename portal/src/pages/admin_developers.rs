@@ -225,7 +225,9 @@ async fn set_developer_status(state: &PortalState, ctx: &Ctx, raw_id: &str, stat
     let now = state.clock.now();
     state.store.set_account_status(account.id, status, now).await?;
     let (action, text) = match status {
-        AccountStatus::Suspended => ("account.suspend", format!("Suspended {}. Their keys are refused and their sessions end.", account.email)),
+        AccountStatus::Suspended => {
+            ("account.suspend", format!("Suspended {}. Their keys are refused and their sessions end.", account.email))
+        }
         AccountStatus::Active => ("account.reactivate", format!("Reactivated {}.", account.email)),
     };
     state.store.audit(Some(admin), action, &format!("account:{}", account.id), &account.email, now).await?;

@@ -49,7 +49,10 @@ async fn every_admin_route_refuses_developers_and_sends_visitors_to_log_in() {
             let path = concrete(path);
             let res = send(&app, &dev, method, &path, &dev_csrf).await;
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "developer {method} {path}");
-            assert!(unescape(&res.text().await.unwrap()).contains("You don't have access to this page"), "the admin guard's 403, not CSRF's: {method} {path}");
+            assert!(
+                unescape(&res.text().await.unwrap()).contains("You don't have access to this page"),
+                "the admin guard's 403, not CSRF's: {method} {path}"
+            );
             let res = send(&app, &anon, method, &path, &anon_csrf).await;
             assert_eq!(res.status(), StatusCode::SEE_OTHER, "anonymous {method} {path}");
             assert_eq!(location(&res), "/login", "anonymous {method} {path}");
@@ -153,7 +156,10 @@ async fn publishing_by_uploading_a_spec_lists_the_api_in_the_catalog() {
 
         let api = app.store.get_api(id).await.unwrap();
         assert_eq!((api.slug.as_str(), api.visibility, api.route_prefix.as_str()), ("pets", Visibility::Public, "/pets/v1"));
-        assert_eq!(api.upstreams.iter().map(|u| (u.url.as_str(), u.weight)).collect::<Vec<_>>(), [("http://127.0.0.1:9/v1", 3), ("https://pets-b.internal:8443", 1)]);
+        assert_eq!(
+            api.upstreams.iter().map(|u| (u.url.as_str(), u.weight)).collect::<Vec<_>>(),
+            [("http://127.0.0.1:9/v1", 3), ("https://pets-b.internal:8443", 1)]
+        );
         assert_eq!(app.store.api_lifecycle(id).await.unwrap().as_str(), "beta");
         // Gateways learn of it from the change log.
         let changes = app.store.changes_since(before, 100).await.unwrap();
@@ -199,7 +205,11 @@ async fn invalid_specs_and_fields_show_every_error_and_store_nothing() {
         let csrf = app.csrf(&adm, "/admin/apis/new").await;
         let cases: [(&str, &str, &[&str]); 5] = [
             ("swagger 2", "swagger: '2.0'\ninfo: {title: Old, version: '1'}\npaths: {}\n", &["Swagger 2.0"]),
-            ("openapi 2", r#"{"openapi": "2.0", "info": {"title": "Old", "version": "1"}, "paths": {}}"#, &["Turnpike accepts OpenAPI 3.0.x and 3.1.x"]),
+            (
+                "openapi 2",
+                r#"{"openapi": "2.0", "info": {"title": "Old", "version": "1"}, "paths": {}}"#,
+                &["Turnpike accepts OpenAPI 3.0.x and 3.1.x"],
+            ),
             ("no paths", "openapi: 3.0.3\ninfo: {title: T, version: '1'}\n", &["`paths` is missing"]),
             ("no title or version", "openapi: 3.0.3\ninfo: {}\npaths: {}\n", &["`info.title` is missing", "`info.version` is missing"]),
             ("broken yaml", "openapi: 3.1.0\ninfo: [unclosed\n", &["not valid YAML"]),
@@ -216,16 +226,25 @@ async fn invalid_specs_and_fields_show_every_error_and_store_nothing() {
             assert!(html.contains(r#"value="/pets/v1""#), "{case}");
         }
         // Field errors, all at once.
-        let mut bad = api_fields(&csrf, &[("slug", "Not A Slug"), ("route_prefix", "pets"), ("host", "http://x"), ("upstream_url", "ftp://files.example")]);
+        let mut bad = api_fields(
+            &csrf,
+            &[("slug", "Not A Slug"), ("route_prefix", "pets"), ("host", "http://x"), ("upstream_url", "ftp://files.example")],
+        );
         bad.extend([("upstream_url", "http://ok.example"), ("upstream_weight", "0")]);
         let res = post_multipart(&app, &adm, "/admin/apis", &bad, None).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let html = unescape(&res.text().await.unwrap());
-        for w in ["The slug is used in URLs", "The route prefix is a path", "Enter a host name", "Target 1: enter an http:// or https:// URL", "Target 4: the weight is a whole number from 1 to 1000"] {
+        for w in [
+            "The slug is used in URLs",
+            "The route prefix is a path",
+            "Enter a host name",
+            "Target 1: enter an http:// or https:// URL",
+            "Target 4: the weight is a whole number from 1 to 1000",
+        ] {
             assert!(html.contains(w), "{w} in {html}");
         }
         let none = api_fields(&csrf, &[("upstream_url", ""), ("upstream_weight", "")]);
-        let none: Vec<_> = none.into_iter().filter(|(k, v)| !(k.starts_with("upstream") && *v != "")).collect();
+        let none: Vec<_> = none.into_iter().filter(|(k, v)| !k.starts_with("upstream") || v.is_empty()).collect();
         let html = post_multipart(&app, &adm, "/admin/apis", &none, None).await.text().await.unwrap();
         assert!(html.contains("Add at least one upstream target"), "{html}");
         assert!(app.store.list_apis().await.unwrap().is_empty(), "nothing stored");
@@ -259,7 +278,12 @@ fn big_spec(ops: usize) -> Vec<u8> {
     let mut paths = serde_json::Map::new();
     for i in 0..ops {
         let props: serde_json::Map<String, Value> = (0..40)
-            .map(|p| (format!("field_{p}"), json!({"type": "string", "description": format!("Field {p} of resource {i}: {}", "lorem ipsum ".repeat(8))})))
+            .map(|p| {
+                (
+                    format!("field_{p}"),
+                    json!({"type": "string", "description": format!("Field {p} of resource {i}: {}", "lorem ipsum ".repeat(8))}),
+                )
+            })
             .collect();
         paths.insert(
             format!("/resources{i}/{{id}}"),
@@ -301,7 +325,15 @@ async fn plans_are_added_and_their_limits_edited() {
         let page = format!("/admin/apis/{api_id}");
         let csrf = app.csrf(&adm, &page).await;
         let plans = format!("/admin/apis/{api_id}/plans");
-        let form = [("csrf", csrf.as_str()), ("name", "Pro"), ("slug", "pro"), ("rate_per_second", "100"), ("burst", "200"), ("monthly_quota", ""), ("is_default", "on")];
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("name", "Pro"),
+            ("slug", "pro"),
+            ("rate_per_second", "100"),
+            ("burst", "200"),
+            ("monthly_quota", ""),
+            ("is_default", "on"),
+        ];
         let res = app.post(&adm, &plans, &form).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let all = app.store.list_plans(api_id).await.unwrap();
@@ -311,11 +343,18 @@ async fn plans_are_added_and_their_limits_edited() {
         assert!(!all.iter().find(|p| p.id == free_id).unwrap().is_default, "one default per API");
 
         // Bad limits: every field's error, nothing stored.
-        let bad = [("csrf", csrf.as_str()), ("name", ""), ("slug", "Pro!"), ("rate_per_second", "0"), ("burst", "x"), ("monthly_quota", "-5")];
+        let bad =
+            [("csrf", csrf.as_str()), ("name", ""), ("slug", "Pro!"), ("rate_per_second", "0"), ("burst", "x"), ("monthly_quota", "-5")];
         let res = app.post(&adm, &plans, &bad).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let html = unescape(&res.text().await.unwrap());
-        for w in ["Enter a name.", "The plan's slug", "The rate is a whole number", "The burst is a whole number", "The monthly quota is a whole number"] {
+        for w in [
+            "Enter a name.",
+            "The plan's slug",
+            "The rate is a whole number",
+            "The burst is a whole number",
+            "The monthly quota is a whole number",
+        ] {
             assert!(html.contains(w), "{w}");
         }
         assert_eq!(app.store.list_plans(api_id).await.unwrap().len(), 2);
@@ -324,7 +363,15 @@ async fn plans_are_added_and_their_limits_edited() {
         let before = app.store.latest_change().await.unwrap();
         let edit = format!("/admin/plans/{free_id}");
         assert!(app.get(&adm, &edit).await.text().await.unwrap().contains(r#"value="1000""#));
-        let form = [("csrf", csrf.as_str()), ("name", "Free"), ("slug", "free"), ("rate_per_second", "5"), ("burst", "10"), ("monthly_quota", "5,000"), ("is_default", "on")];
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("name", "Free"),
+            ("slug", "free"),
+            ("rate_per_second", "5"),
+            ("burst", "10"),
+            ("monthly_quota", "5,000"),
+            ("is_default", "on"),
+        ];
         assert_eq!(app.post(&adm, &edit, &form).await.status(), StatusCode::SEE_OTHER);
         let free = app.store.get_plan(free_id).await.unwrap();
         assert_eq!((free.rate_per_second, free.burst, free.monthly_quota, free.is_default), (5, 10, Some(5000), true));
@@ -369,7 +416,10 @@ async fn suspending_a_developer_or_a_key_is_refused_by_the_gateways_key_lookup()
         let auth = app.store.key_auth(&hash).await.unwrap().unwrap();
         assert_eq!(auth.status, KeyStatus::Suspended, "the gateway's lookup sees the suspension");
         let changes = app.store.changes_since(before, 10).await.unwrap();
-        assert!(changes.iter().any(|c| c.kind == ChangeKind::Key && c.ref_id == hash.to_hex()), "gateways drop the cached key: {changes:?}");
+        assert!(
+            changes.iter().any(|c| c.kind == ChangeKind::Key && c.ref_id == hash.to_hex()),
+            "gateways drop the cached key: {changes:?}"
+        );
         assert!(app.get(&adm, &page).await.text().await.unwrap().contains(&format!(r#"action="/admin/keys/{key_id}/reactivate""#)));
         // Reactivated, it works again.
         assert_eq!(app.post(&adm, &format!("/admin/keys/{key_id}/reactivate"), &[("csrf", &csrf)]).await.status(), StatusCode::SEE_OTHER);
