@@ -220,6 +220,31 @@ mod tests {
     }
 
     #[test]
+    fn too_large_is_refused_before_parsing() {
+        let errors = import(&vec![b' '; MAX_SPEC_BYTES + 1]).unwrap_err();
+        assert!(errors[0].contains("the limit is 16 MiB"), "{errors:?}");
+    }
+
+    proptest::proptest! {
+        // Uploads are network input: any bytes give a result, never a panic.
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = import(&bytes);
+        }
+
+        #[test]
+        fn any_title_and_version_round_trip(title in "[^\\p{C}]{1,40}", version in "[0-9a-z.]{1,12}") {
+            let title = title.trim().to_owned();
+            proptest::prop_assume!(!title.is_empty());
+            let doc = serde_json::json!({"openapi": "3.0.3", "info": {"title": title, "version": version}, "paths": {"/a": {"get": {}}}});
+            let spec = import(doc.to_string().as_bytes()).expect("valid");
+            proptest::prop_assert_eq!(spec.title, title);
+            proptest::prop_assert_eq!(spec.operations, 1);
+            proptest::prop_assert_eq!(serde_json::from_str::<Value>(&spec.json).unwrap(), doc);
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported() {
         let errors = import(br#"{"openapi": "2.0", "info": {"version": 1}, "paths": {"pets": 3}}"#).unwrap_err();
         let all = errors.join("\n");

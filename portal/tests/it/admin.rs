@@ -186,6 +186,14 @@ async fn publishing_by_uploading_a_spec_lists_the_api_in_the_catalog() {
         assert!(html.contains(r#"value="https://pets-b.internal:8443""#));
         assert!(app.get(&adm, "/admin/apis").await.text().await.unwrap().contains(r#"href="/admin/apis/1""#));
 
+        // Name and description may come from the document.
+        let csrf = app.csrf(&adm, "/admin/apis/new").await;
+        let fields = api_fields(&csrf, &[("name", ""), ("description", ""), ("slug", "pets2"), ("route_prefix", "/pets/v2")]);
+        let res = post_multipart(&app, &adm, "/admin/apis", &fields, Some(("pets.yaml", PETS_YAML.as_bytes()))).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let second = app.store.get_api_by_slug("pets2").await.unwrap();
+        assert_eq!((second.name.as_str(), second.description.as_str()), ("Pet store", "Pets to adopt."));
+
         // Editing without a file keeps the document; making it a draft takes it off the catalog.
         let csrf = csrf_from(&html);
         let res = post_multipart(&app, &adm, &loc, &api_fields(&csrf, &[("visibility", "draft"), ("name", "Pets II")]), None).await;
