@@ -220,6 +220,19 @@ mod tests {
     }
 
     #[test]
+    fn yaml_alias_bombs_are_refused() {
+        let mut doc = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = (b'a' + i - 1) as char;
+            let name = (b'a' + i) as char;
+            doc.push_str(&format!(
+                "{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        assert!(import(doc.as_bytes()).is_err());
+    }
+
+    #[test]
     fn too_large_is_refused_before_parsing() {
         let errors = import(&vec![b' '; MAX_SPEC_BYTES + 1]).unwrap_err();
         assert!(errors[0].contains("the limit is 16 MiB"), "{errors:?}");
