@@ -26,6 +26,7 @@ mod assets;
 pub mod ctx;
 pub mod error;
 pub mod format;
+pub mod openapi_import;
 pub mod pages;
 mod security;
 pub mod views;

@@ -51,17 +51,66 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
         }
         return next.run(req).await;
     }
+    // File uploads (the admin console's OpenAPI documents) carry the token as a form field of a
+    // multipart body; only admin pages take bodies that large.
+    let boundary = multipart_boundary(&req);
+    let limit = match &boundary {
+        Some(_) if path.starts_with("/admin/") => MAX_UPLOAD_BYTES,
+        _ => MAX_FORM_BYTES,
+    };
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return PortalError::Csrf.into_response();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) if boundary.is_some() => return upload_too_large(),
+        Err(_) => return PortalError::Csrf.into_response(),
     };
     let Some(expected) = crate::ctx::session_csrf(&session).await else {
         return PortalError::Csrf.into_response();
     };
-    if !form_token_matches(&bytes, &expected) {
+    let matches = match &boundary {
+        Some(b) => multipart_token_matches(bytes.clone(), b, &expected).await,
+        None => form_token_matches(&bytes, &expected),
+    };
+    if !matches {
         return PortalError::Csrf.into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Largest multipart body the admin console reads: an OpenAPI document of up to 16 MiB plus
+/// the form's other fields.
+pub const MAX_UPLOAD_BYTES: usize = crate::openapi_import::MAX_SPEC_BYTES + 1024 * 1024;
+
+/// The boundary of a `multipart/form-data` request, if it is one.
+fn multipart_boundary(req: &Request) -> Option<String> {
+    let ct = req.headers().get(axum::http::header::CONTENT_TYPE)?.to_str().ok()?;
+    if !ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
+        return None;
+    }
+    multer::parse_boundary(ct).ok()
+}
+
+/// Whether the multipart body's `csrf` field equals `expected`.
+async fn multipart_token_matches(body: Bytes, boundary: &str, expected: &str) -> bool {
+    let mut form = multer::Multipart::new(Body::from(body).into_data_stream(), boundary);
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some("csrf") {
+            return match field.text().await {
+                Ok(p) if !expected.is_empty() => bool::from(p.as_bytes().ct_eq(expected.as_bytes())),
+                _ => false,
+            };
+        }
+    }
+    false
+}
+
+fn upload_too_large() -> Response {
+    crate::pages::errors::ErrorPage::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "That upload is too large",
+        "OpenAPI documents of up to 16 MiB can be uploaded. Go back and choose a smaller file.",
+    )
+    .into_response()
 }
 
 /// Header carrying the CSRF token on script requests.
@@ -133,6 +182,28 @@ mod tests {
         assert!(!same_origin(&post(Some("https://evil.example"), "portal.example.com")));
         assert!(!same_origin(&post(Some("null"), "portal.example.com")));
         assert!(!same_origin(&post(Some("http://127.0.0.1:8081"), "127.0.0.1:8080")));
+    }
+
+    #[tokio::test]
+    async fn multipart_token() {
+        let body = |token: &str| {
+            Bytes::from(format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"openapi\"; filename=\"a.yaml\"\r\n\r\nopenapi: 3.1.0\r\n\
+                 --XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n--XyZ--\r\n"
+            ))
+        };
+        assert!(multipart_token_matches(body("abc123"), "XyZ", "abc123").await);
+        assert!(!multipart_token_matches(body("abc124"), "XyZ", "abc123").await);
+        assert!(!multipart_token_matches(body(""), "XyZ", "").await);
+        assert!(!multipart_token_matches(Bytes::from_static(b"not multipart"), "XyZ", "abc123").await);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/admin/apis")
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(multipart_boundary(&req).as_deref(), Some("XyZ"));
+        assert_eq!(multipart_boundary(&post(None, "h")), None);
     }
 
     #[test]

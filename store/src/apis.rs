@@ -290,3 +290,184 @@ impl Store {
         Ok(out)
     }
 }
+
+/// Where an API stands in its life, shown in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Early access; may change without notice.
+    Alpha,
+    /// Feature complete; may still change.
+    Beta,
+    /// Supported.
+    Stable,
+    /// Still served; callers should move off it.
+    Deprecated,
+}
+
+impl Lifecycle {
+    /// Every value, in lifecycle order (for forms).
+    pub const ALL: [Lifecycle; 4] = [Lifecycle::Alpha, Lifecycle::Beta, Lifecycle::Stable, Lifecycle::Deprecated];
+
+    /// Parse the stored/form value.
+    pub fn parse(s: &str) -> Option<Lifecycle> {
+        Some(match s {
+            "alpha" => Lifecycle::Alpha,
+            "beta" => Lifecycle::Beta,
+            "stable" => Lifecycle::Stable,
+            "deprecated" => Lifecycle::Deprecated,
+            _ => return None,
+        })
+    }
+
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Alpha => "alpha",
+            Lifecycle::Beta => "beta",
+            Lifecycle::Stable => "stable",
+            Lifecycle::Deprecated => "deprecated",
+        }
+    }
+}
+
+/// Everything an admin sets on an API (the OpenAPI document is set on its own).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// URL-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Gateway path prefix.
+    pub route_prefix: String,
+    /// Optional Host to match.
+    pub host: Option<String>,
+    /// Upstream targets (at least one).
+    pub upstreams: Vec<Upstream>,
+    /// Visibility.
+    pub visibility: Visibility,
+    /// Whether `?api_key=` is accepted.
+    pub allow_query_key: bool,
+    /// Lifecycle shown in the catalog.
+    pub lifecycle: Lifecycle,
+}
+
+/// A plan's fields an admin edits (prices belong to billing and are left alone).
+#[derive(Debug, Clone)]
+pub struct PlanLimits {
+    /// URL-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Requests per second.
+    pub rate_per_second: i64,
+    /// Burst.
+    pub burst: i64,
+    /// Requests per period; `None` is unlimited.
+    pub monthly_quota: Option<i64>,
+    /// Given to new apps automatically (at most one per API: setting it clears the others).
+    pub is_default: bool,
+}
+
+impl Store {
+    /// Create an API with every admin setting and, optionally, its OpenAPI document (JSON text),
+    /// in one transaction. A taken slug is [`StoreError::Conflict`] and stores nothing.
+    pub async fn create_api_with(&self, s: &ApiSettings, openapi: Option<&str>, now: i64) -> Result<Api, StoreError> {
+        let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row: ApiRow = in_tx!(self, tx => {
+            let row: ApiRow = sqlx::query_as(&format!(
+                "INSERT INTO apis (slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, lifecycle, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {API_COLUMNS}"))
+                .bind(&s.slug).bind(&s.name).bind(&s.description).bind(&s.route_prefix).bind(&s.host)
+                .bind(upstreams).bind(openapi).bind(s.visibility.as_str()).bind(s.allow_query_key).bind(s.lifecycle.as_str()).bind(now)
+                .fetch_one(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Api, row.id.to_string(), now);
+            row
+        });
+        row.try_into()
+    }
+
+    /// Replace an API's settings and, when `openapi` is `Some`, its OpenAPI document; gateways
+    /// reload its route at once. A slug taken by another API is [`StoreError::Conflict`].
+    pub async fn update_api(&self, id: i64, s: &ApiSettings, openapi: Option<&str>, now: i64) -> Result<Api, StoreError> {
+        let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row: ApiRow = in_tx!(self, tx => {
+            let row: Option<ApiRow> = sqlx::query_as(&format!(
+                "UPDATE apis SET slug = $2, name = $3, description = $4, route_prefix = $5, host = $6, upstreams = $7,
+                        openapi = COALESCE($8, openapi), visibility = $9, allow_query_key = $10, lifecycle = $11, updated_at = $12
+                 WHERE id = $1 RETURNING {API_COLUMNS}"))
+                .bind(id).bind(&s.slug).bind(&s.name).bind(&s.description).bind(&s.route_prefix).bind(&s.host)
+                .bind(upstreams).bind(openapi).bind(s.visibility.as_str()).bind(s.allow_query_key).bind(s.lifecycle.as_str()).bind(now)
+                .fetch_optional(&mut *tx).await?;
+            let Some(row) = row else { return Err(StoreError::NotFound) };
+            record_change!(tx, ChangeKind::Api, id.to_string(), now);
+            row
+        });
+        row.try_into()
+    }
+
+    /// An API by id.
+    pub async fn get_api(&self, id: i64) -> Result<Api, StoreError> {
+        let row: ApiRow = on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_COLUMNS} FROM apis WHERE id = $1"))
+            .bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
+        row.try_into()
+    }
+
+    /// An API's lifecycle.
+    pub async fn api_lifecycle(&self, id: i64) -> Result<Lifecycle, StoreError> {
+        let (s,): (String,) = on_pool!(self, p => sqlx::query_as("SELECT lifecycle FROM apis WHERE id = $1")
+            .bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
+        Lifecycle::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("lifecycle {s}")))
+    }
+
+    /// Every API's lifecycle, by API id (for the catalog).
+    pub async fn api_lifecycles(&self) -> Result<Vec<(i64, Lifecycle)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            on_pool!(self, p => sqlx::query_as("SELECT id, lifecycle FROM apis ORDER BY id").fetch_all(p).await?);
+        rows.into_iter()
+            .map(|(id, s)| Lifecycle::parse(&s).map(|l| (id, l)).ok_or_else(|| StoreError::Corrupt(format!("lifecycle {s}"))))
+            .collect()
+    }
+
+    /// A plan by id.
+    pub async fn get_plan(&self, id: i64) -> Result<Plan, StoreError> {
+        on_pool!(self, p => sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
+            .bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Change a plan's name, slug, limits and default flag (never its prices); when it becomes the
+    /// default, the API's other plans stop being default. Gateways re-read the limits at once.
+    pub async fn update_plan(&self, plan_id: i64, l: &PlanLimits, now: i64) -> Result<Plan, StoreError> {
+        Ok(in_tx!(self, tx => {
+            let row: Option<Plan> = sqlx::query_as(&format!(
+                "UPDATE plans SET slug = $2, name = $3, rate_per_second = $4, burst = $5, monthly_quota = $6, is_default = $7
+                 WHERE id = $1 RETURNING {PLAN_COLUMNS}"))
+                .bind(plan_id).bind(&l.slug).bind(&l.name).bind(l.rate_per_second).bind(l.burst).bind(l.monthly_quota).bind(l.is_default)
+                .fetch_optional(&mut *tx).await?;
+            let Some(row) = row else { return Err(StoreError::NotFound) };
+            if l.is_default {
+                sqlx::query("UPDATE plans SET is_default = FALSE WHERE api_id = $1 AND id <> $2")
+                    .bind(row.api_id).bind(plan_id).execute(&mut *tx).await?;
+            }
+            record_change!(tx, ChangeKind::Api, row.api_id.to_string(), now);
+            row
+        }))
+    }
+
+    /// Make `plan_id` its API's only default plan (after creating a plan flagged default).
+    pub async fn make_default_plan(&self, plan_id: i64, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let api: Option<(i64,)> = sqlx::query_as("UPDATE plans SET is_default = TRUE WHERE id = $1 RETURNING api_id")
+                .bind(plan_id).fetch_optional(&mut *tx).await?;
+            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
+            sqlx::query("UPDATE plans SET is_default = FALSE WHERE api_id = $1 AND id <> $2").bind(api_id).bind(plan_id).execute(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
+        });
+        Ok(())
+    }
+}

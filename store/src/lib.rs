@@ -33,3 +33,7 @@ pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Entitlement, Subscription};
 pub use usage::{UsageRow, UsageSummary};
+
+mod admin;
+pub use admin::{AdminCounts, AuditFilter, AuditRow, DeveloperRow, Page};
+pub use apis::{ApiSettings, Lifecycle, PlanLimits};

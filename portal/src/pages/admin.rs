@@ -64,7 +64,72 @@ pub fn admin_routes() -> AdminRoutes {
 
 /// The console's own pages.
 fn console(r: AdminRoutes) -> AdminRoutes {
-    r
+    use axum::extract::DefaultBodyLimit;
+    use axum::handler::Handler;
+
+    use super::{admin_apis as apis, admin_audit as audit, admin_developers as devs, admin_overview as overview};
+    // The API forms carry an OpenAPI document of up to 16 MiB; every other route keeps axum's limit.
+    let upload = || DefaultBodyLimit::max(crate::security::MAX_UPLOAD_BYTES);
+    r.get("/admin", overview::overview)
+        .get("/admin/apis", apis::list)
+        .get("/admin/apis/new", apis::new_form)
+        .post("/admin/apis", apis::create.layer(upload()))
+        .get("/admin/apis/{id}", apis::edit_form)
+        .post("/admin/apis/{id}", apis::update.layer(upload()))
+        .post("/admin/apis/{id}/plans", apis::create_plan)
+        .get("/admin/plans/{id}", apis::plan_form)
+        .post("/admin/plans/{id}", apis::update_plan)
+        .get("/admin/developers", devs::list)
+        .get("/admin/developers/{id}", devs::detail)
+        .post("/admin/developers/{id}/suspend", devs::suspend)
+        .post("/admin/developers/{id}/reactivate", devs::reactivate)
+        .post("/admin/keys/{id}/suspend", devs::suspend_key)
+        .post("/admin/keys/{id}/reactivate", devs::reactivate_key)
+        .get("/admin/audit", audit::list)
+}
+
+/// Which console section a page belongs to (highlighted in the console's tabs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `/admin`.
+    Overview,
+    /// `/admin/apis…`.
+    Apis,
+    /// `/admin/developers…`.
+    Developers,
+    /// `/admin/audit`.
+    Audit,
+}
+
+impl Section {
+    /// `aria-current` value for the tab of `other`.
+    pub fn current(self, other: &str) -> &'static str {
+        let name = match self {
+            Section::Overview => "overview",
+            Section::Apis => "apis",
+            Section::Developers => "developers",
+            Section::Audit => "audit",
+        };
+        if name == other {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// The acting admin's account id (the guard already let only admins through).
+pub(crate) fn actor(ctx: &crate::ctx::Ctx) -> crate::error::PortalResult<i64> {
+    Ok(ctx.require_account()?.id)
+}
+
+/// Rows per page in the console's lists.
+pub(crate) const PER_PAGE: i64 = 25;
+
+/// `?page=N` (1-based; anything else is page 1) as an offset.
+pub(crate) fn page_offset(page: Option<&str>) -> (i64, i64) {
+    let page = page.and_then(|p| p.parse::<i64>().ok()).filter(|p| (1..=1_000_000).contains(p)).unwrap_or(1);
+    (page, (page - 1) * PER_PAGE)
 }
 
 /// The admin console's routes, behind the admin guard.

@@ -2,6 +2,10 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_apis;
+pub mod admin_audit;
+pub mod admin_developers;
+pub mod admin_overview;
 pub mod apps;
 pub mod billing;
 pub mod catalog;

@@ -1,0 +1,923 @@
+//! Admin pages for APIs and their plans: list, publish, edit, OpenAPI upload, plan limits.
+//!
+//! The API forms are `multipart/form-data` so one submit can carry the settings and an OpenAPI
+//! file. Nothing is written unless every field and the document pass their checks; on any error
+//! the form comes back with every message.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use turnpike_store::domain::Slug;
+use turnpike_store::{Api, ApiSettings, Lifecycle, NewPlan, Plan, PlanLimits, StoreError, Upstream, Visibility};
+
+use super::admin::{actor, Section};
+use super::parse_id;
+use crate::ctx::{Chrome, Ctx, FlashKind};
+use crate::error::PortalResult;
+use crate::format::{count, datetime};
+use crate::openapi_import::{self, ImportedSpec};
+use crate::views::PlanView;
+use crate::PortalState;
+
+/// Upstream rows the form offers beyond those already set.
+const SPARE_UPSTREAM_ROWS: usize = 2;
+/// Most upstream targets per API.
+const MAX_UPSTREAMS: usize = 32;
+/// Longest description.
+const MAX_DESCRIPTION_CHARS: usize = 2000;
+
+/// Errors of a form, by field name (`""` for the form as a whole).
+#[derive(Debug, Clone, Default)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    fn add(&mut self, field: &'static str, msg: impl Into<String>) {
+        self.0.push((field, msg.into()));
+    }
+    /// The first error of `field`.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str())
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Every message, in the order found.
+    pub fn messages(&self) -> Vec<&str> {
+        self.0.iter().map(|(_, m)| m.as_str()).collect()
+    }
+    /// `" has-error"` when `field` has an error, for the field's class.
+    pub fn class(&self, field: &str) -> &'static str {
+        if self.get(field).is_some() {
+            " has-error"
+        } else {
+            ""
+        }
+    }
+}
+
+/// One upstream row of the form, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamRow {
+    /// URL text.
+    pub url: String,
+    /// Weight text.
+    pub weight: String,
+}
+
+/// The API form's values, as typed (re-rendered on error).
+#[derive(Debug, Clone)]
+pub struct ApiFormValues {
+    /// Display name.
+    pub name: String,
+    /// Slug.
+    pub slug: String,
+    /// Description.
+    pub description: String,
+    /// Route prefix.
+    pub route_prefix: String,
+    /// Host.
+    pub host: String,
+    /// Upstream rows, with spare blank rows.
+    pub upstreams: Vec<UpstreamRow>,
+    /// `draft`, `public`, `private`.
+    pub visibility: String,
+    /// `alpha`, `beta`, `stable`, `deprecated`.
+    pub lifecycle: String,
+    /// Whether `?api_key=` is accepted.
+    pub allow_query_key: bool,
+}
+
+impl ApiFormValues {
+    fn blank() -> ApiFormValues {
+        ApiFormValues {
+            name: String::new(),
+            slug: String::new(),
+            description: String::new(),
+            route_prefix: String::new(),
+            host: String::new(),
+            upstreams: vec![UpstreamRow { url: String::new(), weight: "1".into() }],
+            visibility: "draft".into(),
+            lifecycle: "stable".into(),
+            allow_query_key: false,
+        }
+        .with_spare_rows()
+    }
+
+    fn from_api(api: &Api, lifecycle: Lifecycle) -> ApiFormValues {
+        ApiFormValues {
+            name: api.name.clone(),
+            slug: api.slug.clone(),
+            description: api.description.clone(),
+            route_prefix: api.route_prefix.clone(),
+            host: api.host.clone().unwrap_or_default(),
+            upstreams: api.upstreams.iter().map(|u| UpstreamRow { url: u.url.clone(), weight: u.weight.to_string() }).collect(),
+            visibility: api.visibility.as_str().into(),
+            lifecycle: lifecycle.as_str().into(),
+            allow_query_key: api.allow_query_key,
+        }
+        .with_spare_rows()
+    }
+
+    fn with_spare_rows(mut self) -> Self {
+        self.upstreams.retain(|r| !(r.url.trim().is_empty() && r.weight.trim().is_empty()));
+        for _ in 0..SPARE_UPSTREAM_ROWS {
+            self.upstreams.push(UpstreamRow { url: String::new(), weight: String::new() });
+        }
+        self
+    }
+
+    /// `(value, label)` pairs for the visibility choice.
+    pub fn visibilities(&self) -> [(&'static str, &'static str); 3] {
+        [
+            ("draft", "Draft: only admins see it; gateways do not route it"),
+            ("public", "Public: listed in the catalog and routed"),
+            ("private", "Private: routed, not listed"),
+        ]
+    }
+
+    /// Whether `v` is the chosen visibility.
+    pub fn visibility_is(&self, v: &str) -> bool {
+        self.visibility == v
+    }
+
+    /// Whether `v` is the chosen lifecycle.
+    pub fn lifecycle_is(&self, v: &str) -> bool {
+        self.lifecycle == v
+    }
+
+    /// Lifecycle values for the select.
+    pub fn lifecycles(&self) -> Vec<&'static str> {
+        Lifecycle::ALL.iter().map(|l| l.as_str()).collect()
+    }
+}
+
+/// What the stored document looks like, for the edit page.
+#[derive(Debug, Clone)]
+pub struct SpecSummary {
+    /// `info.title`.
+    pub title: String,
+    /// `info.version`.
+    pub version: String,
+    /// `openapi`.
+    pub openapi: String,
+    /// Operation count.
+    pub operations: String,
+    /// Size of the stored JSON.
+    pub size: String,
+}
+
+fn summarize(json: &str) -> Option<SpecSummary> {
+    let spec = openapi_import::import(json.as_bytes()).ok()?;
+    Some(summary_of(&spec))
+}
+
+fn summary_of(spec: &ImportedSpec) -> SpecSummary {
+    let kib = spec.json.len().div_ceil(1024);
+    SpecSummary {
+        title: spec.title.clone(),
+        version: spec.version.clone(),
+        openapi: spec.openapi.clone(),
+        operations: count(i64::try_from(spec.operations).unwrap_or(i64::MAX)),
+        size: format!("{} KiB", count(i64::try_from(kib).unwrap_or(i64::MAX))),
+    }
+}
+
+/// `GET /admin/apis/new`, `GET /admin/apis/{id}` and their re-rendered forms.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "admin/api_form.html")]
+pub struct ApiFormPage {
+    chrome: Chrome,
+    section: Section,
+    /// `None` when creating.
+    api_id: Option<i64>,
+    /// Slug as stored (for links), when editing.
+    stored_slug: String,
+    stored_visibility: String,
+    form: ApiFormValues,
+    errors: FieldErrors,
+    /// Problems with the uploaded document.
+    spec_errors: Vec<String>,
+    spec: Option<SpecSummary>,
+    plans: Vec<PlanRow>,
+    /// The add-plan form.
+    pf: PlanFormValues,
+    plan_errors: FieldErrors,
+    max_spec_mib: usize,
+}
+
+/// A plan in the API page's table.
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    /// Id.
+    pub id: i64,
+    /// Slug.
+    pub slug: String,
+    /// Catalog view (name, price, limits).
+    pub view: PlanView,
+}
+
+impl ApiFormPage {
+    fn action(&self) -> String {
+        self.api_id.map_or_else(|| "/admin/apis".to_owned(), |id| format!("/admin/apis/{id}"))
+    }
+}
+
+/// A row of the API list.
+#[derive(Debug, Clone)]
+pub struct ApiRow {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Slug.
+    pub slug: String,
+    /// Route prefix (and host).
+    pub route: String,
+    /// Visibility.
+    pub visibility: &'static str,
+    /// Lifecycle.
+    pub lifecycle: &'static str,
+    /// Number of upstream targets.
+    pub upstreams: usize,
+    /// Number of plans.
+    pub plans: usize,
+    /// Whether a document is stored.
+    pub has_openapi: bool,
+    /// Last change.
+    pub updated: String,
+}
+
+/// `GET /admin/apis`.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "admin/apis.html")]
+pub struct ApiListPage {
+    chrome: Chrome,
+    section: Section,
+    apis: Vec<ApiRow>,
+}
+
+/// `GET /admin/apis`: every API, any visibility.
+pub async fn list(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<ApiListPage> {
+    let lifecycles = state.store.api_lifecycles().await?;
+    let mut apis = Vec::new();
+    for api in state.store.list_apis().await? {
+        let plans = state.store.list_plans(api.id).await?.len();
+        let lifecycle = lifecycles.iter().find(|(id, _)| *id == api.id).map_or(Lifecycle::Stable, |(_, l)| *l);
+        apis.push(ApiRow {
+            id: api.id,
+            route: match &api.host {
+                Some(h) => format!("{h}{}", api.route_prefix),
+                None => api.route_prefix.clone(),
+            },
+            name: api.name,
+            slug: api.slug,
+            visibility: api.visibility.as_str(),
+            lifecycle: lifecycle.as_str(),
+            upstreams: api.upstreams.len(),
+            plans,
+            has_openapi: api.openapi.is_some(),
+            updated: datetime(api.updated_at),
+        });
+    }
+    Ok(ApiListPage { chrome: ctx.chrome().await?, section: Section::Apis, apis })
+}
+
+/// `GET /admin/apis/new`.
+pub async fn new_form(mut ctx: Ctx) -> PortalResult<ApiFormPage> {
+    ctx.ensure_csrf().await?;
+    Ok(ApiFormPage {
+        chrome: ctx.chrome().await?,
+        section: Section::Apis,
+        api_id: None,
+        stored_slug: String::new(),
+        stored_visibility: String::new(),
+        form: ApiFormValues::blank(),
+        errors: FieldErrors::default(),
+        spec_errors: Vec::new(),
+        spec: None,
+        plans: Vec::new(),
+        pf: PlanFormValues::blank(),
+        plan_errors: FieldErrors::default(),
+        max_spec_mib: openapi_import::MAX_SPEC_BYTES / (1024 * 1024),
+    })
+}
+
+/// The edit page of `api`, with `form` values and errors.
+async fn edit_page(
+    state: &PortalState,
+    ctx: &mut Ctx,
+    api: &Api,
+    form: Option<ApiFormValues>,
+    errors: FieldErrors,
+    spec_errors: Vec<String>,
+    new_plan: Option<(PlanFormValues, FieldErrors)>,
+) -> PortalResult<ApiFormPage> {
+    ctx.ensure_csrf().await?;
+    let lifecycle = state.store.api_lifecycle(api.id).await?;
+    let plans =
+        state.store.list_plans(api.id).await?.iter().map(|p| PlanRow { id: p.id, slug: p.slug.clone(), view: PlanView::from(p) }).collect();
+    let (pf, plan_errors) = new_plan.unwrap_or_else(|| (PlanFormValues::blank(), FieldErrors::default()));
+    Ok(ApiFormPage {
+        chrome: ctx.chrome().await?,
+        section: Section::Apis,
+        api_id: Some(api.id),
+        stored_slug: api.slug.clone(),
+        stored_visibility: api.visibility.as_str().to_owned(),
+        form: form.unwrap_or_else(|| ApiFormValues::from_api(api, lifecycle)),
+        errors,
+        spec_errors,
+        spec: api.openapi.as_deref().and_then(summarize),
+        plans,
+        pf,
+        plan_errors,
+        max_spec_mib: openapi_import::MAX_SPEC_BYTES / (1024 * 1024),
+    })
+}
+
+/// `GET /admin/apis/{id}`: settings, OpenAPI document and plans.
+pub async fn edit_form(State(state): State<PortalState>, mut ctx: Ctx, Path(id): Path<String>) -> PortalResult<ApiFormPage> {
+    let api = state.store.get_api(parse_id(&id)?).await?;
+    edit_page(&state, &mut ctx, &api, None, FieldErrors::default(), Vec::new(), None).await
+}
+
+/// The fields of a submitted multipart API form.
+#[derive(Debug, Default)]
+struct Submitted {
+    fields: Vec<(String, String)>,
+    /// The uploaded document's bytes, when a file was chosen.
+    spec: Option<Bytes>,
+}
+
+impl Submitted {
+    fn get(&self, name: &str) -> String {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        self.fields.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+/// Read a `multipart/form-data` body. `Err` carries a message for the form.
+async fn read_multipart(headers: &HeaderMap, body: Bytes) -> Result<Submitted, String> {
+    let boundary = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| "The form was not sent as multipart/form-data; reload the page and submit it again.".to_owned())?;
+    let mut form = multer::Multipart::new(Body::from(body).into_data_stream(), boundary);
+    let mut out = Submitted::default();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(format!("The form could not be read ({e}); reload the page and submit it again.")),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "openapi" {
+            let has_file = field.file_name().is_some_and(|n| !n.is_empty());
+            let bytes = field.bytes().await.map_err(|e| format!("The file could not be read ({e})."))?;
+            if has_file || !bytes.is_empty() {
+                out.spec = Some(bytes);
+            }
+        } else {
+            let text = field.text().await.map_err(|e| format!("The form could not be read ({e})."))?;
+            out.fields.push((name, text));
+        }
+    }
+    Ok(out)
+}
+
+fn values_of(s: &Submitted) -> ApiFormValues {
+    let urls = s.all("upstream_url");
+    let weights = s.all("upstream_weight");
+    let rows = (0..urls.len().max(weights.len()))
+        .map(|i| UpstreamRow { url: urls.get(i).cloned().unwrap_or_default(), weight: weights.get(i).cloned().unwrap_or_default() })
+        .collect();
+    ApiFormValues {
+        name: s.get("name"),
+        slug: s.get("slug"),
+        description: s.get("description"),
+        route_prefix: s.get("route_prefix"),
+        host: s.get("host"),
+        upstreams: rows,
+        visibility: s.get("visibility"),
+        lifecycle: s.get("lifecycle"),
+        allow_query_key: !s.get("allow_query_key").is_empty(),
+    }
+}
+
+/// A display name of 1–80 printable characters.
+fn check_name(raw: &str, errors: &mut FieldErrors, field: &'static str) -> String {
+    let name = raw.trim();
+    if name.is_empty() {
+        errors.add(field, "Enter a name.");
+    } else if name.chars().count() > 80 {
+        errors.add(field, "Use at most 80 characters.");
+    } else if name.chars().any(char::is_control) {
+        errors.add(field, "The name cannot contain control characters.");
+    }
+    name.to_owned()
+}
+
+fn check_slug(raw: &str, errors: &mut FieldErrors) -> String {
+    let slug = raw.trim();
+    if let Err(e) = Slug::parse(slug) {
+        errors.add("slug", format!("The slug is used in URLs: {e}."));
+    }
+    slug.to_owned()
+}
+
+/// `/payments/v1`: starts with `/`, no trailing `/`, unreserved URL characters only.
+fn check_prefix(raw: &str, errors: &mut FieldErrors) -> String {
+    let p = raw.trim();
+    let ok = p.len() >= 2
+        && p.len() <= 200
+        && p.starts_with('/')
+        && !p.ends_with('/')
+        && !p.contains("//")
+        && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+    if !ok {
+        errors.add(
+            "route_prefix",
+            "The route prefix is a path such as /payments/v1: it starts with /, does not end with /, and uses letters, digits, - . _ ~ and /.",
+        );
+    }
+    p.to_owned()
+}
+
+/// A bare host name (`api.example.com`), lower-cased; empty means any host.
+fn check_host(raw: &str, errors: &mut FieldErrors) -> Option<String> {
+    let h = raw.trim().to_ascii_lowercase();
+    if h.is_empty() {
+        return None;
+    }
+    let ok = h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !ok {
+        errors.add("host", "Enter a host name such as api.example.com (no scheme, port or path), or leave it empty to match any host.");
+    }
+    Some(h)
+}
+
+/// At least one `http(s)://host[:port][/path]` target with a weight of 1–1000.
+fn check_upstreams(rows: &[UpstreamRow], errors: &mut FieldErrors) -> Vec<Upstream> {
+    let mut out = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let (url, weight) = (row.url.trim(), row.weight.trim());
+        if url.is_empty() && weight.is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let uri_ok = url.parse::<Uri>().ok().filter(|u| {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+                && u.query().is_none()
+        });
+        if uri_ok.is_none() {
+            errors.add(
+                "upstreams",
+                format!(
+                    "Target {n}: enter an http:// or https:// URL with a host, such as https://10.0.0.5:8080/v1 (no user info or query)."
+                ),
+            );
+            continue;
+        }
+        let w = if weight.is_empty() { Some(1) } else { weight.parse::<u32>().ok().filter(|w| (1..=1000).contains(w)) };
+        let Some(weight) = w else {
+            errors.add("upstreams", format!("Target {n}: the weight is a whole number from 1 to 1000."));
+            continue;
+        };
+        out.push(Upstream { url: url.trim_end_matches('/').to_owned(), weight });
+    }
+    if out.is_empty() && errors.get("upstreams").is_none() {
+        errors.add("upstreams", "Add at least one upstream target.");
+    }
+    if out.len() > MAX_UPSTREAMS {
+        errors.add("upstreams", format!("Use at most {MAX_UPSTREAMS} upstream targets."));
+    }
+    out
+}
+
+/// Check every field; `Err` holds every problem found.
+fn settings_of(v: &ApiFormValues) -> Result<ApiSettings, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let name = check_name(&v.name, &mut errors, "name");
+    let slug = check_slug(&v.slug, &mut errors);
+    let description = v.description.trim().to_owned();
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        errors.add("description", format!("Use at most {MAX_DESCRIPTION_CHARS} characters."));
+    }
+    let route_prefix = check_prefix(&v.route_prefix, &mut errors);
+    let host = check_host(&v.host, &mut errors);
+    let upstreams = check_upstreams(&v.upstreams, &mut errors);
+    let visibility = Visibility::parse(&v.visibility);
+    if visibility.is_none() {
+        errors.add("visibility", "Choose draft, public or private.");
+    }
+    let lifecycle = Lifecycle::parse(&v.lifecycle);
+    if lifecycle.is_none() {
+        errors.add("lifecycle", "Choose alpha, beta, stable or deprecated.");
+    }
+    match (visibility, lifecycle, errors.is_empty()) {
+        (Some(visibility), Some(lifecycle), true) => Ok(ApiSettings {
+            slug,
+            name,
+            description,
+            route_prefix,
+            host,
+            upstreams,
+            visibility,
+            allow_query_key: v.allow_query_key,
+            lifecycle,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Whether another API already routes the same host and prefix.
+async fn route_taken(state: &PortalState, s: &ApiSettings, except: Option<i64>) -> PortalResult<bool> {
+    Ok(state
+        .store
+        .list_apis()
+        .await?
+        .iter()
+        .any(|a| Some(a.id) != except && a.route_prefix.trim_end_matches('/') == s.route_prefix && a.host == s.host))
+}
+
+/// Everything submitted, checked: settings and (if a file was chosen) the document.
+struct Checked {
+    values: ApiFormValues,
+    result: Result<(ApiSettings, Option<ImportedSpec>), (FieldErrors, Vec<String>)>,
+}
+
+async fn check_submission(state: &PortalState, headers: &HeaderMap, body: Bytes, except: Option<i64>) -> PortalResult<Checked> {
+    let submitted = match read_multipart(headers, body).await {
+        Ok(s) => s,
+        Err(msg) => {
+            let mut errors = FieldErrors::default();
+            errors.add("", msg);
+            return Ok(Checked { values: ApiFormValues::blank(), result: Err((errors, Vec::new())) });
+        }
+    };
+    let mut values = values_of(&submitted);
+    let spec = match &submitted.spec {
+        Some(bytes) => match openapi_import::import(bytes) {
+            Ok(spec) => Some(Ok(spec)),
+            Err(errs) => Some(Err(errs)),
+        },
+        None => None,
+    };
+    // A new API may take its name and description from the document it is published with.
+    if let Some(Ok(spec)) = &spec {
+        if values.name.trim().is_empty() {
+            values.name = spec.title.clone();
+        }
+        if values.description.trim().is_empty() {
+            values.description = spec.description.clone().unwrap_or_default().chars().take(MAX_DESCRIPTION_CHARS).collect();
+        }
+    }
+    let settings = settings_of(&values);
+    let (mut errors, settings) = match settings {
+        Ok(s) => (FieldErrors::default(), Some(s)),
+        Err(e) => (e, None),
+    };
+    if let Some(s) = &settings {
+        if route_taken(state, s, except).await? {
+            errors.add("route_prefix", "Another API already uses this route prefix (and host). Pick another.");
+        }
+    }
+    let spec_errors = match &spec {
+        Some(Err(errs)) => errs.clone(),
+        _ => Vec::new(),
+    };
+    let result = match (settings, spec) {
+        (Some(s), spec) if errors.is_empty() && spec_errors.is_empty() => Ok((s, spec.and_then(Result::ok))),
+        _ => Err((errors, spec_errors)),
+    };
+    Ok(Checked { values: values.with_spare_rows(), result })
+}
+
+/// The audit detail of an API change: what an admin would want to see, never a secret.
+fn audit_detail(s: &ApiSettings, spec: Option<&ImportedSpec>) -> String {
+    let targets: Vec<String> = s.upstreams.iter().map(|u| format!("{} (weight {})", u.url, u.weight)).collect();
+    let mut d = format!(
+        "{} {} visibility={} lifecycle={} prefix={} targets={}",
+        s.slug,
+        s.name,
+        s.visibility.as_str(),
+        s.lifecycle.as_str(),
+        s.route_prefix,
+        targets.join(", ")
+    );
+    if let Some(spec) = spec {
+        d.push_str(&format!("; openapi {} “{}” {} ({} operations)", spec.openapi, spec.title, spec.version, spec.operations));
+    }
+    d
+}
+
+/// `POST /admin/apis`: publish a new API (optionally with its OpenAPI document).
+pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, headers: HeaderMap, body: Bytes) -> PortalResult<Response> {
+    let admin = actor(&ctx)?;
+    let checked = check_submission(&state, &headers, body, None).await?;
+    let (errors, spec_errors) = match checked.result {
+        Ok((settings, spec)) => {
+            let now = state.clock.now();
+            match state.store.create_api_with(&settings, spec.as_ref().map(|s| s.json.as_str()), now).await {
+                Ok(api) => {
+                    state
+                        .store
+                        .audit(Some(admin), "api.create", &format!("api:{}", api.id), &audit_detail(&settings, spec.as_ref()), now)
+                        .await?;
+                    ctx.flash(FlashKind::Success, format!("Created “{}”. Add a plan so developers can subscribe.", api.name)).await?;
+                    return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
+                }
+                Err(StoreError::Conflict) => {
+                    let mut e = FieldErrors::default();
+                    e.add("slug", "Another API already uses this slug. Pick another.");
+                    (e, Vec::new())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => e,
+    };
+    ctx.ensure_csrf().await?;
+    let page = ApiFormPage {
+        chrome: ctx.chrome().await?,
+        section: Section::Apis,
+        api_id: None,
+        stored_slug: String::new(),
+        stored_visibility: String::new(),
+        form: checked.values,
+        errors,
+        spec_errors,
+        spec: None,
+        plans: Vec::new(),
+        pf: PlanFormValues::blank(),
+        plan_errors: FieldErrors::default(),
+        max_spec_mib: openapi_import::MAX_SPEC_BYTES / (1024 * 1024),
+    };
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// `POST /admin/apis/{id}`: change an API's settings and, if a file was chosen, its document.
+pub async fn update(
+    State(state): State<PortalState>,
+    mut ctx: Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PortalResult<Response> {
+    let admin = actor(&ctx)?;
+    let api = state.store.get_api(parse_id(&id)?).await?;
+    let checked = check_submission(&state, &headers, body, Some(api.id)).await?;
+    let (errors, spec_errors) = match checked.result {
+        Ok((settings, spec)) => {
+            let now = state.clock.now();
+            match state.store.update_api(api.id, &settings, spec.as_ref().map(|s| s.json.as_str()), now).await {
+                Ok(updated) => {
+                    let target = format!("api:{}", api.id);
+                    state.store.audit(Some(admin), "api.update", &target, &audit_detail(&settings, spec.as_ref()), now).await?;
+                    let msg = match &spec {
+                        Some(s) => format!("Saved “{}” with its OpenAPI document ({} operations).", updated.name, s.operations),
+                        None => format!("Saved “{}”. Gateways apply the change within a second.", updated.name),
+                    };
+                    ctx.flash(FlashKind::Success, msg).await?;
+                    return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
+                }
+                Err(StoreError::Conflict) => {
+                    let mut e = FieldErrors::default();
+                    e.add("slug", "Another API already uses this slug. Pick another.");
+                    (e, Vec::new())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => e,
+    };
+    let page = edit_page(&state, &mut ctx, &api, Some(checked.values), errors, spec_errors, None).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// The plan form's values, as typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PlanFormValues {
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Slug.
+    #[serde(default)]
+    pub slug: String,
+    /// Requests per second.
+    #[serde(default)]
+    pub rate_per_second: String,
+    /// Burst.
+    #[serde(default)]
+    pub burst: String,
+    /// Monthly quota; empty is unlimited.
+    #[serde(default)]
+    pub monthly_quota: String,
+    /// Checkbox.
+    #[serde(default)]
+    pub is_default: Option<String>,
+}
+
+impl PlanFormValues {
+    fn blank() -> PlanFormValues {
+        PlanFormValues { rate_per_second: "10".into(), burst: "20".into(), ..PlanFormValues::default() }
+    }
+
+    fn from_plan(p: &Plan) -> PlanFormValues {
+        PlanFormValues {
+            name: p.name.clone(),
+            slug: p.slug.clone(),
+            rate_per_second: p.rate_per_second.to_string(),
+            burst: p.burst.to_string(),
+            monthly_quota: p.monthly_quota.map(|q| q.to_string()).unwrap_or_default(),
+            is_default: p.is_default.then(|| "on".to_owned()),
+        }
+    }
+
+    /// Whether the default box is ticked.
+    pub fn default_checked(&self) -> bool {
+        self.is_default.is_some()
+    }
+}
+
+/// A whole number in `range`, from a form field that may use thousands separators.
+fn parse_count(raw: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+    let digits: String = raw.trim().chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect();
+    digits.parse::<i64>().ok().filter(|n| range.contains(n))
+}
+
+fn limits_of(v: &PlanFormValues) -> Result<PlanLimits, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let name = check_name(&v.name, &mut errors, "plan_name");
+    let slug = v.slug.trim().to_owned();
+    if let Err(e) = Slug::parse(&slug) {
+        errors.add("plan_slug", format!("The plan's slug: {e}."));
+    }
+    let rate = parse_count(&v.rate_per_second, 1..=1_000_000);
+    if rate.is_none() {
+        errors.add("rate_per_second", "The rate is a whole number of requests per second from 1 to 1,000,000.");
+    }
+    let burst = parse_count(&v.burst, 1..=10_000_000);
+    if burst.is_none() {
+        errors.add("burst", "The burst is a whole number from 1 to 10,000,000.");
+    }
+    let quota = if v.monthly_quota.trim().is_empty() { Some(None) } else { parse_count(&v.monthly_quota, 1..=i64::MAX / 2).map(Some) };
+    if quota.is_none() {
+        errors.add("monthly_quota", "The monthly quota is a whole number of requests, or empty for unlimited.");
+    }
+    match (rate, burst, quota, errors.is_empty()) {
+        (Some(rate_per_second), Some(burst), Some(monthly_quota), true) => {
+            Ok(PlanLimits { slug, name, rate_per_second, burst, monthly_quota, is_default: v.is_default.is_some() })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// `POST /admin/apis/{id}/plans`: add a plan (free until billing prices it).
+pub async fn create_plan(
+    State(state): State<PortalState>,
+    mut ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<PlanFormValues>,
+) -> PortalResult<Response> {
+    let admin = actor(&ctx)?;
+    let api = state.store.get_api(parse_id(&id)?).await?;
+    let errors = match limits_of(&form) {
+        Ok(l) => {
+            let now = state.clock.now();
+            let new = NewPlan {
+                slug: l.slug.clone(),
+                name: l.name.clone(),
+                rate_per_second: l.rate_per_second,
+                burst: l.burst,
+                monthly_quota: l.monthly_quota,
+                currency: "usd".into(),
+                flat_price_minor: 0,
+                unit_price_minor_per_1000: 0,
+                is_default: l.is_default,
+            };
+            match state.store.create_plan(api.id, &new, now).await {
+                Ok(plan) => {
+                    if plan.is_default {
+                        state.store.make_default_plan(plan.id, now).await?;
+                    }
+                    let detail = format!("{} on {}: {}", plan.slug, api.slug, limits_detail(&l));
+                    state.store.audit(Some(admin), "plan.create", &format!("plan:{}", plan.id), &detail, now).await?;
+                    ctx.flash(FlashKind::Success, format!("Added the plan “{}”.", plan.name)).await?;
+                    return Ok(Redirect::to(&format!("/admin/apis/{}#plans", api.id)).into_response());
+                }
+                Err(StoreError::Conflict) => {
+                    let mut e = FieldErrors::default();
+                    e.add("plan_slug", "This API already has a plan with this slug.");
+                    e
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => e,
+    };
+    let page = edit_page(&state, &mut ctx, &api, None, FieldErrors::default(), Vec::new(), Some((form, errors))).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+fn limits_detail(l: &PlanLimits) -> String {
+    format!(
+        "rate={}/s burst={} quota={} default={}",
+        l.rate_per_second,
+        l.burst,
+        l.monthly_quota.map_or_else(|| "unlimited".to_owned(), |q| q.to_string()),
+        l.is_default
+    )
+}
+
+/// `GET /admin/plans/{id}`.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "admin/plan_form.html")]
+pub struct PlanFormPage {
+    chrome: Chrome,
+    section: Section,
+    api: Api,
+    plan_id: i64,
+    price: String,
+    pf: PlanFormValues,
+    plan_errors: FieldErrors,
+}
+
+async fn plan_page(
+    state: &PortalState,
+    ctx: &mut Ctx,
+    plan: &Plan,
+    form: PlanFormValues,
+    plan_errors: FieldErrors,
+) -> PortalResult<PlanFormPage> {
+    ctx.ensure_csrf().await?;
+    let api = state.store.get_api(plan.api_id).await?;
+    let view = PlanView::from(plan);
+    let price = match view.metered {
+        Some(m) => format!("{} {m}", view.price),
+        None => view.price,
+    };
+    Ok(PlanFormPage { chrome: ctx.chrome().await?, section: Section::Apis, api, plan_id: plan.id, price, pf: form, plan_errors })
+}
+
+/// `GET /admin/plans/{id}`: edit a plan's name, slug, limits and default flag.
+pub async fn plan_form(State(state): State<PortalState>, mut ctx: Ctx, Path(id): Path<String>) -> PortalResult<PlanFormPage> {
+    let plan = state.store.get_plan(parse_id(&id)?).await?;
+    plan_page(&state, &mut ctx, &plan, PlanFormValues::from_plan(&plan), FieldErrors::default()).await
+}
+
+/// `POST /admin/plans/{id}`.
+pub async fn update_plan(
+    State(state): State<PortalState>,
+    mut ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<PlanFormValues>,
+) -> PortalResult<Response> {
+    let admin = actor(&ctx)?;
+    let plan = state.store.get_plan(parse_id(&id)?).await?;
+    let errors = match limits_of(&form) {
+        Ok(l) => {
+            let now = state.clock.now();
+            match state.store.update_plan(plan.id, &l, now).await {
+                Ok(updated) => {
+                    state.store.audit(Some(admin), "plan.update", &format!("plan:{}", plan.id), &limits_detail(&l), now).await?;
+                    ctx.flash(
+                        FlashKind::Success,
+                        format!("Saved the plan “{}”. Gateways apply the new limits within a second.", updated.name),
+                    )
+                    .await?;
+                    return Ok(Redirect::to(&format!("/admin/apis/{}#plans", plan.api_id)).into_response());
+                }
+                Err(StoreError::Conflict) => {
+                    let mut e = FieldErrors::default();
+                    e.add("plan_slug", "This API already has a plan with this slug.");
+                    e
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => e,
+    };
+    let page = plan_page(&state, &mut ctx, &plan, form, errors).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
