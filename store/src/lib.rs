@@ -33,3 +33,7 @@ pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Entitlement, Subscription};
 pub use usage::{UsageRow, UsageSummary};
+
+// Personal access tokens and the JSON API's extra queries (issue 4).
+mod pats;
+pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
