@@ -8,7 +8,7 @@ use turnpike_store::{App, StoreError};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, FieldError, OwnedErrors, Problem};
+use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, FieldError, OwnedErrors, Problem, WriteErrors};
 use crate::pages::apps::MAX_NAME_CHARS;
 use crate::PortalState;
 
@@ -72,6 +72,7 @@ pub async fn list_apps(State(state): State<PortalState>, caller: Caller) -> ApiR
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = NameIn,
     responses(
         (status = 201, description = "Created", body = AppOut),
+        (status = 403, description = "CSRF check failed (cookie-authenticated requests only)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name already used by another of the caller's apps", body = Problem, content_type = "application/problem+json"),
         AuthErrors, BodyErrors,
     ))]
@@ -101,7 +102,7 @@ pub async fn get_app(State(state): State<PortalState>, caller: Caller, ApiPath(a
     responses(
         (status = 200, description = "Renamed", body = AppOut),
         (status = 409, description = "Name already used by another of the caller's apps", body = Problem, content_type = "application/problem+json"),
-        OwnedErrors, BodyErrors,
+        WriteErrors, BodyErrors,
     ))]
 pub async fn rename_app(
     State(state): State<PortalState>,
@@ -124,7 +125,7 @@ pub async fn rename_app(
 /// and usage.
 #[utoipa::path(delete, path = "/api/v1/apps/{app_id}", tag = "apps",
     params(("app_id" = i64, Path, description = "App id")),
-    responses((status = 204, description = "Deleted"), OwnedErrors))]
+    responses((status = 204, description = "Deleted"), WriteErrors))]
 pub async fn delete_app(State(state): State<PortalState>, caller: Caller, ApiPath(app_id): ApiPath<i64>) -> ApiResult<StatusCode> {
     let app = owned_app(&state, &caller, app_id).await?;
     let now = state.clock.now();

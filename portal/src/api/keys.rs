@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::apps::{owned_app, valid_name, NameIn};
 use super::auth::Caller;
-use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, BodyErrors, OwnedErrors};
+use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, BodyErrors, OwnedErrors, WriteErrors};
 use crate::PortalState;
 
 /// A key's lifecycle state.
@@ -87,7 +87,7 @@ pub async fn list_keys(State(state): State<PortalState>, caller: Caller, ApiPath
 /// Create a key; the response holds its secret, once.
 #[utoipa::path(post, path = "/api/v1/apps/{app_id}/keys", tag = "keys", request_body = NameIn,
     params(("app_id" = i64, Path, description = "App id")),
-    responses((status = 201, description = "Created; `secret` is shown this once", body = CreatedKey), OwnedErrors, BodyErrors))]
+    responses((status = 201, description = "Created; `secret` is shown this once", body = CreatedKey), WriteErrors, BodyErrors))]
 pub async fn create_key(
     State(state): State<PortalState>,
     caller: Caller,
@@ -109,7 +109,7 @@ pub async fn create_key(
 /// Revoke a key; gateways refuse it within a second. Revoking a revoked key changes nothing.
 #[utoipa::path(post, path = "/api/v1/apps/{app_id}/keys/{key_id}/revoke", tag = "keys",
     params(("app_id" = i64, Path, description = "App id"), ("key_id" = i64, Path, description = "Key id")),
-    responses((status = 200, description = "Revoked", body = KeyOut), OwnedErrors))]
+    responses((status = 200, description = "Revoked", body = KeyOut), WriteErrors))]
 pub async fn revoke_key(
     State(state): State<PortalState>,
     caller: Caller,

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use axum::Json;
 use serde::Serialize;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -81,7 +81,10 @@ pub async fn me(caller: Caller) -> ApiResult<Json<Me>> {
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&SecuritySchemes),
-    security(("bearer" = []), ("session" = [])),
+    // Only the token is declared: it is the API's contract for scripts. Session calls (the portal's
+    // own pages, "try it" on /api/docs) are described above; declaring the cookie would invite
+    // clients to send a cookie with their token, which the CSRF guard then (rightly) refuses.
+    security(("bearer" = [])),
     tags(
         (name = "account", description = "The caller"),
         (name = "catalog", description = "Published APIs and their plans"),
@@ -106,13 +109,6 @@ impl Modify for SecuritySchemes {
                     .description(Some("A personal access token from /account/tokens."))
                     .build(),
             ),
-        );
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "turnpike_session",
-                "The portal session (`__Host-turnpike` over HTTPS). Writes also need the session's CSRF token in `X-CSRF-Token`.",
-            ))),
         );
     }
 }

@@ -247,3 +247,33 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
         axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|axum::extract::Path(v)| ApiPath(v)).map_err(|_| ApiError::NotFound)
     }
 }
+
+/// The CSRF guard's answer on `/api/` paths: a cookie-carrying write without the session's
+/// token in `X-CSRF-Token` (or with a foreign `Origin`).
+pub fn csrf_refused() -> Response {
+    problem_response(&problem(
+        StatusCode::FORBIDDEN,
+        "csrf",
+        "CSRF check failed",
+        "Requests that carry the portal's session cookie must send the session's CSRF token in `X-CSRF-Token` and no foreign \
+         `Origin`. Scripts should send a personal access token and no cookie.",
+    ))
+}
+
+/// Errors of a state-changing operation: authentication, CSRF (session callers only),
+/// ownership.
+#[derive(IntoResponses)]
+pub enum WriteErrors {
+    /// No valid session or personal access token.
+    #[response(status = 401, description = "Not authenticated", content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// A session-cookie request without the session's `X-CSRF-Token`.
+    #[response(status = 403, description = "CSRF check failed (cookie-authenticated requests only)", content_type = "application/problem+json")]
+    Csrf(Problem),
+    /// No such resource, or not the caller's.
+    #[response(status = 404, description = "Not found (or not yours)", content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// Server failure.
+    #[response(status = 500, description = "Internal error", content_type = "application/problem+json")]
+    Internal(Problem),
+}

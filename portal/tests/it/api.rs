@@ -169,15 +169,27 @@ async fn session_callers_need_the_csrf_header_to_write() {
         assert_eq!(me["auth"], "session");
         let account_id = me["id"].as_i64().unwrap();
 
-        // No header, or a wrong one: refused by the CSRF guard, nothing created.
+        // No header, or a wrong one, or a foreign Origin: refused by the CSRF guard with a
+        // problem document, nothing created.
         let res = dev.post(app.url("/api/v1/apps")).json(&json!({"name": "One"})).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(problem(res, StatusCode::FORBIDDEN).await["type"], "urn:turnpike:problem:csrf");
         let res = dev.post(app.url("/api/v1/apps")).header("x-csrf-token", "0".repeat(64)).json(&json!({"name": "One"})).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        problem(res, StatusCode::FORBIDDEN).await;
+        let csrf = app.csrf(&dev, "/account/tokens").await;
+        let res = dev
+            .post(app.url("/api/v1/apps"))
+            .header("x-csrf-token", &csrf)
+            .header("origin", "https://evil.example")
+            .json(&json!({"name": "One"}))
+            .send()
+            .await
+            .unwrap();
+        problem(res, StatusCode::FORBIDDEN).await;
+        let res = dev.delete(app.url("/api/v1/apps/1")).send().await.unwrap();
+        problem(res, StatusCode::FORBIDDEN).await;
         assert!(app.store.list_apps(account_id).await.unwrap().is_empty());
 
         // The session's token in the header: accepted.
-        let csrf = app.csrf(&dev, "/account/tokens").await;
         let res = dev.post(app.url("/api/v1/apps")).header("x-csrf-token", &csrf).json(&json!({"name": "One"})).send().await.unwrap();
         let created = json_ok(res, StatusCode::CREATED).await;
         assert_eq!(created["name"], "One");
@@ -186,13 +198,16 @@ async fn session_callers_need_the_csrf_header_to_write() {
         let token = token_via_page(&app, &dev, "t").await;
         let res =
             dev.post(app.url("/api/v1/apps")).header(AUTHORIZATION, format!("Bearer {token}")).json(&json!({"name": "Two"})).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        problem(res, StatusCode::FORBIDDEN).await;
         // A bearer token without a cookie needs none.
         json_ok(post(&app, &token, "/api/v1/apps", json!({"name": "Two"})).await, StatusCode::CREATED).await;
         assert_eq!(app.store.list_apps(account_id).await.unwrap().len(), 2);
 
-        // Logged out: 401 problem.
+        // Neither cookie nor token: 401 problem, for reads and writes alike.
         problem(browser().get(app.url("/api/v1/apps")).send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+        let res = script().post(app.url("/api/v1/apps")).json(&json!({"name": "Three"})).send().await.unwrap();
+        problem(res, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(app.store.list_apps(account_id).await.unwrap().len(), 2);
     }
 }
 
