@@ -9,12 +9,12 @@
 # status code).
 #
 # Environment: SCHEMATHESIS_VERSION (pin, default 4.32.5), SCHEMATHESIS_MAX_EXAMPLES (per
-# operation, default 40), SCHEMATHESIS_SEED (default: random).
+# operation, default 100), SCHEMATHESIS_SEED (default: random).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
-MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-40}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
 VENV="target/schemathesis-venv"
 ST="$VENV/bin/schemathesis"
 
@@ -78,9 +78,11 @@ EMAIL="schemathesis@example.test"
 python3 -c 'import secrets; print(secrets.token_urlsafe(24))' | "$BIN" admin create-admin --email "$EMAIL" --password-stdin >/dev/null
 TOKEN="$("$BIN" admin create-token --email "$EMAIL" --name schemathesis)"
 [[ "$TOKEN" == tp_pat_* ]] || { echo "create-token printed no token" >&2; exit 1; }
-# One app with a key, so the operations on existing resources get exercised too.
+# An app with a key, so the operations on existing resources get exercised too (ids 1 and 1).
 curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"name":"fixture"}' "$BASE/api/v1/apps"
+curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"name":"fixture key"}' "$BASE/api/v1/apps/1/keys"
 
 run() {
   local checks="$1"
