@@ -76,7 +76,11 @@ pub async fn list_apps(State(state): State<PortalState>, caller: Caller) -> ApiR
         (status = 409, description = "Name already used by another of the caller's apps", body = Problem, content_type = "application/problem+json"),
         AuthErrors, BodyErrors,
     ))]
-pub async fn create_app(State(state): State<PortalState>, caller: Caller, ApiJson(body): ApiJson<NameIn>) -> ApiResult<(StatusCode, Json<AppOut>)> {
+pub async fn create_app(
+    State(state): State<PortalState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NameIn>,
+) -> ApiResult<(StatusCode, Json<AppOut>)> {
     let name = valid_name(&body.name)?;
     let now = state.clock.now();
     let app = state.store.create_app(caller.account.id, &name, now).await.map_err(|e| match e {

@@ -101,7 +101,13 @@ impl From<PortalError> for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 fn problem(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Problem {
-    Problem { type_: format!("urn:turnpike:problem:{code}"), title: title.to_owned(), status: status.as_u16(), detail: detail.into(), errors: Vec::new() }
+    Problem {
+        type_: format!("urn:turnpike:problem:{code}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail: detail.into(),
+        errors: Vec::new(),
+    }
 }
 
 impl ApiError {
@@ -117,7 +123,12 @@ impl ApiError {
             ApiError::NotFound => problem(StatusCode::NOT_FOUND, "not-found", "Not found", "No such resource, or it is not yours."),
             ApiError::Validation(errors) => Problem {
                 errors: errors.clone(),
-                ..problem(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", "Some fields are invalid; nothing was changed.")
+                ..problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "Invalid request",
+                    "Some fields are invalid; nothing was changed.",
+                )
             },
             ApiError::Conflict(detail) => problem(StatusCode::CONFLICT, "conflict", "Conflict", detail.clone()),
             ApiError::BadRequest { status, detail } => {
@@ -181,7 +192,9 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Send the body as JSON with `Content-Type: application/json`.".to_owned())
         }
         JsonRejection::JsonSyntaxError(e) => (StatusCode::BAD_REQUEST, format!("The body is not valid JSON: {}", e.body_text())),
-        JsonRejection::JsonDataError(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("The JSON does not match the schema: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, format!("The JSON does not match the schema: {}", e.body_text()))
+        }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "The body is too large.".to_owned()),
         _ => (StatusCode::BAD_REQUEST, "The body could not be read.".to_owned()),
     };
@@ -244,7 +257,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|axum::extract::Path(v)| ApiPath(v)).map_err(|_| ApiError::NotFound)
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|_| ApiError::NotFound)
     }
 }
 
@@ -268,7 +284,11 @@ pub enum WriteErrors {
     #[response(status = 401, description = "Not authenticated", content_type = "application/problem+json")]
     Unauthorized(Problem),
     /// A session-cookie request without the session's `X-CSRF-Token`.
-    #[response(status = 403, description = "CSRF check failed (cookie-authenticated requests only)", content_type = "application/problem+json")]
+    #[response(
+        status = 403,
+        description = "CSRF check failed (cookie-authenticated requests only)",
+        content_type = "application/problem+json"
+    )]
     Csrf(Problem),
     /// No such resource, or not the caller's.
     #[response(status = 404, description = "Not found (or not yours)", content_type = "application/problem+json")]

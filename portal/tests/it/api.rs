@@ -173,7 +173,8 @@ async fn session_callers_need_the_csrf_header_to_write() {
         // problem document, nothing created.
         let res = dev.post(app.url("/api/v1/apps")).json(&json!({"name": "One"})).send().await.unwrap();
         assert_eq!(problem(res, StatusCode::FORBIDDEN).await["type"], "urn:turnpike:problem:csrf");
-        let res = dev.post(app.url("/api/v1/apps")).header("x-csrf-token", "0".repeat(64)).json(&json!({"name": "One"})).send().await.unwrap();
+        let res =
+            dev.post(app.url("/api/v1/apps")).header("x-csrf-token", "0".repeat(64)).json(&json!({"name": "One"})).send().await.unwrap();
         problem(res, StatusCode::FORBIDDEN).await;
         let csrf = app.csrf(&dev, "/account/tokens").await;
         let res = dev
@@ -196,8 +197,13 @@ async fn session_callers_need_the_csrf_header_to_write() {
 
         // A cookie plus a bearer token still needs the header (the cookie is ambient authority).
         let token = token_via_page(&app, &dev, "t").await;
-        let res =
-            dev.post(app.url("/api/v1/apps")).header(AUTHORIZATION, format!("Bearer {token}")).json(&json!({"name": "Two"})).send().await.unwrap();
+        let res = dev
+            .post(app.url("/api/v1/apps"))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .json(&json!({"name": "Two"}))
+            .send()
+            .await
+            .unwrap();
         problem(res, StatusCode::FORBIDDEN).await;
         // A bearer token without a cookie needs none.
         json_ok(post(&app, &token, "/api/v1/apps", json!({"name": "Two"})).await, StatusCode::CREATED).await;
@@ -217,10 +223,12 @@ async fn another_developers_apps_keys_and_usage_are_not_found() {
         seed_api(&app.store, "echo", "Echo", Visibility::Public).await;
         let (_, ada) = developer(&app, "ada@example.com").await;
         let (_, bob) = developer(&app, "bob@example.com").await;
-        let a_app = json_ok(post(&app, &ada, "/api/v1/apps", json!({"name": "Ada's"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
+        let a_app =
+            json_ok(post(&app, &ada, "/api/v1/apps", json!({"name": "Ada's"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
         let a_key = json_ok(post(&app, &ada, &format!("/api/v1/apps/{a_app}/keys"), json!({"name": "k"})).await, StatusCode::CREATED).await;
         let a_key_id = a_key["key"]["id"].as_i64().unwrap();
-        let b_app = json_ok(post(&app, &bob, "/api/v1/apps", json!({"name": "Bob's"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
+        let b_app =
+            json_ok(post(&app, &bob, "/api/v1/apps", json!({"name": "Bob's"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
 
         let m = reqwest::Method::GET;
         let cases: Vec<(reqwest::Method, String, Option<Value>)> = vec![
@@ -257,7 +265,8 @@ async fn another_developers_apps_keys_and_usage_are_not_found() {
 async fn bad_requests_are_problem_documents_and_change_nothing() {
     for (app, _) in each("api_problems").await {
         let (_, token) = developer(&app, "ada@example.com").await;
-        let app_id = json_ok(post(&app, &token, "/api/v1/apps", json!({"name": "Keep"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
+        let app_id =
+            json_ok(post(&app, &token, "/api/v1/apps", json!({"name": "Keep"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
         let raw = |path: &str, content_type: &str, body: &'static str| {
             script()
                 .post(app.url(path))
@@ -277,7 +286,8 @@ async fn bad_requests_are_problem_documents_and_change_nothing() {
         let p = problem(post(&app, &token, "/api/v1/apps", json!({"name": "x".repeat(81)})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(p["errors"][0]["field"], "name");
         problem(post(&app, &token, "/api/v1/apps", json!({"name": "Keep"})).await, StatusCode::CONFLICT).await;
-        problem(post(&app, &token, &format!("/api/v1/apps/{app_id}/keys"), json!({"name": ""})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        problem(post(&app, &token, &format!("/api/v1/apps/{app_id}/keys"), json!({"name": ""})).await, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         let app_path = format!("/api/v1/apps/{app_id}");
         let patch = |body: Value| call(&app, &token, reqwest::Method::PATCH, &app_path, Some(body));
         problem(patch(json!({"name": "a\u{0}b"})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -291,9 +301,11 @@ async fn bad_requests_are_problem_documents_and_change_nothing() {
 
         // Usage ranges.
         problem(get(&app, &token, &format!("/api/v1/apps/{app_id}/usage?from=yesterday")).await, StatusCode::BAD_REQUEST).await;
-        let p = problem(get(&app, &token, &format!("/api/v1/apps/{app_id}/usage?from=100&to=50")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let p = problem(get(&app, &token, &format!("/api/v1/apps/{app_id}/usage?from=100&to=50")).await, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         assert_eq!(p["errors"][0]["field"], "to");
-        let p = problem(get(&app, &token, &format!("/api/v1/apps/{app_id}/usage?from=-5&to=0")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let p =
+            problem(get(&app, &token, &format!("/api/v1/apps/{app_id}/usage?from=-5&to=0")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(p["errors"].as_array().unwrap().len(), 1, "{p}");
 
         // Nothing changed.
@@ -316,8 +328,14 @@ async fn smuggled_role_plan_and_quota_fields_are_ignored() {
         });
         let created = json_ok(post(&app, &token, "/api/v1/apps", body.clone()).await, StatusCode::CREATED).await;
         let app_id = created["id"].as_i64().unwrap();
-        let renamed =
-            call(&app, &token, reqwest::Method::PATCH, &format!("/api/v1/apps/{app_id}"), Some(json!({"name": "Sneakier", "role": "admin"}))).await;
+        let renamed = call(
+            &app,
+            &token,
+            reqwest::Method::PATCH,
+            &format!("/api/v1/apps/{app_id}"),
+            Some(json!({"name": "Sneakier", "role": "admin"})),
+        )
+        .await;
         json_ok(renamed, StatusCode::OK).await;
         let key = post(&app, &token, &format!("/api/v1/apps/{app_id}/keys"), json!({"name": "k", "status": "suspended", "quota": 5})).await;
         let key = json_ok(key, StatusCode::CREATED).await;
@@ -344,7 +362,8 @@ async fn keys_created_through_the_api_pass_the_gateway_lookup_and_usage_adds_up(
         let (api_id, plan_id) = seed_api(&app.store, "echo", "Echo", Visibility::Public).await;
         seed_api(&app.store, "draft", "Draft", Visibility::Draft).await;
         let (_, token) = developer(&app, "ada@example.com").await;
-        let app_id = json_ok(post(&app, &token, "/api/v1/apps", json!({"name": "Bot"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
+        let app_id =
+            json_ok(post(&app, &token, "/api/v1/apps", json!({"name": "Bot"})).await, StatusCode::CREATED).await["id"].as_i64().unwrap();
 
         let res = post(&app, &token, &format!("/api/v1/apps/{app_id}/keys"), json!({"name": "  production "})).await;
         assert_eq!(res.headers()["cache-control"], "no-store");
@@ -388,7 +407,10 @@ async fn keys_created_through_the_api_pass_the_gateway_lookup_and_usage_adds_up(
             ..UsageRow::default()
         };
         let h = hour_start(NOW);
-        app.store.upsert_usage("redis", &[row(h, 40, 35, 4, 1), row(h - 3600, 10, 10, 0, 0), row(h - 40 * 86_400, 7, 7, 0, 0)], NOW).await.unwrap();
+        app.store
+            .upsert_usage("redis", &[row(h, 40, 35, 4, 1), row(h - 3600, 10, 10, 0, 0), row(h - 40 * 86_400, 7, 7, 0, 0)], NOW)
+            .await
+            .unwrap();
         let usage = json_ok(get(&app, &token, &format!("/api/v1/apps/{app_id}/usage")).await, StatusCode::OK).await;
         assert_eq!(usage["totals"], json!({"calls": 50, "status_2xx": 45, "status_3xx": 0, "status_4xx": 4, "status_5xx": 1}));
         assert_eq!(usage["keys"][0]["key_id"], key_id);
@@ -404,7 +426,8 @@ async fn keys_created_through_the_api_pass_the_gateway_lookup_and_usage_adds_up(
         assert_eq!(usage["totals"]["calls"], 10);
 
         // Revoked through the API: the lookup sees it.
-        let revoked = json_ok(post(&app, &token, &format!("/api/v1/apps/{app_id}/keys/{key_id}/revoke"), json!({})).await, StatusCode::OK).await;
+        let revoked =
+            json_ok(post(&app, &token, &format!("/api/v1/apps/{app_id}/keys/{key_id}/revoke"), json!({})).await, StatusCode::OK).await;
         assert_eq!(revoked["status"], "revoked");
         assert_eq!(app.store.key_auth(&key.hash()).await.unwrap().unwrap().status, KeyStatus::Revoked);
 
@@ -454,7 +477,14 @@ fn openapi_document_matches_the_snapshot() {
     if stored != generated {
         let line = stored.lines().zip(generated.lines()).position(|(a, b)| a != b).map_or_else(
             || "at the end".to_owned(),
-            |i| format!("first difference at line {}:\n  snapshot:  {}\n  generated: {}", i + 1, stored.lines().nth(i).unwrap_or(""), generated.lines().nth(i).unwrap_or("")),
+            |i| {
+                format!(
+                    "first difference at line {}:\n  snapshot:  {}\n  generated: {}",
+                    i + 1,
+                    stored.lines().nth(i).unwrap_or(""),
+                    generated.lines().nth(i).unwrap_or("")
+                )
+            },
         );
         panic!(
             "The OpenAPI document of /api/v1 changed ({line}).\nIf the change is intended, review it and update the snapshot with:\n  \
