@@ -124,6 +124,7 @@ fn router() -> (axum::Router<PortalState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(usage::list_subscriptions))
         .routes(routes!(usage::app_usage))
+        .routes(routes!(usage::key_usage))
         .split_for_parts()
 }
 

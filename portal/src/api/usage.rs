@@ -197,23 +197,8 @@ pub async fn app_usage(
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Json<UsageOut>> {
     let app = owned_app(&state, &caller, app_id).await?;
-    let Query(q) = query.map_err(|r| query_rejection(&r))?;
     let now = state.clock.now();
-    let from = q.from.unwrap_or_else(|| month_start(now));
-    let to = q.to.unwrap_or_else(|| hour_start(now).saturating_add(3600));
-    let mut errors = Vec::new();
-    if from < 0 {
-        errors.push(FieldError::new("from", "must not be negative"));
-    }
-    if to <= from {
-        errors.push(FieldError::new("to", "must be after `from`"));
-    } else if to.saturating_sub(from) > MAX_RANGE_SECS {
-        errors.push(FieldError::new("to", "the range must be at most 400 days"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-
+    let (from, to) = range(query, now)?;
     let usage = state.store.app_key_usage(app.id, from, to).await?;
     let mut totals = Counts::default();
     let mut keys = Vec::new();
@@ -244,4 +229,69 @@ pub async fn app_usage(
     }
     quotas.sort_by_key(|q| q.subscription_id);
     Ok(Json(UsageOut { app_id: app.id, from, to, totals, keys, quotas }))
+}
+
+/// `[from, to)` from the query, with the defaults, or the problem.
+fn range(query: Result<Query<UsageQuery>, QueryRejection>, now: i64) -> ApiResult<(i64, i64)> {
+    let Query(q) = query.map_err(|r| query_rejection(&r))?;
+    let from = q.from.unwrap_or_else(|| month_start(now));
+    let to = q.to.unwrap_or_else(|| hour_start(now).saturating_add(3600));
+    let mut errors = Vec::new();
+    if from < 0 {
+        errors.push(FieldError::new("from", "must not be negative"));
+    }
+    if to <= from {
+        errors.push(FieldError::new("to", "must be after `from`"));
+    } else if to.saturating_sub(from) > MAX_RANGE_SECS {
+        errors.push(FieldError::new("to", "the range must be at most 400 days"));
+    }
+    if errors.is_empty() {
+        Ok((from, to))
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// One key's usage over a range.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyUsageReport {
+    /// App id.
+    pub app_id: i64,
+    /// Range start (unix seconds, inclusive; usage is counted per hour).
+    pub from: i64,
+    /// Range end (unix seconds, exclusive).
+    pub to: i64,
+    /// The key and its calls by outcome.
+    #[serde(flatten)]
+    pub key: KeyUsageOut,
+}
+
+/// One key's usage in `[from, to)`.
+#[utoipa::path(get, path = "/api/v1/apps/{app_id}/keys/{key_id}/usage", tag = "usage",
+    params(("app_id" = i64, Path, description = "App id"), ("key_id" = i64, Path, description = "Key id"), UsageQuery),
+    responses(
+        (status = 200, description = "Usage", body = KeyUsageReport),
+        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid range", body = Problem, content_type = "application/problem+json"),
+        OwnedErrors,
+    ))]
+pub async fn key_usage(
+    State(state): State<PortalState>,
+    caller: Caller,
+    ApiPath((app_id, key_id)): ApiPath<(i64, i64)>,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> ApiResult<Json<KeyUsageReport>> {
+    let app = owned_app(&state, &caller, app_id).await?;
+    let key = state.store.list_keys(app.id).await?.into_iter().find(|k| k.id == key_id).ok_or(ApiError::NotFound)?;
+    let (from, to) = range(query, state.clock.now())?;
+    let mut counts = Counts::default();
+    if let Some(u) = state.store.app_key_usage(app.id, from, to).await?.iter().find(|u| u.key_id == key.id) {
+        counts.add(u);
+    }
+    Ok(Json(KeyUsageReport {
+        app_id: app.id,
+        from,
+        to,
+        key: KeyUsageOut { key_id: key.id, name: key.name, prefix: key.display_prefix, counts },
+    }))
 }

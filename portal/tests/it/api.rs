@@ -242,6 +242,8 @@ async fn another_developers_apps_keys_and_usage_are_not_found() {
             (reqwest::Method::POST, format!("/api/v1/apps/{b_app}/keys/{a_key_id}/revoke"), None),
             (m.clone(), format!("/api/v1/apps/{a_app}/subscriptions"), None),
             (m.clone(), format!("/api/v1/apps/{a_app}/usage"), None),
+            (m.clone(), format!("/api/v1/apps/{a_app}/keys/{a_key_id}/usage"), None),
+            (m.clone(), format!("/api/v1/apps/{b_app}/keys/{a_key_id}/usage"), None),
             (m.clone(), "/api/v1/apps/999999/usage".to_owned(), None),
         ];
         for (method, path, body) in cases {
@@ -424,6 +426,14 @@ async fn keys_created_through_the_api_pass_the_gateway_lookup_and_usage_adds_up(
         let path = format!("/api/v1/apps/{app_id}/usage?from={}&to={}", h - 3600, h);
         let usage = json_ok(get(&app, &token, &path).await, StatusCode::OK).await;
         assert_eq!(usage["totals"]["calls"], 10);
+        // The key alone.
+        let path = format!("/api/v1/apps/{app_id}/keys/{key_id}/usage");
+        let usage = json_ok(get(&app, &token, &path).await, StatusCode::OK).await;
+        assert_eq!(
+            (usage["calls"].as_i64(), usage["status_4xx"].as_i64(), usage["name"].as_str()),
+            (Some(50), Some(4), Some("production"))
+        );
+        problem(get(&app, &token, &format!("/api/v1/apps/{app_id}/keys/{}/usage", key_id + 1)).await, StatusCode::NOT_FOUND).await;
 
         // Revoked through the API: the lookup sees it.
         let revoked =
@@ -506,5 +516,32 @@ fn openapi_document_matches_the_snapshot() {
                 }
             }
         }
+    }
+}
+
+#[tokio::test]
+async fn the_token_form_refuses_bad_input_and_creates_nothing() {
+    for (app, url) in each("api_token_form").await {
+        let dev = app.developer("ada@example.com").await;
+        let csrf = app.csrf(&dev, "/account/tokens").await;
+        for (name, days) in [("", "90"), ("   ", "90"), (&*"x".repeat(81), "90"), ("ok", "7"), ("ok", "forever")] {
+            let res = app.post(&dev, "/account/tokens", &[("csrf", &csrf), ("name", name), ("expires_in_days", days)]).await;
+            assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name:?} {days:?}");
+            let html = res.text().await.unwrap();
+            assert!(html.contains(r#"class="field-error""#), "{html}");
+            assert!(element_text(&html, "new-token").is_none());
+        }
+        // Without the CSRF token: refused.
+        let res = app.post(&dev, "/account/tokens", &[("name", "x"), ("expires_in_days", "90")]).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(stored_token_rows(&url).await.is_empty());
+        // Logged out: to the login page.
+        let res = browser().get(app.url("/account/tokens")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        // "Never" expires.
+        let res = app.post(&dev, "/account/tokens", &[("csrf", &csrf), ("name", "ci"), ("expires_in_days", "0")]).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let me = json_ok(dev.get(app.url("/api/v1/me")).send().await.unwrap(), StatusCode::OK).await;
+        assert_eq!(app.store.list_pats(me["id"].as_i64().unwrap()).await.unwrap()[0].expires_at, None);
     }
 }
