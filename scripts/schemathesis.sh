@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
-VENV="target/schemathesis-venv"
+VENV="$PWD/target/schemathesis-venv"
 ST="$VENV/bin/schemathesis"
 
 log() { printf '\n== %s ==\n' "$*"; }
@@ -87,7 +87,8 @@ curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: appli
 run() {
   local checks="$1"
   log "schemathesis run ($checks)"
-  "$ST" run "$BASE/api/openapi.json" \
+  # From the temporary directory: schemathesis and hypothesis keep caches in the working directory.
+  (cd "$WORK" && "$ST" run "$BASE/api/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks "$checks" \
     --phases examples,coverage,fuzzing \
@@ -96,7 +97,7 @@ run() {
     --request-timeout 10 \
     --suppress-health-check too_slow \
     --warnings off \
-    ${SCHEMATHESIS_SEED:+--seed "$SCHEMATHESIS_SEED"}
+    ${SCHEMATHESIS_SEED:+--seed "$SCHEMATHESIS_SEED"})
 }
 
 status=0
