@@ -49,6 +49,19 @@ enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Create a personal access token for the JSON API of an existing account; prints the token
+    /// (shown once; only its hash is stored).
+    CreateToken {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+        /// A label for the token.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Expire the token after this many days (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -122,6 +135,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if !password_stdin {
                 println!("one-time password (shown once): {}", seeded.admin_password);
             }
+            return Ok(());
+        }
+        Command::Admin { command: AdminCommand::CreateToken { email, name, expires_days } } => {
+            let store = turnpike::open_store(&config).await?;
+            let email = turnpike_store::domain::Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let (account, _) = store.find_account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("no account with that email"))?;
+            let now = SystemClock.now();
+            let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400);
+            let token = turnpike_store::PersonalToken::generate();
+            let record = store.create_pat(account.id, &name, &token, expires_at, now).await?;
+            let detail = format!("{} ({}…) via cli", record.name, record.display_prefix);
+            store.audit(None, "token.create", &format!("token:{}", record.id), &detail, now).await?;
+            println!("{}", token.expose());
             return Ok(());
         }
     };

@@ -33,21 +33,24 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
     if path.starts_with("/webhooks/") {
         return next.run(req).await;
     }
-    // JSON API calls with a personal access token carry no ambient authority (no cookie is
-    // consulted for them), so there is nothing to forge; the API's own auth checks the token.
-    if path.starts_with("/api/") && bearer_without_cookie(&req) {
+    // JSON API calls without a cookie carry no ambient authority, so there is nothing to forge;
+    // the API authenticates them itself (a personal access token, or 401 problem+json).
+    let api = path.starts_with("/api/");
+    if api && !req.headers().contains_key(axum::http::header::COOKIE) {
         return next.run(req).await;
     }
+    // The JSON API answers problem+json, pages answer the error page.
+    let refuse = move || if api { crate::api::problem::csrf_refused() } else { PortalError::Csrf.into_response() };
     if !same_origin(&req) {
-        return PortalError::Csrf.into_response();
+        return refuse();
     }
     // Script callers (the JSON API from the portal's own pages) send the token as a header.
     if let Some(sent) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned) {
         let Some(expected) = crate::ctx::session_csrf(&session).await else {
-            return PortalError::Csrf.into_response();
+            return refuse();
         };
         if !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
-            return PortalError::Csrf.into_response();
+            return refuse();
         }
         return next.run(req).await;
     }
@@ -62,17 +65,17 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) if boundary.is_some() => return upload_too_large(),
-        Err(_) => return PortalError::Csrf.into_response(),
+        Err(_) => return refuse(),
     };
     let Some(expected) = crate::ctx::session_csrf(&session).await else {
-        return PortalError::Csrf.into_response();
+        return refuse();
     };
     let matches = match &boundary {
         Some(b) => multipart_token_matches(bytes.clone(), b, &expected).await,
         None => form_token_matches(&bytes, &expected),
     };
     if !matches {
-        return PortalError::Csrf.into_response();
+        return refuse();
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
@@ -115,15 +118,6 @@ fn upload_too_large() -> Response {
 
 /// Header carrying the CSRF token on script requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-
-fn bearer_without_cookie(req: &Request) -> bool {
-    let bearer = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
-    bearer && !req.headers().contains_key(axum::http::header::COOKIE)
-}
 
 /// An absent `Origin` passes (older browsers, curl); a present one must name this host.
 fn same_origin(req: &Request) -> bool {

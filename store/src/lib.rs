@@ -37,3 +37,6 @@ pub use usage::{UsageRow, UsageSummary};
 mod admin;
 pub use admin::{AdminCounts, AuditFilter, AuditRow, DeveloperRow, Page};
 pub use apis::{ApiSettings, Lifecycle, PlanLimits};
+// Personal access tokens and the JSON API's extra queries (issue 4).
+mod pats;
+pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};

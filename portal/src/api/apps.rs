@@ -1,0 +1,139 @@
+//! Apps: list, create, get, rename, delete. Another developer's app is a 404.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use turnpike_store::{App, StoreError};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, FieldError, OwnedErrors, Problem, WriteErrors};
+use crate::pages::apps::MAX_NAME_CHARS;
+use crate::PortalState;
+
+/// An app: owns keys and subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppOut {
+    /// Id.
+    pub id: i64,
+    /// Name, unique among the developer's apps.
+    pub name: String,
+    /// Created (unix seconds).
+    pub created_at: i64,
+}
+
+impl From<App> for AppOut {
+    fn from(a: App) -> Self {
+        AppOut { id: a.id, name: a.name, created_at: a.created_at }
+    }
+}
+
+/// A name for an app or a key. Other fields are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NameIn {
+    /// 1–80 characters after trimming, no control characters.
+    #[schema(min_length = 1, max_length = 80, example = "Billing bot")]
+    pub name: String,
+}
+
+/// A trimmed name of 1–80 printable characters, or the field error.
+pub(crate) fn valid_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let message = if name.is_empty() {
+        "must not be empty"
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        "must be at most 80 characters"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(name.to_owned());
+    };
+    Err(ApiError::Validation(vec![FieldError::new("name", message)]))
+}
+
+/// The app, if the caller owns it.
+pub(crate) async fn owned_app(state: &PortalState, caller: &Caller, app_id: i64) -> ApiResult<App> {
+    Ok(state.store.get_app(caller.account.id, app_id).await?)
+}
+
+fn name_taken(name: &str) -> ApiError {
+    ApiError::Conflict(format!("You already have an app called “{name}”."))
+}
+
+/// The caller's apps, oldest first.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps",
+    responses((status = 200, description = "The caller's apps", body = Vec<AppOut>), AuthErrors))]
+pub async fn list_apps(State(state): State<PortalState>, caller: Caller) -> ApiResult<Json<Vec<AppOut>>> {
+    Ok(Json(state.store.list_apps(caller.account.id).await?.into_iter().map(AppOut::from).collect()))
+}
+
+/// Create an app, subscribed to the default plan of every public API.
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = NameIn,
+    responses(
+        (status = 201, description = "Created", body = AppOut),
+        (status = 403, description = "CSRF check failed (cookie-authenticated requests only)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name already used by another of the caller's apps", body = Problem, content_type = "application/problem+json"),
+        AuthErrors, BodyErrors,
+    ))]
+pub async fn create_app(
+    State(state): State<PortalState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NameIn>,
+) -> ApiResult<(StatusCode, Json<AppOut>)> {
+    let name = valid_name(&body.name)?;
+    let now = state.clock.now();
+    let app = state.store.create_app(caller.account.id, &name, now).await.map_err(|e| match e {
+        StoreError::Conflict => name_taken(&name),
+        e => e.into(),
+    })?;
+    state.store.subscribe_defaults(app.id, now).await?;
+    state.store.audit(Some(caller.account.id), "app.create", &format!("app:{}", app.id), &app.name, now).await?;
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+/// One of the caller's apps.
+#[utoipa::path(get, path = "/api/v1/apps/{app_id}", tag = "apps",
+    params(("app_id" = i64, Path, description = "App id")),
+    responses((status = 200, description = "The app", body = AppOut), OwnedErrors))]
+pub async fn get_app(State(state): State<PortalState>, caller: Caller, ApiPath(app_id): ApiPath<i64>) -> ApiResult<Json<AppOut>> {
+    Ok(Json(owned_app(&state, &caller, app_id).await?.into()))
+}
+
+/// Rename one of the caller's apps.
+#[utoipa::path(patch, path = "/api/v1/apps/{app_id}", tag = "apps", request_body = NameIn,
+    params(("app_id" = i64, Path, description = "App id")),
+    responses(
+        (status = 200, description = "Renamed", body = AppOut),
+        (status = 409, description = "Name already used by another of the caller's apps", body = Problem, content_type = "application/problem+json"),
+        WriteErrors, BodyErrors,
+    ))]
+pub async fn rename_app(
+    State(state): State<PortalState>,
+    caller: Caller,
+    ApiPath(app_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<NameIn>,
+) -> ApiResult<Json<AppOut>> {
+    let app = owned_app(&state, &caller, app_id).await?;
+    let name = valid_name(&body.name)?;
+    let renamed = state.store.rename_app(caller.account.id, app.id, &name).await.map_err(|e| match e {
+        StoreError::Conflict => name_taken(&name),
+        e => e.into(),
+    })?;
+    let detail = format!("{} → {}", app.name, renamed.name);
+    state.store.audit(Some(caller.account.id), "app.rename", &format!("app:{}", app.id), &detail, state.clock.now()).await?;
+    Ok(Json(renamed.into()))
+}
+
+/// Delete one of the caller's apps with its keys (refused by gateways at once), subscriptions
+/// and usage.
+#[utoipa::path(delete, path = "/api/v1/apps/{app_id}", tag = "apps",
+    params(("app_id" = i64, Path, description = "App id")),
+    responses((status = 204, description = "Deleted"), WriteErrors))]
+pub async fn delete_app(State(state): State<PortalState>, caller: Caller, ApiPath(app_id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    let app = owned_app(&state, &caller, app_id).await?;
+    let now = state.clock.now();
+    state.store.delete_app(caller.account.id, app.id, now).await?;
+    state.store.audit(Some(caller.account.id), "app.delete", &format!("app:{}", app.id), &app.name, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

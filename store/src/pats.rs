@@ -1,0 +1,215 @@
+//! Personal access tokens for the portal's JSON API: `tp_pat_<43 base62 chars>` (256 random
+//! bits). Only the SHA-256 of a token is stored; it is shown once, can expire, and is revocable.
+//!
+//! Also the few app and usage queries the JSON API needs beyond what the pages use.
+
+use rand::Rng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::changes::{record_change, ChangeKind};
+use crate::db::{in_tx, on_pool};
+use crate::{App, Store, StoreError};
+
+/// Every personal access token starts with this.
+pub const PAT_PREFIX: &str = "tp_pat_";
+const PAT_BODY_LEN: usize = 43;
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A personal access token's secret. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PersonalToken(String);
+
+impl std::fmt::Debug for PersonalToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PersonalToken({}…)", self.display_prefix())
+    }
+}
+
+impl PersonalToken {
+    /// A new random token.
+    pub fn generate() -> PersonalToken {
+        let mut rng = rand::rngs::OsRng;
+        let body: String = (0..PAT_BODY_LEN).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+        PersonalToken(format!("{PAT_PREFIX}{body}"))
+    }
+
+    /// A presented token, if it has the right shape (checked before any lookup).
+    pub fn parse(presented: &str) -> Option<PersonalToken> {
+        let body = presented.strip_prefix(PAT_PREFIX)?;
+        (body.len() == PAT_BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| PersonalToken(presented.to_owned()))
+    }
+
+    /// SHA-256 of the token: what the database stores.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+
+    /// The part safe to show: the prefix and the first four random characters.
+    pub fn display_prefix(&self) -> String {
+        self.0[..PAT_PREFIX.len() + 4].to_owned()
+    }
+
+    /// The secret itself, to show once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A personal access token as its owner sees it: never the secret.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PatRecord {
+    /// Id.
+    pub id: i64,
+    /// Owner.
+    pub account_id: i64,
+    /// Label.
+    pub name: String,
+    /// First characters of the token, safe to show.
+    pub display_prefix: String,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// Last API request made with it (unix seconds).
+    pub last_used_at: Option<i64>,
+    /// Refused from this instant on, if set (unix seconds).
+    pub expires_at: Option<i64>,
+    /// Revoked at (unix seconds); refused since.
+    pub revoked_at: Option<i64>,
+}
+
+impl PatRecord {
+    /// Whether the token is accepted at `now`.
+    pub fn is_usable(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+const PAT_COLUMNS: &str = "id, account_id, name, display_prefix, created_at, last_used_at, expires_at, revoked_at";
+
+/// Usage of one key over a range, by status class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct KeyUsage {
+    /// Key id.
+    pub key_id: i64,
+    /// Requests admitted (the billable count).
+    pub admitted: i64,
+    /// Responses 2xx.
+    pub status_2xx: i64,
+    /// Responses 3xx.
+    pub status_3xx: i64,
+    /// Responses 4xx.
+    pub status_4xx: i64,
+    /// Responses 5xx.
+    pub status_5xx: i64,
+}
+
+impl Store {
+    /// Store a new token's hash for `account_id`.
+    pub async fn create_pat(
+        &self,
+        account_id: i64,
+        name: &str,
+        token: &PersonalToken,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<PatRecord, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!(
+            "INSERT INTO api_tokens (account_id, name, display_prefix, token_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PAT_COLUMNS}"))
+            .bind(account_id).bind(name).bind(token.display_prefix()).bind(token.hash().to_vec()).bind(now).bind(expires_at)
+            .fetch_one(p).await?))
+    }
+
+    /// The account's tokens, newest first.
+    pub async fn list_pats(&self, account_id: i64) -> Result<Vec<PatRecord>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {PAT_COLUMNS} FROM api_tokens WHERE account_id = $1 ORDER BY id DESC"))
+            .bind(account_id).fetch_all(p).await?))
+    }
+
+    /// Revoke one of the account's tokens. Revoking twice keeps the first instant; another
+    /// account's token is [`StoreError::NotFound`].
+    pub async fn revoke_pat(&self, account_id: i64, token_id: i64, now: i64) -> Result<(), StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND account_id = $2")
+            .bind(token_id).bind(account_id).bind(now).execute(p).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The owner's account id of a usable (not revoked, not expired) token with this hash, and
+    /// its last use recorded as `now`.
+    pub async fn use_pat(&self, hash: &[u8; 32], now: i64) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64, i64)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT id, account_id FROM api_tokens
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
+            .bind(hash.to_vec()).bind(now).fetch_optional(p).await?);
+        let Some((id, account_id)) = row else { return Ok(None) };
+        on_pool!(self, p => sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+            .bind(id).bind(now).execute(p).await?.rows_affected());
+        Ok(Some(account_id))
+    }
+
+    /// Rename an app `account_id` owns. Another app of the account with that name is
+    /// [`StoreError::Conflict`]; someone else's app is [`StoreError::NotFound`].
+    pub async fn rename_app(&self, account_id: i64, app_id: i64, name: &str) -> Result<App, StoreError> {
+        on_pool!(self, p => sqlx::query_as(
+            "UPDATE apps SET name = $3 WHERE id = $1 AND account_id = $2 RETURNING id, account_id, name, created_at")
+            .bind(app_id).bind(account_id).bind(name).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Delete an app `account_id` owns, with its keys, subscriptions and usage. Gateways are told
+    /// about every key, so they refuse them at once.
+    pub async fn delete_app(&self, account_id: i64, app_id: i64, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let hashes: Vec<(Vec<u8>,)> = sqlx::query_as(
+                "SELECT k.key_hash FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE a.id = $1 AND a.account_id = $2")
+                .bind(app_id).bind(account_id).fetch_all(&mut *tx).await?;
+            let n = sqlx::query("DELETE FROM apps WHERE id = $1 AND account_id = $2")
+                .bind(app_id).bind(account_id).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            for (hash,) in hashes {
+                record_change!(tx, ChangeKind::Key, hex::encode(hash), now);
+            }
+            record_change!(tx, ChangeKind::App, app_id.to_string(), now);
+        });
+        Ok(())
+    }
+
+    /// Per-key usage of an app's keys in `[from, to)` (hours), over all counter sources; keys
+    /// without traffic are absent.
+    pub async fn app_key_usage(&self, app_id: i64, from: i64, to: i64) -> Result<Vec<KeyUsage>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT u.key_id,
+                    CAST(COALESCE(SUM(u.admitted), 0) AS BIGINT) AS admitted,
+                    CAST(COALESCE(SUM(u.status_2xx), 0) AS BIGINT) AS status_2xx,
+                    CAST(COALESCE(SUM(u.status_3xx), 0) AS BIGINT) AS status_3xx,
+                    CAST(COALESCE(SUM(u.status_4xx), 0) AS BIGINT) AS status_4xx,
+                    CAST(COALESCE(SUM(u.status_5xx), 0) AS BIGINT) AS status_5xx
+             FROM usage_hourly u JOIN api_keys k ON k.id = u.key_id
+             WHERE k.app_id = $1 AND u.hour >= $2 AND u.hour < $3 GROUP BY u.key_id ORDER BY u.key_id")
+            .bind(app_id).bind(from).bind(to).fetch_all(p).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_and_hide() {
+        let t = PersonalToken::generate();
+        assert_eq!(PersonalToken::parse(t.expose()), Some(t.clone()));
+        assert_ne!(t, PersonalToken::generate());
+        assert!(!format!("{t:?}").contains(&t.expose()[12..]));
+        for bad in ["", "tp_pat_", "tp_live_abc", &format!("{}!", &t.expose()[..t.expose().len() - 1]), &format!("{}a", t.expose())] {
+            assert_eq!(PersonalToken::parse(bad), None, "{bad}");
+        }
+    }
+}
