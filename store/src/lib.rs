@@ -33,3 +33,5 @@ pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Entitlement, Subscription};
 pub use usage::{UsageRow, UsageSummary};
+mod stripe;
+pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};
