@@ -7,6 +7,7 @@ mod faults;
 mod gateway;
 mod journey;
 mod statuses;
+mod stripe;
 mod upstreams;
 
 use std::sync::Arc;
