@@ -329,4 +329,3 @@ impl Store {
         Ok(())
     }
 }
-

@@ -236,7 +236,12 @@ impl Stripe {
         self.settings.grace_seconds
     }
 
-    async fn post<T: miniserde::Deserialize>(&self, path: &str, form: &impl Serialize, strategy: RequestStrategy) -> Result<T, BridgeError> {
+    async fn post<T: miniserde::Deserialize>(
+        &self,
+        path: &str,
+        form: &impl Serialize,
+        strategy: RequestStrategy,
+    ) -> Result<T, BridgeError> {
         Ok(RequestBuilder::new(StripeMethod::Post, path).form(form).customize::<T>().request_strategy(strategy).send(&self.client).await?)
     }
 
@@ -254,7 +259,15 @@ impl Stripe {
     /// A Checkout Session (mode `subscription`, the plan's flat price monthly, metadata carrying
     /// `app_id` and `plan_id`); returns its URL. The caller checked that the account owns the app
     /// and that the plan is paid.
-    pub async fn checkout_url(&self, store: &Store, account: &Account, app_id: i64, plan: &Plan, api_name: &str, now: i64) -> Result<String, BridgeError> {
+    pub async fn checkout_url(
+        &self,
+        store: &Store,
+        account: &Account,
+        app_id: i64,
+        plan: &Plan,
+        api_name: &str,
+        now: i64,
+    ) -> Result<String, BridgeError> {
         let customer = self.ensure_customer(store, account, now).await?;
         let base = self.settings.portal_url.trim_end_matches('/');
         let meta = PlanMeta { app_id, plan_id: plan.id };
@@ -301,7 +314,8 @@ impl Stripe {
     pub async fn handle_webhook(&self, store: &Store, payload: &[u8], signature: Option<&str>, now: i64) -> Result<Handled, HandleError> {
         let event = self.verify(payload, signature, now).map_err(HandleError::Refused)?;
         let action = action_for(&event, now + self.settings.grace_seconds);
-        let outcome = store.apply_stripe_event(&event.id, &event.event_type, event.created, &action, now).await.map_err(HandleError::Store)?;
+        let outcome =
+            store.apply_stripe_event(&event.id, &event.event_type, event.created, &action, now).await.map_err(HandleError::Store)?;
         tracing::info!(event = %event.id, kind = %event.event_type, outcome = ?outcome, "stripe webhook");
         Ok(Handled { event_id: event.id, outcome })
     }
@@ -468,9 +482,12 @@ pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
     let o = &event.object;
     let action = match event.event_type.as_str() {
         "checkout.session.completed" => match (meta_i64(&o["metadata"], "app_id"), meta_i64(&o["metadata"], "plan_id")) {
-            (Some(app_id), Some(plan_id)) => {
-                Some(StripeAction::Activate { app_id, plan_id, stripe_subscription_id: id_of(&o["subscription"]), customer_id: id_of(&o["customer"]) })
-            }
+            (Some(app_id), Some(plan_id)) => Some(StripeAction::Activate {
+                app_id,
+                plan_id,
+                stripe_subscription_id: id_of(&o["subscription"]),
+                customer_id: id_of(&o["customer"]),
+            }),
             _ => None,
         },
         "invoice.payment_failed" => invoice_subscription(o).map(|s| StripeAction::PaymentFailed { stripe_subscription_id: s, grace_until }),
@@ -503,7 +520,8 @@ mod tests {
 
     #[test]
     fn invoices_of_both_api_shapes_map_to_their_subscription() {
-        let old = Event { id: "e".into(), event_type: "invoice.paid".into(), created: 1, object: serde_json::json!({"subscription": "sub_1"}) };
+        let old =
+            Event { id: "e".into(), event_type: "invoice.paid".into(), created: 1, object: serde_json::json!({"subscription": "sub_1"}) };
         assert_eq!(action_for(&old, 0), StripeAction::Paid { stripe_subscription_id: "sub_1".into() });
         let new = Event {
             object: serde_json::json!({"parent": {"subscription_details": {"subscription": "sub_2"}}}),

@@ -80,7 +80,12 @@ fn object_kind(resource: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-async fn handle(State(fake): State<FakeStripe>, Path(resource): Path<String>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Response {
+async fn handle(
+    State(fake): State<FakeStripe>,
+    Path(resource): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
     let path = format!("/v1/{resource}");
     let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(format!("Bearer {}", fake.secret_key).as_str());

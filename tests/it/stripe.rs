@@ -274,7 +274,10 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     let items = s.fake.requests_to("/v1/invoiceitems");
     assert_eq!(items.len(), 1, "the second call found the recorded push");
     assert_eq!(items[0].idempotency_key.as_deref(), Some(format!("tp-usage-{sub}-{T0}").as_str()));
-    assert_eq!((items[0].field("customer"), items[0].field("amount"), items[0].field("currency")), (Some("cus_000001"), Some("124"), Some("usd")));
+    assert_eq!(
+        (items[0].field("customer"), items[0].field("amount"), items[0].field("currency")),
+        (Some("cus_000001"), Some("124"), Some("usd"))
+    );
     assert_eq!(items[0].field("metadata[quantity]"), Some("12345"));
 
     // customer.subscription.deleted → canceled: the gateway stops serving the paid plan.
@@ -313,7 +316,9 @@ async fn bad_deliveries_and_concurrent_duplicates(db: TestDb) {
     // Refused with 400 problem+json, nothing recorded or changed: a wrong secret, no header, a
     // timestamp 301 s old, and a body altered after signing.
     let before = store.latest_change().await.unwrap();
-    for (what, secret, t) in [("wrong secret", "whsec_wrong", Some(T0)), ("missing header", WEBHOOK_SECRET, None), ("stale", WEBHOOK_SECRET, Some(T0 - 301))] {
+    for (what, secret, t) in
+        [("wrong secret", "whsec_wrong", Some(T0)), ("missing header", WEBHOOK_SECRET, None), ("stale", WEBHOOK_SECRET, Some(T0 - 301))]
+    {
         let (st, v) = s.deliver(&paid, secret, t).await;
         assert_eq!(st, 400, "{what}");
         assert_eq!(v["status"], 400, "{what}: problem+json body");
@@ -368,7 +373,14 @@ async fn without_stripe_configured_the_routes_are_404() {
     let db = TestDb::sqlite().await;
     let app = TestApp::start(&db, &CounterBackend::Local, Arc::new(ManualClock::at(T0))).await;
     let body = checkout_completed("evt_x", T0, 1, 1);
-    let r = app.http.post(format!("{}/webhooks/stripe", app.portal_url)).header("stripe-signature", signature(WEBHOOK_SECRET, &body, T0)).body(body).send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/webhooks/stripe", app.portal_url))
+        .header("stripe-signature", signature(WEBHOOK_SECRET, &body, T0))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(app.http.get(format!("{}/billing/portal", app.portal_url)).send().await.unwrap().status(), 404);
     app.stop().await;

@@ -62,7 +62,12 @@ async fn back_with_error(ctx: &Ctx, msg: &str) -> PortalResult<Response> {
 
 /// `POST /billing/checkout`: a Checkout Session for a paid plan of an app the developer owns,
 /// then 303 to Stripe.
-pub async fn checkout(State(state): State<PortalState>, Bridge(stripe): Bridge, ctx: Ctx, Form(form): Form<CheckoutForm>) -> PortalResult<Response> {
+pub async fn checkout(
+    State(state): State<PortalState>,
+    Bridge(stripe): Bridge,
+    ctx: Ctx,
+    Form(form): Form<CheckoutForm>,
+) -> PortalResult<Response> {
     let account = ctx.require_account()?.clone();
     let (Ok(app_id), Ok(plan_id)) = (form.app_id.trim().parse::<i64>(), form.plan_id.trim().parse::<i64>()) else {
         return back_with_error(&ctx, "Choose an app and a plan to subscribe to.").await;

@@ -108,7 +108,12 @@ async fn checkout_only_for_own_apps_and_paid_plans_and_stripe_is_not_called_othe
             assert!(next_flash(&app, client).await.contains(msg), "flash {msg}");
         }
         // No CSRF token: the guard refuses; logged out: the login page.
-        let r = alice.post(format!("{base}/billing/checkout")).form(&[("app_id", alice_app.to_string()), ("plan_id", paid.to_string())]).send().await.unwrap();
+        let r = alice
+            .post(format!("{base}/billing/checkout"))
+            .form(&[("app_id", alice_app.to_string()), ("plan_id", paid.to_string())])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let anon = browser();
         let anon_csrf = app.csrf(&anon, "/login").await;
@@ -156,7 +161,8 @@ async fn a_failing_stripe_leaves_a_message_and_stores_nothing() {
         assert!(!page.contains("sk_test_revoked"));
         assert_eq!(fake.requests().len(), 1);
         assert!(!fake.requests()[0].authorized);
-        let account = app.store.find_account_by_email(&turnpike_store::domain::Email::parse("dev@example.com").unwrap()).await.unwrap().unwrap().0;
+        let account =
+            app.store.find_account_by_email(&turnpike_store::domain::Email::parse("dev@example.com").unwrap()).await.unwrap().unwrap().0;
         assert_eq!(app.store.stripe_customer(account.id).await.unwrap(), None, "no customer stored");
     }
 }
@@ -167,7 +173,8 @@ async fn webhook_payloads_are_checked_after_the_signature() {
         let fake = FakeStripe::start(SECRET_KEY).await;
         let (base, _server) = stripe_portal(&app.store, &fake.base, SECRET_KEY).await;
         let http = reqwest::Client::new();
-        let post = |body: Vec<u8>, sig: String| http.post(format!("{base}/webhooks/stripe")).header("stripe-signature", sig).body(body).send();
+        let post =
+            |body: Vec<u8>, sig: String| http.post(format!("{base}/webhooks/stripe")).header("stripe-signature", sig).body(body).send();
 
         // Signed, but not an event: 400 problem+json.
         let body = b"{\"hello\": 1}".to_vec();
