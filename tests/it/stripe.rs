@@ -211,6 +211,13 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     assert_eq!(state.stripe_subscription_id.as_deref(), Some("sub_pro_1"));
     assert_eq!(state.customer_id.as_deref(), Some("cus_000001"));
 
+    // A second checkout for the plan the app already pays for is refused before Stripe is called.
+    let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/billing");
+    let page = s.portal.get(s.p("/dashboard")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("is already on Pro"), "flash shown");
+    assert_eq!(s.fake.requests_to("/v1/checkout/sessions").len(), 2);
+
     // Customer Portal: 303 to Stripe, no new customer.
     let r = s.portal.post(s.p("/billing/portal")).form(&[("csrf", token.as_str())]).send().await.unwrap();
     assert_eq!(r.status(), 303);

@@ -46,6 +46,19 @@ impl FromRequestParts<PortalState> for Bridge {
     }
 }
 
+/// Whether Stripe is configured, for pages that show "Subscribe" / "Manage payment" buttons
+/// (e.g. the billing page): take `StripeEnabled(on): StripeEnabled` as a handler argument.
+#[derive(Debug, Clone, Copy)]
+pub struct StripeEnabled(pub bool);
+
+impl FromRequestParts<PortalState> for StripeEnabled {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &PortalState) -> Result<Self, Self::Rejection> {
+        Ok(StripeEnabled(parts.extensions.get::<Stripe>().is_some()))
+    }
+}
+
 /// The checkout form: which app goes on which plan.
 #[derive(Debug, Deserialize)]
 pub struct CheckoutForm {
@@ -85,6 +98,16 @@ pub async fn checkout(
     };
     if plan.flat_price_minor <= 0 && plan.unit_price_minor_per_1000 <= 0 {
         return back_with_error(&ctx, &format!("“{}” is free: no payment is needed.", plan.name)).await;
+    }
+    // Already paying for exactly this: a second Stripe subscription would bill twice.
+    for sub in state.store.list_subscriptions(app.id).await? {
+        if sub.plan_id == plan.id && sub.status == "active" {
+            let paying = state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some());
+            if paying {
+                let msg = format!("“{}” is already on {}. Manage payment details in the customer portal.", app.name, plan.name);
+                return back_with_error(&ctx, &msg).await;
+            }
+        }
     }
     match stripe.checkout_url(&state.store, &account, app.id, &plan, &api_name, state.clock.now()).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
