@@ -46,6 +46,23 @@ pub enum StripeAction {
     Ignore,
 }
 
+impl StripeAction {
+    /// One line for the audit log (ids only).
+    pub fn describe(&self) -> String {
+        match self {
+            StripeAction::Activate { app_id, plan_id, stripe_subscription_id, .. } => {
+                format!("app {app_id} on plan {plan_id}, active ({})", stripe_subscription_id.as_deref().unwrap_or("no subscription"))
+            }
+            StripeAction::PaymentFailed { stripe_subscription_id, grace_until } => {
+                format!("{stripe_subscription_id}: payment failed, grace until {grace_until}")
+            }
+            StripeAction::Paid { stripe_subscription_id } => format!("{stripe_subscription_id}: paid, active"),
+            StripeAction::Canceled { stripe_subscription_id } => format!("{stripe_subscription_id}: canceled"),
+            StripeAction::Ignore => "ignored".into(),
+        }
+    }
+}
+
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -251,6 +268,13 @@ impl Store {
                         set_status_from_event!(tx, stripe_subscription_id, created, "canceled", now)
                     }
                 };
+                if outcome == StripeEventOutcome::Applied {
+                    // Audited in the same transaction: one row per applied event, never for a
+                    // duplicate. The detail holds ids only, never a secret.
+                    sqlx::query("INSERT INTO audit_log (at, actor_id, action, target, detail) VALUES ($1, NULL, $2, $3, $4)")
+                        .bind(now).bind(format!("stripe.{event_type}")).bind(format!("stripe_event:{event_id}")).bind(action.describe())
+                        .execute(&mut *tx).await?;
+                }
                 sqlx::query("UPDATE stripe_events SET outcome = $2 WHERE id = $1")
                     .bind(event_id).bind(outcome.as_str()).execute(&mut *tx).await?;
                 outcome
@@ -282,8 +306,10 @@ impl Store {
                    (SELECT subscription_id FROM stripe_subscriptions WHERE grace_until IS NOT NULL AND grace_until <= $1)
                  RETURNING id, app_id")
                 .bind(now).fetch_all(&mut *tx).await?;
-            for (_, app_id) in &flipped {
+            for (sub_id, app_id) in &flipped {
                 record_change!(tx, ChangeKind::App, app_id.to_string(), now);
+                sqlx::query("INSERT INTO audit_log (at, actor_id, action, target, detail) VALUES ($1, NULL, 'stripe.grace_ended', $2, 'past_due')")
+                    .bind(now).bind(format!("subscription:{sub_id}")).execute(&mut *tx).await?;
             }
             flipped.len() as u64
         }))

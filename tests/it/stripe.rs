@@ -246,6 +246,9 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     assert_eq!(v["code"], "payment_required");
     assert!(v["billing_url"].as_str().unwrap().ends_with("/billing"));
     assert_eq!(s.app.store.list_subscriptions(s.app_id).await.unwrap().iter().find(|x| x.id == sub).unwrap().status, "past_due");
+    let audit = s.app.store.recent_audit(50).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "stripe.grace_ended" && a.target == format!("subscription:{sub}")));
+    assert!(audit.iter().all(|a| !a.detail.contains(SECRET_KEY) && !a.detail.contains(WEBHOOK_SECRET)));
 
     // invoice.paid → served again within seconds.
     let (st, v) = s.send(&invoice("evt_paid", "invoice.paid", T0 + 3700)).await;
@@ -362,6 +365,9 @@ async fn bad_deliveries_and_concurrent_duplicates(db: TestDb) {
     assert_eq!(outcomes.iter().filter(|(_, o)| o == "applied").count(), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|(_, o)| o == "duplicate").count(), 9, "{outcomes:?}");
     assert_eq!(store.latest_change().await.unwrap() - before, 1, "exactly one change record");
+    let audited = store.recent_audit(100).await.unwrap();
+    assert_eq!(audited.iter().filter(|a| a.action == "stripe.checkout.session.completed").count(), 1, "exactly one audit row");
+    assert_eq!(audited.iter().find(|a| a.action == "stripe.checkout.session.completed").unwrap().target, "stripe_event:evt_once");
     assert_eq!(store.stripe_event_outcome("evt_once").await.unwrap().as_deref(), Some("applied"));
     s.until("pro limits", |r| policy(r).starts_with("\"burst\";q=150;")).await;
     s.app.stop().await;
