@@ -98,6 +98,14 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     /// APIs that also accept JWTs (`[[jwt]]` tables; see the README).
     pub jwt: Vec<turnpike_gateway::jwt::JwtSettings>,
+    /// Stripe secret key (`sk_…`); with `stripe_webhook_secret` turns Stripe on. Unset: off.
+    pub stripe_secret_key: Option<Secret>,
+    /// Stripe webhook signing secret (`whsec_…`) for `POST /webhooks/stripe`.
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Stripe API base URL; unset: `https://api.stripe.com/`. For tests and proxies.
+    pub stripe_api_base: Option<String>,
+    /// Hours a developer keeps access after a failed payment before keys answer 402.
+    pub billing_grace_hours: u64,
 }
 
 impl Default for Config {
@@ -128,6 +136,10 @@ impl Default for Config {
             key_cache_capacity: 200_000,
             cors_origins: None,
             jwt: Vec::new(),
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: None,
+            billing_grace_hours: 72,
         }
     }
 }
@@ -206,7 +218,7 @@ impl Config {
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
         }
-        Ok(())
+        self.validate_stripe()
     }
 
     /// Gateway settings derived from this configuration.
@@ -238,14 +250,54 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Stripe is on only with both secrets; one without the other is a mistake worth stopping for.
+    fn validate_stripe(&self) -> Result<(), ConfigError> {
+        let set = |s: &Option<Secret>| s.as_ref().is_some_and(|s| !s.expose().is_empty());
+        match (set(&self.stripe_secret_key), set(&self.stripe_webhook_secret)) {
+            (true, false) => return Err(ConfigError("key `stripe_webhook_secret`: required when stripe_secret_key is set".into())),
+            (false, true) => return Err(ConfigError("key `stripe_secret_key`: required when stripe_webhook_secret is set".into())),
+            _ => {}
+        }
+        if let Some(u) = &self.stripe_api_base {
+            if url::Url::parse(u).map(|p| !matches!(p.scheme(), "http" | "https")).unwrap_or(true) {
+                return Err(ConfigError(format!("key `stripe_api_base`: expected an http(s) URL, got {u:?}")));
+            }
+        }
+        if self.billing_grace_hours > 24 * 365 {
+            return Err(ConfigError("key `billing_grace_hours`: at most 8760 (a year)".into()));
+        }
+        Ok(())
+    }
+
+    /// The Stripe bridge settings, when Stripe is configured.
+    pub fn stripe(&self, portal_url: &str) -> Option<turnpike_stripe::StripeSettings> {
+        let key = self.stripe_secret_key.as_ref().filter(|s| !s.expose().is_empty())?;
+        let hook = self.stripe_webhook_secret.as_ref().filter(|s| !s.expose().is_empty())?;
+        Some(turnpike_stripe::StripeSettings {
+            secret_key: key.expose().to_owned(),
+            webhook_secret: hook.expose().to_owned(),
+            api_base: self.stripe_api_base.clone(),
+            grace_seconds: i64::try_from(self.billing_grace_hours).unwrap_or(0) * 3600,
+            portal_url: portal_url.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let cfg = Config { database_url: Secret::from("postgres://u:hunter2@db/x"), ..Config::default() };
-        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let cfg = Config {
+            database_url: Secret::from("postgres://u:hunter2@db/x"),
+            stripe_secret_key: Some("sk_live_hunter3".into()),
+            stripe_webhook_secret: Some("whsec_hunter4".into()),
+            ..Config::default()
+        };
+        let shown = format!("{cfg:?} {:?}", cfg.stripe("http://p"));
+        assert!(!shown.contains("hunter"), "{shown}");
     }
 
     #[test]
@@ -264,6 +316,10 @@ mod tests {
         let ok = turnpike_gateway::jwt::JwtSettings { hs256_secret: Some("x".repeat(32)), ..jwt };
         let cfg = Config { jwt: vec![ok.clone(), ok], ..Config::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("jwt[1].api"));
+        let cfg = Config { stripe_secret_key: Some("sk_test_x".into()), ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("stripe_webhook_secret"));
+        let cfg = Config { stripe_webhook_secret: Some("whsec_x".into()), ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("stripe_secret_key"));
     }
 
     #[test]

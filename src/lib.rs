@@ -163,6 +163,8 @@ impl App {
                 .await;
         });
 
+        let stripe = stripe_bridge(&self.config, &self.portal_url)?;
+        let stripe_for_portal = stripe.clone();
         if let (Some(listener), true) = (self.portal_listener, self.role.portal()) {
             let state = turnpike_portal::PortalState {
                 store: self.store.clone(),
@@ -175,7 +177,8 @@ impl App {
             };
             let mut rx = stop_rx.clone();
             tasks.spawn(async move {
-                let app = turnpike_portal::app(state).into_make_service_with_connect_info::<SocketAddr>();
+                let app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe_for_portal)
+                    .into_make_service_with_connect_info::<SocketAddr>();
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = rx.wait_for(|s| *s).await;
@@ -202,6 +205,9 @@ impl App {
 
         if self.role.workers() {
             tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), stop_rx.clone()));
+            if stripe.is_some() {
+                tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stop_rx.clone()));
+            }
         }
 
         shutdown.await;
@@ -241,5 +247,32 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The Stripe bridge when `stripe_secret_key` and `stripe_webhook_secret` are set; `None` leaves
+/// every Stripe route at 404 and starts no Stripe task.
+pub fn stripe_bridge(cfg: &Config, portal_url: &str) -> anyhow::Result<Option<turnpike_stripe::Stripe>> {
+    match cfg.stripe(portal_url) {
+        Some(settings) => Ok(Some(turnpike_stripe::Stripe::new(settings).context("invalid Stripe configuration")?)),
+        None => Ok(None),
+    }
+}
+
+/// How often the Stripe worker looks for ended grace periods.
+const STRIPE_TICK: Duration = Duration::from_secs(1);
+
+/// Background task (worker role, Stripe configured): every second, subscriptions whose grace
+/// period after a failed payment ended become `past_due` (gateways answer 402 within a second).
+/// Usage pushes are made by billing finalization through `turnpike_stripe::push_usage`.
+async fn stripe_worker(store: Store, clock: SharedClock, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = turnpike_stripe::expire_grace(&store, clock.now()).await {
+            tracing::warn!(error = %e, "stripe grace check failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(STRIPE_TICK) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }

@@ -92,6 +92,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(4, "api tokens", include_str!(concat!("../../migrations/", $dir, "/0004_api_tokens.sql"))),
                 migration(5, "billing", include_str!(concat!("../../migrations/", $dir, "/0005_billing.sql"))),
                 migration(6, "gateway", include_str!(concat!("../../migrations/", $dir, "/0006_gateway.sql"))),
+                migration(7, "stripe", include_str!(concat!("../../migrations/", $dir, "/0007_stripe.sql"))),
             ]
         };
     }

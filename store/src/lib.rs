@@ -40,3 +40,5 @@ pub use apis::{ApiSettings, Lifecycle, PlanLimits};
 // Personal access tokens and the JSON API's extra queries (issue 4).
 mod pats;
 pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
+mod stripe;
+pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};

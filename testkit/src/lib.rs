@@ -187,3 +187,6 @@ pub async fn publish(
     let plan = store.create_plan(api.id, plan, now).await.expect("create plan");
     (api.id, plan.id)
 }
+
+/// A fake Stripe HTTP server for the Stripe bridge tests.
+pub mod fake_stripe;

@@ -8,6 +8,7 @@ mod gateway;
 mod journey;
 mod jwt;
 mod statuses;
+mod stripe;
 mod upstreams;
 
 use std::sync::Arc;

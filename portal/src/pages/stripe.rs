@@ -1,8 +1,176 @@
 //! Stripe: Checkout and Customer Portal hand-offs and the signature-verified webhook.
+//!
+//! The bridge is found in the request's extensions (installed by [`with_stripe`]); without it
+//! every route here answers 404 and nothing calls Stripe.
 
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use serde::Deserialize;
+use turnpike_store::StoreError;
+use turnpike_stripe::{HandleError, Stripe};
+
+use crate::ctx::{Ctx, FlashKind};
+use crate::error::{PortalError, PortalResult};
 use crate::PortalState;
 
 /// Stripe routes (`/billing/checkout`, `/billing/portal`, `/webhooks/stripe`).
 pub fn routes() -> axum::Router<PortalState> {
     axum::Router::new()
+        .route("/billing/checkout", post(checkout))
+        .route("/billing/portal", get(portal_get).post(portal_post))
+        .route("/webhooks/stripe", post(webhook))
+}
+
+/// Turn Stripe on for a built portal router (`None` leaves it off: the routes answer 404).
+pub fn with_stripe(router: Router, stripe: Option<Stripe>) -> Router {
+    match stripe {
+        Some(s) => router.layer(Extension(s)),
+        None => router,
+    }
+}
+
+/// The configured bridge, or 404.
+#[derive(Debug)]
+pub struct Bridge(pub Stripe);
+
+impl FromRequestParts<PortalState> for Bridge {
+    type Rejection = PortalError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &PortalState) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Stripe>().cloned().map(Bridge).ok_or(PortalError::NotFound)
+    }
+}
+
+/// Whether Stripe is configured, for pages that show "Subscribe" / "Manage payment" buttons
+/// (e.g. the billing page): take `StripeEnabled(on): StripeEnabled` as a handler argument.
+#[derive(Debug, Clone, Copy)]
+pub struct StripeEnabled(pub bool);
+
+impl FromRequestParts<PortalState> for StripeEnabled {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &PortalState) -> Result<Self, Self::Rejection> {
+        Ok(StripeEnabled(parts.extensions.get::<Stripe>().is_some()))
+    }
+}
+
+/// The checkout form: which app goes on which plan.
+#[derive(Debug, Deserialize)]
+pub struct CheckoutForm {
+    #[serde(default)]
+    app_id: String,
+    #[serde(default)]
+    plan_id: String,
+}
+
+async fn back_with_error(ctx: &Ctx, msg: &str) -> PortalResult<Response> {
+    ctx.flash(FlashKind::Error, msg).await?;
+    Ok(Redirect::to("/billing").into_response())
+}
+
+/// `POST /billing/checkout`: a Checkout Session for a paid plan of an app the developer owns,
+/// then 303 to Stripe.
+pub async fn checkout(
+    State(state): State<PortalState>,
+    Bridge(stripe): Bridge,
+    ctx: Ctx,
+    Form(form): Form<CheckoutForm>,
+) -> PortalResult<Response> {
+    let account = ctx.require_account()?.clone();
+    let (Ok(app_id), Ok(plan_id)) = (form.app_id.trim().parse::<i64>(), form.plan_id.trim().parse::<i64>()) else {
+        return back_with_error(&ctx, "Choose an app and a plan to subscribe to.").await;
+    };
+    // Someone else's app is "not found", like one that does not exist.
+    let app = match state.store.get_app(account.id, app_id).await {
+        Ok(a) => a,
+        Err(StoreError::NotFound) => return back_with_error(&ctx, "That app does not exist.").await,
+        Err(e) => return Err(e.into()),
+    };
+    let (plan, api_name) = match state.store.stripe_checkout_plan(plan_id).await {
+        Ok(p) => p,
+        Err(StoreError::NotFound) => return back_with_error(&ctx, "That plan does not exist.").await,
+        Err(e) => return Err(e.into()),
+    };
+    if plan.flat_price_minor <= 0 && plan.unit_price_minor_per_1000 <= 0 {
+        return back_with_error(&ctx, &format!("“{}” is free: no payment is needed.", plan.name)).await;
+    }
+    // Already paying for exactly this: a second Stripe subscription would bill twice.
+    for sub in state.store.list_subscriptions(app.id).await? {
+        if sub.plan_id == plan.id && sub.status == "active" {
+            let paying = state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some());
+            if paying {
+                let msg = format!("“{}” is already on {}. Manage payment details in the customer portal.", app.name, plan.name);
+                return back_with_error(&ctx, &msg).await;
+            }
+        }
+    }
+    match stripe.checkout_url(&state.store, &account, app.id, &plan, &api_name, state.clock.now()).await {
+        Ok(url) => Ok(Redirect::to(&url).into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "stripe checkout failed");
+            back_with_error(&ctx, "The payment provider is not answering. Nothing was charged; please try again in a minute.").await
+        }
+    }
+}
+
+/// `GET /billing/portal`: the Customer Portal, for a developer who already has a Stripe customer
+/// (a GET creates nothing).
+pub async fn portal_get(State(state): State<PortalState>, bridge: Bridge, ctx: Ctx) -> PortalResult<Response> {
+    let account = ctx.require_account()?;
+    if state.store.stripe_customer(account.id).await?.is_none() {
+        return back_with_error(&ctx, "You have no payment details yet: subscribe to a paid plan first.").await;
+    }
+    portal(state, bridge, ctx).await
+}
+
+/// `POST /billing/portal`: the Customer Portal (creating the Stripe customer if needed).
+pub async fn portal_post(State(state): State<PortalState>, bridge: Bridge, ctx: Ctx) -> PortalResult<Response> {
+    portal(state, bridge, ctx).await
+}
+
+async fn portal(state: PortalState, Bridge(stripe): Bridge, ctx: Ctx) -> PortalResult<Response> {
+    let account = ctx.require_account()?.clone();
+    match stripe.portal_url(&state.store, &account, state.clock.now()).await {
+        Ok(url) => Ok(Redirect::to(&url).into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "stripe portal session failed");
+            back_with_error(&ctx, "The payment provider is not answering. Please try again in a minute.").await
+        }
+    }
+}
+
+fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+}
+
+/// `POST /webhooks/stripe`: verify, deduplicate, apply. 400 (nothing changed) for a missing or
+/// wrong signature or a timestamp more than 300 s off; 200 for applied, duplicate, stale and
+/// ignored events; 500 when the database fails (Stripe retries).
+pub async fn webhook(State(state): State<PortalState>, Bridge(stripe): Bridge, headers: HeaderMap, body: Bytes) -> Response {
+    let sig = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+    match stripe.handle_webhook(&state.store, &body, sig, state.clock.now()).await {
+        Ok(h) => {
+            let body = serde_json::json!({ "received": true, "event": h.event_id, "outcome": h.outcome });
+            (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        }
+        Err(HandleError::Refused(e)) => {
+            tracing::warn!(reason = %e, "stripe webhook refused");
+            problem(StatusCode::BAD_REQUEST, "Invalid Stripe webhook", &e.to_string())
+        }
+        Err(HandleError::Store(e)) => {
+            tracing::error!(error = %e, "stripe webhook failed");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "Webhook not processed", "Try again later.")
+        }
+    }
 }

@@ -1,1 +1,220 @@
-//! stripe tests (filled in by that area).
+//! Stripe routes of the portal against the fake Stripe server: who may check out what, what is
+//! refused before Stripe is called, failures of Stripe itself, webhook payload checks, and 404s
+//! when Stripe is not configured.
+//!
+//! A Stripe-enabled portal is started on its own port over the same database as the helpers'
+//! portal; sessions live in the database and cookies ignore ports, so a developer logged in through
+//! the helpers is logged in on both.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use turnpike_portal::{PortalConfig, PortalState};
+use turnpike_store::clock::ManualClock;
+use turnpike_store::{NewPlan, Store, Visibility};
+use turnpike_testkit::fake_stripe::{event, signature, FakeStripe};
+
+use crate::helpers::{self, browser, location, TestApp, NOW, PUBLIC_URL};
+
+const SECRET_KEY: &str = "sk_test_portal";
+const WEBHOOK_SECRET: &str = "whsec_portal";
+
+/// A portal with Stripe on, over `store`; returns its base URL.
+async fn stripe_portal(store: &Store, api_base: &str, secret_key: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let state = PortalState {
+        store: store.clone(),
+        clock: Arc::new(ManualClock::at(NOW)),
+        config: Arc::new(PortalConfig { gateway_url: helpers::GATEWAY_URL.into(), public_url: PUBLIC_URL.into(), secure_cookies: false }),
+    };
+    let stripe = turnpike_stripe::Stripe::new(turnpike_stripe::StripeSettings {
+        secret_key: secret_key.into(),
+        webhook_secret: WEBHOOK_SECRET.into(),
+        api_base: Some(api_base.into()),
+        grace_seconds: 3600,
+        portal_url: PUBLIC_URL.into(),
+    })
+    .unwrap();
+    let router = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), Some(stripe));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum_serve(listener, router).await;
+    });
+    (format!("http://{addr}"), server)
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    let _ = axum::serve(listener, router).await;
+}
+
+/// A paid plan on a new public API; returns (free plan id, paid plan id).
+async fn paid_api(store: &Store, slug: &str, visibility: Visibility) -> (i64, i64) {
+    let (api_id, free) = helpers::seed_api(store, slug, slug, visibility).await;
+    let paid = store
+        .create_plan(
+            api_id,
+            &NewPlan {
+                slug: "pro".into(),
+                name: "Pro".into(),
+                rate_per_second: 50,
+                burst: 100,
+                monthly_quota: None,
+                currency: "eur".into(),
+                flat_price_minor: 0,
+                unit_price_minor_per_1000: 25,
+                is_default: false,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    (free, paid.id)
+}
+
+async fn checkout(client: &reqwest::Client, base: &str, csrf: &str, app_id: &str, plan_id: &str) -> reqwest::Response {
+    client.post(format!("{base}/billing/checkout")).form(&[("csrf", csrf), ("app_id", app_id), ("plan_id", plan_id)]).send().await.unwrap()
+}
+
+/// The flash shown on the next page.
+async fn next_flash(app: &TestApp, client: &reqwest::Client) -> String {
+    helpers::unescape(&app.get(client, "/dashboard").await.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_only_for_own_apps_and_paid_plans_and_stripe_is_not_called_otherwise() {
+    for app in helpers::each("stripe_checkout_rules").await {
+        let fake = FakeStripe::start(SECRET_KEY).await;
+        let (base, _server) = stripe_portal(&app.store, &fake.base, SECRET_KEY).await;
+        let (free, paid) = paid_api(&app.store, "weather", Visibility::Public).await;
+        let (_, draft_paid) = paid_api(&app.store, "secret", Visibility::Draft).await;
+        let alice = app.developer("alice@example.com").await;
+        let alice_app = app.create_app(&alice, "alice app").await;
+        let bob = app.developer("bob@example.com").await;
+        let bob_csrf = app.csrf(&bob, "/dashboard").await;
+        let csrf = app.csrf(&alice, "/dashboard").await;
+
+        // Refusals: back to /billing with a readable message, and no request reached Stripe.
+        let cases = [
+            (&bob, bob_csrf.as_str(), alice_app.to_string(), paid.to_string(), "That app does not exist."),
+            (&alice, csrf.as_str(), alice_app.to_string(), free.to_string(), "is free: no payment is needed."),
+            (&alice, csrf.as_str(), alice_app.to_string(), draft_paid.to_string(), "That plan does not exist."),
+            (&alice, csrf.as_str(), alice_app.to_string(), "9999".into(), "That plan does not exist."),
+            (&alice, csrf.as_str(), "x".into(), paid.to_string(), "Choose an app and a plan"),
+        ];
+        for (client, token, app_id, plan_id, msg) in cases {
+            let r = checkout(client, &base, token, &app_id, &plan_id).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{msg}");
+            assert_eq!(location(&r), "/billing", "{msg}");
+            assert!(next_flash(&app, client).await.contains(msg), "flash {msg}");
+        }
+        // No CSRF token: the guard refuses; logged out: the login page.
+        let r = alice
+            .post(format!("{base}/billing/checkout"))
+            .form(&[("app_id", alice_app.to_string()), ("plan_id", paid.to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let anon = browser();
+        let anon_csrf = app.csrf(&anon, "/login").await;
+        let r = checkout(&anon, &base, &anon_csrf, &alice_app.to_string(), &paid.to_string()).await;
+        assert_eq!(location(&r), "/login");
+        assert!(fake.requests().is_empty(), "nothing was sent to Stripe: {:?}", fake.requests());
+        assert_eq!(app.store.stripe_customer(1).await.unwrap(), None);
+
+        // GET /billing/portal creates nothing: without a customer it sends the developer back.
+        let r = alice.get(format!("{base}/billing/portal")).send().await.unwrap();
+        assert_eq!(location(&r), "/billing");
+        assert!(next_flash(&app, &alice).await.contains("subscribe to a paid plan first"));
+        assert!(fake.requests().is_empty());
+
+        // A usage-priced plan (flat 0, per-1000 > 0) is paid: checkout goes to Stripe.
+        let r = checkout(&alice, &base, &csrf, &alice_app.to_string(), &paid.to_string()).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(location(&r).starts_with("https://checkout.stripe.test/c/pay/cs_test_"), "{}", location(&r));
+        let cs = &fake.requests_to("/v1/checkout/sessions")[0];
+        assert_eq!(cs.field("line_items[0][price_data][currency]"), Some("eur"));
+        assert_eq!(cs.field("success_url"), Some(format!("{PUBLIC_URL}/billing?checkout=success").as_str()));
+        assert_eq!(cs.field("cancel_url"), Some(format!("{PUBLIC_URL}/billing?checkout=canceled").as_str()));
+        // Now GET /billing/portal works too.
+        let r = alice.get(format!("{base}/billing/portal")).send().await.unwrap();
+        assert!(location(&r).starts_with("https://billing.stripe.test/p/session/"));
+        assert_eq!(fake.requests_to("/v1/billing_portal/sessions")[0].field("return_url"), Some(format!("{PUBLIC_URL}/billing").as_str()));
+        assert_eq!(fake.created("customer").len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_stripe_leaves_a_message_and_stores_nothing() {
+    for app in helpers::each("stripe_failing").await {
+        // The fake refuses this key (401), as Stripe would a revoked one.
+        let fake = FakeStripe::start(SECRET_KEY).await;
+        let (base, _server) = stripe_portal(&app.store, &fake.base, "sk_test_revoked").await;
+        let (_, paid) = paid_api(&app.store, "weather", Visibility::Public).await;
+        let dev = app.developer("dev@example.com").await;
+        let app_id = app.create_app(&dev, "app").await;
+        let csrf = app.csrf(&dev, "/dashboard").await;
+        let r = checkout(&dev, &base, &csrf, &app_id.to_string(), &paid.to_string()).await;
+        assert_eq!(location(&r), "/billing");
+        let page = next_flash(&app, &dev).await;
+        assert!(page.contains("The payment provider is not answering"), "{page}");
+        assert!(!page.contains("sk_test_revoked"));
+        assert_eq!(fake.requests().len(), 1);
+        assert!(!fake.requests()[0].authorized);
+        let account =
+            app.store.find_account_by_email(&turnpike_store::domain::Email::parse("dev@example.com").unwrap()).await.unwrap().unwrap().0;
+        assert_eq!(app.store.stripe_customer(account.id).await.unwrap(), None, "no customer stored");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_payloads_are_checked_after_the_signature() {
+    for app in helpers::each("stripe_webhook_payloads").await {
+        let fake = FakeStripe::start(SECRET_KEY).await;
+        let (base, _server) = stripe_portal(&app.store, &fake.base, SECRET_KEY).await;
+        let http = reqwest::Client::new();
+        let post =
+            |body: Vec<u8>, sig: String| http.post(format!("{base}/webhooks/stripe")).header("stripe-signature", sig).body(body).send();
+
+        // Signed, but not an event: 400 problem+json.
+        let body = b"{\"hello\": 1}".to_vec();
+        let r = post(body.clone(), signature(WEBHOOK_SECRET, &body, NOW)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        // A timestamp 301 s in the future is outside the tolerance too.
+        let ev = event("evt_future", "invoice.paid", NOW, serde_json::json!({"subscription": "sub_x"}));
+        assert_eq!(post(ev.clone(), signature(WEBHOOK_SECRET, &ev, NOW + 301)).await.unwrap().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(app.store.stripe_event_outcome("evt_future").await.unwrap(), None);
+        // An event type Turnpike ignores, and an invoice for an unknown subscription: 200, recorded.
+        let ev = event("evt_other", "charge.refunded", NOW, serde_json::json!({"id": "ch_1"}));
+        let r = post(ev.clone(), signature(WEBHOOK_SECRET, &ev, NOW)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["outcome"], "unmatched");
+        let ev = event("evt_unknown_sub", "invoice.paid", NOW, serde_json::json!({"subscription": "sub_nobody"}));
+        assert_eq!(post(ev.clone(), signature(WEBHOOK_SECRET, &ev, NOW)).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(app.store.stripe_event_outcome("evt_unknown_sub").await.unwrap().as_deref(), Some("unmatched"));
+        // Webhooks need no session or CSRF token, and a webhook never calls Stripe.
+        assert!(fake.requests().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stripe_every_stripe_route_is_404() {
+    for app in helpers::each("stripe_off").await {
+        let dev = app.developer("dev@example.com").await;
+        let csrf = app.csrf(&dev, "/dashboard").await;
+        let r = app.post(&dev, "/billing/checkout", &[("csrf", &csrf), ("app_id", "1"), ("plan_id", "1")]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.get(&dev, "/billing/portal").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.post(&dev, "/billing/portal", &[("csrf", &csrf)]).await.status(), StatusCode::NOT_FOUND);
+        let body = b"{}".to_vec();
+        let r = reqwest::Client::new()
+            .post(app.url("/webhooks/stripe"))
+            .header("stripe-signature", signature(WEBHOOK_SECRET, &body, NOW))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,535 @@
+//! Turnpike's optional Stripe bridge (issue #5): one Stripe customer per developer account,
+//! Checkout Sessions for paid plans, Customer Portal sessions, signature-verified webhooks that
+//! drive subscription state, and usage pushed as invoice items with idempotency keys.
+//!
+//! Requests go through async-stripe's client (retries, `Idempotency-Key`, base-URL override for
+//! the tests' fake server). Request bodies are built here and responses read into small local
+//! types holding only the fields Turnpike uses, so a newer Stripe API version adding or moving
+//! other fields cannot break deserialization.
+//!
+//! Webhook signatures are verified here with HMAC-SHA256 per Stripe's scheme, against the
+//! injected clock (async-stripe's verifier reads the system clock, which tests cannot move).
+//!
+//! Nothing here runs unless Stripe is configured: the portal routes answer 404 and the worker
+//! task is not started.
+
+use std::fmt::Write as _;
+
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::Sha256;
+use stripe::{IdempotencyKey, RequestStrategy};
+use stripe_client_core::{RequestBuilder, StripeMethod};
+use turnpike_store::period::Period;
+use turnpike_store::{Account, Plan, Store, StoreError, StripeAction, StripeEventOutcome, StripeUsagePush};
+
+/// Largest accepted distance between a signature's timestamp and now, seconds (Stripe's default).
+pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+
+/// Settings for the bridge.
+#[derive(Clone)]
+pub struct StripeSettings {
+    /// `sk_…` secret key.
+    pub secret_key: String,
+    /// `whsec_…` webhook signing secret.
+    pub webhook_secret: String,
+    /// API base URL, e.g. `https://api.stripe.com/` (tests: the fake server). Trailing slash kept.
+    pub api_base: Option<String>,
+    /// How long a failed payment is tolerated before the keys answer 402, seconds.
+    pub grace_seconds: i64,
+    /// Public portal URL, for the success/cancel/return URLs.
+    pub portal_url: String,
+}
+
+// Hand-written: the secrets never reach a log.
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("secret_key", &"[redacted]")
+            .field("webhook_secret", &"[redacted]")
+            .field("api_base", &self.api_base)
+            .field("grace_seconds", &self.grace_seconds)
+            .finish()
+    }
+}
+
+/// Why a Stripe call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// Stripe (or the network) failed; the message never contains the secret key.
+    #[error("stripe: {0}")]
+    Stripe(String),
+    /// The database failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The bridge is misconfigured.
+    #[error("stripe configuration: {0}")]
+    Config(String),
+}
+
+impl From<stripe::StripeError> for BridgeError {
+    fn from(e: stripe::StripeError) -> Self {
+        BridgeError::Stripe(e.to_string())
+    }
+}
+
+/// Why a webhook was refused (answered 400, nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// No `Stripe-Signature` header.
+    #[error("missing Stripe-Signature header")]
+    MissingSignature,
+    /// The header is not `t=…,v1=…`.
+    #[error("malformed Stripe-Signature header")]
+    MalformedSignature,
+    /// No `v1` signature matches the payload.
+    #[error("signature does not match")]
+    BadSignature,
+    /// The timestamp is more than 300 s away from now.
+    #[error("timestamp outside the tolerance")]
+    StaleTimestamp,
+    /// Verified, but not an event object.
+    #[error("payload is not a Stripe event")]
+    BadPayload,
+}
+
+/// The parts of a verified event Turnpike reads.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// `evt_…`.
+    pub id: String,
+    /// e.g. `invoice.paid`.
+    pub event_type: String,
+    /// Creation time (unix seconds), used to order events per subscription.
+    pub created: i64,
+    /// `data.object`.
+    pub object: Value,
+}
+
+/// The Stripe bridge. Cheap to clone.
+#[derive(Clone)]
+pub struct Stripe {
+    client: stripe::Client,
+    settings: std::sync::Arc<StripeSettings>,
+}
+
+impl std::fmt::Debug for Stripe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stripe").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+#[derive(miniserde::Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[derive(miniserde::Deserialize)]
+struct WithUrl {
+    id: String,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct CustomerForm<'a> {
+    email: &'a str,
+    metadata: AccountMeta,
+}
+
+#[derive(Serialize)]
+struct AccountMeta {
+    turnpike_account_id: i64,
+}
+
+#[derive(Serialize)]
+struct CheckoutForm<'a> {
+    mode: &'a str,
+    customer: &'a str,
+    client_reference_id: String,
+    success_url: String,
+    cancel_url: String,
+    line_items: Vec<LineItem<'a>>,
+    metadata: PlanMeta,
+    subscription_data: SubscriptionData,
+}
+
+#[derive(Serialize)]
+struct LineItem<'a> {
+    quantity: i64,
+    price_data: PriceData<'a>,
+}
+
+#[derive(Serialize)]
+struct PriceData<'a> {
+    currency: &'a str,
+    unit_amount: i64,
+    recurring: Recurring,
+    product_data: ProductData,
+}
+
+#[derive(Serialize)]
+struct Recurring {
+    interval: &'static str,
+}
+
+#[derive(Serialize)]
+struct ProductData {
+    name: String,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct PlanMeta {
+    app_id: i64,
+    plan_id: i64,
+}
+
+#[derive(Serialize)]
+struct SubscriptionData {
+    metadata: PlanMeta,
+}
+
+#[derive(Serialize)]
+struct PortalForm<'a> {
+    customer: &'a str,
+    return_url: String,
+}
+
+#[derive(Serialize)]
+struct InvoiceItemForm<'a> {
+    customer: &'a str,
+    currency: &'a str,
+    amount: i64,
+    description: String,
+    metadata: UsageMeta,
+}
+
+#[derive(Serialize)]
+struct UsageMeta {
+    subscription_id: i64,
+    period_start: i64,
+    period_end: i64,
+    quantity: i64,
+}
+
+fn key(k: &str) -> Result<RequestStrategy, BridgeError> {
+    Ok(RequestStrategy::Idempotent(IdempotencyKey::new(k).map_err(|e| BridgeError::Stripe(format!("idempotency key: {e}")))?))
+}
+
+impl Stripe {
+    /// Build the client (no request is made).
+    pub fn new(settings: StripeSettings) -> Result<Stripe, BridgeError> {
+        if settings.secret_key.is_empty() || settings.webhook_secret.is_empty() {
+            return Err(BridgeError::Config("stripe_secret_key and stripe_webhook_secret must both be set".into()));
+        }
+        let mut b = stripe::ClientBuilder::new(settings.secret_key.clone()).request_strategy(RequestStrategy::Once);
+        if let Some(base) = &settings.api_base {
+            let base = if base.ends_with('/') { base.clone() } else { format!("{base}/") };
+            b = b.url(base);
+        }
+        let client = b.build().map_err(|e| BridgeError::Config(e.to_string()))?;
+        Ok(Stripe { client, settings: std::sync::Arc::new(settings) })
+    }
+
+    /// The grace period after a failed payment, seconds.
+    pub fn grace_seconds(&self) -> i64 {
+        self.settings.grace_seconds
+    }
+
+    async fn post<T: miniserde::Deserialize>(
+        &self,
+        path: &str,
+        form: &impl Serialize,
+        strategy: RequestStrategy,
+    ) -> Result<T, BridgeError> {
+        Ok(RequestBuilder::new(StripeMethod::Post, path).form(form).customize::<T>().request_strategy(strategy).send(&self.client).await?)
+    }
+
+    /// The account's Stripe customer, created on first use. The idempotency key is derived from
+    /// the account id, so concurrent first uses (or a retry after a lost answer) yield one customer.
+    pub async fn ensure_customer(&self, store: &Store, account: &Account, now: i64) -> Result<String, BridgeError> {
+        if let Some(id) = store.stripe_customer(account.id).await? {
+            return Ok(id);
+        }
+        let form = CustomerForm { email: &account.email, metadata: AccountMeta { turnpike_account_id: account.id } };
+        let c: Created = self.post("/customers", &form, key(&format!("tp-customer-{}", account.id))?).await?;
+        Ok(store.set_stripe_customer(account.id, &c.id, now).await?)
+    }
+
+    /// A Checkout Session (mode `subscription`, the plan's flat price monthly, metadata carrying
+    /// `app_id` and `plan_id`); returns its URL. The caller checked that the account owns the app
+    /// and that the plan is paid.
+    pub async fn checkout_url(
+        &self,
+        store: &Store,
+        account: &Account,
+        app_id: i64,
+        plan: &Plan,
+        api_name: &str,
+        now: i64,
+    ) -> Result<String, BridgeError> {
+        let customer = self.ensure_customer(store, account, now).await?;
+        let base = self.settings.portal_url.trim_end_matches('/');
+        let meta = PlanMeta { app_id, plan_id: plan.id };
+        let form = CheckoutForm {
+            mode: "subscription",
+            customer: &customer,
+            client_reference_id: format!("app-{app_id}"),
+            success_url: format!("{base}/billing?checkout=success"),
+            cancel_url: format!("{base}/billing?checkout=canceled"),
+            line_items: vec![LineItem {
+                quantity: 1,
+                price_data: PriceData {
+                    currency: &plan.currency,
+                    unit_amount: plan.flat_price_minor,
+                    recurring: Recurring { interval: "month" },
+                    product_data: ProductData { name: format!("{api_name} — {}", plan.name) },
+                },
+            }],
+            metadata: meta,
+            subscription_data: SubscriptionData { metadata: meta },
+        };
+        // A double submit within the same second reuses the session.
+        let k = format!("tp-checkout-{}-{app_id}-{}-{now}", account.id, plan.id);
+        let s: WithUrl = self.post("/checkout/sessions", &form, key(&k)?).await?;
+        tracing::info!(session = %s.id, app_id, plan_id = plan.id, "stripe checkout session created");
+        Ok(s.url)
+    }
+
+    /// A Customer Portal session for the account; returns its URL.
+    pub async fn portal_url(&self, store: &Store, account: &Account, now: i64) -> Result<String, BridgeError> {
+        let customer = self.ensure_customer(store, account, now).await?;
+        let form = PortalForm { customer: &customer, return_url: format!("{}/billing", self.settings.portal_url.trim_end_matches('/')) };
+        let s: WithUrl = self.post("/billing_portal/sessions", &form, key(&format!("tp-portal-{}-{now}", account.id))?).await?;
+        Ok(s.url)
+    }
+
+    /// Verify `Stripe-Signature` (`t=…,v1=…`) over the raw payload at time `now` and parse the event.
+    pub fn verify(&self, payload: &[u8], signature: Option<&str>, now: i64) -> Result<Event, WebhookError> {
+        verify_signature(&self.settings.webhook_secret, payload, signature, now)?;
+        parse_event(payload)
+    }
+
+    /// Verify and apply one webhook delivery. Errors are refusals (400); `Ok` outcomes are all 200.
+    pub async fn handle_webhook(&self, store: &Store, payload: &[u8], signature: Option<&str>, now: i64) -> Result<Handled, HandleError> {
+        let event = self.verify(payload, signature, now).map_err(HandleError::Refused)?;
+        let action = action_for(&event, now + self.settings.grace_seconds);
+        let outcome =
+            store.apply_stripe_event(&event.id, &event.event_type, event.created, &action, now).await.map_err(HandleError::Store)?;
+        tracing::info!(event = %event.id, kind = %event.event_type, outcome = ?outcome, "stripe webhook");
+        Ok(Handled { event_id: event.id, outcome })
+    }
+}
+
+/// A webhook that was accepted (answered 200).
+#[derive(Debug, Clone)]
+pub struct Handled {
+    /// The event id.
+    pub event_id: String,
+    /// What it did.
+    pub outcome: StripeEventOutcome,
+}
+
+/// Why a webhook was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Refused: 400, nothing changed.
+    #[error("{0}")]
+    Refused(WebhookError),
+    /// The database failed: 500, Stripe retries later.
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+/// Push one period's usage to Stripe as an invoice item on the developer's customer, exactly once.
+///
+/// Called by the worker after the local invoice for (`subscription_id`, `period`) was finalized,
+/// with the usage quantity and the usage amount from that invoice (so Stripe bills exactly what
+/// the local ledger says). The `Idempotency-Key` is `tp-usage-{subscription_id}-{period.start}`:
+/// a retry after a crash or a second worker yields one item at Stripe, and the push is recorded in
+/// `stripe_usage_pushes` (read by the drift check). Returns the push (existing or new); `Ok(None)`
+/// when the subscription has no Stripe customer (it never went through Checkout).
+pub async fn push_usage(
+    store: &Store,
+    stripe: &Stripe,
+    subscription_id: i64,
+    period: Period,
+    quantity: i64,
+    amount_minor: i64,
+    now: i64,
+) -> Result<Option<StripeUsagePush>, BridgeError> {
+    if let Some(done) = store.stripe_usage_push(subscription_id, period.start).await? {
+        return Ok(Some(done));
+    }
+    let Some(state) = store.stripe_subscription_state(subscription_id).await? else { return Ok(None) };
+    let Some(customer) = state.customer_id else { return Ok(None) };
+    let currency = store.stripe_subscription_currency(subscription_id).await?;
+    let idempotency_key = format!("tp-usage-{subscription_id}-{}", period.start);
+    let form = InvoiceItemForm {
+        customer: &customer,
+        currency: &currency,
+        amount: amount_minor,
+        description: format!("API usage: {quantity} requests"),
+        metadata: UsageMeta { subscription_id, period_start: period.start, period_end: period.end, quantity },
+    };
+    let item: Created = stripe.post("/invoiceitems", &form, key(&idempotency_key)?).await?;
+    let push = StripeUsagePush {
+        subscription_id,
+        period_start: period.start,
+        period_end: period.end,
+        quantity,
+        idempotency_key,
+        stripe_item_id: item.id,
+    };
+    store.record_stripe_usage_push(&push, now).await?;
+    Ok(Some(push))
+}
+
+/// Worker step: flip subscriptions whose grace period ended to `past_due`.
+pub async fn expire_grace(store: &Store, now: i64) -> Result<u64, StoreError> {
+    let n = store.expire_stripe_grace(now).await?;
+    if n > 0 {
+        tracing::info!(count = n, "stripe grace period ended: subscriptions past due");
+    }
+    Ok(n)
+}
+
+/// Sign `payload` at `timestamp` the way Stripe does; returns the `Stripe-Signature` value.
+/// For tests and the fake Stripe server.
+pub fn sign(secret: &str, payload: &[u8], timestamp: i64) -> String {
+    format!("t={timestamp},v1={}", hex::encode(mac(secret, timestamp, payload)))
+}
+
+fn mac(secret: &str, timestamp: i64, payload: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut prefix = String::new();
+    let _ = write!(prefix, "{timestamp}.");
+    m.update(prefix.as_bytes());
+    m.update(payload);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// Stripe's scheme: `t=<unix>,v1=<hex hmac-sha256 of "<t>.<payload>">` (several `v1` allowed
+/// during secret rotation), timestamp within [`SIGNATURE_TOLERANCE_SECS`] of `now`.
+pub fn verify_signature(secret: &str, payload: &[u8], header: Option<&str>, now: i64) -> Result<(), WebhookError> {
+    let header = header.ok_or(WebhookError::MissingSignature)?;
+    let mut t: Option<i64> = None;
+    let mut sigs: Vec<Vec<u8>> = Vec::new();
+    for part in header.split(',') {
+        let Some((k, v)) = part.trim().split_once('=') else { continue };
+        match k {
+            "t" => t = Some(v.parse().map_err(|_| WebhookError::MalformedSignature)?),
+            "v1" => {
+                if let Ok(b) = hex::decode(v) {
+                    sigs.push(b);
+                }
+            }
+            _ => {}
+        }
+    }
+    let t = t.ok_or(WebhookError::MalformedSignature)?;
+    if sigs.is_empty() {
+        return Err(WebhookError::MalformedSignature);
+    }
+    let expected = mac(secret, t, payload);
+    if !sigs.iter().any(|s| subtle::ConstantTimeEq::ct_eq(s.as_slice(), expected.as_slice()).into()) {
+        return Err(WebhookError::BadSignature);
+    }
+    if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(WebhookError::StaleTimestamp);
+    }
+    Ok(())
+}
+
+fn parse_event(payload: &[u8]) -> Result<Event, WebhookError> {
+    let v: Value = serde_json::from_slice(payload).map_err(|_| WebhookError::BadPayload)?;
+    let id = v["id"].as_str().filter(|s| !s.is_empty() && s.len() <= 255).ok_or(WebhookError::BadPayload)?.to_owned();
+    let event_type = v["type"].as_str().ok_or(WebhookError::BadPayload)?.to_owned();
+    let created = v["created"].as_i64().ok_or(WebhookError::BadPayload)?;
+    let object = v["data"]["object"].clone();
+    if !object.is_object() {
+        return Err(WebhookError::BadPayload);
+    }
+    Ok(Event { id, event_type, created, object })
+}
+
+/// An id field that may be a string or an expanded object with an `id`.
+fn id_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Object(o) => o.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn meta_i64(meta: &Value, k: &str) -> Option<i64> {
+    match &meta[k] {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// The invoice's subscription: `subscription` (API versions before 2025-03) or
+/// `parent.subscription_details.subscription` (newer).
+fn invoice_subscription(o: &Value) -> Option<String> {
+    id_of(&o["subscription"]).or_else(|| id_of(&o["parent"]["subscription_details"]["subscription"]))
+}
+
+/// Map an event to what it asks of the store. Unknown or incomplete events are ignored (200).
+pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
+    let o = &event.object;
+    let action = match event.event_type.as_str() {
+        "checkout.session.completed" => match (meta_i64(&o["metadata"], "app_id"), meta_i64(&o["metadata"], "plan_id")) {
+            (Some(app_id), Some(plan_id)) => Some(StripeAction::Activate {
+                app_id,
+                plan_id,
+                stripe_subscription_id: id_of(&o["subscription"]),
+                customer_id: id_of(&o["customer"]),
+            }),
+            _ => None,
+        },
+        "invoice.payment_failed" => invoice_subscription(o).map(|s| StripeAction::PaymentFailed { stripe_subscription_id: s, grace_until }),
+        "invoice.paid" | "invoice.payment_succeeded" => invoice_subscription(o).map(|s| StripeAction::Paid { stripe_subscription_id: s }),
+        "customer.subscription.deleted" => id_of(&o["id"]).map(|s| StripeAction::Canceled { stripe_subscription_id: s }),
+        _ => None,
+    };
+    action.unwrap_or(StripeAction::Ignore)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_and_refuse() {
+        let body = br#"{"id":"evt_1"}"#;
+        let h = sign("whsec_x", body, 1000);
+        assert_eq!(verify_signature("whsec_x", body, Some(&h), 1000), Ok(()));
+        assert_eq!(verify_signature("whsec_x", body, Some(&h), 1300), Ok(()));
+        assert_eq!(verify_signature("whsec_x", body, Some(&h), 1301), Err(WebhookError::StaleTimestamp));
+        assert_eq!(verify_signature("whsec_y", body, Some(&h), 1000), Err(WebhookError::BadSignature));
+        assert_eq!(verify_signature("whsec_x", br#"{"id":"evt_2"}"#, Some(&h), 1000), Err(WebhookError::BadSignature));
+        assert_eq!(verify_signature("whsec_x", body, None, 1000), Err(WebhookError::MissingSignature));
+        assert_eq!(verify_signature("whsec_x", body, Some("garbage"), 1000), Err(WebhookError::MalformedSignature));
+        // A rotated secret: any matching v1 passes.
+        let two = format!("{},v1=00ff", h);
+        assert_eq!(verify_signature("whsec_x", body, Some(&two), 1000), Ok(()));
+    }
+
+    #[test]
+    fn invoices_of_both_api_shapes_map_to_their_subscription() {
+        let old =
+            Event { id: "e".into(), event_type: "invoice.paid".into(), created: 1, object: serde_json::json!({"subscription": "sub_1"}) };
+        assert_eq!(action_for(&old, 0), StripeAction::Paid { stripe_subscription_id: "sub_1".into() });
+        let new = Event {
+            object: serde_json::json!({"parent": {"subscription_details": {"subscription": "sub_2"}}}),
+            event_type: "invoice.payment_failed".into(),
+            ..old.clone()
+        };
+        assert_eq!(action_for(&new, 9), StripeAction::PaymentFailed { stripe_subscription_id: "sub_2".into(), grace_until: 9 });
+        let other = Event { event_type: "charge.refunded".into(), ..old };
+        assert_eq!(action_for(&other, 0), StripeAction::Ignore);
+    }
+}

@@ -1,0 +1,400 @@
+//! Stripe end to end: the real portal and gateway over sockets, a fake Stripe on loopback (never
+//! the network), signed webhooks, the grace worker and the injected clock; on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use turnpike_store::clock::{Clock, ManualClock};
+use turnpike_store::domain::ApiKey;
+use turnpike_store::NewPlan;
+use turnpike_testkit::fake_stripe::{event, signature, FakeStripe};
+use turnpike_testkit::TestDb;
+
+use crate::{CounterBackend, TestApp};
+
+const T0: i64 = 1_790_000_000;
+const SECRET_KEY: &str = "sk_test_turnpike";
+const WEBHOOK_SECRET: &str = "whsec_test_turnpike";
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = html.find(start)? + start.len();
+    let j = html[i..].find(end)? + i;
+    Some(&html[i..j])
+}
+
+fn csrf(html: &str) -> String {
+    between(html, "name=\"csrf\" value=\"", "\"").expect("form has a csrf token").to_owned()
+}
+
+struct Setup {
+    app: TestApp,
+    fake: FakeStripe,
+    clock: Arc<ManualClock>,
+    portal: reqwest::Client,
+    account_id: i64,
+    app_id: i64,
+    pro_plan: i64,
+    key: String,
+}
+
+impl Setup {
+    fn p(&self, path: &str) -> String {
+        format!("{}{}", self.app.portal_url, path)
+    }
+
+    /// Deliver `payload` to the webhook with a signature made at `sig_time` (None: no header).
+    async fn deliver(&self, payload: &[u8], secret: &str, sig_time: Option<i64>) -> (u16, Value) {
+        let mut req = self.app.http.post(self.p("/webhooks/stripe")).header("content-type", "application/json").body(payload.to_vec());
+        if let Some(t) = sig_time {
+            req = req.header("stripe-signature", signature(secret, payload, t));
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A correctly signed delivery, now.
+    async fn send(&self, payload: &[u8]) -> (u16, Value) {
+        self.deliver(payload, WEBHOOK_SECRET, Some(self.clock.now())).await
+    }
+
+    async fn gateway_get(&self) -> reqwest::Response {
+        self.app.http.get(self.app.gw("/echo/x")).bearer_auth(&self.key).send().await.unwrap()
+    }
+
+    /// Poll the gateway (gateways follow the change log; nothing here forces a reload) until
+    /// `done` holds, for up to 5 s.
+    async fn until(&self, what: &str, done: impl Fn(&reqwest::Response) -> bool) -> reqwest::Response {
+        let started = Instant::now();
+        loop {
+            let r = self.gateway_get().await;
+            if done(&r) {
+                return r;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "{what}: still {} {:?}", r.status(), r.headers().get("ratelimit-policy"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn sub_id(&self) -> i64 {
+        let subs = self.app.store.list_subscriptions(self.app_id).await.unwrap();
+        subs.into_iter().find(|s| s.plan_id == self.pro_plan).expect("on the pro plan").id
+    }
+}
+
+fn policy(r: &reqwest::Response) -> String {
+    r.headers().get("ratelimit-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// A Stripe-enabled Turnpike with the seeded echo API plus a paid "pro" plan, a signed-up
+/// developer with one app and key (on the free plan).
+async fn setup(db: &TestDb, email: &str) -> Setup {
+    let fake = FakeStripe::start(SECRET_KEY).await;
+    let clock = Arc::new(ManualClock::at(T0));
+    let base = fake.base.clone();
+    let app = TestApp::start_with(db, &CounterBackend::Local, clock.clone(), |c| {
+        c.stripe_secret_key = Some(SECRET_KEY.into());
+        c.stripe_webhook_secret = Some(WEBHOOK_SECRET.into());
+        c.stripe_api_base = Some(base);
+        c.billing_grace_hours = 1;
+    })
+    .await;
+    let echo = app.store.get_api_by_slug("echo").await.unwrap();
+    let pro = app
+        .store
+        .create_plan(
+            echo.id,
+            &NewPlan {
+                slug: "pro".into(),
+                name: "Pro".into(),
+                rate_per_second: 50,
+                burst: 150,
+                monthly_quota: Some(100_000),
+                currency: "usd".into(),
+                flat_price_minor: 2900,
+                unit_price_minor_per_1000: 10,
+                is_default: false,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+
+    let portal = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let p = |path: &str| format!("{}{}", app.portal_url, path);
+    let form = portal.get(p("/signup")).send().await.unwrap().text().await.unwrap();
+    let r = portal
+        .post(p("/signup"))
+        .form(&[("email", email), ("password", "a long enough password"), ("csrf", &csrf(&form))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signup");
+    let dash = portal.get(p("/dashboard")).send().await.unwrap().text().await.unwrap();
+    let r = portal.post(p("/apps")).form(&[("name", "paid app"), ("csrf", &csrf(&dash))]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let app_id: i64 = r.headers()["location"].to_str().unwrap().trim_start_matches("/apps/").parse().unwrap();
+    let email_ = turnpike_store::domain::Email::parse(email).unwrap();
+    let account_id = app.store.find_account_by_email(&email_).await.unwrap().expect("signed up").0.id;
+    let key = ApiKey::generate();
+    app.store.create_key(app_id, "k", &key, T0).await.unwrap();
+    let s = Setup { app, fake, clock, portal, account_id, app_id, pro_plan: pro.id, key: key.expose().to_owned() };
+    let r = s.until("key known, free plan", |r| r.status() == 200).await;
+    assert!(policy(&r).starts_with("\"burst\";q=20;w=2"), "free plan limits: {}", policy(&r));
+    s
+}
+
+fn checkout_completed(id: &str, created: i64, app_id: i64, plan_id: i64) -> Vec<u8> {
+    event(
+        id,
+        "checkout.session.completed",
+        created,
+        json!({"id": "cs_test_000002", "object": "checkout.session", "mode": "subscription", "customer": "cus_000001",
+               "subscription": "sub_pro_1", "payment_status": "paid",
+               "metadata": {"app_id": app_id.to_string(), "plan_id": plan_id.to_string()}}),
+    )
+}
+
+fn invoice(id: &str, kind: &str, created: i64) -> Vec<u8> {
+    // The 2025+ API shape: the subscription sits under parent.subscription_details.
+    event(
+        id,
+        kind,
+        created,
+        json!({"id": format!("in_{id}"), "object": "invoice", "customer": "cus_000001",
+               "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_pro_1", "metadata": {}}}}),
+    )
+}
+
+async fn checkout_to_grace_to_402_and_back(db: TestDb) {
+    let s = setup(&db, "payer@example.com").await;
+
+    // Checkout: 303 to Stripe's hosted page, customer created once with the account-derived key.
+    let dash = s.portal.get(s.p("/dashboard")).send().await.unwrap().text().await.unwrap();
+    let token = csrf(&dash);
+    let form = [("app_id", s.app_id.to_string()), ("plan_id", s.pro_plan.to_string()), ("csrf", token.clone())];
+    let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "https://checkout.stripe.test/c/pay/cs_test_000002");
+    // A double click in the same second: the same session (idempotent replay), no second customer.
+    let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "https://checkout.stripe.test/c/pay/cs_test_000002");
+    let customers = s.fake.requests_to("/v1/customers");
+    assert_eq!(customers.len(), 1, "the customer id is stored after the first call");
+    assert_eq!(customers[0].idempotency_key.as_deref(), Some(format!("tp-customer-{}", s.account_id).as_str()));
+    assert_eq!(customers[0].field("email"), Some("payer@example.com"));
+    let sessions = s.fake.requests_to("/v1/checkout/sessions");
+    assert_eq!(sessions.len(), 2);
+    let want_key = format!("tp-checkout-{}-{}-{}-{T0}", s.account_id, s.app_id, s.pro_plan);
+    assert!(sessions.iter().all(|r| r.idempotency_key.as_deref() == Some(want_key.as_str()) && r.authorized));
+    let cs = &sessions[0];
+    assert_eq!(cs.field("mode"), Some("subscription"));
+    assert_eq!(cs.field("customer"), Some("cus_000001"));
+    assert_eq!(cs.field("metadata[app_id]"), Some(s.app_id.to_string().as_str()));
+    assert_eq!(cs.field("metadata[plan_id]"), Some(s.pro_plan.to_string().as_str()));
+    assert_eq!(cs.field("subscription_data[metadata][app_id]"), Some(s.app_id.to_string().as_str()));
+    assert_eq!(cs.field("line_items[0][price_data][unit_amount]"), Some("2900"));
+    assert_eq!(cs.field("line_items[0][price_data][currency]"), Some("usd"));
+    assert_eq!(cs.field("line_items[0][price_data][recurring][interval]"), Some("month"));
+    assert_eq!(s.fake.created("checkout.session").len(), 1, "the replay created nothing");
+    // Nothing changed locally yet: still the free plan.
+    assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=20;"));
+
+    // checkout.session.completed → active on Pro; the gateway applies Pro's limits by itself.
+    let (st, v) = s.send(&checkout_completed("evt_checkout", T0 + 1, s.app_id, s.pro_plan)).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")));
+    let r = s.until("pro limits", |r| policy(r).starts_with("\"burst\";q=150;w=3")).await;
+    assert_eq!(r.status(), 200);
+    let sub = s.sub_id().await;
+    let state = s.app.store.stripe_subscription_state(sub).await.unwrap().unwrap();
+    assert_eq!(state.stripe_subscription_id.as_deref(), Some("sub_pro_1"));
+    assert_eq!(state.customer_id.as_deref(), Some("cus_000001"));
+
+    // A second checkout for the plan the app already pays for is refused before Stripe is called.
+    let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/billing");
+    let page = s.portal.get(s.p("/dashboard")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("is already on Pro"), "flash shown");
+    assert_eq!(s.fake.requests_to("/v1/checkout/sessions").len(), 2);
+
+    // Customer Portal: 303 to Stripe, no new customer.
+    let r = s.portal.post(s.p("/billing/portal")).form(&[("csrf", token.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("https://billing.stripe.test/p/session/bps_"));
+    let portal_req = &s.fake.requests_to("/v1/billing_portal/sessions")[0];
+    assert_eq!(portal_req.field("customer"), Some("cus_000001"));
+    assert_eq!(s.fake.created("customer").len(), 1);
+
+    // invoice.payment_failed → grace: still served, for longer than a worker tick.
+    s.clock.set(T0 + 10);
+    let (st, v) = s.send(&invoice("evt_fail", "invoice.payment_failed", T0 + 10)).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")));
+    let state = s.app.store.stripe_subscription_state(sub).await.unwrap().unwrap();
+    assert_eq!((state.past_due_since, state.grace_until), (Some(T0 + 10), Some(T0 + 10 + 3600)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(s.gateway_get().await.status(), 200, "served during the grace period");
+    s.clock.set(T0 + 10 + 3599);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(s.gateway_get().await.status(), 200, "one second before the grace ends");
+
+    // Grace over: the worker flips the subscription and the gateway answers 402 with a link to pay.
+    s.clock.set(T0 + 10 + 3600);
+    let r = s.until("402 after the grace", |r| r.status() == 402).await;
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "payment_required");
+    assert!(v["billing_url"].as_str().unwrap().ends_with("/billing"));
+    assert_eq!(s.app.store.list_subscriptions(s.app_id).await.unwrap().iter().find(|x| x.id == sub).unwrap().status, "past_due");
+    let audit = s.app.store.recent_audit(50).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "stripe.grace_ended" && a.target == format!("subscription:{sub}")));
+    assert!(audit.iter().all(|a| !a.detail.contains(SECRET_KEY) && !a.detail.contains(WEBHOOK_SECRET)));
+
+    // invoice.paid → served again within seconds.
+    let (st, v) = s.send(&invoice("evt_paid", "invoice.paid", T0 + 3700)).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")));
+    let r = s.until("200 after invoice.paid", |r| r.status() == 200).await;
+    assert!(policy(&r).starts_with("\"burst\";q=150;"));
+    let state = s.app.store.stripe_subscription_state(sub).await.unwrap().unwrap();
+    assert_eq!((state.past_due_since, state.grace_until, state.last_event_created), (None, None, T0 + 3700));
+
+    // An older event arriving after a newer one is ignored (200, nothing changes).
+    let before = s.app.store.latest_change().await.unwrap();
+    let (st, v) = s.send(&invoice("evt_late_fail", "invoice.payment_failed", T0 + 3650)).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("stale")));
+    let state = s.app.store.stripe_subscription_state(sub).await.unwrap().unwrap();
+    assert_eq!((state.grace_until, state.last_event_created), (None, T0 + 3700));
+    assert_eq!(s.app.store.latest_change().await.unwrap(), before);
+    // The same for an old checkout event replanning the app.
+    let (_, v) = s.send(&checkout_completed("evt_old_checkout", T0, s.app_id, 1)).await;
+    assert_eq!(v["outcome"], "stale");
+    assert_eq!(s.sub_id().await, sub, "still on pro");
+    // A redelivery of an applied event is a duplicate.
+    let (st, v) = s.send(&invoice("evt_paid", "invoice.paid", T0 + 3700)).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("duplicate")));
+    assert_eq!(s.app.store.latest_change().await.unwrap(), before);
+
+    // Usage pushed once per period with the documented idempotency key.
+    let period = turnpike_store::period::Period { start: T0, end: T0 + 30 * 86_400 };
+    let now = s.clock.now();
+    let push = turnpike_stripe::push_usage(&s.app.store, &stripe_for(&s), sub, period, 12_345, 124, now).await.unwrap().unwrap();
+    assert_eq!(push.idempotency_key, format!("tp-usage-{sub}-{T0}"));
+    let again = turnpike_stripe::push_usage(&s.app.store, &stripe_for(&s), sub, period, 12_345, 124, now).await.unwrap().unwrap();
+    assert_eq!(again.stripe_item_id, push.stripe_item_id);
+    let items = s.fake.requests_to("/v1/invoiceitems");
+    assert_eq!(items.len(), 1, "the second call found the recorded push");
+    assert_eq!(items[0].idempotency_key.as_deref(), Some(format!("tp-usage-{sub}-{T0}").as_str()));
+    assert_eq!(
+        (items[0].field("customer"), items[0].field("amount"), items[0].field("currency")),
+        (Some("cus_000001"), Some("124"), Some("usd"))
+    );
+    assert_eq!(items[0].field("metadata[quantity]"), Some("12345"));
+
+    // customer.subscription.deleted → canceled: the gateway stops serving the paid plan.
+    let deleted = event("evt_deleted", "customer.subscription.deleted", T0 + 4000, json!({"id": "sub_pro_1", "object": "subscription"}));
+    let (_, v) = s.send(&deleted).await;
+    assert_eq!(v["outcome"], "applied");
+    s.until("canceled", |r| r.status() != 200).await;
+    assert_eq!(s.app.store.list_subscriptions(s.app_id).await.unwrap().iter().find(|x| x.id == sub).unwrap().status, "canceled");
+    s.app.stop().await;
+}
+
+fn stripe_for(s: &Setup) -> turnpike_stripe::Stripe {
+    turnpike_stripe::Stripe::new(turnpike_stripe::StripeSettings {
+        secret_key: SECRET_KEY.into(),
+        webhook_secret: WEBHOOK_SECRET.into(),
+        api_base: Some(s.fake.base.clone()),
+        grace_seconds: 3600,
+        portal_url: s.app.portal_url.clone(),
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_checkout_webhook_grace_402_and_payment_restore_access() {
+    for db in TestDb::each("stripe_checkout_grace").await {
+        println!("backend: {}", db.backend());
+        checkout_to_grace_to_402_and_back(db).await;
+    }
+}
+
+async fn bad_deliveries_and_concurrent_duplicates(db: TestDb) {
+    let s = setup(&db, "concurrent@example.com").await;
+    let store = &s.app.store;
+    let paid = checkout_completed("evt_once", T0, s.app_id, s.pro_plan);
+
+    // Refused with 400 problem+json, nothing recorded or changed: a wrong secret, no header, a
+    // timestamp 301 s old, and a body altered after signing.
+    let before = store.latest_change().await.unwrap();
+    for (what, secret, t) in
+        [("wrong secret", "whsec_wrong", Some(T0)), ("missing header", WEBHOOK_SECRET, None), ("stale", WEBHOOK_SECRET, Some(T0 - 301))]
+    {
+        let (st, v) = s.deliver(&paid, secret, t).await;
+        assert_eq!(st, 400, "{what}");
+        assert_eq!(v["status"], 400, "{what}: problem+json body");
+    }
+    let mut tampered = paid.clone();
+    let sig = signature(WEBHOOK_SECRET, &paid, T0);
+    let n = tampered.len();
+    tampered[n - 3] = b' ';
+    let r = s.app.http.post(s.p("/webhooks/stripe")).header("stripe-signature", sig).body(tampered).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(store.stripe_event_outcome("evt_once").await.unwrap(), None, "not recorded");
+    assert_eq!(store.latest_change().await.unwrap(), before, "no change records");
+    assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=20;"), "still the free plan");
+    // 300 s old is still inside the tolerance (checked last, so it is applied below only once).
+
+    // The same event delivered 10 times at once changes state once.
+    let sig = signature(WEBHOOK_SECRET, &paid, T0 - 300);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (h, url, body, sig) = (s.app.http.clone(), s.p("/webhooks/stripe"), paid.clone(), sig.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = h.post(url).header("stripe-signature", sig).body(body).send().await.unwrap();
+            let st = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (st, v["outcome"].as_str().unwrap_or_default().to_owned())
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert!(outcomes.iter().all(|(st, _)| *st == 200), "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|(_, o)| o == "applied").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|(_, o)| o == "duplicate").count(), 9, "{outcomes:?}");
+    assert_eq!(store.latest_change().await.unwrap() - before, 1, "exactly one change record");
+    let audited = store.recent_audit(100).await.unwrap();
+    assert_eq!(audited.iter().filter(|a| a.action == "stripe.checkout.session.completed").count(), 1, "exactly one audit row");
+    assert_eq!(audited.iter().find(|a| a.action == "stripe.checkout.session.completed").unwrap().target, "stripe_event:evt_once");
+    assert_eq!(store.stripe_event_outcome("evt_once").await.unwrap().as_deref(), Some("applied"));
+    s.until("pro limits", |r| policy(r).starts_with("\"burst\";q=150;")).await;
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_webhooks_refuse_bad_signatures_and_apply_concurrent_duplicates_once() {
+    for db in TestDb::each("stripe_webhook_refusals").await {
+        println!("backend: {}", db.backend());
+        bad_deliveries_and_concurrent_duplicates(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stripe_configured_the_routes_are_404() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start(&db, &CounterBackend::Local, Arc::new(ManualClock::at(T0))).await;
+    let body = checkout_completed("evt_x", T0, 1, 1);
+    let r = app
+        .http
+        .post(format!("{}/webhooks/stripe", app.portal_url))
+        .header("stripe-signature", signature(WEBHOOK_SECRET, &body, T0))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.http.get(format!("{}/billing/portal", app.portal_url)).send().await.unwrap().status(), 404);
+    app.stop().await;
+}
