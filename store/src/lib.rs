@@ -33,3 +33,5 @@ pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Entitlement, Subscription};
 pub use usage::{UsageRow, UsageSummary};
+mod usage_series;
+pub use usage_series::{HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};
