@@ -39,16 +39,16 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// The smallest "nice" number (1, 2 or 5 × 10ⁿ) at least `n`, and at least 4 so the axis has
-/// four distinct whole-number steps.
+/// The axis maximum: four gridline steps of a "nice" size (1, 2 or 5 × 10ⁿ), the smallest that
+/// reaches `n`, so every gridline label is a round whole number.
 fn nice_max(n: i64) -> i64 {
-    let n = n.max(4);
+    let need = (n.max(1) - 1) / 4 + 1;
     let mut step = 1i64;
     loop {
         for m in [1, 2, 5] {
             if let Some(v) = step.checked_mul(m) {
-                if v >= n {
-                    return v;
+                if v >= need {
+                    return v.saturating_mul(4);
                 }
             }
         }
@@ -129,10 +129,12 @@ mod tests {
     #[test]
     fn nice_maxima() {
         assert_eq!(nice_max(0), 4);
-        assert_eq!(nice_max(7), 10);
+        assert_eq!(nice_max(4), 4);
+        assert_eq!(nice_max(7), 8);
         assert_eq!(nice_max(11), 20);
+        assert_eq!(nice_max(150), 200);
         assert_eq!(nice_max(1234), 2000);
-        assert_eq!(nice_max(5000), 5000);
+        assert_eq!(nice_max(4000), 4000);
         assert_eq!(nice_max(i64::MAX), i64::MAX);
     }
 
