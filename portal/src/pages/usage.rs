@@ -87,6 +87,8 @@ pub struct QuotaView {
 pub struct UsageReport {
     /// Where the filter form submits.
     pub form_action: String,
+    /// Whether the section shows its own totals strip (the dashboard has its own at the top).
+    pub show_totals: bool,
     /// The CSV link with the current filters.
     pub csv_href: String,
     /// Key choices.
@@ -303,6 +305,7 @@ async fn report(
     Ok(UsageReport {
         csv_href,
         form_action,
+        show_totals: !many_apps,
         keys,
         apis,
         calls: count(totals.admitted),
