@@ -107,10 +107,18 @@ pub fn bars(id: &str, title: &str, desc: &str, bars: &[Bar], label_every: usize)
         let tip = esc(&format!("{}: {} calls, {} errors", b.title, crate::format::count(b.calls), crate::format::count(b.errors)));
         let _ = write!(svg, "<g><title>{tip}</title>");
         if calls_h > 0 {
-            let _ = write!(svg, r#"<rect class="bar-calls" x="{x:.1}" y="{}" width="{bar_w:.1}" height="{calls_h}" rx="1.5"/>"#, TOP + plot_h - calls_h);
+            let _ = write!(
+                svg,
+                r#"<rect class="bar-calls" x="{x:.1}" y="{}" width="{bar_w:.1}" height="{calls_h}" rx="1.5"/>"#,
+                TOP + plot_h - calls_h
+            );
         }
         if errors_h > 0 {
-            let _ = write!(svg, r#"<rect class="bar-errors" x="{x:.1}" y="{}" width="{bar_w:.1}" height="{errors_h}" rx="1.5"/>"#, TOP + plot_h - errors_h);
+            let _ = write!(
+                svg,
+                r#"<rect class="bar-errors" x="{x:.1}" y="{}" width="{bar_w:.1}" height="{errors_h}" rx="1.5"/>"#,
+                TOP + plot_h - errors_h
+            );
         }
         // An invisible full-height target so thin bars still show their tooltip on hover.
         let _ = write!(svg, r#"<rect x="{x:.1}" y="{TOP}" width="{bar_w:.1}" height="{plot_h}" fill="transparent"/></g>"#);
@@ -144,7 +152,10 @@ mod tests {
             "c",
             "Calls <per> hour",
             "d",
-            &[Bar { label: "a&b".into(), title: "t".into(), calls: 10, errors: 2 }, Bar { label: "x".into(), title: "u".into(), calls: 0, errors: 0 }],
+            &[
+                Bar { label: "a&b".into(), title: "t".into(), calls: 10, errors: 2 },
+                Bar { label: "x".into(), title: "u".into(), calls: 0, errors: 0 },
+            ],
             1,
         );
         assert!(svg.starts_with(r#"<svg class="chart""#));

@@ -241,7 +241,12 @@ async fn render_app(
 }
 
 /// `POST /apps/{id}/rename`.
-pub async fn rename_app(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>, Form(form): Form<NameForm>) -> PortalResult<Response> {
+pub async fn rename_app(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<NameForm>,
+) -> PortalResult<Response> {
     let app = owned_app(&state, &ctx, &id).await?;
     let name = match parse_name(&form.name, "app") {
         Ok(n) => n,
@@ -318,8 +323,11 @@ pub async fn rotate_key(
     let record = match state.store.rotate_key(app.id, key_id, &key, grace, now).await {
         Ok(r) => r,
         Err(StoreError::NotFound) => {
-            ctx.flash(FlashKind::Error, format!("The key “{}” can no longer be rotated: it is revoked, suspended or already expiring.", old.name))
-                .await?;
+            ctx.flash(
+                FlashKind::Error,
+                format!("The key “{}” can no longer be rotated: it is revoked, suspended or already expiring.", old.name),
+            )
+            .await?;
             return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
         }
         Err(e) => return Err(e.into()),

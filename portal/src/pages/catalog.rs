@@ -147,7 +147,10 @@ fn is_json(doc: &str) -> bool {
 
 /// The catalog's routes.
 pub fn routes() -> axum::Router<PortalState> {
-    axum::Router::new().route("/", get(index)).route("/apis/{slug}", get(api_detail)).route("/apis/{slug}/openapi.json", get(openapi))
+    axum::Router::new()
+        .route("/", get(index))
+        .route("/apis/{slug}", get(api_detail))
+        .route("/apis/{slug}/openapi.json", get(openapi))
         .route("/apis/{slug}/openapi.gateway.json", get(gateway_openapi))
 }
 

@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::usage::{UsageQuery, UsageReport};
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
-use super::usage::{UsageQuery, UsageReport};
 use crate::format::{count, month_start};
 use crate::PortalState;
 

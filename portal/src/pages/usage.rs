@@ -186,7 +186,11 @@ async fn report(
     let mut subs = Vec::new();
     for app in &apps {
         for k in state.store.list_keys(app.id).await? {
-            let label = if many_apps { format!("{} / {} ({}…)", app.name, k.name, k.display_prefix) } else { format!("{} ({}…)", k.name, k.display_prefix) };
+            let label = if many_apps {
+                format!("{} / {} ({}…)", app.name, k.name, k.display_prefix)
+            } else {
+                format!("{} ({}…)", k.name, k.display_prefix)
+            };
             keys.push(FilterOption { value: k.id, label, selected: key_choice == Some(k.id) });
         }
         for s in state.store.list_subscriptions(app.id).await? {
@@ -348,14 +352,26 @@ pub struct UsagePage {
 }
 
 /// `GET /apps/{id}/usage`: one app's usage.
-pub async fn app_usage(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>, Query(query): Query<UsageQuery>) -> PortalResult<UsagePage> {
+pub async fn app_usage(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(query): Query<UsageQuery>,
+) -> PortalResult<UsagePage> {
     let app = owned_app(&state, &ctx, &id).await?;
-    let usage = report(&state, app.account_id, Scope::App(&app), &query, format!("/apps/{}/usage", app.id), &format!("/apps/{}/usage.csv", app.id)).await?;
+    let usage =
+        report(&state, app.account_id, Scope::App(&app), &query, format!("/apps/{}/usage", app.id), &format!("/apps/{}/usage.csv", app.id))
+            .await?;
     Ok(UsagePage { chrome: ctx.chrome().await?, app, usage })
 }
 
 /// `GET /apps/{id}/usage.csv`.
-pub async fn app_usage_csv(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>, Query(query): Query<UsageQuery>) -> PortalResult<Response> {
+pub async fn app_usage_csv(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(query): Query<UsageQuery>,
+) -> PortalResult<Response> {
     let app = owned_app(&state, &ctx, &id).await?;
     csv(&state, app.account_id, Some(app.id), &query, &format!("usage-app-{}", app.id)).await
 }
@@ -418,7 +434,10 @@ async fn csv(state: &PortalState, account_id: i64, app_id: Option<i64>, query: &
         ));
     }
     let disposition = format!("attachment; filename=\"turnpike-{name}.csv\"");
-    Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, disposition), (CACHE_CONTROL, "no-store".to_owned())], out)
+    Ok((
+        [(CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, disposition), (CACHE_CONTROL, "no-store".to_owned())],
+        out,
+    )
         .into_response())
 }
 

@@ -148,7 +148,11 @@ async fn apps_and_keys_can_be_renamed_with_validation_and_only_by_their_owner() 
         let bob = app.developer("bob@example.com").await;
         let bob_app = app.create_app(&bob, "Bob's").await;
         let bcsrf = app.csrf(&bob, "/dashboard").await;
-        for path in [format!("/apps/{app_id}/rename"), format!("/apps/{app_id}/keys/{key_id}/rename"), format!("/apps/{bob_app}/keys/{key_id}/rename")] {
+        for path in [
+            format!("/apps/{app_id}/rename"),
+            format!("/apps/{app_id}/keys/{key_id}/rename"),
+            format!("/apps/{bob_app}/keys/{key_id}/rename"),
+        ] {
             let res = app.post(&bob, &path, &[("csrf", &bcsrf), ("name", "pwned")]).await;
             assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
         }
@@ -208,10 +212,15 @@ async fn a_rotated_key_keeps_working_for_the_grace_period_then_is_refused() {
         let res = app.post(&dev, &format!("/apps/{app_id}/keys/{old_id}/rotate"), &[("csrf", &csrf), ("grace", "3600")]).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert!(app.get(&dev, &format!("/apps/{app_id}")).await.text().await.unwrap().contains("can no longer be rotated"));
-        let res =
-            app.post(&dev, &format!("/apps/{app_id}/keys/{}/rotate", new_auth.key_id), &[("csrf", &csrf), ("grace", "5")]).await;
+        let res = app.post(&dev, &format!("/apps/{app_id}/keys/{}/rotate", new_auth.key_id), &[("csrf", &csrf), ("grace", "5")]).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        assert!(app.get(&dev, &format!("/apps/{app_id}")).await.text().await.unwrap().contains("Choose how long the old key keeps working."));
+        assert!(app
+            .get(&dev, &format!("/apps/{app_id}"))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Choose how long the old key keeps working."));
         assert_eq!(app.store.list_keys(app_id).await.unwrap().len(), keys_before);
         assert_eq!(app.auth(&new).await.expires_at, None);
 
@@ -357,9 +366,8 @@ async fn usage_pages_and_csv_show_exactly_the_rows_summed_over_sources() {
         let csv = res.text().await.unwrap();
         let p1 = app.store.get_key(app_id, key1).await.unwrap().display_prefix;
         let p2 = app.store.get_key(app_id, key2).await.unwrap().display_prefix;
-        let iso = |t: i64| {
-            time::OffsetDateTime::from_unix_timestamp(t).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap()
-        };
+        let iso =
+            |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
         let expected = [
             turnpike_portal::pages::usage::CSV_HEADER.to_owned(),
             format!("{},{h1},{app_id},{key1},main,{p1},echo,150,140,0,6,4,10,0,0,7500", iso(h1)),
@@ -486,8 +494,11 @@ async fn the_api_page_renders_the_reference_offline_and_try_it_goes_through_the_
         let doc: Value = res.json().await.unwrap();
         assert_eq!(doc["servers"][0]["url"], format!("{GATEWAY_URL}/echo"));
         assert_eq!(doc["servers"].as_array().unwrap().len(), 1);
-        assert_eq!(doc["components"]["securitySchemes"]["turnpikeKey"], serde_json::json!({"type": "http", "scheme": "bearer",
-            "description": "Your Turnpike API key, sent as `Authorization: Bearer <key>`."}));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["turnpikeKey"],
+            serde_json::json!({"type": "http", "scheme": "bearer",
+            "description": "Your Turnpike API key, sent as `Authorization: Bearer <key>`."})
+        );
         assert_eq!(doc["components"]["securitySchemes"]["turnpikeKeyHeader"]["name"], "X-API-Key");
         assert_eq!(doc["security"], serde_json::json!([{"turnpikeKey": []}, {"turnpikeKeyHeader": []}]));
         // The raw document is still served as uploaded.
@@ -523,7 +534,12 @@ async fn the_new_key_page_offers_try_it_in_the_docs_without_sending_the_key_anyw
         let csrf = app.csrf(&dev, &format!("/apps/{app_id}")).await;
         let html = app.post(&dev, &format!("/apps/{app_id}/keys"), &[("csrf", &csrf), ("name", "main")]).await.text().await.unwrap();
         let secret = element_text(&html, "new-api-key").unwrap();
-        assert!(html.contains(r#"<a class="btn btn-secondary btn-sm" href="/apis/echo#try-it" data-try-key="new-api-key">Try Echo in the docs</a>"#), "{html}");
+        assert!(
+            html.contains(
+                r#"<a class="btn btn-secondary btn-sm" href="/apis/echo#try-it" data-try-key="new-api-key">Try Echo in the docs</a>"#
+            ),
+            "{html}"
+        );
         assert_eq!(unescape(&html).matches(&secret).count(), 2, "the secret is on the page and in the curl example only, not in a link");
         assert!(html.contains(r#"data-copy="new-api-key""#), "copy button");
         let js = app.get(&dev, "/static/turnpike.js").await.text().await.unwrap();

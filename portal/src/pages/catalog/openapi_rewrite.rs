@@ -156,7 +156,8 @@ fn rewrite_yaml(doc: &str, base_url: &str) -> String {
                 .iter()
                 .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
                 .map_or("  ".to_owned(), |l| l[..l.len() - l.trim_start().len()].to_owned());
-            let existing = (at + 1..block_end).find(|&i| out[i].starts_with(&child) && out[i][child.len()..].starts_with("securitySchemes:"));
+            let existing =
+                (at + 1..block_end).find(|&i| out[i].starts_with(&child) && out[i][child.len()..].starts_with("securitySchemes:"));
             match existing {
                 Some(i) => {
                     let grand = out[i + 1..block_end]
