@@ -99,7 +99,7 @@ impl Portal {
 
 /// The gateway's rule (gateway/src/gateway.rs): an active key is refused once `expires_at <= now`.
 fn gateway_accepts(auth: &KeyAuth, now: i64) -> bool {
-    auth.status == KeyStatus::Active && !auth.expires_at.is_some_and(|t| t <= now)
+    auth.status == KeyStatus::Active && auth.expires_at.is_none_or(|t| t > now)
 }
 
 #[tokio::test]
