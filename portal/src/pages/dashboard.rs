@@ -80,7 +80,11 @@ pub(crate) async fn render(
         apps.push(AppSummary {
             id: app.id,
             name: app.name,
-            active_keys: keys.iter().filter(|k| k.status == turnpike_store::KeyStatus::Active).count(),
+            // A rotated key past its grace period is refused by the gateways: not active any more.
+            active_keys: keys
+                .iter()
+                .filter(|k| k.status == turnpike_store::KeyStatus::Active && k.expires_at.is_none_or(|t| t > now))
+                .count(),
             keys: keys.len(),
             calls: count(calls),
             errors: count(errors),

@@ -206,6 +206,12 @@ async fn a_rotated_key_keeps_working_for_the_grace_period_then_is_refused() {
         let page = app.get(&dev, &format!("/apps/{app_id}")).await.text().await.unwrap();
         assert!(page.contains(r#"<span class="badge badge-expired">expired</span>"#), "{page}");
         assert!(!page.contains(&format!("/keys/{old_id}/rotate")), "an expired key cannot be rotated");
+        let dash = app.get(&dev, "/dashboard").await.text().await.unwrap();
+        assert!(
+            dash.contains(r#"<span>1<span class="muted small"> / 2</span></span>"#),
+            "the expired key no longer counts as active: {dash}"
+        );
+        assert!(dash.contains(&format!(r#"href="/apps/{app_id}/usage""#)));
 
         // An expired key cannot be rotated by hand either; a bad grace value is refused; both change nothing.
         let keys_before = app.store.list_keys(app_id).await.unwrap().len();
