@@ -101,8 +101,8 @@ pub struct KeyView {
     pub prefix: String,
     /// Badge class: `active`, `rotating`, `expired`, `revoked`, `suspended`.
     pub status: &'static str,
-    /// Badge text, e.g. "expires 2026-05-29 20:00 UTC" while rotating.
-    pub status_label: String,
+    /// When a rotating key stops working, e.g. "2026-05-29 20:00 UTC".
+    pub expires: Option<String>,
     /// Created.
     pub created: String,
     /// Last used, or "Never".
@@ -186,14 +186,14 @@ pub async fn app_detail(State(state): State<PortalState>, ctx: Ctx, Path(id): Pa
     render_app(&state, &ctx, app, None, None).await
 }
 
-/// A key's badge class and text at `now`.
-fn key_status(k: &turnpike_store::KeyRecord, now: i64) -> (&'static str, String) {
+/// A key's status at `now`, and when a rotating key stops working.
+fn key_status(k: &turnpike_store::KeyRecord, now: i64) -> (&'static str, Option<String>) {
     match (k.status, k.expires_at) {
-        (KeyStatus::Active, Some(t)) if t <= now => ("expired", "expired".to_owned()),
-        (KeyStatus::Active, Some(t)) => ("rotating", format!("rotating · expires {}", datetime(t))),
-        (KeyStatus::Active, None) => ("active", "active".to_owned()),
-        (KeyStatus::Revoked, _) => ("revoked", "revoked".to_owned()),
-        (KeyStatus::Suspended, _) => ("suspended", "suspended".to_owned()),
+        (KeyStatus::Active, Some(t)) if t <= now => ("expired", None),
+        (KeyStatus::Active, Some(t)) => ("rotating", Some(datetime(t))),
+        (KeyStatus::Active, None) => ("active", None),
+        (KeyStatus::Revoked, _) => ("revoked", None),
+        (KeyStatus::Suspended, _) => ("suspended", None),
     }
 }
 
@@ -214,12 +214,12 @@ async fn render_app(
         .await?
         .into_iter()
         .map(|k| {
-            let (status, status_label) = key_status(&k, now);
+            let (status, expires) = key_status(&k, now);
             KeyView {
                 id: k.id,
                 calls: count(usage.iter().find(|(id, _, _)| *id == k.id).map_or(0, |(_, a, _)| *a)),
                 status,
-                status_label,
+                expires,
                 name: k.name,
                 prefix: k.display_prefix,
                 created: datetime(k.created_at),

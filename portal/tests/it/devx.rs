@@ -194,7 +194,13 @@ async fn a_rotated_key_keeps_working_for_the_grace_period_then_is_refused() {
             assert!(changes.iter().any(|c| c.kind == ChangeKind::Key && c.ref_id == key.hash().to_hex()));
         }
         let page = app.get(&dev, &format!("/apps/{app_id}")).await.text().await.unwrap();
-        assert!(page.contains(&format!("rotating · expires {}", datetime(NOW + 3600))), "{page}");
+        assert!(
+            page.contains(&format!(
+                r#"<span class="badge badge-rotating">rotating</span><span class="muted small block nowrap key-expires">until {}</span>"#,
+                datetime(NOW + 3600)
+            )),
+            "{page}"
+        );
         assert!(!page.contains(new.expose()), "the secret is not shown again");
 
         // One second before the end both still work; at the end the old one is refused.
