@@ -34,8 +34,22 @@
     });
   }
 
+  // "Try it in the docs": <a data-try-key="element-id">. Keeps the just-created key in this tab's
+  // sessionStorage (never sent to the portal) so the docs page can pre-authorize Swagger UI.
+  function setupTryKey(link) {
+    link.addEventListener("click", function () {
+      var source = document.getElementById(link.getAttribute("data-try-key"));
+      try {
+        if (source) window.sessionStorage.setItem("turnpike.tryKey", source.textContent.trim());
+      } catch (e) {
+        // Storage disabled: the docs page still works; the key is pasted into Authorize instead.
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-copy]").forEach(setupCopy);
+    document.querySelectorAll("a[data-try-key]").forEach(setupTryKey);
     document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
   });
 })();

@@ -100,3 +100,6 @@ pub fn app(state: PortalState) -> Router {
         .layer(CatchPanicLayer::custom(errors::panic_response))
         .with_state(state)
 }
+
+/// Server-rendered SVG charts (usage pages).
+pub mod charts;

@@ -38,4 +38,13 @@ impl Store {
             .bind(app_id).bind(account_id).fetch_optional(p).await?)
         .ok_or(StoreError::NotFound)
     }
+
+    /// Rename an app `account_id` owns. A name the account already uses is
+    /// [`StoreError::Conflict`]; someone else's app is [`StoreError::NotFound`].
+    pub async fn rename_app(&self, account_id: i64, app_id: i64, name: &str) -> Result<App, StoreError> {
+        on_pool!(self, p => sqlx::query_as(
+            "UPDATE apps SET name = $3 WHERE id = $1 AND account_id = $2 RETURNING id, account_id, name, created_at")
+            .bind(app_id).bind(account_id).bind(name).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
 }

@@ -140,6 +140,49 @@ impl Store {
         Ok(row.and_then(|(h,)| <[u8; 32]>::try_from(h.as_slice()).ok()).map(KeyHash))
     }
 
+    /// Rename a key of `app_id`.
+    pub async fn rename_key(&self, app_id: i64, key_id: i64, name: &str) -> Result<(), StoreError> {
+        let n = on_pool!(self, p => sqlx::query("UPDATE api_keys SET name = $3 WHERE id = $1 AND app_id = $2")
+            .bind(key_id).bind(app_id).bind(name).execute(p).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Rotate an active key of `app_id`: store `new_key` under the same name and let the old key
+    /// expire `grace_secs` from `now` (0: at once). An earlier expiry the old key already had is
+    /// kept. Both hashes go to the change log so gateways drop what they cached.
+    /// A key that is revoked, suspended or already expired is [`StoreError::NotFound`].
+    pub async fn rotate_key(&self, app_id: i64, key_id: i64, new_key: &ApiKey, grace_secs: i64, now: i64) -> Result<KeyRecord, StoreError> {
+        let expires_at = now.saturating_add(grace_secs.max(0));
+        let new_hash = new_key.hash();
+        let row: KeyRow = in_tx!(self, tx => {
+            let old: Option<(String, Vec<u8>)> = sqlx::query_as(
+                "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $3 THEN expires_at ELSE $3 END
+                 WHERE id = $1 AND app_id = $2 AND status = 'active' AND (expires_at IS NULL OR expires_at > $4)
+                 RETURNING name, key_hash")
+                .bind(key_id).bind(app_id).bind(expires_at).bind(now).fetch_optional(&mut *tx).await?;
+            let Some((name, old_hash)) = old else { return Err(StoreError::NotFound) };
+            let row: KeyRow = sqlx::query_as(&format!(
+                "INSERT INTO api_keys (app_id, name, display_prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {KEY_COLUMNS}"))
+                .bind(app_id).bind(&name).bind(new_key.display_prefix()).bind(new_hash.0.to_vec()).bind(now)
+                .fetch_one(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Key, hex::encode(old_hash), now);
+            record_change!(tx, ChangeKind::Key, new_hash.to_hex(), now);
+            row
+        });
+        Ok(row.into())
+    }
+
+    /// One key of `app_id`.
+    pub async fn get_key(&self, app_id: i64, key_id: i64) -> Result<KeyRecord, StoreError> {
+        let row: Option<KeyRow> = on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND app_id = $2"))
+            .bind(key_id).bind(app_id).fetch_optional(p).await?);
+        row.map(Into::into).ok_or(StoreError::NotFound)
+    }
+
     /// Look a key up by hash, with its owner's state.
     pub async fn key_auth(&self, hash: &KeyHash) -> Result<Option<KeyAuth>, StoreError> {
         #[derive(sqlx::FromRow)]

@@ -42,3 +42,5 @@ mod pats;
 pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
 mod stripe;
 pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};
+mod usage_series;
+pub use usage_series::{HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::changes::{record_change, ChangeKind};
 use crate::db::{in_tx, on_pool};
-use crate::{App, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// Every personal access token starts with this.
 pub const PAT_PREFIX: &str = "tp_pat_";
@@ -151,15 +151,6 @@ impl Store {
             "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
             .bind(id).bind(now).execute(p).await?.rows_affected());
         Ok(Some(account_id))
-    }
-
-    /// Rename an app `account_id` owns. Another app of the account with that name is
-    /// [`StoreError::Conflict`]; someone else's app is [`StoreError::NotFound`].
-    pub async fn rename_app(&self, account_id: i64, app_id: i64, name: &str) -> Result<App, StoreError> {
-        on_pool!(self, p => sqlx::query_as(
-            "UPDATE apps SET name = $3 WHERE id = $1 AND account_id = $2 RETURNING id, account_id, name, created_at")
-            .bind(app_id).bind(account_id).bind(name).fetch_optional(p).await?)
-        .ok_or(StoreError::NotFound)
     }
 
     /// Delete an app `account_id` owns, with its keys, subscriptions and usage. Gateways are told

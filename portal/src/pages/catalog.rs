@@ -3,10 +3,13 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use turnpike_store::{Api, StoreError, Visibility};
+
+mod openapi_rewrite;
 
 use crate::ctx::{Chrome, Ctx};
 use crate::error::{PortalError, PortalResult};
@@ -40,6 +43,8 @@ pub struct ApiPage {
     chrome: Chrome,
     api: ApiView,
     logged_in: bool,
+    /// `(badge class, label)` for the API's lifecycle status.
+    status: (&'static str, &'static str),
 }
 
 impl ApiPage {
@@ -61,26 +66,103 @@ async fn visible_api(state: &PortalState, ctx: &Ctx, slug: &str) -> PortalResult
     Ok(api)
 }
 
-/// `GET /apis/{slug}`: description, base URL, plans, an example request.
-pub async fn api_detail(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<ApiPage> {
+/// `GET /apis/{slug}`: description, status, base URL, plans, an example request and, when a
+/// document is stored, the interactive reference (Swagger UI, vendored under `static/`).
+pub async fn api_detail(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<Response> {
     let api = visible_api(&state, &ctx, &slug).await?;
     let plans = state.store.list_plans(api.id).await?;
-    Ok(ApiPage {
+    let status = match api.visibility {
+        Visibility::Public => ("active", "Published"),
+        Visibility::Private => ("accent", "Unlisted"),
+        Visibility::Draft => ("warn", "Draft"),
+    };
+    let page = ApiPage {
         logged_in: ctx.account.is_some(),
         chrome: ctx.chrome().await?,
         api: ApiView::new(&api, &plans, &state.config.gateway_url),
-    })
+        status,
+    };
+    let csp = docs_csp(&state.config.gateway_url);
+    Ok(([(CONTENT_SECURITY_POLICY, csp)], page).into_response())
 }
 
-/// `GET /apis/{slug}/openapi.json`: the stored document, as uploaded.
+/// The API page's policy: the portal-wide one, except that
+/// - `style-src` allows inline styles: Swagger UI (React) sets `style` attributes on its
+///   elements (collapsing sections, the model viewer) and cannot work without them. Scripts stay
+///   `'self'` only, so this admits no script injection; the page has no user-controlled CSS.
+/// - `connect-src` allows the gateway's origin, where "Try it out" sends its requests.
+fn docs_csp(gateway_url: &str) -> HeaderValue {
+    let origin = gateway_origin(gateway_url).map(|o| format!(" {o}")).unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; \
+         connect-src 'self'{origin}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+}
+
+/// `scheme://host[:port]` of an http(s) URL, if it is one and holds only characters that are safe
+/// inside a CSP source expression.
+fn gateway_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "http" | "https") {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let safe = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    safe.then(|| format!("{scheme}://{host}"))
+}
+
+/// `GET /apis/{slug}/openapi.json`: the stored document, as uploaded (the download link).
 pub async fn openapi(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<Response> {
     let api = visible_api(&state, &ctx, &slug).await?;
     let doc = api.openapi.ok_or(PortalError::NotFound)?;
-    let content_type = if doc.trim_start().starts_with('{') { "application/json" } else { "application/yaml" };
+    let content_type = if is_json(&doc) { "application/json" } else { "application/yaml" };
     Ok(([(CONTENT_TYPE, content_type)], doc).into_response())
+}
+
+/// `GET /apis/{slug}/openapi.gateway.json`: the document the docs page renders: servers point at
+/// the gateway (so "Try it out" goes through it) and the security scheme is the Turnpike key.
+pub async fn gateway_openapi(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<Response> {
+    let api = visible_api(&state, &ctx, &slug).await?;
+    let doc = api.openapi.as_deref().ok_or(PortalError::NotFound)?;
+    let base_url = format!("{}{}", state.config.gateway_url.trim_end_matches('/'), api.route_prefix);
+    let (content_type, body) = match openapi_rewrite::for_gateway(doc, &base_url) {
+        Ok(openapi_rewrite::Rewritten::Json(body)) => ("application/json", body),
+        Ok(openapi_rewrite::Rewritten::Yaml(body)) => ("application/yaml", body),
+        Err(e) => {
+            // A stored document that does not parse: log it, and serve it unchanged so the docs
+            // still show what Swagger UI can make of it.
+            tracing::warn!(api = %api.slug, error = %e, "openapi document could not be rewritten for the gateway");
+            (if is_json(doc) { "application/json" } else { "application/yaml" }, doc.to_owned())
+        }
+    };
+    let disposition = HeaderValue::from_static("inline");
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static(content_type)), (CONTENT_DISPOSITION, disposition)], body).into_response())
+}
+
+fn is_json(doc: &str) -> bool {
+    doc.trim_start().starts_with('{')
 }
 
 /// The catalog's routes.
 pub fn routes() -> axum::Router<PortalState> {
-    axum::Router::new().route("/", get(index)).route("/apis/{slug}", get(api_detail)).route("/apis/{slug}/openapi.json", get(openapi))
+    axum::Router::new()
+        .route("/", get(index))
+        .route("/apis/{slug}", get(api_detail))
+        .route("/apis/{slug}/openapi.json", get(openapi))
+        .route("/apis/{slug}/openapi.gateway.json", get(gateway_openapi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(gateway_origin("https://gw.example.com/base").as_deref(), Some("https://gw.example.com"));
+        assert_eq!(gateway_origin("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(gateway_origin("ftp://x"), None);
+        assert_eq!(gateway_origin("https://a b;script-src *"), None);
+    }
 }

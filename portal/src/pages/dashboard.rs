@@ -2,11 +2,12 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::usage::{UsageQuery, UsageReport};
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
 use crate::format::{count, month_start};
@@ -43,6 +44,8 @@ pub struct DashboardPage {
     /// The create-app form's value and error, when re-rendered.
     new_app_name: String,
     new_app_error: Option<String>,
+    /// Charts, quotas and the CSV link for all apps.
+    usage: UsageReport,
 }
 
 impl DashboardPage {
@@ -53,8 +56,8 @@ impl DashboardPage {
 }
 
 /// `GET /dashboard`.
-pub async fn dashboard(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<DashboardPage> {
-    render(&state, &ctx, String::new(), None).await
+pub async fn dashboard(State(state): State<PortalState>, ctx: Ctx, Query(query): Query<UsageQuery>) -> PortalResult<DashboardPage> {
+    render(&state, &ctx, String::new(), None, &query).await
 }
 
 /// The dashboard, optionally with the create-app form re-shown with an error.
@@ -63,6 +66,7 @@ pub(crate) async fn render(
     ctx: &Ctx,
     new_app_name: String,
     new_app_error: Option<String>,
+    query: &UsageQuery,
 ) -> PortalResult<DashboardPage> {
     let account = ctx.require_account()?;
     let now = state.clock.now();
@@ -76,12 +80,17 @@ pub(crate) async fn render(
         apps.push(AppSummary {
             id: app.id,
             name: app.name,
-            active_keys: keys.iter().filter(|k| k.status == turnpike_store::KeyStatus::Active).count(),
+            // A rotated key past its grace period is refused by the gateways: not active any more.
+            active_keys: keys
+                .iter()
+                .filter(|k| k.status == turnpike_store::KeyStatus::Active && k.expires_at.is_none_or(|t| t > now))
+                .count(),
             keys: keys.len(),
             calls: count(calls),
             errors: count(errors),
         });
     }
+    let report = super::usage::account_report(state, account.id, query).await?;
     let month_label = time::OffsetDateTime::from_unix_timestamp(now).map(|t| format!("{} {}", t.month(), t.year())).unwrap_or_default();
     Ok(DashboardPage {
         chrome: ctx.chrome().await?,
@@ -92,6 +101,7 @@ pub(crate) async fn render(
         month_label,
         new_app_name,
         new_app_error,
+        usage: report,
     })
 }
 
@@ -103,11 +113,11 @@ pub(crate) async fn render_with_error(
     name: String,
     error: &str,
 ) -> PortalResult<Response> {
-    let page = render(state, ctx, name, Some(error.to_owned())).await?;
+    let page = render(state, ctx, name, Some(error.to_owned()), &UsageQuery::default()).await?;
     Ok((status, page).into_response())
 }
 
 /// The dashboard.
 pub fn routes() -> axum::Router<PortalState> {
-    axum::Router::new().route("/dashboard", get(dashboard))
+    axum::Router::new().route("/dashboard", get(dashboard)).merge(super::usage::routes())
 }

@@ -1,0 +1,471 @@
+//! Usage reports: calls and errors per hour (last 48 h) and per day (this period), quota used and
+//! left with a forecast, mean latency, and the hourly rows as CSV. For the whole account (on the
+//! dashboard) and per app (`/apps/{id}/usage`), filtered by key and API. Every number is
+//! `usage_hourly` summed over counter sources: what billing invoices.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use turnpike_store::clock::hour_start;
+use turnpike_store::period::{monthly_period, Period};
+use turnpike_store::{App, HourUsage, UsageCounts, UsageFilter};
+
+use super::apps::owned_app;
+use crate::charts::{self, Bar};
+use crate::ctx::{Chrome, Ctx};
+use crate::error::{PortalError, PortalResult};
+use crate::format::{count, datetime, month_start};
+use crate::PortalState;
+
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+/// Hours in the hourly chart, the current one included.
+pub const HOURS_SHOWN: i64 = 48;
+
+/// `?key=&api=`: empty or absent means all.
+#[derive(Debug, Default, Deserialize)]
+pub struct UsageQuery {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    api: String,
+}
+
+/// An `<option>` of a filter select.
+#[derive(Debug, Clone)]
+pub struct FilterOption {
+    /// Value (an id).
+    pub value: i64,
+    /// Text.
+    pub label: String,
+    /// Whether it is the current choice.
+    pub selected: bool,
+}
+
+/// One row of a chart's data table.
+#[derive(Debug, Clone)]
+pub struct SeriesRow {
+    /// Hour or day, e.g. `"2026-05-28 14:00 UTC"`.
+    pub label: String,
+    /// Calls, formatted.
+    pub calls: String,
+    /// Errors, formatted.
+    pub errors: String,
+}
+
+/// A subscription's quota this period.
+#[derive(Debug, Clone)]
+pub struct QuotaView {
+    /// App name.
+    pub app_name: String,
+    /// API name.
+    pub api_name: String,
+    /// Plan name.
+    pub plan_name: String,
+    /// Calls counted against the quota this period (the invoiced figure), formatted.
+    pub used: String,
+    /// Quota, formatted, or "Unlimited".
+    pub quota: String,
+    /// Left, formatted, or "—" when unlimited.
+    pub left: String,
+    /// Width of the bar, 0–100.
+    pub percent: i64,
+    /// Over or at the quota.
+    pub exhausted: bool,
+    /// "Runs out around …", "Used up", "Lasts the period".
+    pub forecast: String,
+    /// `"2026-05-01 00:00 UTC – 2026-06-01 00:00 UTC"`.
+    pub period: String,
+}
+
+/// Everything the usage section renders.
+#[derive(Debug, Clone)]
+pub struct UsageReport {
+    /// Where the filter form submits.
+    pub form_action: String,
+    /// Whether the section shows its own totals strip (the dashboard has its own at the top).
+    pub show_totals: bool,
+    /// The CSV link with the current filters.
+    pub csv_href: String,
+    /// Key choices.
+    pub keys: Vec<FilterOption>,
+    /// API choices.
+    pub apis: Vec<FilterOption>,
+    /// The period the daily chart and the totals cover.
+    pub period_label: String,
+    /// Calls this period, formatted.
+    pub calls: String,
+    /// Errors this period, formatted.
+    pub errors: String,
+    /// Errors as a share of calls, e.g. `"1.2%"`.
+    pub error_rate: String,
+    /// Mean latency this period, e.g. `"42 ms"`, or "—".
+    pub latency: String,
+    /// Hourly chart (SVG markup built by [`charts::bars`], all text escaped).
+    pub hourly_svg: String,
+    /// Hourly data table.
+    pub hourly: Vec<SeriesRow>,
+    /// Daily chart.
+    pub daily_svg: String,
+    /// Daily data table.
+    pub daily: Vec<SeriesRow>,
+    /// Quotas of the subscriptions in scope.
+    pub quotas: Vec<QuotaView>,
+}
+
+/// What the report covers.
+enum Scope<'a> {
+    /// All of the account's apps.
+    Account,
+    /// One app.
+    App(&'a App),
+}
+
+fn parse_choice(raw: &str) -> PortalResult<Option<i64>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<i64>().map(Some).map_err(|_| PortalError::NotFound)
+}
+
+fn percent_of(part: i64, whole: i64) -> String {
+    if whole <= 0 {
+        return "0%".to_owned();
+    }
+    // One decimal, integer math: per-mille rounded half up.
+    let permille = (i128::from(part) * 1000 + i128::from(whole) / 2) / i128::from(whole);
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
+fn day_label(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| format!("{} {}", &t.month().to_string()[..3], t.day())).unwrap_or_default()
+}
+
+fn hour_label(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| format!("{:02}:00", t.hour())).unwrap_or_default()
+}
+
+/// Bucket hourly totals into `n` slots of `width` seconds from `start`.
+fn bucket(hours: &[HourUsage], start: i64, width: i64, n: i64) -> Vec<UsageCounts> {
+    let mut out = vec![UsageCounts::default(); usize::try_from(n.max(0)).unwrap_or(0)];
+    for h in hours {
+        if h.hour < start {
+            continue;
+        }
+        if let Some(slot) = usize::try_from((h.hour - start) / width).ok().and_then(|i| out.get_mut(i)) {
+            slot.add(&h.counts);
+        }
+    }
+    out
+}
+
+/// Build the report for `scope`, filtered by `query`, at the clock's now.
+async fn report(
+    state: &PortalState,
+    account_id: i64,
+    scope: Scope<'_>,
+    query: &UsageQuery,
+    form_action: String,
+    csv_path: &str,
+) -> PortalResult<UsageReport> {
+    let now = state.clock.now();
+    let key_choice = parse_choice(&query.key)?;
+    let api_choice = parse_choice(&query.api)?;
+
+    let apps = match scope {
+        Scope::Account => state.store.list_apps(account_id).await?,
+        Scope::App(app) => vec![app.clone()],
+    };
+    let many_apps = matches!(scope, Scope::Account);
+    let mut keys = Vec::new();
+    let mut subs = Vec::new();
+    for app in &apps {
+        for k in state.store.list_keys(app.id).await? {
+            let label = if many_apps {
+                format!("{} / {} ({}…)", app.name, k.name, k.display_prefix)
+            } else {
+                format!("{} ({}…)", k.name, k.display_prefix)
+            };
+            keys.push(FilterOption { value: k.id, label, selected: key_choice == Some(k.id) });
+        }
+        for s in state.store.list_subscriptions(app.id).await? {
+            subs.push((app.name.clone(), s));
+        }
+    }
+    let all_apis = state.store.list_apis().await?;
+    let mut apis: Vec<FilterOption> = all_apis
+        .iter()
+        .filter(|a| subs.iter().any(|(_, s)| s.api_id == a.id))
+        .map(|a| FilterOption { value: a.id, label: a.name.clone(), selected: api_choice == Some(a.id) })
+        .collect();
+    apis.sort_by(|a, b| a.label.cmp(&b.label));
+    // A filter naming someone else's key or an API not in scope is a page that does not exist.
+    if key_choice.is_some_and(|k| !keys.iter().any(|o| o.value == k)) || api_choice.is_some_and(|a| !apis.iter().any(|o| o.value == a)) {
+        return Err(PortalError::NotFound);
+    }
+
+    let filter = UsageFilter {
+        account_id,
+        app_id: match scope {
+            Scope::Account => None,
+            Scope::App(app) => Some(app.id),
+        },
+        key_id: key_choice,
+        api_id: api_choice,
+    };
+
+    // The period: the subscription's billing period when the report is about exactly one
+    // subscription (one app and one API), otherwise the calendar month (UTC).
+    let scoped_subs: Vec<_> = subs.iter().filter(|(_, s)| api_choice.is_none_or(|a| s.api_id == a)).collect();
+    let period = match (&scope, scoped_subs.as_slice()) {
+        (Scope::App(_), [(_, only)]) if api_choice.is_some() => monthly_period(only.billing_anchor, now),
+        _ => {
+            let start = month_start(now);
+            Period { start, end: month_start(start + 32 * DAY) }
+        }
+    };
+
+    let hour_to = hour_start(now) + HOUR;
+    let hour_from = hour_to - HOURS_SHOWN * HOUR;
+    let from = hour_from.min(period.start);
+    let hours = state.store.usage_by_hour(&filter, from, hour_to.max(period.end)).await?;
+
+    let hourly_counts = bucket(&hours, hour_from, HOUR, HOURS_SHOWN);
+    let mut hourly_bars = Vec::with_capacity(hourly_counts.len());
+    let mut hourly = Vec::with_capacity(hourly_counts.len());
+    for (i, c) in hourly_counts.iter().enumerate() {
+        let at = hour_from + i64::try_from(i).unwrap_or(0) * HOUR;
+        hourly_bars.push(Bar { label: hour_label(at), title: datetime(at), calls: c.admitted, errors: c.errors() });
+        hourly.push(SeriesRow { label: datetime(at), calls: count(c.admitted), errors: count(c.errors()) });
+    }
+    let days = (period.end - period.start + DAY - 1) / DAY;
+    let daily_counts = bucket(&hours, period.start, DAY, days);
+    let mut daily_bars = Vec::with_capacity(daily_counts.len());
+    let mut daily = Vec::with_capacity(daily_counts.len());
+    for (i, c) in daily_counts.iter().enumerate() {
+        let at = period.start + i64::try_from(i).unwrap_or(0) * DAY;
+        daily_bars.push(Bar { label: day_label(at), title: datetime(at), calls: c.admitted, errors: c.errors() });
+        daily.push(SeriesRow { label: datetime(at), calls: count(c.admitted), errors: count(c.errors()) });
+    }
+    let mut totals = UsageCounts::default();
+    for h in hours.iter().filter(|h| h.hour >= period.start && h.hour < period.end) {
+        totals.add(&h.counts);
+    }
+
+    let mut quotas = Vec::new();
+    for (app_name, sub) in scoped_subs {
+        let Some(api) = all_apis.iter().find(|a| a.id == sub.api_id) else { continue };
+        let plans = state.store.list_plans(api.id).await?;
+        let Some(plan) = plans.iter().find(|p| p.id == sub.plan_id) else { continue };
+        let p = monthly_period(sub.billing_anchor, now);
+        // The figure billing counts: the subscription's usage in its own period, all keys.
+        let used = state.store.subscription_usage(sub.id, p.start, p.end).await?;
+        let (quota, left, percent, exhausted, forecast) = match plan.monthly_quota {
+            None => ("Unlimited".to_owned(), "—".to_owned(), 0, false, "No quota on this plan".to_owned()),
+            Some(q) => {
+                let left = (q - used).max(0);
+                let percent = if q <= 0 { 100 } else { i64::try_from((i128::from(used) * 100 / i128::from(q)).min(100)).unwrap_or(100) };
+                let forecast = match turnpike_billing::forecast_exhaustion(
+                    u64::try_from(used.max(0)).unwrap_or(0),
+                    u64::try_from(q.max(0)).unwrap_or(0),
+                    now - p.start,
+                    p.end - p.start,
+                ) {
+                    Some(0) => "Used up: calls are refused until the period ends".to_owned(),
+                    Some(secs) => format!("At this rate it runs out around {}", datetime(now + secs)),
+                    None => "At this rate it lasts the period".to_owned(),
+                };
+                (count(q), count(left), percent, used >= q, forecast)
+            }
+        };
+        quotas.push(QuotaView {
+            app_name: app_name.clone(),
+            api_name: api.name.clone(),
+            plan_name: plan.name.clone(),
+            used: count(used),
+            quota,
+            left,
+            percent,
+            exhausted,
+            forecast,
+            period: format!("{} – {}", datetime(p.start), datetime(p.end)),
+        });
+    }
+
+    let mut qs = Vec::new();
+    if let Some(k) = key_choice {
+        qs.push(format!("key={k}"));
+    }
+    if let Some(a) = api_choice {
+        qs.push(format!("api={a}"));
+    }
+    let csv_href = if qs.is_empty() { csv_path.to_owned() } else { format!("{csv_path}?{}", qs.join("&")) };
+    let period_label = format!("{} – {}", datetime(period.start), datetime(period.end));
+    Ok(UsageReport {
+        csv_href,
+        form_action,
+        show_totals: !many_apps,
+        keys,
+        apis,
+        calls: count(totals.admitted),
+        errors: count(totals.errors()),
+        error_rate: percent_of(totals.errors(), totals.admitted),
+        latency: totals.mean_latency_ms().map_or_else(|| "—".to_owned(), |ms| format!("{} ms", count(ms))),
+        hourly_svg: charts::bars(
+            "chart-hourly",
+            "Calls and errors per hour, last 48 hours",
+            "Bar chart of calls (blue) and errors (red) for each of the last 48 hours, UTC. The table below lists the same numbers.",
+            &hourly_bars,
+            6,
+        ),
+        hourly,
+        daily_svg: charts::bars(
+            "chart-daily",
+            "Calls and errors per day, this period",
+            &format!("Bar chart of calls (blue) and errors (red) for each day of the period {period_label}. The table below lists the same numbers."),
+            &daily_bars,
+            if daily_bars.len() > 16 { 3 } else { 1 },
+        ),
+        daily,
+        period_label,
+        quotas,
+    })
+}
+
+/// The account-wide report for the dashboard.
+pub(crate) async fn account_report(state: &PortalState, account_id: i64, query: &UsageQuery) -> PortalResult<UsageReport> {
+    report(state, account_id, Scope::Account, query, "/dashboard".to_owned(), "/dashboard/usage.csv").await
+}
+
+/// `GET /apps/{id}/usage`.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "usage.html")]
+pub struct UsagePage {
+    chrome: Chrome,
+    app: App,
+    usage: UsageReport,
+}
+
+/// `GET /apps/{id}/usage`: one app's usage.
+pub async fn app_usage(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(query): Query<UsageQuery>,
+) -> PortalResult<UsagePage> {
+    let app = owned_app(&state, &ctx, &id).await?;
+    let usage =
+        report(&state, app.account_id, Scope::App(&app), &query, format!("/apps/{}/usage", app.id), &format!("/apps/{}/usage.csv", app.id))
+            .await?;
+    Ok(UsagePage { chrome: ctx.chrome().await?, app, usage })
+}
+
+/// `GET /apps/{id}/usage.csv`.
+pub async fn app_usage_csv(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(query): Query<UsageQuery>,
+) -> PortalResult<Response> {
+    let app = owned_app(&state, &ctx, &id).await?;
+    csv(&state, app.account_id, Some(app.id), &query, &format!("usage-app-{}", app.id)).await
+}
+
+/// `GET /dashboard/usage.csv`: every app of the account.
+pub async fn account_usage_csv(State(state): State<PortalState>, ctx: Ctx, Query(query): Query<UsageQuery>) -> PortalResult<Response> {
+    let account_id = ctx.require_account()?.id;
+    csv(&state, account_id, None, &query, "usage").await
+}
+
+/// The CSV header line.
+pub const CSV_HEADER: &str = "hour_utc,hour_unix,app_id,key_id,key_name,key_prefix,api,calls,status_2xx,status_3xx,status_4xx,status_5xx,errors,bytes_in,bytes_out,latency_ms_sum";
+
+/// A CSV field: quoted when needed, and defused when a spreadsheet would read it as a formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// The hourly rows (key × API × hour, summed over sources) of the report's range: this period
+/// and the last 48 hours.
+async fn csv(state: &PortalState, account_id: i64, app_id: Option<i64>, query: &UsageQuery, name: &str) -> PortalResult<Response> {
+    let now = state.clock.now();
+    let key_id = parse_choice(&query.key)?;
+    let api_id = parse_choice(&query.api)?;
+    let filter = UsageFilter { account_id, app_id, key_id, api_id };
+    let to = hour_start(now) + HOUR;
+    let from = (to - HOURS_SHOWN * HOUR).min(month_start(now));
+    let lines = state.store.usage_hourly_lines(&filter, from, to).await?;
+    let mut out = String::with_capacity(CSV_HEADER.len() + 2 + lines.len() * 120);
+    out.push_str(CSV_HEADER);
+    out.push_str("\r\n");
+    for l in &lines {
+        let c = &l.counts;
+        let hour = time::OffsetDateTime::from_unix_timestamp(l.hour)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{hour},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+            l.hour,
+            l.app_id,
+            l.key_id,
+            csv_field(&l.key_name),
+            csv_field(&l.key_prefix),
+            csv_field(&l.api_slug),
+            c.admitted,
+            c.status_2xx,
+            c.status_3xx,
+            c.status_4xx,
+            c.status_5xx,
+            c.errors(),
+            c.bytes_in,
+            c.bytes_out,
+            c.latency_ms_sum
+        ));
+    }
+    let disposition = format!("attachment; filename=\"turnpike-{name}.csv\"");
+    Ok((
+        [(CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, disposition), (CACHE_CONTROL, "no-store".to_owned())],
+        out,
+    )
+        .into_response())
+}
+
+/// Usage routes (merged by the dashboard's).
+pub fn routes() -> axum::Router<PortalState> {
+    axum::Router::new()
+        .route("/apps/{id}/usage", get(app_usage))
+        .route("/apps/{id}/usage.csv", get(app_usage_csv))
+        .route("/dashboard/usage.csv", get(account_usage_csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields() {
+        assert_eq!(csv_field("prod"), "prod");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percent_of(0, 0), "0%");
+        assert_eq!(percent_of(1, 3), "33.3%");
+        assert_eq!(percent_of(2, 3), "66.7%");
+        assert_eq!(percent_of(5, 5), "100.0%");
+    }
+}

@@ -1,0 +1,178 @@
+//! Usage as the developer's dashboard shows it: `usage_hourly` summed over counter sources (one
+//! row per key × API × hour × source), so every figure is the one billing invoices.
+
+use serde::Serialize;
+
+use crate::db::on_pool;
+use crate::{Store, StoreError};
+
+/// Which usage to read. Always scoped to one account, so nobody reads another's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UsageFilter {
+    /// Owner of the keys (required).
+    pub account_id: i64,
+    /// Only this app's keys.
+    pub app_id: Option<i64>,
+    /// Only this key.
+    pub key_id: Option<i64>,
+    /// Only this API.
+    pub api_id: Option<i64>,
+}
+
+/// Counters summed over sources (and over keys and APIs, unless the row names them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct UsageCounts {
+    /// Requests admitted (the billable count).
+    pub admitted: i64,
+    /// Responses 2xx.
+    pub status_2xx: i64,
+    /// Responses 3xx.
+    pub status_3xx: i64,
+    /// Responses 4xx.
+    pub status_4xx: i64,
+    /// Responses 5xx.
+    pub status_5xx: i64,
+    /// Request body bytes.
+    pub bytes_in: i64,
+    /// Response body bytes.
+    pub bytes_out: i64,
+    /// Sum of latencies, milliseconds.
+    pub latency_ms_sum: i64,
+}
+
+impl UsageCounts {
+    /// 4xx + 5xx.
+    pub fn errors(&self) -> i64 {
+        self.status_4xx + self.status_5xx
+    }
+
+    /// Responses counted (the latency sum's denominator).
+    pub fn responses(&self) -> i64 {
+        self.status_2xx + self.status_3xx + self.status_4xx + self.status_5xx
+    }
+
+    /// Mean latency in whole milliseconds (rounded half up), if any response was counted.
+    pub fn mean_latency_ms(&self) -> Option<i64> {
+        let n = self.responses();
+        (n > 0).then(|| (self.latency_ms_sum + n / 2) / n)
+    }
+
+    /// Add another row's counters.
+    pub fn add(&mut self, o: &UsageCounts) {
+        self.admitted += o.admitted;
+        self.status_2xx += o.status_2xx;
+        self.status_3xx += o.status_3xx;
+        self.status_4xx += o.status_4xx;
+        self.status_5xx += o.status_5xx;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.latency_ms_sum += o.latency_ms_sum;
+    }
+}
+
+/// One hour's totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HourUsage {
+    /// Start of the hour (unix seconds).
+    pub hour: i64,
+    /// Counters.
+    pub counts: UsageCounts,
+}
+
+/// One key × API × hour, summed over sources: a line of the CSV export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HourlyUsageLine {
+    /// Start of the hour (unix seconds).
+    pub hour: i64,
+    /// App id.
+    pub app_id: i64,
+    /// Key id.
+    pub key_id: i64,
+    /// Key label.
+    pub key_name: String,
+    /// Key's safe prefix.
+    pub key_prefix: String,
+    /// API slug.
+    pub api_slug: String,
+    /// Counters.
+    pub counts: UsageCounts,
+}
+
+/// The shared `FROM … WHERE` of every query here; `$1..$6` are account, app, key, API, from, to.
+const SCOPE: &str = "FROM usage_hourly u JOIN api_keys k ON k.id = u.key_id JOIN apps a ON a.id = k.app_id
+     WHERE a.account_id = $1 AND ($2 IS NULL OR k.app_id = $2) AND ($3 IS NULL OR u.key_id = $3)
+       AND ($4 IS NULL OR u.api_id = $4) AND u.hour >= $5 AND u.hour < $6";
+
+const SUMS: &str = "CAST(COALESCE(SUM(u.admitted), 0) AS BIGINT) AS admitted,
+     CAST(COALESCE(SUM(u.status_2xx), 0) AS BIGINT) AS status_2xx,
+     CAST(COALESCE(SUM(u.status_3xx), 0) AS BIGINT) AS status_3xx,
+     CAST(COALESCE(SUM(u.status_4xx), 0) AS BIGINT) AS status_4xx,
+     CAST(COALESCE(SUM(u.status_5xx), 0) AS BIGINT) AS status_5xx,
+     CAST(COALESCE(SUM(u.bytes_in), 0) AS BIGINT) AS bytes_in,
+     CAST(COALESCE(SUM(u.bytes_out), 0) AS BIGINT) AS bytes_out,
+     CAST(COALESCE(SUM(u.latency_ms_sum), 0) AS BIGINT) AS latency_ms_sum";
+
+#[derive(sqlx::FromRow)]
+struct HourRow {
+    hour: i64,
+    #[sqlx(flatten)]
+    counts: UsageCounts,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    hour: i64,
+    app_id: i64,
+    key_id: i64,
+    key_name: String,
+    key_prefix: String,
+    api_slug: String,
+    #[sqlx(flatten)]
+    counts: UsageCounts,
+}
+
+impl Store {
+    /// Totals per hour in `[from, to)`, hours without usage left out, oldest first.
+    pub async fn usage_by_hour(&self, f: &UsageFilter, from: i64, to: i64) -> Result<Vec<HourUsage>, StoreError> {
+        let sql = format!("SELECT u.hour AS hour, {SUMS} {SCOPE} GROUP BY u.hour ORDER BY u.hour");
+        let rows: Vec<HourRow> = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(f.account_id).bind(f.app_id).bind(f.key_id).bind(f.api_id).bind(from).bind(to)
+            .fetch_all(p).await?);
+        Ok(rows.into_iter().map(|r| HourUsage { hour: r.hour, counts: r.counts }).collect())
+    }
+
+    /// Totals over `[from, to)`.
+    pub async fn usage_totals(&self, f: &UsageFilter, from: i64, to: i64) -> Result<UsageCounts, StoreError> {
+        let sql = format!("SELECT {SUMS} {SCOPE}");
+        Ok(on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(f.account_id).bind(f.app_id).bind(f.key_id).bind(f.api_id).bind(from).bind(to)
+            .fetch_one(p).await?))
+    }
+
+    /// One line per key × API × hour in `[from, to)`, oldest first: the CSV export.
+    pub async fn usage_hourly_lines(&self, f: &UsageFilter, from: i64, to: i64) -> Result<Vec<HourlyUsageLine>, StoreError> {
+        let sql = format!(
+            "SELECT u.hour AS hour, k.app_id AS app_id, u.key_id AS key_id, k.name AS key_name, k.display_prefix AS key_prefix,
+                    s.slug AS api_slug, {SUMS}
+             {scope}
+             GROUP BY u.hour, k.app_id, u.key_id, k.name, k.display_prefix, s.slug
+             ORDER BY u.hour, u.key_id, s.slug",
+            scope = SCOPE.replacen("JOIN apps a", "JOIN apis s ON s.id = u.api_id JOIN apps a", 1)
+        );
+        let rows: Vec<LineRow> = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(f.account_id).bind(f.app_id).bind(f.key_id).bind(f.api_id).bind(from).bind(to)
+            .fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| HourlyUsageLine {
+                hour: r.hour,
+                app_id: r.app_id,
+                key_id: r.key_id,
+                key_name: r.key_name,
+                key_prefix: r.key_prefix,
+                api_slug: r.api_slug,
+                counts: r.counts,
+            })
+            .collect())
+    }
+}
