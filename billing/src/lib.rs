@@ -36,6 +36,7 @@ mod forecast;
 mod invoice;
 mod money;
 pub mod pricing;
+pub mod proration;
 
 pub use currency::Currency;
 pub use error::{BillingError, PricingError};
@@ -43,3 +44,4 @@ pub use forecast::forecast_exhaustion;
 pub use invoice::{invoice, Invoice, Line, UnitPrice};
 pub use money::Money;
 pub use pricing::{Overage, PlanPrice, Pricing, Tier};
+pub use proration::{change_adjustments, prorate};

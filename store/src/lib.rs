@@ -21,6 +21,8 @@ mod outbox;
 mod sessions;
 mod subscriptions;
 mod usage;
+mod invoices;
+mod billing_reports;
 
 pub use accounts::{Account, AccountStatus, Role};
 pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
@@ -33,3 +35,7 @@ pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Entitlement, Subscription};
 pub use usage::{UsageRow, UsageSummary};
+pub use apis::{NewPlanPrice, PlanPriceRow};
+pub use billing_reports::DriftRow;
+pub use invoices::{invoice_number, InvoiceLineRow, InvoiceRow, InvoiceSummary, NewInvoice, NewInvoiceLine};
+pub use subscriptions::{Adjustment, PlanChange};
