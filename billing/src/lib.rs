@@ -1,6 +1,7 @@
 //! Turnpike pricing and invoicing: pure functions over integer minor units.
 //!
-//! No I/O, no clock, no async, no floats. Money is `i64` minor units ([`Money`]); intermediate
+//! The engine (every module but [`ledger`]) has no I/O, no clock, no async, no floats; [`ledger`]
+//! is the I/O side (store reads and writes, the worker). Money is `i64` minor units ([`Money`]); intermediate
 //! products are `i128`; every operation that could overflow is checked and returns
 //! [`BillingError::Overflow`] instead of wrapping or panicking.
 //!
@@ -37,6 +38,7 @@ mod invoice;
 mod money;
 pub mod pricing;
 pub mod proration;
+pub mod ledger;
 
 pub use currency::Currency;
 pub use error::{BillingError, PricingError};
