@@ -172,9 +172,22 @@ const TOTALS: [[i64; 20]; 2] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_developers_two_months_three_price_models_exact_invoices_reports_and_zero_drift() {
-    let db = TestDb::sqlite().await;
+    println!("backend: sqlite, counters: local");
+    scenario(&TestDb::sqlite().await, &CounterBackend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_scenario_on_postgres_and_redis() {
+    let test = "billing_scenario_pg_redis";
+    let Some(db) = TestDb::postgres(test).await else { return };
+    let Some(redis) = CounterBackend::each(test).await.into_iter().find(|c| c.name() == "redis") else { return };
+    println!("backend: postgres, counters: redis");
+    scenario(&db, &redis).await;
+}
+
+async fn scenario(db: &TestDb, counters: &CounterBackend) {
     let clock = Arc::new(ManualClock::at(JAN1));
-    let app = TestApp::start(&db, &CounterBackend::Local, clock.clone()).await;
+    let app = TestApp::start(db, counters, clock.clone()).await;
     let upstream = flaky_upstream().await;
     let free = turnpike_testkit::default_plan("free", 1000, 1000, None);
     let (api, _) = turnpike_testkit::publish(
