@@ -133,7 +133,9 @@ pub fn needs_payment(price: &PlanPrice) -> bool {
         Pricing::PerUnit { unit_price, .. } => *unit_price > 0,
         Pricing::Graduated { tiers } | Pricing::Volume { tiers } => tiers.iter().any(|t| t.unit_price > 0 || t.flat_fee.unwrap_or(0) > 0),
         Pricing::Package { package_price, .. } => *package_price > 0,
-        Pricing::Quota { base_fee, overage, .. } => *base_fee > 0 || matches!(overage, Overage::Metered { unit_price, .. } if *unit_price > 0),
+        Pricing::Quota { base_fee, overage, .. } => {
+            *base_fee > 0 || matches!(overage, Overage::Metered { unit_price, .. } if *unit_price > 0)
+        }
     }
 }
 

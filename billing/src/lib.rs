@@ -35,10 +35,10 @@ mod currency;
 mod error;
 mod forecast;
 mod invoice;
+pub mod ledger;
 mod money;
 pub mod pricing;
 pub mod proration;
-pub mod ledger;
 
 pub use currency::Currency;
 pub use error::{BillingError, PricingError};

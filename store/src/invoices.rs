@@ -161,11 +161,14 @@ pub struct InvoiceSummary {
     pub email: String,
 }
 
-const INVOICE_COLUMNS: &str = "id, number, subscription_id, period_start, period_end, currency, total_minor, status, plan_id, plan_price_id, \
+const INVOICE_COLUMNS: &str =
+    "id, number, subscription_id, period_start, period_end, currency, total_minor, status, plan_id, plan_price_id, \
                                usage_quantity, due_at, paid_at, finalized_at, created_at";
-const LINE_COLUMNS: &str = "id, invoice_id, line_no, kind, description, quantity, unit_price_minor, unit_per, amount_minor, hour_from, hour_to, \
+const LINE_COLUMNS: &str =
+    "id, invoice_id, line_no, kind, description, quantity, unit_price_minor, unit_per, amount_minor, hour_from, hour_to, \
                             source_admitted, source_5xx";
-const SUMMARY_SELECT: &str = "SELECT i.id, i.number, i.status, i.period_start, i.period_end, i.currency, i.total_minor, i.usage_quantity, i.due_at, \
+const SUMMARY_SELECT: &str =
+    "SELECT i.id, i.number, i.status, i.period_start, i.period_end, i.currency, i.total_minor, i.usage_quantity, i.due_at, \
      i.paid_at, i.subscription_id, s.api_id, apis.name AS api_name, COALESCE(i.plan_id, s.plan_id) AS plan_id, p.name AS plan_name, \
      a.name AS app_name, a.account_id, acc.email
      FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id JOIN apps a ON a.id = s.app_id

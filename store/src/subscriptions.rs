@@ -52,7 +52,8 @@ pub struct Entitlement {
     pub monthly_quota: Option<i64>,
 }
 
-const SUB_COLUMNS: &str = "id, app_id, api_id, plan_id, status, billing_anchor, pending_plan_id, cancel_at_period_end, canceled_at, created_at";
+const SUB_COLUMNS: &str =
+    "id, app_id, api_id, plan_id, status, billing_anchor, pending_plan_id, cancel_at_period_end, canceled_at, created_at";
 
 impl Store {
     /// Subscribe `app_id` to every public API's default plan (used when an app is created).

@@ -39,14 +39,23 @@ async fn flaky_upstream() -> SocketAddr {
                     }
                     Ok::<_, Infallible>(res)
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                let _ =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
             });
         }
     });
     addr
 }
 
-async fn priced_plan(store: &Store, api_id: i64, slug: &str, pricing: &str, base_fee: i64, billable: &str, quota: Option<Option<i64>>) -> i64 {
+async fn priced_plan(
+    store: &Store,
+    api_id: i64,
+    slug: &str,
+    pricing: &str,
+    base_fee: i64,
+    billable: &str,
+    quota: Option<Option<i64>>,
+) -> i64 {
     let plan = store
         .create_plan(
             api_id,
@@ -133,16 +142,19 @@ async fn a_request_at_235959_999_and_one_at_000000_000_land_on_different_invoice
         flush_all(&app, 4, 0).await;
 
         ledger::finalize_due(&app.store, MAR1).await.unwrap();
-        let mut invoices: Vec<_> =
-            app.store.all_invoices().await.unwrap().into_iter().filter(|i| i.subscription_id == sub.id).collect();
+        let mut invoices: Vec<_> = app.store.all_invoices().await.unwrap().into_iter().filter(|i| i.subscription_id == sub.id).collect();
         invoices.sort_by_key(|i| i.period_start);
-        let got: Vec<(i64, i64, i64, i64)> = invoices.iter().map(|i| (i.period_start, i.period_end, i.usage_quantity, i.total_minor)).collect();
+        let got: Vec<(i64, i64, i64, i64)> =
+            invoices.iter().map(|i| (i.period_start, i.period_end, i.usage_quantity, i.total_minor)).collect();
         assert_eq!(got, vec![(JAN1, FEB1, 3, 100), (FEB1, MAR1, 1, 100)]);
         // January's usage line is traceable to the buckets of [Jan 1, Feb 1): 3 admitted.
         let lines = app.store.invoice_lines(invoices[0].id).await.unwrap();
         let usage: Vec<_> = lines.iter().filter(|l| l.kind == "usage").collect();
         assert_eq!(usage.len(), 1);
-        assert_eq!((usage[0].hour_from, usage[0].hour_to, usage[0].source_admitted, usage[0].quantity), (Some(JAN1), Some(FEB1), Some(3), 3));
+        assert_eq!(
+            (usage[0].hour_from, usage[0].hour_to, usage[0].source_admitted, usage[0].quantity),
+            (Some(JAN1), Some(FEB1), Some(3), 3)
+        );
         assert_eq!(app.store.subscription_usage(sub.id, FEB1 - 3600, FEB1).await.unwrap(), 1, "23:59:59.999 is in January's last hour");
         assert_eq!(app.store.subscription_usage(sub.id, FEB1, FEB1 + 3600).await.unwrap(), 1, "00:00:00.000 is in February's first hour");
         app.stop().await;
@@ -275,7 +287,8 @@ async fn scenario(db: &TestDb, counters: &CounterBackend) {
             );
             // Usage lines equal the dashboard's numbers for the period.
             let lines = app.store.invoice_lines(inv.id).await.unwrap();
-            let metered = app.store.subscription_usage(*sub, start, start + if month == 0 { FEB1 - JAN1 } else { MAR1 - FEB1 }).await.unwrap();
+            let metered =
+                app.store.subscription_usage(*sub, start, start + if month == 0 { FEB1 - JAN1 } else { MAR1 - FEB1 }).await.unwrap();
             let (n, _) = traffic(i)[month];
             assert_eq!(metered, n as i64);
             for l in lines.iter().filter(|l| l.kind == "usage") {

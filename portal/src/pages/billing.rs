@@ -210,7 +210,9 @@ fn engine_lines(bill: &ledger::PeriodBill) -> Vec<LineView> {
             },
             amount: money(l.amount_minor, &c),
             source: match (l.buckets, l.source) {
-                (Some((from, to)), Some((a, s5))) => format!("Buckets {} – {}: {} admitted, {} 5xx", datetime(from), datetime(to), count(a), count(s5)),
+                (Some((from, to)), Some((a, s5))) => {
+                    format!("Buckets {} – {}: {} admitted, {} 5xx", datetime(from), datetime(to), count(a), count(s5))
+                }
                 _ => String::new(),
             },
             kind: l.kind,
@@ -235,7 +237,11 @@ pub async fn billing_page(State(state): State<PortalState>, mut ctx: Ctx) -> Por
         let mut options = Vec::new();
         for plan in state.store.list_plans(sub.api_id).await? {
             let p = ledger::price_at(&state.store, plan.id, now).await.map_err(ledger_err)?;
-            options.push(PlanOption { id: plan.id, label: format!("{} — {}", plan.name, describe(&p.price)), current: plan.id == sub.plan_id });
+            options.push(PlanOption {
+                id: plan.id,
+                label: format!("{} — {}", plan.name, describe(&p.price)),
+                current: plan.id == sub.plan_id,
+            });
         }
         let period = draft.bill.period;
         let pending = if sub.status == "canceled" {
@@ -288,7 +294,12 @@ async fn stripe_checkout(_state: &PortalState, _subscription_id: i64, _plan_id: 
 }
 
 /// `POST /billing/subscriptions/{id}/plan`: upgrade now (prorated), downgrade at period end.
-pub async fn change_plan(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>, Form(form): Form<PlanForm>) -> PortalResult<Response> {
+pub async fn change_plan(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<PlanForm>,
+) -> PortalResult<Response> {
     let account_id = ctx.require_account()?.id;
     let sub = state.store.account_subscription(account_id, parse_id(&id)?).await.map_err(not_found)?;
     let Ok(plan_id) = form.plan_id.parse::<i64>() else {
@@ -314,7 +325,10 @@ pub async fn change_plan(State(state): State<PortalState>, ctx: Ctx, Path(id): P
         Err(LedgerError::Store(StoreError::NotFound)) => "This subscription is canceled.".to_owned(),
         Err(e) => return Err(ledger_err(e)),
     };
-    state.store.audit(Some(account_id), "subscription.plan", &format!("subscription:{}", sub.id), &format!("plan:{}", plan.id), now).await?;
+    state
+        .store
+        .audit(Some(account_id), "subscription.plan", &format!("subscription:{}", sub.id), &format!("plan:{}", plan.id), now)
+        .await?;
     ctx.flash(FlashKind::Success, msg).await?;
     Ok(Redirect::to(&format!("/billing#sub-{}", sub.id)).into_response())
 }
@@ -327,7 +341,12 @@ pub struct CancelForm {
 }
 
 /// `POST /billing/subscriptions/{id}/cancel`: `when=now` or `when=period_end`.
-pub async fn cancel(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>, Form(form): Form<CancelForm>) -> PortalResult<Response> {
+pub async fn cancel(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<CancelForm>,
+) -> PortalResult<Response> {
     let account_id = ctx.require_account()?.id;
     let sub = state.store.account_subscription(account_id, parse_id(&id)?).await.map_err(not_found)?;
     let at_period_end = match form.when.as_str() {
@@ -348,7 +367,11 @@ pub async fn cancel(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<S
         Err(e) => return Err(ledger_err(e)),
     }
     state.store.audit(Some(account_id), "subscription.cancel", &format!("subscription:{}", sub.id), &form.when, now).await?;
-    let msg = if at_period_end { "Your subscription ends with this period." } else { "Your subscription is canceled. Gateways refuse its keys within a second." };
+    let msg = if at_period_end {
+        "Your subscription ends with this period."
+    } else {
+        "Your subscription is canceled. Gateways refuse its keys within a second."
+    };
     ctx.flash(FlashKind::Success, msg).await?;
     Ok(Redirect::to("/billing").into_response())
 }
@@ -527,7 +550,9 @@ pub fn parse_pricing(f: &PricingForm) -> Result<(PlanPrice, i64, ledger::Billabl
     let pricing = match f.model.as_str() {
         "free" => Pricing::Free,
         "flat" => Pricing::Flat { amount: parse_amount(&f.base_fee, c, "base fee")? },
-        "per_unit" => Pricing::PerUnit { unit_price: parse_amount(&f.unit_price, c, "unit price")?, per: parse_count(&f.per, "“per” count", 1)? },
+        "per_unit" => {
+            Pricing::PerUnit { unit_price: parse_amount(&f.unit_price, c, "unit price")?, per: parse_count(&f.per, "“per” count", 1)? }
+        }
         "graduated" => Pricing::Graduated { tiers: parse_tiers(&f.tiers, c)? },
         "volume" => Pricing::Volume { tiers: parse_tiers(&f.tiers, c)? },
         "package" => Pricing::Package {
@@ -596,7 +621,9 @@ fn form_from(price: &PlanPrice, trial_days: i64, billable: ledger::Billable) -> 
             (f.model, f.base_fee, f.included) = ("quota".into(), d(*base_fee), included.to_string());
             match overage {
                 Overage::HardCap => f.overage = "hard_cap".into(),
-                Overage::Metered { unit_price, per } => (f.overage, f.unit_price, f.per) = ("metered".into(), d(*unit_price), per.to_string()),
+                Overage::Metered { unit_price, per } => {
+                    (f.overage, f.unit_price, f.per) = ("metered".into(), d(*unit_price), per.to_string())
+                }
             }
         }
     }
@@ -628,7 +655,13 @@ pub struct PricingPage {
     history: Vec<VersionRow>,
 }
 
-async fn pricing_page(state: &PortalState, ctx: &mut Ctx, plan_id: i64, form: Option<PricingForm>, error: Option<String>) -> PortalResult<PricingPage> {
+async fn pricing_page(
+    state: &PortalState,
+    ctx: &mut Ctx,
+    plan_id: i64,
+    form: Option<PricingForm>,
+    error: Option<String>,
+) -> PortalResult<PricingPage> {
     ctx.ensure_csrf().await?;
     let now = state.clock.now();
     let eff = ledger::price_at(&state.store, plan_id, now).await.map_err(|e| match e {
@@ -882,8 +915,13 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
             (c.to_uppercase(), money(*last, c), format!("{sign}{}", money(change, c)))
         })
         .collect();
-    let revenue_chart =
-        bar_chart("Revenue per month", &r.by_month.iter().map(|f| (format!("{} {}", f.label, f.currency.to_uppercase()), f.revenue, money(f.revenue, &f.currency))).collect::<Vec<_>>());
+    let revenue_chart = bar_chart(
+        "Revenue per month",
+        &r.by_month
+            .iter()
+            .map(|f| (format!("{} {}", f.label, f.currency.to_uppercase()), f.revenue, money(f.revenue, &f.currency)))
+            .collect::<Vec<_>>(),
+    );
     let api_chart = bar_chart("Calls per API", &r.by_api.iter().map(|f| (f.label.clone(), f.calls, count(f.calls))).collect::<Vec<_>>());
     Ok(ReportsPage {
         chrome: ctx.chrome().await?,
@@ -909,10 +947,7 @@ fn csv_field(s: &str) -> String {
 }
 
 fn csv_response(name: &str, body: String) -> Response {
-    (
-        [(CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
-        body,
-    )
+    ([(CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body)
         .into_response()
 }
 
@@ -999,7 +1034,9 @@ mod tests {
         let (price, trial, billable) = parse_pricing(&f).unwrap();
         assert_eq!(
             price.pricing(),
-            &Pricing::Graduated { tiers: vec![Tier::new(Some(1000), 5), Tier::new(Some(10000), 4).flat_fee(200), Tier::new(None, 150).per(1000)] }
+            &Pricing::Graduated {
+                tiers: vec![Tier::new(Some(1000), 5), Tier::new(Some(10000), 4).flat_fee(200), Tier::new(None, 150).per(1000)]
+            }
         );
         let again = parse_pricing(&form_from(&price, trial, billable)).unwrap();
         assert_eq!(again, (price, 14, ledger::Billable::Admitted));

@@ -37,11 +37,13 @@ async fn price(store: &Store, plan_id: i64, pricing: &str, base_fee: i64) {
 /// An API "echo" with Free (default), Basic ($10 flat) and Pro ($49 incl. 1,000, then $0.50/1,000).
 async fn plans(store: &Store) -> (i64, i64, i64, i64) {
     let (api, free) = seed_api(store, "echo", "Echo", Visibility::Public).await;
-    let mk = |slug: &str| turnpike_store::NewPlan { slug: slug.into(), name: slug.into(), is_default: false, ..turnpike_testkit::free_plan() };
+    let mk =
+        |slug: &str| turnpike_store::NewPlan { slug: slug.into(), name: slug.into(), is_default: false, ..turnpike_testkit::free_plan() };
     let basic = store.create_plan(api, &turnpike_store::NewPlan { name: "Basic".into(), ..mk("basic") }, NOW).await.unwrap().id;
     let pro = store.create_plan(api, &turnpike_store::NewPlan { name: "Pro".into(), ..mk("pro") }, NOW).await.unwrap().id;
     price(store, basic, r#"{"model":"flat","amount":1000}"#, 1000).await;
-    price(store, pro, r#"{"model":"quota","base_fee":4900,"included":1000,"overage":{"kind":"metered","unit_price":50,"per":1000}}"#, 4900).await;
+    price(store, pro, r#"{"model":"quota","base_fee":4900,"included":1000,"overage":{"kind":"metered","unit_price":50,"per":1000}}"#, 4900)
+        .await;
     (api, free, basic, pro)
 }
 
@@ -205,12 +207,10 @@ async fn finalizing_twice_or_concurrently_yields_one_invoice_per_period_numbered
         // Four workers at once, then two more runs, two periods later.
         let later = PERIOD_END + 31 * 86_400;
         let s = app.store.clone();
-        let runs = futures_join(
-            (0..4).map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move { ledger::finalize_due(&s, later).await.unwrap() })
-            }),
-        )
+        let runs = futures_join((0..4).map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { ledger::finalize_due(&s, later).await.unwrap() })
+        }))
         .await;
         let created: usize = runs.iter().map(|r| r.created.len()).sum();
         assert_eq!(created, 8, "4 subscriptions × 2 periods");
@@ -285,7 +285,8 @@ async fn the_pricing_form_stores_exact_amounts_as_new_versions_and_rejects_bad_o
         }
         let jpy = [("csrf", csrf.as_str()), ("currency", "jpy"), ("model", "flat"), ("base_fee", "500.5"), ("billable", "admitted")];
         assert_eq!(app.post(&root, &path, &jpy).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let tiers = [("csrf", csrf.as_str()), ("currency", "usd"), ("model", "graduated"), ("tiers", "100 1\n50 2\n* 1"), ("billable", "admitted")];
+        let tiers =
+            [("csrf", csrf.as_str()), ("currency", "usd"), ("model", "graduated"), ("tiers", "100 1\n50 2\n* 1"), ("billable", "admitted")];
         assert_eq!(app.post(&root, &path, &tiers).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(app.store.plan_price_history(free).await.unwrap().is_empty(), "nothing stored");
         assert_eq!(app.store.latest_change().await.unwrap(), before, "no change recorded");
