@@ -139,6 +139,17 @@ async fn upgrade_is_immediate_and_prorated_downgrade_waits_cancel_now_or_at_peri
         assert_eq!((s.plan_id, s.pending_plan_id), (pro, Some(basic)));
         let page = unescape(&app.get(&dev, "/billing").await.text().await.unwrap());
         assert!(page.contains("Switches to Basic on 2026-06-28 20:00 UTC"), "{page}");
+        // Choosing the current plan again removes the scheduled change; then schedule it again.
+        post_form(&app, &dev, &format!("/billing/subscriptions/{}/plan", s1.id), &[("plan_id", &pro.to_string())]).await;
+        assert_eq!(sub_of(&app, a1).await.pending_plan_id, None);
+        post_form(&app, &dev, &format!("/billing/subscriptions/{}/plan", s1.id), &[("plan_id", &basic.to_string())]).await;
+        assert_eq!(sub_of(&app, a1).await.pending_plan_id, Some(basic));
+        // A plan of another API is refused and changes nothing.
+        let (_, other) = seed_api(&app.store, "other", "Other", Visibility::Public).await;
+        let r = post_form(&app, &dev, &format!("/billing/subscriptions/{}/plan", s1.id), &[("plan_id", &other.to_string())]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let s = sub_of(&app, a1).await;
+        assert_eq!((s.plan_id, s.pending_plan_id), (pro, Some(basic)));
 
         // App two: Free → Basic now (−$0.01: 1000 × 1600 / 2678400 = 0.597 → 1), then cancel now:
         // credit of the unused part, 1000 × 2676800 / 2678400 = 999.40 → 999. Period total $0.00.
