@@ -499,6 +499,11 @@ pub struct Report {
     pub drift: Vec<Drift>,
     /// Sum of |invoiced − metered| over every invoice; must read zero.
     pub drift_total: i64,
+    /// Usage Stripe reports for the same invoices, when Stripe is configured: the Stripe
+    /// integration fills this in (`None` = not configured) and compares it with the invoiced total.
+    pub stripe_reported: Option<i64>,
+    /// Billable requests on every non-void invoice (what Stripe's figure is compared with).
+    pub invoiced_total: i64,
 }
 
 fn add(map: &mut BTreeMap<(String, String), Figure>, label: &str, currency: &str, calls: i64, revenue: i64, paid: i64) {
@@ -568,6 +573,8 @@ pub async fn report(store: &Store, now: i64) -> Result<Report, LedgerError> {
         drift_checked: rows.len(),
         drift,
         drift_total,
+        stripe_reported: None,
+        invoiced_total: rows.iter().map(|r| r.usage_quantity).sum(),
     })
 }
 

@@ -899,6 +899,8 @@ pub struct ReportsPage {
     drift_checked: usize,
     drift_total: i64,
     drift: Vec<(String, String, String)>,
+    invoiced_total: String,
+    stripe_reported: Option<String>,
     revenue_chart: String,
     api_chart: String,
 }
@@ -935,6 +937,8 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
         drift_checked: r.drift_checked,
         drift_total: r.drift_total,
         drift: r.drift.iter().map(|d| (d.number.clone(), count(d.invoiced), count(d.metered))).collect(),
+        invoiced_total: count(r.invoiced_total),
+        stripe_reported: r.stripe_reported.map(count),
         revenue_chart,
         api_chart,
     })

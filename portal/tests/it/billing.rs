@@ -327,3 +327,34 @@ async fn the_pricing_form_stores_exact_amounts_as_new_versions_and_rejects_bad_o
         assert_eq!(app.get(&dev, &path).await.status(), StatusCode::FORBIDDEN);
     }
 }
+
+#[tokio::test]
+async fn a_free_trial_credits_the_base_fee_for_the_trial_seconds_in_the_period() {
+    for app in each("billing_trial").await {
+        let (api, _) = seed_api(&app.store, "echo", "Echo", Visibility::Public).await;
+        let plan = turnpike_store::NewPlan { slug: "team".into(), name: "Team".into(), is_default: false, ..turnpike_testkit::free_plan() };
+        let team = app.store.create_plan(api, &plan, NOW).await.unwrap().id;
+        let price = NewPlanPrice {
+            currency: "usd".into(),
+            pricing: r#"{"model":"flat","amount":3100}"#.into(),
+            trial_days: 10,
+            billable: "admitted".into(),
+            base_fee: 3100,
+            monthly_quota: None,
+        };
+        app.store.set_plan_price(team, &price, NOW - 60).await.unwrap();
+        let dev = app.developer("ada@example.com").await;
+        let a = app.create_app(&dev, "app").await;
+        let sub = sub_of(&app, a).await;
+        ledger::change_plan(&app.store, sub.id, team, NOW).await.unwrap();
+        ledger::finalize_due(&app.store, PERIOD_END).await.unwrap();
+        let inv = app.store.all_invoices().await.unwrap().into_iter().find(|i| i.subscription_id == sub.id).unwrap();
+        // The subscription started with the period; 10 trial days of a 31-day period:
+        // $31.00 − $31.00 × 864,000 / 2,678,400 = $31.00 − $10.00, and the $31.00 base fee
+        // switched to at 1,600 s in: −3100 × 1600 / 2678400 = −1.85 → −2. Total $20.98.
+        let lines: Vec<(String, i64)> =
+            app.store.invoice_lines(inv.id).await.unwrap().into_iter().map(|l| (l.kind, l.amount_minor)).collect();
+        assert_eq!(lines, vec![("fee".to_owned(), 3100), ("adjustment".to_owned(), -2), ("adjustment".to_owned(), -1000)]);
+        assert_eq!(inv.total_minor, 2_098);
+    }
+}
