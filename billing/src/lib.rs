@@ -1,6 +1,7 @@
 //! Turnpike pricing and invoicing: pure functions over integer minor units.
 //!
-//! No I/O, no clock, no async, no floats. Money is `i64` minor units ([`Money`]); intermediate
+//! The engine (every module but [`ledger`]) has no I/O, no clock, no async, no floats; [`ledger`]
+//! is the I/O side (store reads and writes, the worker). Money is `i64` minor units ([`Money`]); intermediate
 //! products are `i128`; every operation that could overflow is checked and returns
 //! [`BillingError::Overflow`] instead of wrapping or panicking.
 //!
@@ -34,8 +35,10 @@ mod currency;
 mod error;
 mod forecast;
 mod invoice;
+pub mod ledger;
 mod money;
 pub mod pricing;
+pub mod proration;
 
 pub use currency::Currency;
 pub use error::{BillingError, PricingError};
@@ -43,3 +46,4 @@ pub use forecast::forecast_exhaustion;
 pub use invoice::{invoice, Invoice, Line, UnitPrice};
 pub use money::Money;
 pub use pricing::{Overage, PlanPrice, Pricing, Tier};
+pub use proration::{change_adjustments, prorate};

@@ -471,3 +471,100 @@ impl Store {
         Ok(())
     }
 }
+
+// ---- Plan pricing (billing) ----
+
+/// One version of a plan's price. `pricing` is `turnpike_billing::Pricing` as JSON; the store
+/// keeps it opaque.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PlanPriceRow {
+    /// Id (recorded on invoices).
+    pub id: i64,
+    /// Plan.
+    pub plan_id: i64,
+    /// 1, 2, … per plan.
+    pub version: i64,
+    /// ISO 4217 code, lower case.
+    pub currency: String,
+    /// The price description, JSON.
+    pub pricing: String,
+    /// Free trial length.
+    pub trial_days: i64,
+    /// `admitted` or `admitted_non_5xx`.
+    pub billable: String,
+    /// When this version was created (unix seconds).
+    pub created_at: i64,
+}
+
+/// A new price version.
+#[derive(Debug, Clone)]
+pub struct NewPlanPrice {
+    /// ISO 4217 code, lower case.
+    pub currency: String,
+    /// `turnpike_billing::Pricing` as JSON.
+    pub pricing: String,
+    /// Free trial length.
+    pub trial_days: i64,
+    /// `admitted` or `admitted_non_5xx`.
+    pub billable: String,
+    /// Base fee (minor units), copied to `plans.flat_price_minor` for catalog ordering.
+    pub base_fee: i64,
+    /// `Some(q)`: set the plan's gateway quota to `q` (a hard cap, or `None` = unlimited).
+    pub monthly_quota: Option<Option<i64>>,
+}
+
+const PRICE_COLUMNS: &str = "id, plan_id, version, currency, pricing, trial_days, billable, created_at";
+
+impl Store {
+    /// Every plan of every API, by API then price.
+    pub async fn list_all_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY api_id, flat_price_minor, id"))
+            .fetch_all(p).await?))
+    }
+
+    /// Store a new price version for `plan_id` (version = previous + 1) and apply its quota to the
+    /// plan; gateways re-read the plan at once.
+    pub async fn set_plan_price(&self, plan_id: i64, price: &NewPlanPrice, now: i64) -> Result<PlanPriceRow, StoreError> {
+        Ok(in_tx!(self, tx => {
+            let api: Option<(i64,)> = sqlx::query_as(
+                "UPDATE plans SET currency = $2, flat_price_minor = $3 WHERE id = $1 RETURNING api_id")
+                .bind(plan_id).bind(&price.currency).bind(price.base_fee).fetch_optional(&mut *tx).await?;
+            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
+            if let Some(quota) = price.monthly_quota {
+                sqlx::query("UPDATE plans SET monthly_quota = $2 WHERE id = $1").bind(plan_id).bind(quota).execute(&mut *tx).await?;
+            }
+            let row: PlanPriceRow = sqlx::query_as(&format!(
+                "INSERT INTO plan_prices (plan_id, version, currency, pricing, trial_days, billable, created_at)
+                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM plan_prices WHERE plan_id = $1
+                 RETURNING {PRICE_COLUMNS}"))
+                .bind(plan_id).bind(&price.currency).bind(&price.pricing).bind(price.trial_days).bind(&price.billable).bind(now)
+                .fetch_one(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
+            row
+        }))
+    }
+
+    /// The price version in effect at `at`: the newest created at or before it, else the first
+    /// version ever (a price set after `at` still applies to a plan that had none). `None` when the
+    /// plan has no stored price (its legacy columns apply).
+    pub async fn plan_price_at(&self, plan_id: i64, at: i64) -> Result<Option<PlanPriceRow>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {PRICE_COLUMNS} FROM plan_prices WHERE plan_id = $1
+             ORDER BY CASE WHEN created_at <= $2 THEN 0 ELSE 1 END, CASE WHEN created_at <= $2 THEN -version ELSE version END LIMIT 1"))
+            .bind(plan_id).bind(at).fetch_optional(p).await?))
+    }
+
+    /// A price version by id.
+    pub async fn get_plan_price(&self, id: i64) -> Result<PlanPriceRow, StoreError> {
+        on_pool!(self, p => sqlx::query_as(&format!("SELECT {PRICE_COLUMNS} FROM plan_prices WHERE id = $1"))
+            .bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Every price version of a plan, newest first.
+    pub async fn plan_price_history(&self, plan_id: i64) -> Result<Vec<PlanPriceRow>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {PRICE_COLUMNS} FROM plan_prices WHERE plan_id = $1 ORDER BY version DESC"))
+            .bind(plan_id).fetch_all(p).await?))
+    }
+}

@@ -19,6 +19,14 @@ pub struct Subscription {
     pub status: String,
     /// Periods start on this instant's day and time each month (unix seconds).
     pub billing_anchor: i64,
+    /// A plan change waiting for the period end (a downgrade).
+    pub pending_plan_id: Option<i64>,
+    /// Cancel when the current period ends.
+    pub cancel_at_period_end: bool,
+    /// When it was canceled (the last period ends here).
+    pub canceled_at: Option<i64>,
+    /// Created (unix seconds): free trials count from here.
+    pub created_at: i64,
 }
 
 /// What the gateway enforces for one app on one API: the subscription joined with its plan.
@@ -50,7 +58,8 @@ pub struct Entitlement {
     pub fail_open_seconds: i64,
 }
 
-const SUB_COLUMNS: &str = "id, app_id, api_id, plan_id, status, billing_anchor";
+const SUB_COLUMNS: &str =
+    "id, app_id, api_id, plan_id, status, billing_anchor, pending_plan_id, cancel_at_period_end, canceled_at, created_at";
 
 impl Store {
     /// Subscribe `app_id` to every public API's default plan (used when an app is created).
@@ -77,7 +86,8 @@ impl Store {
             let row: Subscription = sqlx::query_as(&format!(
                 "INSERT INTO subscriptions (app_id, api_id, plan_id, billing_anchor, created_at)
                  SELECT $1, api_id, id, $3, $3 FROM plans WHERE id = $2
-                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, status = 'active'
+                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, status = 'active', pending_plan_id = NULL,
+                    cancel_at_period_end = FALSE, canceled_at = NULL
                  RETURNING {SUB_COLUMNS}"))
                 .bind(app_id).bind(plan_id).bind(anchor).fetch_optional(&mut *tx).await?
                 .ok_or(StoreError::NotFound)?;
@@ -111,5 +121,136 @@ impl Store {
                     p.rate_per_second, p.burst, p.monthly_quota, p.redis_failure_policy, p.fail_open_seconds
              FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN apis ap ON ap.id = s.api_id WHERE s.app_id = $1")
             .bind(app_id).fetch_all(p).await?))
+    }
+}
+
+/// A base-fee adjustment line for a subscription's period (proration, trial, cancellation).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Adjustment {
+    /// Id.
+    pub id: i64,
+    /// Subscription.
+    pub subscription_id: i64,
+    /// The period it belongs to (its start).
+    pub period_start: i64,
+    /// For people.
+    pub description: String,
+    /// Signed minor units.
+    pub amount_minor: i64,
+    /// When recorded.
+    pub created_at: i64,
+}
+
+/// A subscription's plan change, as applied in one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanChange {
+    /// Switch to the plan now.
+    Now(i64),
+    /// Switch when the current period ends (`None` clears a scheduled change).
+    AtPeriodEnd(Option<i64>),
+    /// Cancel now.
+    CancelNow,
+    /// Cancel when the current period ends (`false` undoes it).
+    CancelAtPeriodEnd(bool),
+}
+
+impl Store {
+    /// A subscription by id.
+    pub async fn get_subscription(&self, subscription_id: i64) -> Result<Subscription, StoreError> {
+        on_pool!(self, p => sqlx::query_as(&format!("SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = $1"))
+            .bind(subscription_id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// A subscription only if one of `account_id`'s apps holds it (otherwise [`StoreError::NotFound`]).
+    pub async fn account_subscription(&self, account_id: i64, subscription_id: i64) -> Result<Subscription, StoreError> {
+        on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {} FROM subscriptions s JOIN apps a ON a.id = s.app_id WHERE s.id = $1 AND a.account_id = $2",
+            SUB_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")))
+            .bind(subscription_id).bind(account_id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Every subscription of every app of `account_id`.
+    pub async fn account_subscriptions(&self, account_id: i64) -> Result<Vec<Subscription>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {} FROM subscriptions s JOIN apps a ON a.id = s.app_id WHERE a.account_id = $1 ORDER BY s.app_id, s.api_id",
+            SUB_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")))
+            .bind(account_id).fetch_all(p).await?))
+    }
+
+    /// Every subscription (the billing worker walks them).
+    pub async fn all_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!("SELECT {SUB_COLUMNS} FROM subscriptions ORDER BY id")).fetch_all(p).await?))
+    }
+
+    /// Apply `change` to a subscription and record `adjustments` (period start, description,
+    /// signed amount) in one transaction; the change log tells gateways at once.
+    pub async fn change_subscription(
+        &self,
+        subscription_id: i64,
+        change: PlanChange,
+        adjustments: &[(i64, String, i64)],
+        now: i64,
+    ) -> Result<Subscription, StoreError> {
+        Ok(in_tx!(self, tx => {
+            let q = match change {
+                PlanChange::Now(plan) => sqlx::query(
+                    "UPDATE subscriptions SET plan_id = $2, pending_plan_id = NULL, cancel_at_period_end = FALSE, status = 'active', canceled_at = NULL
+                     WHERE id = $1 AND status <> 'canceled' AND EXISTS (SELECT 1 FROM plans p WHERE p.id = $2 AND p.api_id = subscriptions.api_id)")
+                    .bind(subscription_id).bind(plan),
+                PlanChange::AtPeriodEnd(plan) => sqlx::query(
+                    "UPDATE subscriptions SET pending_plan_id = $2 WHERE id = $1 AND status <> 'canceled'
+                     AND ($2 IS NULL OR EXISTS (SELECT 1 FROM plans p WHERE p.id = $2 AND p.api_id = subscriptions.api_id))")
+                    .bind(subscription_id).bind(plan),
+                PlanChange::CancelNow => sqlx::query(
+                    "UPDATE subscriptions SET status = 'canceled', canceled_at = $2, pending_plan_id = NULL, cancel_at_period_end = FALSE
+                     WHERE id = $1 AND status <> 'canceled'")
+                    .bind(subscription_id).bind(now),
+                PlanChange::CancelAtPeriodEnd(on) => sqlx::query(
+                    "UPDATE subscriptions SET cancel_at_period_end = $2 WHERE id = $1 AND status <> 'canceled'")
+                    .bind(subscription_id).bind(on),
+            };
+            if q.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            for (period_start, description, amount) in adjustments {
+                sqlx::query("INSERT INTO billing_adjustments (subscription_id, period_start, description, amount_minor, created_at)
+                             VALUES ($1, $2, $3, $4, $5)")
+                    .bind(subscription_id).bind(period_start).bind(description).bind(amount).bind(now).execute(&mut *tx).await?;
+            }
+            let row: Subscription = sqlx::query_as(&format!("SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = $1"))
+                .bind(subscription_id).fetch_one(&mut *tx).await?;
+            record_change!(tx, ChangeKind::App, row.app_id.to_string(), now);
+            row
+        }))
+    }
+
+    /// At a period end (`period_end`): apply a scheduled plan change or cancellation. Idempotent:
+    /// does nothing when nothing is scheduled. Returns whether anything changed.
+    pub async fn apply_period_end(&self, subscription_id: i64, period_end: i64, now: i64) -> Result<bool, StoreError> {
+        Ok(in_tx!(self, tx => {
+            let a = sqlx::query(
+                "UPDATE subscriptions SET status = 'canceled', canceled_at = $2, cancel_at_period_end = FALSE, pending_plan_id = NULL
+                 WHERE id = $1 AND cancel_at_period_end AND status <> 'canceled'")
+                .bind(subscription_id).bind(period_end).execute(&mut *tx).await?.rows_affected();
+            let b = sqlx::query(
+                "UPDATE subscriptions SET plan_id = pending_plan_id, pending_plan_id = NULL WHERE id = $1 AND pending_plan_id IS NOT NULL")
+                .bind(subscription_id).execute(&mut *tx).await?.rows_affected();
+            if a + b > 0 {
+                let (app_id,): (i64,) = sqlx::query_as("SELECT app_id FROM subscriptions WHERE id = $1")
+                    .bind(subscription_id).fetch_one(&mut *tx).await?;
+                record_change!(tx, ChangeKind::App, app_id.to_string(), now);
+            }
+            a + b > 0
+        }))
+    }
+
+    /// Adjustments recorded for one period of a subscription, oldest first.
+    pub async fn adjustments(&self, subscription_id: i64, period_start: i64) -> Result<Vec<Adjustment>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT id, subscription_id, period_start, description, amount_minor, created_at FROM billing_adjustments
+             WHERE subscription_id = $1 AND period_start = $2 ORDER BY id")
+            .bind(subscription_id).bind(period_start).fetch_all(p).await?))
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `turnpike` process: the real portal, gateway, store and meter flush on
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
+mod billing;
 mod cli;
 mod cluster;
 mod faults;
