@@ -28,6 +28,7 @@ pub mod error;
 pub mod format;
 pub mod pages;
 mod security;
+pub mod throttle;
 pub mod views;
 
 /// Portal settings.

@@ -21,6 +21,8 @@ mod outbox;
 mod sessions;
 mod subscriptions;
 mod usage;
+mod throttle;
+mod tokens;
 
 pub use accounts::{Account, AccountStatus, Role};
 pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
@@ -33,3 +35,4 @@ pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Entitlement, Subscription};
 pub use usage::{UsageRow, UsageSummary};
+pub use tokens::{IssuedToken, TokenGrant, TokenPurpose};
