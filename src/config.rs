@@ -93,6 +93,11 @@ pub struct Config {
     pub worker_threads: Option<usize>,
     /// Most API keys the gateway keeps resolved in memory.
     pub key_cache_capacity: u64,
+    /// SMTP server for the portal's emails, e.g. `smtps://user:pass@mail.example.com` or
+    /// `smtp://relay:25`; unset: emails are written to the log (development only).
+    pub smtp_url: Option<Secret>,
+    /// `From` of the portal's emails.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -121,6 +126,8 @@ impl Default for Config {
             drain_timeout_ms: 30_000,
             worker_threads: None,
             key_cache_capacity: 200_000,
+            smtp_url: None,
+            mail_from: "Turnpike <noreply@localhost>".into(),
         }
     }
 }
@@ -178,6 +185,11 @@ impl Config {
                 if url::Url::parse(u).map(|p| !matches!(p.scheme(), "http" | "https")).unwrap_or(true) {
                     return Err(ConfigError(format!("key `{key}`: expected an http(s) URL, got {u:?}")));
                 }
+            }
+        }
+        if let Some(u) = &self.smtp_url {
+            if !(u.expose().starts_with("smtp://") || u.expose().starts_with("smtps://")) {
+                return Err(ConfigError("key `smtp_url`: expected smtp://… or smtps://…".into()));
             }
         }
         if self.worker_threads == Some(0) {
