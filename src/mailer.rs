@@ -35,7 +35,9 @@ impl Transport {
         let Some(url) = &cfg.smtp_url else { return Ok(Transport::Log) };
         // lettre's error text may quote the URL: never put it (it can hold a password) in ours.
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-            .map_err(|_| anyhow::anyhow!("key `smtp_url`: expected smtp://host[:port][?tls=required|opportunistic] or smtps://host[:port]"))?
+            .map_err(|_| {
+                anyhow::anyhow!("key `smtp_url`: expected smtp://host[:port][?tls=required|opportunistic] or smtps://host[:port]")
+            })?
             .timeout(Some(Duration::from_secs(20)))
             .build();
         let from: Mailbox = cfg.mail_from.parse().context("key `mail_from`: expected an address like Turnpike <noreply@example.com>")?;
@@ -156,7 +158,10 @@ mod tests {
         let transport = Transport::from_config(&cfg).unwrap();
         let db = turnpike_testkit::TestDb::sqlite().await;
         let clock: SharedClock = Arc::new(turnpike_store::clock::ManualClock::at(1_780_000_000));
-        db.store.enqueue_email("verify_email", "ada@example.com", "Confirm your email", "Open https://x/verify-email?token=abc", 1).await.unwrap();
+        db.store
+            .enqueue_email("verify_email", "ada@example.com", "Confirm your email", "Open https://x/verify-email?token=abc", 1)
+            .await
+            .unwrap();
         let (stop_tx, stop_rx) = watch::channel(false);
         let mailer = tokio::spawn(run(db.store.clone(), clock, transport, stop_rx));
         let seen = tokio::time::timeout(Duration::from_secs(20), server).await.expect("the mailer connected").unwrap();

@@ -93,6 +93,7 @@ pub struct Ctx {
     /// The logged-in, active account.
     pub account: Option<Account>,
     csrf: Option<String>,
+    clock: turnpike_store::clock::SharedClock,
 }
 
 impl FromRequestParts<PortalState> for Ctx {
@@ -109,7 +110,7 @@ impl Ctx {
     async fn load(session: Session, state: &PortalState) -> PortalResult<Ctx> {
         let account = session_account(&session, state).await?;
         let csrf = session.get::<String>(CSRF).await?;
-        let mut ctx = Ctx { session, account, csrf };
+        let mut ctx = Ctx { session, account, csrf, clock: state.clock.clone() };
         if ctx.account.is_some() {
             // The layout's logout button is a form: logged-in pages always need a token.
             ctx.ensure_csrf().await?;
@@ -139,9 +140,10 @@ impl Ctx {
         Ok(token)
     }
 
-    /// Log `account` in at `now` (state.clock): a new session id (no fixation), a new CSRF token,
-    /// and the start of the absolute lifetime.
-    pub async fn log_in(&mut self, account: Account, now: i64) -> PortalResult<()> {
+    /// Log `account` in: a new session id (no fixation), a new CSRF token, and the start of the
+    /// absolute lifetime (by `state.clock`).
+    pub async fn log_in(&mut self, account: Account) -> PortalResult<()> {
+        let now = self.clock.now();
         self.session.cycle_id().await?;
         self.session.insert(ACCOUNT_ID, account.id).await?;
         self.session.insert(LOGIN_AT, now).await?;

@@ -20,9 +20,9 @@ mod keys;
 mod outbox;
 mod sessions;
 mod subscriptions;
-mod usage;
 mod throttle;
 mod tokens;
+mod usage;
 
 pub use accounts::{Account, AccountStatus, Role};
 pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
@@ -34,5 +34,5 @@ pub use error::StoreError;
 pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Entitlement, Subscription};
-pub use usage::{UsageRow, UsageSummary};
 pub use tokens::{IssuedToken, TokenGrant, TokenPurpose};
+pub use usage::{UsageRow, UsageSummary};

@@ -13,8 +13,11 @@ impl Store {
         Ok(row)
     }
 
-    /// Record one attempt for `key` at `now`.
+    /// Record one attempt for `key` at `now`, dropping that key's attempts older than a day (no
+    /// window is longer).
     pub async fn throttle_record(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("DELETE FROM throttle_events WHERE key = $1 AND at < $2")
+            .bind(key).bind(now - 86_400).execute(p).await?.rows_affected());
         on_pool!(self, p => sqlx::query("INSERT INTO throttle_events (key, at) VALUES ($1, $2)")
             .bind(key).bind(now).execute(p).await?.rows_affected());
         Ok(())

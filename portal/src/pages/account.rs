@@ -105,6 +105,8 @@ pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Fo
                  If this was not you, you can ignore this message: nothing was changed.\n"
             );
             state.store.enqueue_email("signup_existing", email.as_str(), "You already have a Turnpike account", &body, now).await?;
+            // Audited like a new signup, which also keeps the database work of both answers alike.
+            state.store.audit(None, "signup.existing_email", "account:?", "", now).await?;
         }
         Err(e) => return Err(e.into()),
     }
@@ -204,7 +206,7 @@ pub async fn login(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx,
     }
     throttle::clear(&state, throttle::LOGIN_PER_ACCOUNT, &subject).await?;
     state.store.audit(Some(account.id), "login", &format!("account:{}", account.id), "", now).await?;
-    ctx.log_in(account, now).await?;
+    ctx.log_in(account).await?;
     Ok(Redirect::to("/dashboard").into_response())
 }
 

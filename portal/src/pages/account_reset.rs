@@ -130,8 +130,7 @@ pub async fn reset(State(state): State<PortalState>, mut ctx: Ctx, Form(f): Form
             if state.store.peek_token(&f.token, TokenPurpose::ResetPassword, now).await?.is_none() {
                 return dead_link(&ctx, DEAD_RESET).await;
             }
-            let page =
-                ResetPasswordPage { chrome: ctx.chrome().await?, token: f.token, password_error: Some(capitalise(&e.to_string())) };
+            let page = ResetPasswordPage { chrome: ctx.chrome().await?, token: f.token, password_error: Some(capitalise(&e.to_string())) };
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };

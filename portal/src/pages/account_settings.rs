@@ -94,7 +94,12 @@ async fn reauthenticate(state: &PortalState, ip: &ClientIp, account: &Account, p
 }
 
 /// `POST /account/password`: needs the current password; ends the account's other sessions.
-pub async fn change_password(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Form(f): Form<PasswordForm>) -> PortalResult<Response> {
+pub async fn change_password(
+    State(state): State<PortalState>,
+    ip: ClientIp,
+    ctx: Ctx,
+    Form(f): Form<PasswordForm>,
+) -> PortalResult<Response> {
     let account = ctx.require_account()?.clone();
     let new = Password::parse(&f.new_password);
     let ok = match reauthenticate(&state, &ip, &account, &f.current_password).await? {
@@ -170,7 +175,12 @@ pub async fn change_email(State(state): State<PortalState>, ip: ClientIp, ctx: C
 
 /// `POST /account/delete`: needs the password; revokes every key, anonymises the account, ends
 /// every session.
-pub async fn delete_account(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx, Form(f): Form<DeleteForm>) -> PortalResult<Response> {
+pub async fn delete_account(
+    State(state): State<PortalState>,
+    ip: ClientIp,
+    mut ctx: Ctx,
+    Form(f): Form<DeleteForm>,
+) -> PortalResult<Response> {
     let account = ctx.require_account()?.clone();
     let ok = match reauthenticate(&state, &ip, &account, &f.password).await? {
         Ok(ok) => ok,

@@ -94,7 +94,7 @@ pub async fn verify(State(state): State<PortalState>, mut ctx: Ctx, Form(f): For
     if account.status != AccountStatus::Active {
         return dead_link(&ctx, "This account is suspended. Contact support to restore access.").await;
     }
-    ctx.log_in(account, now).await?;
+    ctx.log_in(account).await?;
     ctx.flash(FlashKind::Success, "Your email is confirmed. Welcome to Turnpike!").await?;
     Ok(Redirect::to("/dashboard").into_response())
 }

@@ -151,7 +151,8 @@ async fn password_reset_is_single_use_expires_and_ends_every_session() {
         assert_eq!(login(&app, "ada@example.com", NEW_PASSWORD).await.1, StatusCode::SEE_OTHER, "new password");
 
         // Single use.
-        let res = app.post(&c, "/reset-password/confirm", &[("csrf", &csrf), ("token", &token), ("password", "yet another password")]).await;
+        let res =
+            app.post(&c, "/reset-password/confirm", &[("csrf", &csrf), ("token", &token), ("password", "yet another password")]).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert_eq!(login(&app, "ada@example.com", NEW_PASSWORD).await.1, StatusCode::SEE_OTHER);
 
@@ -163,7 +164,8 @@ async fn password_reset_is_single_use_expires_and_ends_every_session() {
         advance(&app, 3600);
         assert_eq!(app.get(&c, &late).await.status(), StatusCode::BAD_REQUEST);
         let late_token = late.split_once("token=").unwrap().1;
-        let res = app.post(&c, "/reset-password/confirm", &[("csrf", &csrf), ("token", late_token), ("password", "yet another password")]).await;
+        let res =
+            app.post(&c, "/reset-password/confirm", &[("csrf", &csrf), ("token", late_token), ("password", "yet another password")]).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert_eq!(login(&app, "ada@example.com", NEW_PASSWORD).await.1, StatusCode::SEE_OTHER);
     }
@@ -175,7 +177,9 @@ async fn changing_the_password_needs_the_current_one_and_ends_only_the_other_ses
         let this = app.developer("ada@example.com").await;
         let (other, _) = login(&app, "ada@example.com", PASSWORD).await;
 
-        let res = settings_post(&app, &this, "/account/password", &[("current_password", "not my password"), ("new_password", NEW_PASSWORD)]).await;
+        let res =
+            settings_post(&app, &this, "/account/password", &[("current_password", "not my password"), ("new_password", NEW_PASSWORD)])
+                .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(res.text().await.unwrap().contains("Your current password is incorrect."));
         assert!(logged_in(&app, &other).await, "nothing changed");
