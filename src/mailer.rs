@@ -107,11 +107,13 @@ mod tests {
 
     use super::*;
 
-    /// A fake SMTP server: accepts one session and returns everything the client sent.
-    async fn fake_smtp() -> (String, tokio::task::JoinHandle<String>) {
+    /// A fake SMTP server: accepts one session and reports everything the client sent so far each
+    /// time a message is complete (the pooled client keeps the connection open).
+    async fn fake_smtp() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let (sock, _) = listener.accept().await.unwrap();
             let (r, mut w) = sock.into_split();
             let mut r = BufReader::new(r);
@@ -129,6 +131,7 @@ mod tests {
                         continue;
                     }
                     in_data = false;
+                    let _ = tx.send(seen.clone());
                     b"250 queued\r\n"
                 } else {
                     match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
@@ -146,14 +149,13 @@ mod tests {
                 };
                 w.write_all(reply).await.unwrap();
             }
-            seen
         });
-        (url, task)
+        (url, rx)
     }
 
     #[tokio::test]
     async fn smtp_delivers_the_outbox_and_marks_it_sent() {
-        let (url, server) = fake_smtp().await;
+        let (url, mut server) = fake_smtp().await;
         let cfg = Config { smtp_url: Some(url.as_str().into()), mail_from: "Turnpike <noreply@example.test>".into(), ..Config::default() };
         let transport = Transport::from_config(&cfg).unwrap();
         let db = turnpike_testkit::TestDb::sqlite().await;
@@ -164,7 +166,7 @@ mod tests {
             .unwrap();
         let (stop_tx, stop_rx) = watch::channel(false);
         let mailer = tokio::spawn(run(db.store.clone(), clock, transport, stop_rx));
-        let seen = tokio::time::timeout(Duration::from_secs(20), server).await.expect("the mailer connected").unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(20), server.recv()).await.expect("the mailer delivered").unwrap();
         for _ in 0..100 {
             if db.store.pending_emails(10).await.unwrap().is_empty() {
                 break;
@@ -180,8 +182,8 @@ mod tests {
         assert!(seen.contains("verify-email?token=abc"), "{seen}");
     }
 
-    #[test]
-    fn bad_smtp_urls_name_the_key_and_hide_the_password() {
+    #[tokio::test]
+    async fn bad_smtp_urls_name_the_key_and_hide_the_password() {
         let cfg = Config { smtp_url: Some("http://user:hunter2@mail.example".into()), ..Config::default() };
         let e = Transport::from_config(&cfg).err().expect("refused").to_string();
         assert!(e.contains("smtp_url") && !e.contains("hunter2"), "{e}");
