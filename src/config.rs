@@ -106,6 +106,11 @@ pub struct Config {
     pub stripe_api_base: Option<String>,
     /// Hours a developer keeps access after a failed payment before keys answer 402.
     pub billing_grace_hours: u64,
+    /// SMTP server for the portal's emails, e.g. `smtps://user:pass@mail.example.com` or
+    /// `smtp://relay:25`; unset: emails are written to the log (development only).
+    pub smtp_url: Option<Secret>,
+    /// `From` of the portal's emails.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -140,6 +145,8 @@ impl Default for Config {
             stripe_webhook_secret: None,
             stripe_api_base: None,
             billing_grace_hours: 72,
+            smtp_url: None,
+            mail_from: "Turnpike <noreply@localhost>".into(),
         }
     }
 }
@@ -197,6 +204,11 @@ impl Config {
                 if url::Url::parse(u).map(|p| !matches!(p.scheme(), "http" | "https")).unwrap_or(true) {
                     return Err(ConfigError(format!("key `{key}`: expected an http(s) URL, got {u:?}")));
                 }
+            }
+        }
+        if let Some(u) = &self.smtp_url {
+            if !(u.expose().starts_with("smtp://") || u.expose().starts_with("smtps://")) {
+                return Err(ConfigError("key `smtp_url`: expected smtp://… or smtps://…".into()));
             }
         }
         if self.worker_threads == Some(0) {

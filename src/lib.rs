@@ -93,6 +93,8 @@ impl App {
     pub async fn build(config: Config, role: Role, clock: SharedClock) -> anyhow::Result<App> {
         let _ = ops::prometheus();
         let store = open_store(&config).await?;
+        // Refuse a bad smtp_url / mail_from at start, not when the first email is due.
+        mailer::Transport::from_config(&config)?;
         let metrics_listener = bind(config.metrics_addr, "metrics").await?;
         let portal_listener = if role.portal() { Some(bind(config.portal_addr, "portal").await?) } else { None };
         let gateway_listener = if role.gateway() { Some(bind(config.gateway_addr, "gateway").await?) } else { None };
@@ -204,7 +206,8 @@ impl App {
         }
 
         if self.role.workers() {
-            tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), stop_rx.clone()));
+            let transport = mailer::Transport::from_config(&self.config)?;
+            tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), transport, stop_rx.clone()));
             if stripe.is_some() {
                 tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stop_rx.clone()));
             }

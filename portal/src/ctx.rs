@@ -16,6 +16,18 @@ use crate::PortalState;
 const ACCOUNT_ID: &str = "account_id";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+/// When the session logged in (state.clock, unix seconds): the absolute lifetime counts from it.
+const LOGIN_AT: &str = "login_at";
+/// Last request seen (state.clock, unix seconds), refreshed at most once a minute.
+const SEEN_AT: &str = "seen_at";
+
+/// A logged-in session ends this long after login, however busy (seconds).
+pub const SESSION_ABSOLUTE_SECS: i64 = 30 * 24 * 3600;
+/// A logged-in session ends after this long without a request (seconds). The cookie store's own
+/// inactivity expiry (wall clock) backs this up; this one follows `state.clock`.
+pub const SESSION_IDLE_SECS: i64 = 7 * 24 * 3600;
+/// How stale `seen_at` may get before a request rewrites it (saves a session write per request).
+const SEEN_RESOLUTION_SECS: i64 = 60;
 
 /// How a flash message is styled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +73,9 @@ pub struct Chrome {
     pub show_account_nav: bool,
     /// Cache-busting version of the static assets.
     pub asset_version: &'static str,
+    /// The logged-in account has not confirmed its email: the layout shows a banner with a
+    /// "resend verification" button.
+    pub email_unverified: bool,
 }
 
 impl Chrome {
@@ -78,6 +93,7 @@ pub struct Ctx {
     /// The logged-in, active account.
     pub account: Option<Account>,
     csrf: Option<String>,
+    clock: turnpike_store::clock::SharedClock,
 }
 
 impl FromRequestParts<PortalState> for Ctx {
@@ -94,7 +110,7 @@ impl Ctx {
     async fn load(session: Session, state: &PortalState) -> PortalResult<Ctx> {
         let account = session_account(&session, state).await?;
         let csrf = session.get::<String>(CSRF).await?;
-        let mut ctx = Ctx { session, account, csrf };
+        let mut ctx = Ctx { session, account, csrf, clock: state.clock.clone() };
         if ctx.account.is_some() {
             // The layout's logout button is a form: logged-in pages always need a token.
             ctx.ensure_csrf().await?;
@@ -124,10 +140,14 @@ impl Ctx {
         Ok(token)
     }
 
-    /// Log `account_id` in: a new session id (no fixation) and a new CSRF token.
+    /// Log `account` in: a new session id (no fixation), a new CSRF token, and the start of the
+    /// absolute lifetime (by `state.clock`).
     pub async fn log_in(&mut self, account: Account) -> PortalResult<()> {
+        let now = self.clock.now();
         self.session.cycle_id().await?;
         self.session.insert(ACCOUNT_ID, account.id).await?;
+        self.session.insert(LOGIN_AT, now).await?;
+        self.session.insert(SEEN_AT, now).await?;
         let token = new_token();
         self.session.insert(CSRF, &token).await?;
         self.csrf = Some(token);
@@ -170,16 +190,30 @@ impl Ctx {
             flashes,
             show_account_nav: true,
             asset_version: crate::assets::version(),
+            email_unverified: self.account.as_ref().is_some_and(|a| a.email_verified_at.is_none()),
         })
     }
 }
 
 /// The active account logged in on `session`, if any. A suspended account's open sessions stop
-/// working at once.
+/// working at once; a session past its absolute lifetime or idle timeout (by `state.clock`) is
+/// ended here.
 pub(crate) async fn session_account(session: &Session, state: &PortalState) -> PortalResult<Option<Account>> {
     let Some(id) = session.get::<i64>(ACCOUNT_ID).await? else {
         return Ok(None);
     };
+    let now = state.clock.now();
+    let login_at = session.get::<i64>(LOGIN_AT).await?;
+    let seen_at = session.get::<i64>(SEEN_AT).await?;
+    let too_old = login_at.is_none_or(|t| now - t >= SESSION_ABSOLUTE_SECS);
+    let idle = seen_at.is_none_or(|t| now - t >= SESSION_IDLE_SECS);
+    if too_old || idle {
+        session.flush().await?;
+        return Ok(None);
+    }
+    if seen_at.is_some_and(|t| now - t >= SEEN_RESOLUTION_SECS) {
+        session.insert(SEEN_AT, now).await?;
+    }
     match state.store.get_account(id).await {
         Ok(a) if a.status == AccountStatus::Active => Ok(Some(a)),
         Ok(_) | Err(turnpike_store::StoreError::NotFound) => Ok(None),

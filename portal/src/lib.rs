@@ -29,6 +29,7 @@ pub mod format;
 pub mod openapi_import;
 pub mod pages;
 mod security;
+pub mod throttle;
 pub mod views;
 
 /// Portal settings.

@@ -154,3 +154,64 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Replace the password hash.
+    pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
+        let n = on_pool!(self, p => sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id).bind(password_hash).execute(p).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Move the account to `email` and mark it verified (the caller proved control of it). An
+    /// address another account holds is [`StoreError::Conflict`] and changes nothing.
+    pub async fn change_email(&self, id: i64, email: &Email, now: i64) -> Result<(), StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE accounts SET email = $2, email_verified_at = $3 WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id).bind(email.as_str()).bind(now).execute(p).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Soft-delete an account: revoke every key of every app (with change-log records, so
+    /// gateways refuse them), anonymise the email, make the password unusable, suspend, set
+    /// `deleted_at`, void its mailed tokens. Apps, usage and invoices stay for the books.
+    pub async fn delete_account(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let n = sqlx::query(
+                "UPDATE accounts SET email = $2, password_hash = '!', status = 'suspended', deleted_at = $3
+                 WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id).bind(format!("deleted-{id}@deleted.invalid")).bind(now)
+                .execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let revoked: Vec<(Vec<u8>,)> = sqlx::query_as(
+                "UPDATE api_keys SET status = 'revoked'
+                 WHERE status <> 'revoked' AND app_id IN (SELECT id FROM apps WHERE account_id = $1)
+                 RETURNING key_hash")
+                .bind(id).fetch_all(&mut *tx).await?;
+            for (hash,) in revoked {
+                record_change!(tx, ChangeKind::Key, hex::encode(hash), now);
+            }
+            sqlx::query("UPDATE account_tokens SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL")
+                .bind(id).bind(now).execute(&mut *tx).await?;
+            record_change!(tx, ChangeKind::Account, id.to_string(), now);
+        });
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The account's password hash (for re-authentication).
+    pub async fn password_hash(&self, id: i64) -> Result<String, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, p => sqlx::query_as("SELECT password_hash FROM accounts WHERE id = $1")
+            .bind(id).fetch_optional(p).await?);
+        row.map(|r| r.0).ok_or(StoreError::NotFound)
+    }
+}

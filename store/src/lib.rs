@@ -22,6 +22,8 @@ mod keys;
 mod outbox;
 mod sessions;
 mod subscriptions;
+mod throttle;
+mod tokens;
 mod usage;
 
 pub use accounts::{Account, AccountStatus, Role};
@@ -38,6 +40,7 @@ pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
 pub use subscriptions::{Adjustment, PlanChange};
 pub use subscriptions::{Entitlement, Subscription};
+pub use tokens::{IssuedToken, TokenGrant, TokenPurpose};
 pub use usage::{UsageRow, UsageSummary};
 
 mod admin;

@@ -40,3 +40,13 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Every message ever queued for `recipient`, sent or not, oldest first (tests follow the
+    /// links in them; operators can look up what was mailed).
+    pub async fn emails_to(&self, recipient: &str) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT id, kind, recipient, subject, body FROM outbox WHERE recipient = $1 ORDER BY id")
+            .bind(recipient).fetch_all(p).await?))
+    }
+}

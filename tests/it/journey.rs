@@ -35,7 +35,22 @@ async fn journey(db: &TestDb, counters: &CounterBackend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303, "signup redirects");
+    assert_eq!(r.status(), 200, "signup answers \"check your email\"");
+    assert!(r.text().await.unwrap().contains("Check your email"));
+
+    // Follow the verification link the log mailer delivers (the outbox row it logs), confirm.
+    let mail = app.store.emails_to("dev@example.com").await.unwrap();
+    let link = mail
+        .iter()
+        .rev()
+        .find_map(|m| m.body.split_whitespace().find(|w| w.starts_with(&p("/verify-email?token="))).map(str::to_owned))
+        .expect("a verification link was mailed");
+    let confirm = portal.get(&link).send().await.unwrap();
+    assert_eq!(confirm.status(), 200);
+    let confirm = confirm.text().await.unwrap();
+    let token = link.split_once("token=").unwrap().1;
+    let r = portal.post(p("/verify-email")).form(&[("token", token), ("csrf", &csrf(&confirm))]).send().await.unwrap();
+    assert_eq!(r.status(), 303, "confirming logs in");
     assert_eq!(r.headers()["location"], "/dashboard");
 
     // Create an app and a key.

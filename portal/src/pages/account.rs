@@ -1,4 +1,8 @@
-//! Sign up, log in, log out.
+//! Sign up, log in, log out. Email verification, password reset and the settings page live in
+//! `account_verify`, `account_reset` and `account_settings`; their routes are merged here.
+//!
+//! Signup never reveals whether an email has an account: known and unknown addresses get the
+//! same "check your email" page after the same argon2 work; the mailbox owner learns the rest.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,17 +13,16 @@ use axum::routing::{get, post};
 use axum::Form;
 use serde::Deserialize;
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
-use turnpike_store::{AccountStatus, Role, StoreError};
+use turnpike_store::{Account, AccountStatus, Role, StoreError, TokenPurpose};
 
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
+use crate::throttle::{self, ClientIp};
 use crate::PortalState;
 
 /// Shown for a wrong email and a wrong password alike, so the form does not reveal who has an
 /// account.
 pub const BAD_CREDENTIALS: &str = "Email or password is incorrect.";
-/// Shown when the email is taken.
-pub const EMAIL_TAKEN: &str = "An account with this email already exists — log in instead.";
 
 /// `GET/POST /signup`.
 #[derive(Debug, Default, Template, WebTemplate)]
@@ -32,13 +35,24 @@ pub struct SignupPage {
     form_error: Option<String>,
 }
 
-/// The signup form. Missing fields are empty strings, so they get field errors, not a 400.
+/// The signup form. Missing fields are empty strings, so they get field errors, not a 400. Any
+/// other field (`role`, `plan`, `quota`, `status`…) is ignored.
 #[derive(Debug, Deserialize)]
 pub struct SignupForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
     password: String,
+}
+
+/// "Check your email": the one answer to a signup or a reset request, whoever asked.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "check_email.html")]
+pub struct CheckEmailPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) heading: &'static str,
+    pub(crate) email: String,
+    pub(crate) message: &'static str,
 }
 
 /// `GET /signup`.
@@ -50,8 +64,9 @@ pub async fn signup_form(mut ctx: Ctx) -> PortalResult<Response> {
     Ok(SignupPage { chrome: ctx.chrome().await?, ..SignupPage::default() }.into_response())
 }
 
-/// `POST /signup`: create a developer account, queue the welcome email, log in.
-pub async fn signup(State(state): State<PortalState>, mut ctx: Ctx, Form(form): Form<SignupForm>) -> PortalResult<Response> {
+/// `POST /signup`: a new email gets an unverified account and a verification link; a known one
+/// gets a note with login and reset links. Both answer the same page.
+pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Form(form): Form<SignupForm>) -> PortalResult<Response> {
     let email = Email::parse(&form.email);
     let password = Password::parse(&form.password);
     let (email, password) = match (email, password) {
@@ -67,32 +82,63 @@ pub async fn signup(State(state): State<PortalState>, mut ctx: Ctx, Form(form): 
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
+    let checks = [(throttle::SIGNUP_PER_IP, ip.0.as_str()), (throttle::SIGNUP_PER_EMAIL, email.as_str())];
+    if let Some(wait) = throttle::blocked(&state, &checks).await? {
+        return Ok(throttle::too_many(wait));
+    }
+    throttle::record(&state, &checks).await?;
     let now = state.clock.now();
+    // Hashed whether or not the account exists: the same work either way.
     let hash = hash_password(&password).await;
-    let account = match state.store.create_account(&email, &hash, Role::Developer, now).await {
-        Ok(a) => a,
+    let base = public_url(&state);
+    match state.store.create_account(&email, &hash, Role::Developer, now).await {
+        Ok(account) => {
+            send_verification(&state, &account, now).await?;
+            state.store.audit(Some(account.id), "signup", &format!("account:{}", account.id), "", now).await?;
+        }
         Err(StoreError::Conflict) => {
-            let page = SignupPage {
-                chrome: ctx.chrome().await?,
-                email: email.to_string(),
-                form_error: Some(EMAIL_TAKEN.to_owned()),
-                ..SignupPage::default()
-            };
-            return Ok((StatusCode::CONFLICT, page).into_response());
+            let body = format!(
+                "Someone (hopefully you) tried to create a Turnpike developer account with {email}, \
+                 but this address already has one.\n\n\
+                 Log in: {base}/login\n\
+                 Forgot your password? Reset it: {base}/reset-password\n\n\
+                 If this was not you, you can ignore this message: nothing was changed.\n"
+            );
+            state.store.enqueue_email("signup_existing", email.as_str(), "You already have a Turnpike account", &body, now).await?;
+            // Audited like a new signup, which also keeps the database work of both answers alike.
+            state.store.audit(None, "signup.existing_email", "account:?", "", now).await?;
         }
         Err(e) => return Err(e.into()),
-    };
+    }
+    Ok(CheckEmailPage {
+        chrome: ctx.chrome().await?,
+        heading: "Check your email",
+        email: email.to_string(),
+        message: "We sent a message to this address. Open the link in it to confirm your email and finish \
+                  signing up. If you already have an account, the message explains how to log in.",
+    }
+    .into_response())
+}
+
+/// Issue a verification token for the account's current email and queue the email.
+pub(crate) async fn send_verification(state: &PortalState, account: &Account, now: i64) -> PortalResult<()> {
+    let token = state.store.issue_token(account.id, TokenPurpose::VerifyEmail, None, now).await?;
+    let base = public_url(state);
     let body = format!(
         "Welcome to Turnpike!\n\n\
-         Your developer account {email} is ready. Create an app and an API key from your dashboard:\n\n\
-         {}/dashboard\n\n\
+         Confirm your email address to finish setting up your developer account:\n\n\
+         {base}/verify-email?token={}\n\n\
+         The link works once and expires in 24 hours.\n\
          If you did not sign up, you can ignore this message.\n",
-        state.config.public_url.trim_end_matches('/'),
+        token.expose(),
     );
-    state.store.enqueue_email("welcome", email.as_str(), "Welcome to Turnpike", &body, now).await?;
-    state.store.audit(Some(account.id), "signup", &format!("account:{}", account.id), "", now).await?;
-    ctx.log_in(account).await?;
-    Ok(Redirect::to("/dashboard").into_response())
+    state.store.enqueue_email("verify_email", &account.email, "Confirm your email for Turnpike", &body, now).await?;
+    Ok(())
+}
+
+/// The portal's public base URL without a trailing slash, for links in emails.
+pub(crate) fn public_url(state: &PortalState) -> &str {
+    state.config.public_url.trim_end_matches('/')
 }
 
 /// `GET/POST /login`.
@@ -122,8 +168,19 @@ pub async fn login_form(mut ctx: Ctx) -> PortalResult<Response> {
     Ok(LoginPage { chrome: ctx.chrome().await?, ..LoginPage::default() }.into_response())
 }
 
+/// The throttle subject for an email as typed: the normalised address when it parses.
+pub(crate) fn email_subject(raw: &str) -> String {
+    Email::parse(raw).map_or_else(|_| raw.trim().to_lowercase(), |e| e.to_string())
+}
+
 /// `POST /login`.
-pub async fn login(State(state): State<PortalState>, mut ctx: Ctx, Form(form): Form<LoginForm>) -> PortalResult<Response> {
+pub async fn login(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx, Form(form): Form<LoginForm>) -> PortalResult<Response> {
+    let subject = email_subject(&form.email);
+    let checks = [(throttle::LOGIN_PER_IP, ip.0.as_str()), (throttle::LOGIN_PER_ACCOUNT, subject.as_str())];
+    // Throttled before the password is looked at: a guess past the limit learns nothing.
+    if let Some(wait) = throttle::blocked(&state, &checks).await? {
+        return Ok(throttle::too_many(wait));
+    }
     let found = match Email::parse(&form.email) {
         Ok(email) => state.store.find_account_by_email(&email).await?,
         Err(_) => None,
@@ -137,13 +194,17 @@ pub async fn login(State(state): State<PortalState>, mut ctx: Ctx, Form(form): F
     };
     let account = match found {
         Some((account, _)) if ok => account,
-        _ => return Ok(refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, ctx.chrome().await?)),
+        _ => {
+            throttle::record(&state, &checks).await?;
+            return Ok(refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, ctx.chrome().await?));
+        }
     };
     if account.status == AccountStatus::Suspended {
         state.store.audit(Some(account.id), "login.refused", &format!("account:{}", account.id), "suspended", now).await?;
         let msg = "This account is suspended. Contact support to restore access.";
         return Ok(refuse(StatusCode::FORBIDDEN, msg, ctx.chrome().await?));
     }
+    throttle::clear(&state, throttle::LOGIN_PER_ACCOUNT, &subject).await?;
     state.store.audit(Some(account.id), "login", &format!("account:{}", account.id), "", now).await?;
     ctx.log_in(account).await?;
     Ok(Redirect::to("/dashboard").into_response())
@@ -155,15 +216,25 @@ pub async fn logout(mut ctx: Ctx) -> PortalResult<Redirect> {
     Ok(Redirect::to("/"))
 }
 
-fn capitalise(s: &str) -> String {
+pub(crate) fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
-/// Signup, login and logout.
+/// Signup, login, logout, verification, password reset and account settings.
 pub fn routes() -> axum::Router<PortalState> {
+    use super::{account_reset as reset, account_settings as settings, account_verify as verify};
     axum::Router::new()
         .route("/signup", get(signup_form).post(signup))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/verify-email", get(verify::verify_form).post(verify::verify))
+        .route("/verify-email/resend", post(verify::resend))
+        .route("/confirm-email", get(verify::confirm_email_form).post(verify::confirm_email))
+        .route("/reset-password", get(reset::request_form).post(reset::request))
+        .route("/reset-password/confirm", get(reset::reset_form).post(reset::reset))
+        .route("/account", get(settings::page))
+        .route("/account/password", post(settings::change_password))
+        .route("/account/email", post(settings::change_email))
+        .route("/account/delete", post(settings::delete_account))
 }

@@ -1,6 +1,9 @@
 //! Page handlers, one module per area, each with its templates' structs.
 
 pub mod account;
+pub mod account_reset;
+pub mod account_settings;
+pub mod account_verify;
 pub mod admin;
 pub mod admin_apis;
 pub mod admin_audit;

@@ -36,40 +36,55 @@ async fn signup_with_a_short_password_stores_nothing() {
 }
 
 #[tokio::test]
-async fn signup_with_a_taken_email_is_a_conflict() {
+async fn signup_answers_the_same_for_known_and_unknown_emails() {
     for app in each("signup_duplicate").await {
         app.developer("ada@example.com").await;
-        let client = browser();
-        let res = app.signup(&client, "ADA@Example.com", PASSWORD).await;
-        assert_eq!(res.status(), StatusCode::CONFLICT);
-        let html = res.text().await.unwrap();
-        assert!(html.contains("An account with this email already exists — log in instead."), "{html}");
-        assert_eq!(app.store.count_accounts().await.unwrap(), 1);
-        assert_eq!(app.store.pending_emails(10).await.unwrap().len(), 1, "no second email");
+        let known = app.signup(&browser(), "ADA@Example.com", PASSWORD).await;
+        let unknown = app.signup(&browser(), "bob@example.com", PASSWORD).await;
+        assert_eq!(known.status(), StatusCode::OK);
+        assert_eq!(known.status(), unknown.status());
+        let strip = |html: String, email: &str| {
+            let html = if html.contains(r#"name="csrf""#) { html.replace(&csrf_from(&html), "CSRF") } else { html };
+            html.replace(email, "EMAIL")
+        };
+        let known = strip(known.text().await.unwrap(), "ada@example.com");
+        let unknown = strip(unknown.text().await.unwrap(), "bob@example.com");
+        assert_eq!(known, unknown, "the page must not tell whether the email has an account");
+        assert!(known.contains("Check your email"));
+        assert_eq!(app.store.count_accounts().await.unwrap(), 2, "no second account for ada");
+        // The mailbox owner learns the rest: ada gets a note with login and reset links.
+        let ada = app.store.emails_to("ada@example.com").await.unwrap();
+        let note = ada.last().unwrap();
+        assert_eq!(note.kind, "signup_existing");
+        assert!(note.body.contains(&format!("{PUBLIC_URL}/login")) && note.body.contains(&format!("{PUBLIC_URL}/reset-password")));
+        assert!(!note.body.contains("token="), "no token for someone who may not own the inbox's account");
+        let bob = app.store.emails_to("bob@example.com").await.unwrap();
+        assert_eq!(bob.len(), 1);
+        assert_eq!(bob[0].kind, "verify_email");
     }
 }
 
 #[tokio::test]
-async fn signup_logs_in_and_queues_a_welcome_email() {
+async fn signup_creates_an_unverified_account_and_mails_a_verification_link() {
     for app in each("signup_success").await {
         let client = browser();
         let res = app.signup(&client, " Ada@Example.com ", PASSWORD).await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        assert_eq!(location(&res), "/dashboard");
-
-        let res = app.get(&client, "/dashboard").await;
         assert_eq!(res.status(), StatusCode::OK);
         assert!(res.text().await.unwrap().contains("ada@example.com"));
+        // Not logged in until the email is confirmed.
+        assert_eq!(location(&app.get(&client, "/dashboard").await), "/login");
 
         let mail = app.store.pending_emails(10).await.unwrap();
         assert_eq!(mail.len(), 1);
         assert_eq!(mail[0].recipient, "ada@example.com");
-        assert!(mail[0].body.contains(&format!("{PUBLIC_URL}/dashboard")), "{}", mail[0].body);
+        assert!(mail[0].body.contains(&format!("{PUBLIC_URL}/verify-email?token=")), "{}", mail[0].body);
 
         let (account, hash) = app.store.find_account_by_email(&Email::parse("ada@example.com").unwrap()).await.unwrap().unwrap();
-        assert!(hash.starts_with("$argon2id$"));
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert_eq!(account.email_verified_at, None);
         let audit = app.store.recent_audit(10).await.unwrap();
         assert!(audit.iter().any(|e| e.action == "signup" && e.actor_id == Some(account.id)));
+        assert!(audit.iter().all(|e| !e.detail.contains(PASSWORD)));
     }
 }
 
@@ -94,12 +109,16 @@ async fn login_rotates_the_session_and_logout_ends_it() {
     for app in each("login_right").await {
         app.developer("ada@example.com").await;
         let client = browser();
-        let csrf = app.csrf(&client, "/login").await;
+        let res = app.get(&client, "/login").await;
+        let anonymous = session_id(res.headers().get("set-cookie").expect("anonymous session for the form's CSRF token").to_str().unwrap());
+        let csrf = csrf_from(&res.text().await.unwrap());
         let before = app.store.recent_audit(10).await.unwrap().len();
         let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", "ada@example.com"), ("password", PASSWORD)]).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), "/dashboard");
         let cookie = res.headers().get("set-cookie").expect("new session cookie").to_str().unwrap().to_owned();
+        let logged_in = session_id(&cookie);
+        assert_ne!(anonymous, logged_in, "the session id changes at login");
         assert!(cookie.starts_with("turnpike_session="), "{cookie}");
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
         assert_eq!(app.store.recent_audit(10).await.unwrap().len(), before + 1, "login audited");
@@ -114,6 +133,11 @@ async fn login_rotates_the_session_and_logout_ends_it() {
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), "/");
         assert_eq!(location(&app.get(&client, "/dashboard").await), "/login");
+
+        // The logged-out cookie, replayed by hand (as a thief would), is refused.
+        let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let res = replay.get(app.url("/dashboard")).header("cookie", format!("turnpike_session={logged_in}")).send().await.unwrap();
+        assert_eq!(location(&res), "/login");
     }
 }
 
@@ -144,4 +168,9 @@ async fn the_dashboard_redirects_to_login_when_logged_out() {
             assert_eq!(location(&res), "/login", "{path}");
         }
     }
+}
+
+/// The session id from a `Set-Cookie` header.
+fn session_id(set_cookie: &str) -> String {
+    set_cookie.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v.to_owned()).expect("cookie value")
 }

@@ -17,6 +17,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub base: String,
     pub store: Store,
+    /// The portal's clock; tests move it.
+    pub clock: Arc<ManualClock>,
     /// Kept alive for the test: dropping it deletes the database.
     _db: TestDb,
     server: tokio::task::JoinHandle<()>,
@@ -40,17 +42,20 @@ pub async fn each(test: &str) -> Vec<TestApp> {
 
 pub async fn spawn(db: TestDb) -> TestApp {
     let store = db.store.clone();
+    let clock = Arc::new(ManualClock::at(NOW));
     let state = PortalState {
         store: store.clone(),
-        clock: Arc::new(ManualClock::at(NOW)),
+        clock: clock.clone(),
         config: Arc::new(PortalConfig { gateway_url: GATEWAY_URL.into(), public_url: PUBLIC_URL.into(), secure_cookies: false }),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
-        axum::serve(listener, turnpike_portal::app(state)).await.expect("serve");
+        // As src/lib.rs serves it: handlers see the peer address (the throttle's client IP).
+        let app = turnpike_portal::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).await.expect("serve");
     });
-    TestApp { base: format!("http://{addr}"), store, _db: db, server }
+    TestApp { base: format!("http://{addr}"), store, clock, _db: db, server }
 }
 
 /// A browser: cookie jar on, redirects not followed (tests assert them).
@@ -83,12 +88,39 @@ impl TestApp {
         self.post(client, "/signup", &[("csrf", &csrf), ("email", email), ("password", password)]).await
     }
 
-    /// A logged-in browser for a new developer.
+    /// A logged-in browser for a new developer: signs up, follows the verification link from the
+    /// outbox, confirms.
     pub async fn developer(&self, email: &str) -> Client {
         let client = browser();
         let res = self.signup(&client, email, PASSWORD).await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup of {email}");
+        assert_eq!(res.status(), StatusCode::OK, "signup of {email}");
+        let link = self.mailed_link(email, "/verify-email?token=").await;
+        let res = self.confirm_link(&client, &link).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "verification of {email}");
+        assert_eq!(location(&res), "/dashboard");
         client
+    }
+
+    /// The newest link starting with `{PUBLIC_URL}{path_prefix}` mailed to `email`, as a path.
+    pub async fn mailed_link(&self, email: &str, path_prefix: &str) -> String {
+        let norm = email.trim().to_lowercase();
+        let mail = self.store.emails_to(&norm).await.expect("outbox");
+        let prefix = format!("{PUBLIC_URL}{path_prefix}");
+        mail.iter()
+            .rev()
+            .find_map(|m| m.body.split_whitespace().find(|w| w.starts_with(&prefix)).map(|w| w[PUBLIC_URL.len()..].to_owned()))
+            .unwrap_or_else(|| panic!("no {path_prefix} link mailed to {norm}: {mail:?}"))
+    }
+
+    /// Open an emailed confirm link (a page with a button), then press the button.
+    pub async fn confirm_link(&self, client: &Client, path: &str) -> Response {
+        let page = self.get(client, path).await;
+        assert_eq!(page.status(), StatusCode::OK, "confirm page {path}");
+        let html = page.text().await.unwrap();
+        let csrf = csrf_from(&html);
+        let (action, query) = path.split_once('?').expect("link has a query");
+        let token = query.strip_prefix("token=").expect("token param");
+        self.post(client, action, &[("csrf", &csrf), ("token", token)]).await
     }
 
     /// Create an app through the dashboard form; returns its id.

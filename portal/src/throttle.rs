@@ -1,0 +1,103 @@
+//! Throttling of login, signup, password-reset requests and verification resends, per client IP
+//! and per account email. Attempts are counted in the database (shared by every portal instance)
+//! over a sliding window measured with `state.clock`. Once a key has used its allowance, the next
+//! request is answered 429 with `Retry-After` before any password is looked at.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::PortalResult;
+use crate::pages::errors::ErrorPage;
+use crate::PortalState;
+
+/// An allowance: at most `max` counted attempts per `window` seconds for one key.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    /// Key namespace, e.g. `login:acct`.
+    pub scope: &'static str,
+    /// Attempts allowed in the window.
+    pub max: i64,
+    /// Window length, seconds.
+    pub window: i64,
+}
+
+/// Failed logins per account email.
+pub const LOGIN_PER_ACCOUNT: Limit = Limit { scope: "login:acct", max: 5, window: 15 * 60 };
+/// Failed logins per client IP.
+pub const LOGIN_PER_IP: Limit = Limit { scope: "login:ip", max: 20, window: 15 * 60 };
+/// Signups per email address.
+pub const SIGNUP_PER_EMAIL: Limit = Limit { scope: "signup:email", max: 5, window: 3600 };
+/// Signups per client IP.
+pub const SIGNUP_PER_IP: Limit = Limit { scope: "signup:ip", max: 20, window: 3600 };
+/// Reset requests per email address.
+pub const RESET_PER_EMAIL: Limit = Limit { scope: "reset:email", max: 5, window: 3600 };
+/// Reset requests per client IP.
+pub const RESET_PER_IP: Limit = Limit { scope: "reset:ip", max: 20, window: 3600 };
+/// Verification-email resends per account.
+pub const RESEND_PER_ACCOUNT: Limit = Limit { scope: "resend:acct", max: 5, window: 3600 };
+
+/// The client's IP: the TCP peer of the connection. Proxy headers are not trusted (anyone can
+/// send them); behind a reverse proxy every client shares the proxy's address.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        Ok(ClientIp(ip))
+    }
+}
+
+fn key(limit: &Limit, subject: &str) -> String {
+    format!("{}:{}", limit.scope, subject)
+}
+
+/// Seconds until every `(limit, subject)` pair has room again, or `None` when all have room now.
+pub async fn blocked(state: &PortalState, checks: &[(Limit, &str)]) -> PortalResult<Option<i64>> {
+    let now = state.clock.now();
+    let mut wait: Option<i64> = None;
+    for (limit, subject) in checks {
+        let (count, oldest) = state.store.throttle_count(&key(limit, subject), now - limit.window + 1).await?;
+        if count >= limit.max {
+            // Room returns when the oldest attempt in the window leaves it.
+            let retry = (oldest.unwrap_or(now) + limit.window - now).max(1);
+            wait = Some(wait.map_or(retry, |w| w.max(retry)));
+        }
+    }
+    Ok(wait)
+}
+
+/// Count one attempt against every pair.
+pub async fn record(state: &PortalState, checks: &[(Limit, &str)]) -> PortalResult<()> {
+    let now = state.clock.now();
+    for (limit, subject) in checks {
+        state.store.throttle_record(&key(limit, subject), now).await?;
+    }
+    Ok(())
+}
+
+/// Forget the attempts of one pair (a successful login clears its account's failures).
+pub async fn clear(state: &PortalState, limit: Limit, subject: &str) -> PortalResult<()> {
+    state.store.throttle_clear(&key(&limit, subject)).await?;
+    Ok(())
+}
+
+/// The 429 page with `Retry-After`.
+pub fn too_many(retry_after: i64) -> Response {
+    let mut res = ErrorPage::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        "For your security we paused this for a while. Wait a few minutes, then try again.",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
