@@ -208,6 +208,7 @@ impl App {
         if self.role.workers() {
             let transport = mailer::Transport::from_config(&self.config)?;
             tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), transport, stop_rx.clone()));
+            tasks.spawn(housekeeping(self.store.clone(), self.clock.clone(), stop_rx.clone()));
             if stripe.is_some() {
                 tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stop_rx.clone()));
             }
@@ -275,6 +276,28 @@ const STRIPE_TICK: Duration = Duration::from_secs(1);
 /// Background task (worker role, Stripe configured): every second, subscriptions whose grace
 /// period after a failed payment ended become `past_due` (gateways answer 402 within a second).
 /// Usage pushes are made by billing finalization through `turnpike_stripe::push_usage`.
+/// Every ten minutes: drop change-log rows gateways have long applied, throttle events past
+/// every window, and expired sessions. Idempotent, so several workers may run it.
+async fn housekeeping(store: Store, clock: SharedClock, mut stop: watch::Receiver<bool>) {
+    use tower_sessions::session_store::ExpiredDeletion;
+    loop {
+        let day_ago = clock.now() - 86_400;
+        if let Err(e) = store.prune_changes(day_ago).await {
+            tracing::warn!(error = %e, "change-log pruning failed");
+        }
+        if let Err(e) = store.throttle_prune(day_ago).await {
+            tracing::warn!(error = %e, "throttle pruning failed");
+        }
+        if let Err(e) = store.delete_expired().await {
+            tracing::warn!(error = %e, "expired-session deletion failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 async fn stripe_worker(store: Store, clock: SharedClock, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = turnpike_stripe::expire_grace(&store, clock.now()).await {

@@ -109,8 +109,8 @@ async fn metrics_count_requests_decisions_and_time() {
     }
     let after = scrape().await;
     let delta = |series: &str| value(&after, series) - value(&before, series);
-    assert_eq!(delta("turnpike_gateway_requests_total{api=\"echo\",status=\"2xx\"}"), 20.0, "{after}");
-    assert_eq!(delta("turnpike_gateway_requests_total{api=\"echo\",status=\"4xx\"}"), 5.0);
+    assert_eq!(delta("turnpike_gateway_requests_total{api=\"echo\",plan=\"free\",status=\"2xx\"}"), 20.0, "{after}");
+    assert_eq!(delta("turnpike_gateway_requests_total{api=\"echo\",plan=\"free\",status=\"4xx\"}"), 5.0);
     // Counters are process-wide (other tests in this binary add to them): at least ours.
     assert!(delta("turnpike_limiter_decisions_total{decision=\"admitted\"}") >= 20.0);
     assert!(delta("turnpike_limiter_decisions_total{decision=\"rate_limited\"}") >= 5.0);

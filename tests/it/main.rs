@@ -2,6 +2,7 @@
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
 mod billing;
+mod browser;
 mod cli;
 mod cluster;
 mod faults;

@@ -130,7 +130,18 @@ async fn setup(db: &TestDb, email: &str) -> Setup {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303, "signup");
+    assert_eq!(r.status(), 200, "signup answers \"check your email\"");
+    // Confirm the emailed verification link, which logs in.
+    let mail = app.store.emails_to(email).await.unwrap();
+    let link = mail
+        .iter()
+        .rev()
+        .find_map(|m| m.body.split_whitespace().find(|w| w.starts_with(&p("/verify-email?token="))).map(str::to_owned))
+        .expect("a verification link was mailed");
+    let confirm = portal.get(&link).send().await.unwrap().text().await.unwrap();
+    let token = link.split_once("token=").unwrap().1;
+    let r = portal.post(p("/verify-email")).form(&[("token", token), ("csrf", &csrf(&confirm))]).send().await.unwrap();
+    assert_eq!(r.status(), 303, "confirming logs in");
     let dash = portal.get(p("/dashboard")).send().await.unwrap().text().await.unwrap();
     let r = portal.post(p("/apps")).form(&[("name", "paid app"), ("csrf", &csrf(&dash))]).send().await.unwrap();
     assert_eq!(r.status(), 303);
