@@ -153,13 +153,24 @@ impl Store {
         Ok(Some(account_id))
     }
 
-    /// Delete an app `account_id` owns, with its keys, subscriptions and usage. Gateways are told
-    /// about every key, so they refuse them at once.
+    /// Delete an app `account_id` owns, with its keys and subscriptions. Gateways are told about
+    /// every key, so they refuse them at once. An app with metered usage or invoices is
+    /// [`StoreError::Conflict`]: billing history is never deleted.
     pub async fn delete_app(&self, account_id: i64, app_id: i64, now: i64) -> Result<(), StoreError> {
         in_tx!(self, tx => {
             let hashes: Vec<(Vec<u8>,)> = sqlx::query_as(
                 "SELECT k.key_hash FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE a.id = $1 AND a.account_id = $2")
                 .bind(app_id).bind(account_id).fetch_all(&mut *tx).await?;
+            // Metered usage and invoices are the owner's books: an app with any is kept (revoke its
+            // keys or cancel its subscriptions instead).
+            let history: Option<(i64,)> = sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT) FROM apps a WHERE a.id = $1 AND a.account_id = $2 AND (
+                    EXISTS (SELECT 1 FROM usage_hourly u JOIN api_keys k ON k.id = u.key_id WHERE k.app_id = a.id)
+                    OR EXISTS (SELECT 1 FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id WHERE s.app_id = a.id))")
+                .bind(app_id).bind(account_id).fetch_optional(&mut *tx).await?;
+            if history.is_some() {
+                return Err(StoreError::Conflict);
+            }
             let n = sqlx::query("DELETE FROM apps WHERE id = $1 AND account_id = $2")
                 .bind(app_id).bind(account_id).execute(&mut *tx).await?.rows_affected();
             if n == 0 {

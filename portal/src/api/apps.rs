@@ -125,15 +125,24 @@ pub async fn rename_app(
     Ok(Json(renamed.into()))
 }
 
-/// Delete one of the caller's apps with its keys (refused by gateways at once), subscriptions
-/// and usage.
+/// Delete one of the caller's apps with its keys (refused by gateways at once) and
+/// subscriptions. An app with metered usage or invoices is kept (409): that history is the API
+/// owner's books; revoke its keys instead.
 #[utoipa::path(delete, path = "/api/v1/apps/{app_id}", tag = "apps",
     params(("app_id" = i64, Path, description = "App id")),
-    responses((status = 204, description = "Deleted"), WriteErrors))]
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The app has metered usage or invoices and is kept", body = Problem, content_type = "application/problem+json"),
+        WriteErrors))]
 pub async fn delete_app(State(state): State<PortalState>, caller: Caller, ApiPath(app_id): ApiPath<i64>) -> ApiResult<StatusCode> {
     let app = owned_app(&state, &caller, app_id).await?;
     let now = state.clock.now();
-    state.store.delete_app(caller.account.id, app.id, now).await?;
+    state.store.delete_app(caller.account.id, app.id, now).await.map_err(|e| match e {
+        StoreError::Conflict => ApiError::Conflict(
+            "This app has metered usage or invoices, which are kept for billing. Revoke its keys to stop it instead.".into(),
+        ),
+        other => other.into(),
+    })?;
     state.store.audit(Some(caller.account.id), "app.delete", &format!("app:{}", app.id), &app.name, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }

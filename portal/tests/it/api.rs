@@ -66,7 +66,9 @@ async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> Response {
 
 /// Assert `res` is a problem document with `status`; returns it.
 async fn problem(res: Response, status: StatusCode) -> Value {
-    assert_eq!(res.status(), status);
+    if res.status() != status {
+        panic!("expected {status}, got {}: {}", res.status(), res.text().await.unwrap_or_default());
+    }
     assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
     let p: Value = res.json().await.unwrap();
     assert_eq!(p["status"], status.as_u16());
@@ -444,10 +446,21 @@ async fn keys_created_through_the_api_pass_the_gateway_lookup_and_usage_adds_up(
         // Rename and delete: the deleted app's key is gone from the lookup.
         let res = call(&app, &token, reqwest::Method::PATCH, &format!("/api/v1/apps/{app_id}"), Some(json!({"name": "Bot 2"}))).await;
         assert_eq!(json_ok(res, StatusCode::OK).await["name"], "Bot 2");
+        // An app with metered usage is kept for billing: 409, nothing deleted.
         let res = call(&app, &token, reqwest::Method::DELETE, &format!("/api/v1/apps/{app_id}"), None).await;
+        problem(res, StatusCode::CONFLICT).await;
+        json_ok(get(&app, &token, &format!("/api/v1/apps/{app_id}")).await, StatusCode::OK).await;
+        // One without any: deleted with its key.
+        let spare = json_ok(post(&app, &token, "/api/v1/apps", json!({"name": "Spare"})).await, StatusCode::CREATED).await;
+        let spare_id = spare["id"].as_i64().unwrap();
+        let spare_key =
+            json_ok(post(&app, &token, &format!("/api/v1/apps/{spare_id}/keys"), json!({"name": "k"})).await, StatusCode::CREATED).await;
+        let spare_hash = ApiKey::parse(spare_key["secret"].as_str().unwrap()).unwrap().hash();
+        assert!(app.store.key_auth(&spare_hash).await.unwrap().is_some());
+        let res = call(&app, &token, reqwest::Method::DELETE, &format!("/api/v1/apps/{spare_id}"), None).await;
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
-        problem(get(&app, &token, &format!("/api/v1/apps/{app_id}")).await, StatusCode::NOT_FOUND).await;
-        assert!(app.store.key_auth(&key.hash()).await.unwrap().is_none());
+        problem(get(&app, &token, &format!("/api/v1/apps/{spare_id}")).await, StatusCode::NOT_FOUND).await;
+        assert!(app.store.key_auth(&spare_hash).await.unwrap().is_none());
         let audit = app.store.recent_audit(50).await.unwrap();
         for action in ["app.create", "key.create", "key.revoke", "app.rename", "app.delete"] {
             assert!(audit.iter().any(|e| e.action == action), "{action}");
