@@ -210,7 +210,7 @@ impl App {
             tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), transport, stop_rx.clone()));
             tasks.spawn(housekeeping(self.store.clone(), self.clock.clone(), stop_rx.clone()));
             if stripe.is_some() {
-                tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stop_rx.clone()));
+                tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stripe.clone(), stop_rx.clone()));
             }
             // Billing: finalize ended periods into invoices (exactly once, safe on several workers).
             tasks.spawn(turnpike_billing::ledger::run_worker(
@@ -298,14 +298,30 @@ async fn housekeeping(store: Store, clock: SharedClock, mut stop: watch::Receive
     }
 }
 
-async fn stripe_worker(store: Store, clock: SharedClock, mut stop: watch::Receiver<bool>) {
+async fn stripe_worker(store: Store, clock: SharedClock, stripe: Option<turnpike_stripe::Stripe>, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = turnpike_stripe::expire_grace(&store, clock.now()).await {
             tracing::warn!(error = %e, "stripe grace check failed");
+        }
+        if let Some(stripe) = &stripe {
+            if let Err(e) = push_finalized_usage(&store, stripe, clock.now()).await {
+                tracing::warn!(error = %e, "pushing usage to Stripe failed; retried next tick");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(STRIPE_TICK) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Push each finalized invoice's usage amount to Stripe once (idempotency key per subscription and
+/// period; the local invoice decides the amount, so Stripe bills exactly what the ledger says).
+async fn push_finalized_usage(store: &Store, stripe: &turnpike_stripe::Stripe, now: i64) -> anyhow::Result<()> {
+    for inv in store.invoices_to_push(50).await? {
+        let usage_minor: i64 = store.invoice_lines(inv.id).await?.iter().filter(|l| l.kind == "usage").map(|l| l.amount_minor).sum();
+        let period = turnpike_store::period::Period { start: inv.period_start, end: inv.period_end };
+        turnpike_stripe::push_usage(store, stripe, inv.subscription_id, period, inv.usage_quantity, usage_minor, now).await?;
+    }
+    Ok(())
 }

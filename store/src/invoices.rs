@@ -262,6 +262,18 @@ impl Store {
         Ok(on_pool!(self, p => sqlx::query_as(&format!("{SUMMARY_SELECT} ORDER BY i.id DESC")).fetch_all(p).await?))
     }
 
+    /// Finalized invoices of subscriptions billed through Stripe (a customer is known) whose usage
+    /// has not been pushed to Stripe yet, oldest first.
+    pub async fn invoices_to_push(&self, limit: i64) -> Result<Vec<InvoiceRow>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {INVOICE_COLUMNS} FROM invoices i
+             WHERE i.status IN ('open', 'paid') AND i.finalized_at IS NOT NULL
+               AND EXISTS (SELECT 1 FROM stripe_subscriptions ss WHERE ss.subscription_id = i.subscription_id AND ss.customer_id IS NOT NULL)
+               AND NOT EXISTS (SELECT 1 FROM stripe_usage_pushes up WHERE up.subscription_id = i.subscription_id AND up.period_start = i.period_start)
+             ORDER BY i.id LIMIT $1"))
+            .bind(limit).fetch_all(p).await?))
+    }
+
     /// An invoice's lines in order.
     pub async fn invoice_lines(&self, invoice_id: i64) -> Result<Vec<InvoiceLineRow>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(&format!(

@@ -285,21 +285,30 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     assert_eq!((st, v["outcome"].as_str()), (200, Some("duplicate")));
     assert_eq!(s.app.store.latest_change().await.unwrap(), before);
 
-    // Usage pushed once per period with the documented idempotency key.
-    let period = turnpike_store::period::Period { start: T0, end: T0 + 30 * 86_400 };
-    let now = s.clock.now();
-    let push = turnpike_stripe::push_usage(&s.app.store, &stripe_for(&s), sub, period, 12_345, 124, now).await.unwrap().unwrap();
-    assert_eq!(push.idempotency_key, format!("tp-usage-{sub}-{T0}"));
-    let again = turnpike_stripe::push_usage(&s.app.store, &stripe_for(&s), sub, period, 12_345, 124, now).await.unwrap().unwrap();
-    assert_eq!(again.stripe_item_id, push.stripe_item_id);
+    // At the period's end the worker finalizes the invoice and pushes its usage amount to Stripe
+    // once, with the documented idempotency key.
+    let anchor = s.app.store.list_subscriptions(s.app_id).await.unwrap().iter().find(|x| x.id == sub).unwrap().billing_anchor;
+    let period = turnpike_store::period::monthly_period(anchor, s.clock.now());
+    s.clock.set(period.end + 5);
+    turnpike_billing::ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
+    let invoice =
+        s.app.store.all_invoices().await.unwrap().into_iter().find(|i| i.subscription_id == sub).expect("an invoice for the period");
+    let usage_minor: i64 =
+        s.app.store.invoice_lines(invoice.id).await.unwrap().iter().filter(|l| l.kind == "usage").map(|l| l.amount_minor).sum();
+    let started = std::time::Instant::now();
+    while s.fake.requests_to("/v1/invoiceitems").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the worker never pushed the usage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Another worker tick and another finalization run push nothing more.
+    turnpike_billing::ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let items = s.fake.requests_to("/v1/invoiceitems");
-    assert_eq!(items.len(), 1, "the second call found the recorded push");
-    assert_eq!(items[0].idempotency_key.as_deref(), Some(format!("tp-usage-{sub}-{T0}").as_str()));
-    assert_eq!(
-        (items[0].field("customer"), items[0].field("amount"), items[0].field("currency")),
-        (Some("cus_000001"), Some("124"), Some("usd"))
-    );
-    assert_eq!(items[0].field("metadata[quantity]"), Some("12345"));
+    assert_eq!(items.len(), 1, "one push per subscription and period");
+    assert_eq!(items[0].idempotency_key.as_deref(), Some(format!("tp-usage-{sub}-{}", period.start).as_str()));
+    let amount = usage_minor.to_string();
+    assert_eq!((items[0].field("customer"), items[0].field("amount")), (Some("cus_000001"), Some(amount.as_str())));
+    assert!(s.app.store.stripe_usage_push(sub, period.start).await.unwrap().is_some());
 
     // customer.subscription.deleted → canceled: the gateway stops serving the paid plan.
     let deleted = event("evt_deleted", "customer.subscription.deleted", T0 + 4000, json!({"id": "sub_pro_1", "object": "subscription"}));
@@ -308,17 +317,6 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     s.until("canceled", |r| r.status() != 200).await;
     assert_eq!(s.app.store.list_subscriptions(s.app_id).await.unwrap().iter().find(|x| x.id == sub).unwrap().status, "canceled");
     s.app.stop().await;
-}
-
-fn stripe_for(s: &Setup) -> turnpike_stripe::Stripe {
-    turnpike_stripe::Stripe::new(turnpike_stripe::StripeSettings {
-        secret_key: SECRET_KEY.into(),
-        webhook_secret: WEBHOOK_SECRET.into(),
-        api_base: Some(s.fake.base.clone()),
-        grace_seconds: 3600,
-        portal_url: s.app.portal_url.clone(),
-    })
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
