@@ -455,13 +455,10 @@ impl RedisCounters {
         if self.last_hour.swap(bucket.hour, Ordering::Relaxed) != bucket.hour {
             self.known_dirty.retain(|b, flag| b.hour >= bucket.hour - 3600 || flag.load(Ordering::Acquire));
         }
-        let first_in_bucket = match self.known_dirty.get(&bucket) {
-            Some(flag) => {
-                flag.store(true, Ordering::Release);
-                false
-            }
-            None => true,
-        };
+        // The bucket is flagged for the next flush only AFTER the script counted in it: flagged
+        // before, a flush running in between would read Redis without this count and clear the
+        // flag, leaving the count for the slow full sweep.
+        let first_in_bucket = !self.known_dirty.contains_key(&bucket);
         let tag = format!("{}:{{s{}}}", self.prefix, a.sub_id);
         let quota_ttl = (a.period.end - a.now_us / 1_000_000).max(1) + 86_400;
         let member = format!("{}:{}:{}:{}", a.sub_id, a.key_id, a.api_id, bucket.hour);
@@ -497,8 +494,11 @@ impl RedisCounters {
             }
         };
         let (r,) = tokio::time::timeout(self.timeout, fut).await.map_err(|_| CounterError::Timeout)??;
-        if first_in_bucket {
-            self.known_dirty.insert(bucket, AtomicBool::new(true));
+        match self.known_dirty.get(&bucket) {
+            Some(flag) => flag.store(true, Ordering::Release),
+            None => {
+                self.known_dirty.insert(bucket, AtomicBool::new(true));
+            }
         }
         if r.len() < 4 {
             return Err(CounterError::Redis(redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "admission script reply"))));
