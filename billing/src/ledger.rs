@@ -561,7 +561,20 @@ pub async fn report(store: &Store, now: i64) -> Result<Report, LedgerError> {
             drift_total = drift_total.saturating_add((metered - r.usage_quantity).abs());
             drift.push(Drift { number: r.number.clone().unwrap_or_default(), invoiced: r.usage_quantity, metered });
         }
+        // What Stripe was told for this invoice must equal what was invoiced.
+        if let Some(pushed) = r.stripe_quantity {
+            if pushed != r.usage_quantity {
+                drift_total = drift_total.saturating_add((pushed - r.usage_quantity).abs());
+                drift.push(Drift {
+                    number: format!("{} (Stripe)", r.number.clone().unwrap_or_default()),
+                    invoiced: r.usage_quantity,
+                    metered: pushed,
+                });
+            }
+        }
     }
+    let pushed: Vec<i64> = rows.iter().filter_map(|r| r.stripe_quantity).collect();
+    let stripe_reported = (!pushed.is_empty()).then(|| pushed.iter().sum());
     Ok(Report {
         by_month,
         mrr,
@@ -573,7 +586,7 @@ pub async fn report(store: &Store, now: i64) -> Result<Report, LedgerError> {
         drift_checked: rows.len(),
         drift,
         drift_total,
-        stripe_reported: None,
+        stripe_reported,
         invoiced_total: rows.iter().map(|r| r.usage_quantity).sum(),
     })
 }
