@@ -7,6 +7,10 @@ use crate::format::{count, money};
 /// A plan as the catalog shows it.
 #[derive(Debug, Clone)]
 pub struct PlanView {
+    /// Plan id (the subscribe form's `plan_id`).
+    pub id: i64,
+    /// URL-safe name, unique within its API (element ids on the API page).
+    pub slug: String,
     /// Display name.
     pub name: String,
     /// `"Free"` or `"$49.00/month"`.
@@ -33,6 +37,8 @@ impl From<&Plan> for PlanView {
         let metered =
             (p.unit_price_minor_per_1000 > 0).then(|| format!("+ {} per 1,000 requests", money(p.unit_price_minor_per_1000, &p.currency)));
         PlanView {
+            id: p.id,
+            slug: p.slug.clone(),
             name: p.name.clone(),
             price,
             metered,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -18,7 +18,8 @@ use turnpike_billing::{Currency, Money, Overage, PlanPrice, Pricing, Tier};
 use turnpike_store::{InvoiceLineRow, InvoiceSummary, NewPlanPrice, StoreError};
 
 use super::parse_id;
-use crate::ctx::{Chrome, Ctx, FlashKind};
+use super::stripe::StripeEnabled;
+use crate::ctx::{Chrome, Ctx, Flash, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime, money};
 use crate::PortalState;
@@ -158,6 +159,15 @@ pub struct BillingPage {
     chrome: Chrome,
     subscriptions: Vec<SubscriptionBilling>,
     invoices: Vec<InvoiceListRow>,
+    /// Stripe is configured: show "Manage payment" (the Customer Portal).
+    stripe: bool,
+}
+
+/// `GET /billing?checkout=success|canceled`: where Stripe Checkout sends the developer back.
+#[derive(Debug, Default, Deserialize)]
+pub struct BillingQuery {
+    #[serde(default)]
+    checkout: Option<String>,
 }
 
 /// A price in words: "$49.00/month, 100,000 included, then $0.50 per 1,000".
@@ -222,7 +232,12 @@ fn engine_lines(bill: &ledger::PeriodBill) -> Vec<LineView> {
 }
 
 /// `GET /billing`: every subscription of the developer's apps with its draft, and invoices.
-pub async fn billing_page(State(state): State<PortalState>, mut ctx: Ctx) -> PortalResult<BillingPage> {
+pub async fn billing_page(
+    State(state): State<PortalState>,
+    StripeEnabled(stripe): StripeEnabled,
+    mut ctx: Ctx,
+    Query(query): Query<BillingQuery>,
+) -> PortalResult<BillingPage> {
     let account_id = ctx.require_account()?.id;
     ctx.ensure_csrf().await?;
     let now = state.clock.now();
@@ -276,7 +291,17 @@ pub async fn billing_page(State(state): State<PortalState>, mut ctx: Ctx) -> Por
         });
     }
     let invoices = state.store.account_invoices(account_id).await?.iter().map(InvoiceListRow::new).collect();
-    Ok(BillingPage { chrome: ctx.chrome().await?, subscriptions, invoices })
+    let mut chrome = ctx.chrome().await?;
+    // Stripe's return: the webhook, not this redirect, activates the plan, so "success" only
+    // says it is on its way.
+    match query.checkout.as_deref() {
+        Some("success") => {
+            chrome.flashes.push(Flash { kind: FlashKind::Success, text: "Payment set up — your plan is active in a few seconds.".into() })
+        }
+        Some("canceled") => chrome.flashes.push(Flash { kind: FlashKind::Error, text: "Checkout canceled. Nothing was charged.".into() }),
+        _ => {}
+    }
+    Ok(BillingPage { chrome, subscriptions, invoices, stripe })
 }
 
 /// `POST /billing/subscriptions/{id}/plan`.

@@ -11,6 +11,9 @@ use turnpike_store::{Api, StoreError, Visibility};
 
 mod openapi_rewrite;
 
+use turnpike_billing::ledger;
+
+use super::stripe::StripeEnabled;
 use crate::ctx::{Chrome, Ctx};
 use crate::error::{PortalError, PortalResult};
 use crate::views::ApiView;
@@ -45,12 +48,57 @@ pub struct ApiPage {
     logged_in: bool,
     /// `(badge class, label)` for the API's lifecycle status.
     status: (&'static str, &'static str),
+    /// Whether developers can subscribe here (published APIs only).
+    subscribable: bool,
+    /// The logged-in developer's apps and where each stands on this API.
+    apps: Vec<AppOnApi>,
+    /// Plans whose price needs payment (the "continues to payment" note when Stripe is on).
+    paid_plans: Vec<i64>,
+    /// Stripe is configured: paid plans go through Checkout.
+    stripe: bool,
+}
+
+/// One of the developer's apps, for the "Subscribe" forms.
+#[derive(Debug, Clone)]
+pub struct AppOnApi {
+    /// App id.
+    pub id: i64,
+    /// App name.
+    pub name: String,
+    /// The plan of its live (not canceled) subscription to this API, if any.
+    pub plan_id: Option<i64>,
+}
+
+/// An option of a plan's app picker.
+#[derive(Debug, Clone)]
+pub struct AppChoice {
+    /// App id.
+    pub id: i64,
+    /// App name.
+    pub name: String,
+    /// Already on this plan (shown, disabled).
+    pub on_plan: bool,
 }
 
 impl ApiPage {
     /// The example request shown to visitors.
     pub fn curl(&self) -> String {
         self.api.curl("<your key>")
+    }
+
+    /// The app picker of `plan_id`'s "Subscribe" form.
+    pub fn choices(&self, plan_id: &i64) -> Vec<AppChoice> {
+        self.apps.iter().map(|a| AppChoice { id: a.id, name: a.name.clone(), on_plan: a.plan_id == Some(*plan_id) }).collect()
+    }
+
+    /// Whether every app of the developer is already on `plan_id`.
+    pub fn all_on(&self, plan_id: &i64) -> bool {
+        self.apps.iter().all(|a| a.plan_id == Some(*plan_id))
+    }
+
+    /// Whether subscribing to `plan_id` continues to Stripe Checkout.
+    pub fn goes_to_checkout(&self, plan_id: &i64) -> bool {
+        self.stripe && self.paid_plans.contains(plan_id)
     }
 }
 
@@ -68,9 +116,33 @@ async fn visible_api(state: &PortalState, ctx: &Ctx, slug: &str) -> PortalResult
 
 /// `GET /apis/{slug}`: description, status, base URL, plans, an example request and, when a
 /// document is stored, the interactive reference (Swagger UI, vendored under `static/`).
-pub async fn api_detail(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<Response> {
+pub async fn api_detail(
+    State(state): State<PortalState>,
+    StripeEnabled(stripe): StripeEnabled,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> PortalResult<Response> {
     let api = visible_api(&state, &ctx, &slug).await?;
     let plans = state.store.list_plans(api.id).await?;
+    let subscribable = api.visibility == Visibility::Public;
+    let mut apps = Vec::new();
+    if let (Some(account), true) = (&ctx.account, subscribable) {
+        for app in state.store.list_apps(account.id).await? {
+            let subs = state.store.list_subscriptions(app.id).await?;
+            let plan_id = subs.iter().find(|s| s.api_id == api.id && s.status != "canceled").map(|s| s.plan_id);
+            apps.push(AppOnApi { id: app.id, name: app.name, plan_id });
+        }
+    }
+    let mut paid_plans = Vec::new();
+    if stripe && subscribable {
+        let now = state.clock.now();
+        for plan in &plans {
+            // A plan whose price cannot be read is shown without the note; subscribing reports it.
+            if ledger::plan_needs_payment(&state.store, plan.id, now).await.unwrap_or(false) {
+                paid_plans.push(plan.id);
+            }
+        }
+    }
     let status = match api.visibility {
         Visibility::Public => ("active", "Published"),
         Visibility::Private => ("accent", "Unlisted"),
@@ -81,6 +153,10 @@ pub async fn api_detail(State(state): State<PortalState>, ctx: Ctx, Path(slug): 
         chrome: ctx.chrome().await?,
         api: ApiView::new(&api, &plans, &state.config.gateway_url),
         status,
+        subscribable,
+        apps,
+        paid_plans,
+        stripe,
     };
     let csp = docs_csp(&state.config.gateway_url);
     Ok(([(CONTENT_SECURITY_POLICY, csp)], page).into_response())
@@ -152,6 +228,7 @@ pub fn routes() -> axum::Router<PortalState> {
         .route("/apis/{slug}", get(api_detail))
         .route("/apis/{slug}/openapi.json", get(openapi))
         .route("/apis/{slug}/openapi.gateway.json", get(gateway_openapi))
+        .route("/apis/{slug}/subscribe", axum::routing::post(super::subscribe::subscribe))
 }
 
 #[cfg(test)]

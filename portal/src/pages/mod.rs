@@ -22,4 +22,5 @@ use crate::error::{PortalError, PortalResult};
 pub(crate) fn parse_id(raw: &str) -> PortalResult<i64> {
     raw.parse::<i64>().map_err(|_| PortalError::NotFound)
 }
+pub mod subscribe;
 pub mod usage;

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
-use turnpike_store::StoreError;
+use turnpike_billing::ledger;
+use turnpike_store::{Account, App, StoreError};
 use turnpike_stripe::{HandleError, Stripe};
 
 use crate::ctx::{Ctx, FlashKind};
@@ -69,8 +70,12 @@ pub struct CheckoutForm {
 }
 
 async fn back_with_error(ctx: &Ctx, msg: &str) -> PortalResult<Response> {
+    back_to(ctx, "/billing", msg.to_owned()).await
+}
+
+async fn back_to(ctx: &Ctx, back: &str, msg: String) -> PortalResult<Response> {
     ctx.flash(FlashKind::Error, msg).await?;
-    Ok(Redirect::to("/billing").into_response())
+    Ok(Redirect::to(back).into_response())
 }
 
 /// `POST /billing/checkout`: a Checkout Session for a paid plan of an app the developer owns,
@@ -91,29 +96,57 @@ pub async fn checkout(
         Err(StoreError::NotFound) => return back_with_error(&ctx, "That app does not exist.").await,
         Err(e) => return Err(e.into()),
     };
+    checkout_for(&state, &stripe, &ctx, &account, &app, plan_id, "/billing").await
+}
+
+/// The Checkout hand-off shared by `POST /billing/checkout` and the catalog's "Subscribe"
+/// (`POST /apis/{slug}/subscribe`): `app` is already known to be the developer's. A plan that
+/// does not exist (or whose API is a draft), a free plan, or a plan the app already pays for
+/// through Stripe goes back to `back` with a message and nothing sent to Stripe; otherwise a
+/// Checkout Session is created and the answer is its 303.
+pub(crate) async fn checkout_for(
+    state: &PortalState,
+    stripe: &Stripe,
+    ctx: &Ctx,
+    account: &Account,
+    app: &App,
+    plan_id: i64,
+    back: &str,
+) -> PortalResult<Response> {
+    let back_with_error = |msg: String| back_to(ctx, back, msg);
     let (plan, api_name) = match state.store.stripe_checkout_plan(plan_id).await {
         Ok(p) => p,
-        Err(StoreError::NotFound) => return back_with_error(&ctx, "That plan does not exist.").await,
+        Err(StoreError::NotFound) => return back_with_error("That plan does not exist.".to_owned()).await,
         Err(e) => return Err(e.into()),
     };
-    if plan.flat_price_minor <= 0 && plan.unit_price_minor_per_1000 <= 0 {
-        return back_with_error(&ctx, &format!("“{}” is free: no payment is needed.", plan.name)).await;
+    let now = state.clock.now();
+    // The billing ledger's price (versioned) decides, as it does for plan changes.
+    let needs_payment = match ledger::plan_needs_payment(&state.store, plan.id, now).await {
+        Ok(b) => b,
+        Err(ledger::LedgerError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(StoreError::Corrupt(e.to_string()).into()),
+    };
+    if !needs_payment {
+        return back_with_error(format!("“{}” is free: no payment is needed.", plan.name)).await;
     }
     // Already paying for exactly this: a second Stripe subscription would bill twice.
     for sub in state.store.list_subscriptions(app.id).await? {
         if sub.plan_id == plan.id && sub.status == "active" {
             let paying = state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some());
             if paying {
-                let msg = format!("“{}” is already on {}. Manage payment details in the customer portal.", app.name, plan.name);
-                return back_with_error(&ctx, &msg).await;
+                return back_with_error(format!(
+                    "“{}” is already on {}. Manage payment details in the customer portal.",
+                    app.name, plan.name
+                ))
+                .await;
             }
         }
     }
-    match stripe.checkout_url(&state.store, &account, app.id, &plan, &api_name, state.clock.now()).await {
+    match stripe.checkout_url(&state.store, account, app.id, &plan, &api_name, now).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
         Err(e) => {
             tracing::error!(error = %e, "stripe checkout failed");
-            back_with_error(&ctx, "The payment provider is not answering. Nothing was charged; please try again in a minute.").await
+            back_with_error("The payment provider is not answering. Nothing was charged; please try again in a minute.".to_owned()).await
         }
     }
 }

@@ -67,7 +67,19 @@ impl Portal {
         let client = browser();
         let csrf = self.csrf(&client, "/signup").await;
         let res = self.post(&client, "/signup", &[("csrf", &csrf), ("email", email), ("password", PASSWORD)]).await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signup of {email}");
+        assert_eq!(res.status(), StatusCode::OK, "signup of {email}");
+        // Signing up mails a confirm link; the account logs in when it is confirmed.
+        let mail = self.store.emails_to(email).await.expect("outbox");
+        let prefix = format!("{PUBLIC_URL}/verify-email?token=");
+        let token = mail
+            .iter()
+            .rev()
+            .find_map(|m| m.body.split_whitespace().find_map(|w| w.strip_prefix(prefix.as_str())))
+            .unwrap_or_else(|| panic!("no verification link mailed to {email}"))
+            .to_owned();
+        let csrf = self.csrf(&client, &format!("/verify-email?token={token}")).await;
+        let res = self.post(&client, "/verify-email", &[("csrf", &csrf), ("token", &token)]).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "verification of {email}");
         client
     }
 

@@ -12,3 +12,4 @@ mod devx;
 mod helpers;
 mod security;
 mod stripe;
+mod subscribe;
