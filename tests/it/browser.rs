@@ -268,8 +268,12 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     j.log_in("dev@example.com").await;
     j.go("/apis/weather").await;
     j.shot("weather-docs").await;
-    j.click("form[action='/apis/weather/subscribe'] button[type=submit]").await;
+    // The app picker lists the developer's app; Subscribe.
+    let picked = j.text("select#subscribe-app-starter").await;
+    assert!(picked.contains("Browser app"), "{picked}");
+    j.click("button#subscribe-starter").await;
     j.wait_path_not("/apis/weather").await;
+    assert!(j.text("main").await.contains("Starter"), "the billing page shows the new subscription");
     j.shot("subscribed").await;
     app.gateway.follow().await.unwrap();
     let r = app.http.get(app.gw("/weather/forecast/oslo")).bearer_auth(&secret).send().await.unwrap();

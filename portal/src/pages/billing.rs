@@ -275,7 +275,7 @@ pub async fn billing_page(
             app_name,
             api_name,
             plan_name: draft.bill.price.plan.name.clone(),
-            price: format!("{} (price {})", describe(&draft.bill.price.price), draft.bill.price.version_label()),
+            price: describe(&draft.bill.price.price),
             status: sub.status.clone(),
             pending,
             period: format!("{} – {}", datetime(period.start), datetime(period.end)),
@@ -312,15 +312,34 @@ pub struct PlanForm {
 }
 
 /// Where the Stripe integration takes over: when Stripe is configured and the target plan needs
-/// payment ([`ledger::plan_needs_payment`]), it returns the Checkout redirect. Without Stripe the
-/// local ledger records the change and an admin marks invoices paid.
-async fn stripe_checkout(_state: &PortalState, _subscription_id: i64, _plan_id: i64) -> PortalResult<Option<Response>> {
-    Ok(None)
+/// payment ([`ledger::plan_needs_payment`]), the Checkout redirect (the webhook changes the plan
+/// once paid). Without Stripe the local ledger records the change and an admin marks invoices paid.
+async fn stripe_checkout(
+    state: &PortalState,
+    stripe: Option<&turnpike_stripe::Stripe>,
+    ctx: &Ctx,
+    app_id: i64,
+    plan_id: i64,
+) -> PortalResult<Option<Response>> {
+    let Some(stripe) = stripe else { return Ok(None) };
+    let now = state.clock.now();
+    let needs_payment = match ledger::plan_needs_payment(&state.store, plan_id, now).await {
+        Ok(b) => b,
+        Err(LedgerError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(StoreError::Corrupt(e.to_string()).into()),
+    };
+    if !needs_payment {
+        return Ok(None);
+    }
+    let account = ctx.require_account()?.clone();
+    let app = state.store.get_app(account.id, app_id).await?;
+    Ok(Some(super::stripe::checkout_for(state, stripe, ctx, &account, &app, plan_id, "/billing").await?))
 }
 
 /// `POST /billing/subscriptions/{id}/plan`: upgrade now (prorated), downgrade at period end.
 pub async fn change_plan(
     State(state): State<PortalState>,
+    stripe: Option<axum::Extension<turnpike_stripe::Stripe>>,
     ctx: Ctx,
     Path(id): Path<String>,
     Form(form): Form<PlanForm>,
@@ -340,7 +359,13 @@ pub async fn change_plan(
         Err(e) => return Err(e.into()),
     };
     let now = state.clock.now();
-    if let Some(r) = stripe_checkout(&state, sub.id, plan.id).await? {
+    // A subscription Stripe already bills changes plan in Stripe's Customer Portal: a second
+    // Checkout would start a second Stripe subscription and bill twice.
+    if stripe.is_some() && state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some()) {
+        ctx.flash(FlashKind::Error, "This plan is paid through Stripe: change it with “Manage payment”.").await?;
+        return Ok(Redirect::to("/billing").into_response());
+    }
+    if let Some(r) = stripe_checkout(&state, stripe.as_ref().map(|e| &e.0), &ctx, sub.app_id, plan.id).await? {
         return Ok(r);
     }
     let msg = match ledger::change_plan(&state.store, sub.id, plan.id, now).await {
