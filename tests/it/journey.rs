@@ -6,17 +6,7 @@ use std::time::{Duration, Instant};
 use turnpike_store::domain::ApiKey;
 use turnpike_testkit::TestDb;
 
-use crate::{system_clock, CounterBackend, TestApp};
-
-fn between<'a>(html: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let i = html.find(start)? + start.len();
-    let j = html[i..].find(end)? + i;
-    Some(&html[i..j])
-}
-
-fn csrf(html: &str) -> String {
-    between(html, "name=\"csrf\" value=\"", "\"").expect("form has a csrf token").to_owned()
-}
+use crate::{between, csrf, system_clock, CounterBackend, TestApp};
 
 async fn journey(db: &TestDb, counters: &CounterBackend) {
     let app = TestApp::start(db, counters, system_clock()).await;

@@ -153,6 +153,18 @@ impl Drop for TestApp {
     }
 }
 
+/// The text between `start` and `end` in `html`.
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = html.find(start)? + start.len();
+    let j = html[i..].find(end)? + i;
+    Some(&html[i..j])
+}
+
+/// The CSRF token of the first form on a page.
+pub fn csrf(html: &str) -> String {
+    between(html, "name=\"csrf\" value=\"", "\"").expect("form has a csrf token").to_owned()
+}
+
 pub fn system_clock() -> SharedClock {
     Arc::new(turnpike_store::clock::SystemClock)
 }

@@ -11,21 +11,11 @@ use turnpike_store::NewPlan;
 use turnpike_testkit::fake_stripe::{event, signature, FakeStripe};
 use turnpike_testkit::TestDb;
 
-use crate::{CounterBackend, TestApp};
+use crate::{csrf, CounterBackend, TestApp};
 
 const T0: i64 = 1_790_000_000;
 const SECRET_KEY: &str = "sk_test_turnpike";
 const WEBHOOK_SECRET: &str = "whsec_test_turnpike";
-
-fn between<'a>(html: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let i = html.find(start)? + start.len();
-    let j = html[i..].find(end)? + i;
-    Some(&html[i..j])
-}
-
-fn csrf(html: &str) -> String {
-    between(html, "name=\"csrf\" value=\"", "\"").expect("form has a csrf token").to_owned()
-}
 
 struct Setup {
     app: TestApp,
