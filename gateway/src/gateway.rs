@@ -526,8 +526,18 @@ impl Gateway {
                     .and_then(|s| s.downcast_ref::<hyper::Error>())
                     .and_then(std::error::Error::source)
                     .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                let p = if too_large { Problem::BodyTooLarge } else { Problem::BadGateway };
-                if !too_large {
+                // The client's own body broke off or was badly framed (a bad chunk size): the
+                // client's fault, not the upstream's, and not counted against the target.
+                let client_body =
+                    !too_large && error_chain(&e).any(|s| s.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_user));
+                let p = if too_large {
+                    Problem::BodyTooLarge
+                } else if client_body {
+                    Problem::BadRequest
+                } else {
+                    Problem::BadGateway
+                };
+                if !too_large && !client_body {
                     tracing::warn!(api = %route.slug, error = %e, "upstream request failed");
                 }
                 self.gateway_error(p, meter(p.status().as_u16()))
@@ -569,6 +579,11 @@ impl Gateway {
         let (parts, body) = r.into_parts();
         Response::from_parts(parts, Tallied::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
     }
+}
+
+/// `e` and its sources, outermost first.
+fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
 }
 
 fn jwt_reason(e: &crate::jwt::JwtError) -> &'static str {

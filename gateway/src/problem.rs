@@ -28,6 +28,8 @@ pub enum Problem {
     RateLimited,
     /// 429: monthly quota used up.
     QuotaExceeded,
+    /// 400: the request body could not be read (bad framing, cut off).
+    BadRequest,
     /// 413: request body too large.
     BodyTooLarge,
     /// 502: upstream unreachable or broke the connection.
@@ -48,6 +50,7 @@ impl Problem {
             Problem::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             Problem::RateLimited | Problem::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Problem::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Problem::BadRequest => StatusCode::BAD_REQUEST,
             Problem::BadGateway => StatusCode::BAD_GATEWAY,
             Problem::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +70,7 @@ impl Problem {
             Problem::RateLimited => "rate_limited",
             Problem::QuotaExceeded => "quota_exceeded",
             Problem::BodyTooLarge => "body_too_large",
+            Problem::BadRequest => "bad_request",
             Problem::BadGateway => "bad_gateway",
             Problem::GatewayTimeout => "gateway_timeout",
             Problem::Unavailable => "unavailable",
@@ -85,6 +89,7 @@ impl Problem {
             Problem::RateLimited => "Too many requests",
             Problem::QuotaExceeded => "Monthly quota exceeded",
             Problem::BodyTooLarge => "Request body too large",
+            Problem::BadRequest => "The request body could not be read",
             Problem::BadGateway => "The upstream service could not be reached",
             Problem::GatewayTimeout => "The upstream service did not answer in time",
             Problem::Unavailable => "The gateway cannot enforce limits right now",
@@ -105,6 +110,7 @@ impl Problem {
             Problem::RateLimited => "Slow down: retry after the number of seconds in Retry-After.",
             Problem::QuotaExceeded => "The plan's quota for this billing period is used up. Upgrade the plan or wait for the next period.",
             Problem::BodyTooLarge => "Send a smaller request body.",
+            Problem::BadRequest => "Check the body's framing: Content-Length or chunked Transfer-Encoding.",
             Problem::BadGateway => "Retry later; the API owner has been notified through the gateway's metrics.",
             Problem::GatewayTimeout => "Retry later, or with a smaller request.",
             Problem::Unavailable => "Retry after the number of seconds in Retry-After.",
@@ -126,7 +132,7 @@ impl Problem {
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
             // The rest of the body was not read: the connection cannot carry another request.
-            Problem::BodyTooLarge => {
+            Problem::BodyTooLarge | Problem::BadRequest => {
                 r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Problem::MissingKey | Problem::InvalidKey | Problem::InvalidToken => {
