@@ -252,6 +252,14 @@ impl Store {
         Ok(())
     }
 
+    /// A plan's policy for a counter-store outage: `None` fails closed, `Some(secs)` fails open.
+    pub async fn plan_failure_policy(&self, plan_id: i64) -> Result<Option<i64>, StoreError> {
+        let row: Option<(String, i64)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT redis_failure_policy, fail_open_seconds FROM plans WHERE id = $1").bind(plan_id).fetch_optional(p).await?);
+        let (policy, secs) = row.ok_or(StoreError::NotFound)?;
+        Ok((policy == "open").then_some(secs))
+    }
+
     /// Set a plan's policy for a counter-store outage: `None` fails closed (503), `Some(secs)`
     /// admits on local limits for that long. Gateways pick it up through the change log.
     pub async fn set_plan_failure_policy(&self, plan_id: i64, fail_open_seconds: Option<i64>, now: i64) -> Result<(), StoreError> {

@@ -736,6 +736,10 @@ pub struct PlanFormValues {
     /// Checkbox.
     #[serde(default)]
     pub is_default: Option<String>,
+    /// Seconds to serve on each gateway's local limits when Redis is unreachable; empty fails
+    /// closed (503).
+    #[serde(default)]
+    pub fail_open_seconds: String,
 }
 
 impl PlanFormValues {
@@ -751,7 +755,13 @@ impl PlanFormValues {
             burst: p.burst.to_string(),
             monthly_quota: p.monthly_quota.map(|q| q.to_string()).unwrap_or_default(),
             is_default: p.is_default.then(|| "on".to_owned()),
+            fail_open_seconds: String::new(),
         }
+    }
+
+    async fn with_policy(mut self, state: &PortalState, plan_id: i64) -> PortalResult<PlanFormValues> {
+        self.fail_open_seconds = state.store.plan_failure_policy(plan_id).await?.map(|s| s.to_string()).unwrap_or_default();
+        Ok(self)
     }
 
     /// Whether the default box is ticked.
@@ -802,8 +812,8 @@ pub async fn create_plan(
 ) -> PortalResult<Response> {
     let admin = actor(&ctx)?;
     let api = state.store.get_api(parse_id(&id)?).await?;
-    let errors = match limits_of(&form) {
-        Ok(l) => {
+    let errors = match limits_of(&form).and_then(|l| fail_open_of(&form).map(|f| (l, f))) {
+        Ok((l, fail_open)) => {
             let now = state.clock.now();
             let new = NewPlan {
                 slug: l.slug.clone(),
@@ -820,6 +830,9 @@ pub async fn create_plan(
                 Ok(plan) => {
                     if plan.is_default {
                         state.store.make_default_plan(plan.id, now).await?;
+                    }
+                    if fail_open.is_some() {
+                        state.store.set_plan_failure_policy(plan.id, fail_open, now).await?;
                     }
                     let detail = format!("{} on {}: {}", plan.slug, api.slug, limits_detail(&l));
                     state.store.audit(Some(admin), "plan.create", &format!("plan:{}", plan.id), &detail, now).await?;
@@ -838,6 +851,21 @@ pub async fn create_plan(
     };
     let page = edit_page(&state, &mut ctx, &api, None, FieldErrors::default(), Vec::new(), Some((form, errors))).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// The outage policy field: empty fails closed, else 1–86,400 seconds of fail-open.
+fn fail_open_of(v: &PlanFormValues) -> Result<Option<i64>, FieldErrors> {
+    if v.fail_open_seconds.trim().is_empty() {
+        return Ok(None);
+    }
+    match parse_count(&v.fail_open_seconds, 1..=86_400) {
+        Some(s) => Ok(Some(s)),
+        None => {
+            let mut e = FieldErrors::default();
+            e.add("fail_open_seconds", "Seconds from 1 to 86,400, or empty to refuse requests (503) while Redis is unreachable.");
+            Err(e)
+        }
+    }
 }
 
 fn limits_detail(l: &PlanLimits) -> String {
@@ -883,7 +911,8 @@ async fn plan_page(
 /// `GET /admin/plans/{id}`: edit a plan's name, slug, limits and default flag.
 pub async fn plan_form(State(state): State<PortalState>, mut ctx: Ctx, Path(id): Path<String>) -> PortalResult<PlanFormPage> {
     let plan = state.store.get_plan(parse_id(&id)?).await?;
-    plan_page(&state, &mut ctx, &plan, PlanFormValues::from_plan(&plan), FieldErrors::default()).await
+    let form = PlanFormValues::from_plan(&plan).with_policy(&state, plan.id).await?;
+    plan_page(&state, &mut ctx, &plan, form, FieldErrors::default()).await
 }
 
 /// `POST /admin/plans/{id}`.
@@ -895,11 +924,12 @@ pub async fn update_plan(
 ) -> PortalResult<Response> {
     let admin = actor(&ctx)?;
     let plan = state.store.get_plan(parse_id(&id)?).await?;
-    let errors = match limits_of(&form) {
-        Ok(l) => {
+    let errors = match limits_of(&form).and_then(|l| fail_open_of(&form).map(|f| (l, f))) {
+        Ok((l, fail_open)) => {
             let now = state.clock.now();
             match state.store.update_plan(plan.id, &l, now).await {
                 Ok(updated) => {
+                    state.store.set_plan_failure_policy(plan.id, fail_open, now).await?;
                     state.store.audit(Some(admin), "plan.update", &format!("plan:{}", plan.id), &limits_detail(&l), now).await?;
                     ctx.flash(
                         FlashKind::Success,

@@ -391,6 +391,45 @@ async fn plans_are_added_and_their_limits_edited() {
             assert!(audit.iter().any(|e| e.action == action && e.actor_id == Some(admin_id)), "{action}");
         }
         assert_eq!(app.get(&adm, "/admin/plans/999").await.status(), StatusCode::NOT_FOUND);
+
+        // The Redis outage policy: fail open for 120 s, shown again on the form; a bad value is
+        // refused and changes nothing; empty fails closed again.
+        assert_eq!(app.store.plan_failure_policy(free_id).await.unwrap(), None, "fails closed by default");
+        let with = |secs: &'static str| {
+            [
+                ("csrf", csrf.clone()),
+                ("name", "Free".to_owned()),
+                ("slug", "free".to_owned()),
+                ("rate_per_second", "5".to_owned()),
+                ("burst", "10".to_owned()),
+                ("monthly_quota", "5000".to_owned()),
+                ("is_default", "on".to_owned()),
+                ("fail_open_seconds", secs.to_owned()),
+            ]
+        };
+        let form = with("120");
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(app.post(&adm, &edit, &form).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.store.plan_failure_policy(free_id).await.unwrap(), Some(120));
+        assert!(app
+            .get(&adm, &edit)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"name="fail_open_seconds" type="number" min="1" max="86400" value="120""#));
+        for bad in ["0", "86401", "soon"] {
+            let form = with(bad);
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let res = app.post(&adm, &edit, &form).await;
+            assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+            assert!(unescape(&res.text().await.unwrap()).contains("Seconds from 1 to 86,400"));
+            assert_eq!(app.store.plan_failure_policy(free_id).await.unwrap(), Some(120), "{bad} changed nothing");
+        }
+        let form = with("");
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(app.post(&adm, &edit, &form).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.store.plan_failure_policy(free_id).await.unwrap(), None);
     }
 }
 
