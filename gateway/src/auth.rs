@@ -133,6 +133,8 @@ pub struct KeyCache {
     apps: DashMap<i64, Arc<AppGrants>>,
     /// Key id → hash, for JWTs naming a key; a key's hash never changes.
     ids: DashMap<i64, KeyHash>,
+    /// Request counters per (API, plan), shared by every app's grants on that plan.
+    plan_metrics: PlanMetrics,
     store: Store,
     capacity: usize,
     ttl: i64,
@@ -153,6 +155,7 @@ impl KeyCache {
             gens: ArcSwap::from_pointee(Generations::empty()),
             apps: DashMap::new(),
             ids: DashMap::new(),
+            plan_metrics: DashMap::new(),
             store,
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX).max(2),
             ttl: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1),
@@ -218,7 +221,7 @@ impl KeyCache {
         let app = match self.apps.get(&k.app_id).map(|a| a.clone()) {
             Some(a) => a,
             None => {
-                let a = Arc::new(load_app(&self.store, k.app_id, now).await?);
+                let a = Arc::new(load_app(&self.store, &self.plan_metrics, k.app_id, now).await?);
                 self.apps.insert(k.app_id, a.clone());
                 a
             }
@@ -266,7 +269,9 @@ impl KeyCache {
     }
 }
 
-async fn load_app(store: &Store, app_id: i64, now: i64) -> Result<AppGrants, StoreError> {
+type PlanMetrics = DashMap<(String, String), Arc<[metrics::Counter; 4]>>;
+
+async fn load_app(store: &Store, plan_metrics: &PlanMetrics, app_id: i64, now: i64) -> Result<AppGrants, StoreError> {
     let mut grants = Vec::new();
     for e in store.entitlements(app_id).await? {
         let period = monthly_period(e.billing_anchor, now);
@@ -282,9 +287,14 @@ async fn load_app(store: &Store, app_id: i64, now: i64) -> Result<AppGrants, Sto
             quota: e.monthly_quota,
             anchor: e.billing_anchor,
             fail_open: (e.redis_failure_policy == "open").then_some(e.fail_open_seconds),
-            requests: Arc::new(["2xx", "3xx", "4xx", "5xx"].map(|class| {
-                metrics::counter!("turnpike_gateway_requests_total", "api" => e.api_slug.clone(), "plan" => e.plan_slug.clone(), "status" => class)
-            })),
+            requests: plan_metrics
+                .entry((e.api_slug.clone(), e.plan_slug.clone()))
+                .or_insert_with(|| {
+                    Arc::new(["2xx", "3xx", "4xx", "5xx"].map(|class| {
+                        metrics::counter!("turnpike_gateway_requests_total", "api" => e.api_slug.clone(), "plan" => e.plan_slug.clone(), "status" => class)
+                    }))
+                })
+                .clone(),
             seed_used,
             seed_period_start: period.start,
             period: Mutex::new(None),
