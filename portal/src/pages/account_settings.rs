@@ -8,8 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
+use turnpike_billing::ledger::{self, LedgerError};
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
-use turnpike_store::{Account, TokenPurpose};
+use turnpike_store::{Account, StoreError, TokenPurpose};
 
 use super::account::{capitalise, public_url};
 use crate::ctx::{Chrome, Ctx, FlashKind};
@@ -18,6 +19,8 @@ use crate::throttle::{self, ClientIp};
 use crate::PortalState;
 
 const WRONG_PASSWORD: &str = "Your current password is incorrect.";
+const STRIPE_BILLED: &str =
+    "A subscription of yours is billed through Stripe. Cancel it under Billing, Manage payment, then delete your account.";
 
 /// The settings page; each form shows its own errors.
 #[derive(Debug, Default, Template, WebTemplate)]
@@ -173,8 +176,8 @@ pub async fn change_email(State(state): State<PortalState>, ip: ClientIp, ctx: C
     Ok(Redirect::to("/account").into_response())
 }
 
-/// `POST /account/delete`: needs the password; revokes every key, anonymises the account, ends
-/// every session.
+/// `POST /account/delete`: needs the password; cancels every subscription now (409 while one is
+/// billed through Stripe), revokes every key, anonymises the account, ends every session.
 pub async fn delete_account(
     State(state): State<PortalState>,
     ip: ClientIp,
@@ -192,6 +195,26 @@ pub async fn delete_account(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let now = state.clock.now();
+    let subscriptions: Vec<_> =
+        state.store.account_subscriptions(account.id).await?.into_iter().filter(|s| s.status != "canceled").collect();
+    for sub in &subscriptions {
+        // Stripe bills these on its own schedule: deleting here would leave Stripe charging a
+        // deleted account, so the developer cancels there first.
+        if state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some()) {
+            let mut page = AccountPage::for_account(&ctx, &account).await?;
+            page.delete_error = Some(STRIPE_BILLED.to_owned());
+            return Ok((StatusCode::CONFLICT, page).into_response());
+        }
+    }
+    // Every other subscription ends now: the usage so far and the unused base fee are settled
+    // on the period's final invoice, which stays in the books.
+    for sub in &subscriptions {
+        match ledger::cancel(&state.store, sub.id, false, now).await {
+            Ok(()) | Err(LedgerError::Store(StoreError::NotFound)) => {}
+            Err(LedgerError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(StoreError::Corrupt(e.to_string()).into()),
+        }
+    }
     state.store.delete_account(account.id, now).await?;
     state.store.delete_account_sessions(account.id, None).await?;
     state.store.audit(Some(account.id), "account.delete", &format!("account:{}", account.id), "", now).await?;

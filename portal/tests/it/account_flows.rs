@@ -4,9 +4,9 @@
 
 use reqwest::{Client, StatusCode};
 use turnpike_store::domain::{ApiKey, Email};
-use turnpike_store::{Account, AccountStatus, ChangeKind, KeyStatus, Role};
+use turnpike_store::{Account, AccountStatus, ChangeKind, KeyStatus, Role, Visibility};
 
-use crate::helpers::{browser, csrf_from, each, location, TestApp, NOW, PASSWORD};
+use crate::helpers::{browser, csrf_from, each, location, seed_api, TestApp, NOW, PASSWORD};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -240,6 +240,7 @@ async fn changing_the_email_needs_the_password_and_applies_only_when_confirmed()
 #[tokio::test]
 async fn deleting_the_account_revokes_its_keys_and_ends_login() {
     for app in each("delete_account").await {
+        seed_api(&app.store, "books", "Books", Visibility::Public).await;
         let dev = app.developer("ada@example.com").await;
         let id = account(&app, "ada@example.com").await.unwrap().id;
         let app_id = app.create_app(&dev, "Prod").await;
@@ -255,10 +256,19 @@ async fn deleting_the_account_revokes_its_keys_and_ends_login() {
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(app.store.key_auth(&hash).await.unwrap().unwrap().status, KeyStatus::Active, "nothing changed");
 
+        // The new app is on the public default plan, billed by Turnpike's own ledger.
+        let subs = app.store.account_subscriptions(id).await.unwrap();
+        assert_eq!(subs.len(), 1, "{subs:?}");
+        assert_eq!(subs[0].status, "active");
+
         let before = app.store.latest_change().await.unwrap();
         let res = settings_post(&app, &dev, "/account/delete", &[("password", PASSWORD)]).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), "/");
+
+        // Its subscriptions end now; the period's final invoice settles the usage so far.
+        let subs = app.store.account_subscriptions(id).await.unwrap();
+        assert!(subs.iter().all(|s| s.status == "canceled" && s.canceled_at == Some(NOW)), "{subs:?}");
 
         // Gateways refuse the key: revoked, owner suspended, and the change log says so.
         let auth = app.store.key_auth(&hash).await.unwrap().unwrap();
@@ -278,6 +288,35 @@ async fn deleting_the_account_revokes_its_keys_and_ends_login() {
         assert_eq!(login(&app, "ada@example.com", PASSWORD).await.1, StatusCode::UNAUTHORIZED);
         // The address is free again.
         app.developer("ada@example.com").await;
+    }
+}
+
+/// A subscription Stripe bills must be canceled there first: deleting the account anyway would
+/// leave Stripe charging a deleted account. The refusal changes nothing.
+#[tokio::test]
+async fn an_account_with_a_stripe_billed_subscription_cannot_be_deleted_until_it_is_canceled() {
+    for app in each("delete_account_stripe").await {
+        seed_api(&app.store, "books", "Books", Visibility::Public).await;
+        let dev = app.developer("grace@example.com").await;
+        let id = account(&app, "grace@example.com").await.unwrap().id;
+        let app_id = app.create_app(&dev, "Paid").await;
+        let sub = app.store.account_subscriptions(id).await.unwrap().remove(0);
+        let action = turnpike_store::StripeAction::Activate {
+            app_id,
+            plan_id: sub.plan_id,
+            stripe_subscription_id: Some("sub_paid".into()),
+            customer_id: Some("cus_paid".into()),
+        };
+        app.store.apply_stripe_event("evt_paid", "checkout.session.completed", NOW, &action, NOW).await.unwrap();
+
+        let res = settings_post(&app, &dev, "/account/delete", &[("password", PASSWORD)]).await;
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        assert!(res.text().await.unwrap().contains("billed through Stripe"));
+        let acc = app.store.get_account(id).await.unwrap();
+        assert_eq!((acc.status, acc.email.as_str()), (AccountStatus::Active, "grace@example.com"), "nothing changed");
+        let subs = app.store.account_subscriptions(id).await.unwrap();
+        assert!(subs.iter().all(|s| s.status == "active"), "{subs:?}");
+        assert!(logged_in(&app, &dev).await);
     }
 }
 
