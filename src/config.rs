@@ -55,8 +55,8 @@ pub struct Config {
     pub redis_prefix: String,
     /// Longest wait for Redis on the request path, milliseconds.
     pub redis_timeout_ms: u64,
-    /// Longest wait for the database on the gateway's request path (key lookups) and for
-    /// `/readyz`, milliseconds.
+    /// Longest wait for the database on the gateway's request path (key lookups) once it has
+    /// been seen failing, and for `/readyz`, milliseconds.
     pub database_timeout_ms: u64,
     /// Portal listen address.
     pub portal_addr: SocketAddr,

@@ -1,7 +1,7 @@
 //! Authentication: credential extraction, format/checksum check without I/O, then a cached
 //! lookup by SHA-256 that change events invalidate.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,6 +139,11 @@ pub struct KeyCache {
     capacity: usize,
     ttl: i64,
     lookup_timeout: Duration,
+    /// The change follower's last poll of the database failed. Lookups then give up after
+    /// `lookup_timeout` instead of waiting out the pool (its acquire timeout, per query); while
+    /// the database answers they are not cut short, so a burst of cold lookups queued behind
+    /// each other is not turned into 503s.
+    pub(crate) database_failing: AtomicBool,
     pub(crate) lookups: AtomicU64,
     pub(crate) hits: AtomicU64,
 }
@@ -161,15 +166,17 @@ impl KeyCache {
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX).max(2),
             ttl: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1),
             lookup_timeout,
+            database_failing: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
         }
     }
 
     /// Resolve a verified key hash; loads from the database on a miss or after the TTL. When the
-    /// database fails or does not answer within the lookup timeout, an entry that merely
-    /// outlived its TTL is served for another TTL: it is what the change log last confirmed, and
-    /// a database outage must not become an outage of every key whose safety net ran out.
+    /// lookup fails (or, with the database failing, does not answer within the lookup timeout),
+    /// an entry that merely outlived its TTL is served for another TTL: it is what the change log
+    /// last confirmed, and a database outage must not become an outage of every key whose safety
+    /// net ran out.
     pub(crate) async fn resolve(&self, hash: KeyHash, now: i64) -> Result<Option<Arc<Identity>>, StoreError> {
         let gens = self.gens.load();
         let mut stale = None;
@@ -204,8 +211,11 @@ impl KeyCache {
         Ok(loaded)
     }
 
-    /// `f` within the lookup timeout.
+    /// `f`, within the lookup timeout while the database is failing.
     async fn bounded<T>(&self, f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        if !self.database_failing.load(Ordering::Relaxed) {
+            return f.await;
+        }
         tokio::time::timeout(self.lookup_timeout, f).await.unwrap_or(Err(StoreError::Timeout))
     }
 

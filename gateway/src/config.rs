@@ -21,8 +21,9 @@ pub struct GatewayConfig {
     pub key_cache_ttl: Duration,
     /// Largest number of keys cached.
     pub key_cache_capacity: u64,
-    /// Longest wait for the database on the request path (a key lookup) and for readiness;
-    /// then the key's stale cache entry is served, or 503.
+    /// Longest wait for the database on the request path (a key lookup) once the change
+    /// follower has found it failing, and for readiness; then the key's stale cache entry is
+    /// served, or 503.
     pub lookup_timeout: Duration,
     /// One JSON access-log line per request.
     pub access_log: bool,
