@@ -224,8 +224,9 @@ async fn redis_killed_mid_load_fails_closed_within_2s_and_loses_no_admitted_coun
 
 /// Redis shut down and restarted on the same port while the load goes on: requests are refused
 /// (503, promptly) only while it is down, then admitted again; no admitted request is lost or
-/// counted twice: 200s seen by clients == admitted in Redis == the quota counter == the
-/// database.
+/// counted twice: admitted in Redis == the quota counter == the database, and that is every 200
+/// the clients saw plus at most the requests in flight at the shutdown (answered 503; their
+/// script may have run before Redis went away).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_with_aof_mid_load_loses_and_doubles_nothing() {
     let Some(mut redis) = OwnRedis::start_aof() else {
