@@ -55,6 +55,9 @@ pub struct Config {
     pub redis_prefix: String,
     /// Longest wait for Redis on the request path, milliseconds.
     pub redis_timeout_ms: u64,
+    /// Longest wait for the database on the gateway's request path (key lookups) once it has
+    /// been seen failing, and for `/readyz`, milliseconds.
+    pub database_timeout_ms: u64,
     /// Portal listen address.
     pub portal_addr: SocketAddr,
     /// Gateway listen address.
@@ -120,6 +123,7 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "tp".into(),
             redis_timeout_ms: 250,
+            database_timeout_ms: 1_000,
             portal_addr: ([127, 0, 0, 1], 8080).into(),
             gateway_addr: ([127, 0, 0, 1], 8000).into(),
             metrics_addr: ([127, 0, 0, 1], 9090).into(),
@@ -189,6 +193,7 @@ impl Config {
             ("flush_interval_ms", self.flush_interval_ms),
             ("follow_interval_ms", self.follow_interval_ms),
             ("redis_timeout_ms", self.redis_timeout_ms),
+            ("database_timeout_ms", self.database_timeout_ms),
             ("upstream_connect_timeout_ms", self.upstream_connect_timeout_ms),
             ("upstream_timeout_ms", self.upstream_timeout_ms),
             ("max_body_bytes", self.max_body_bytes),
@@ -257,6 +262,7 @@ impl Config {
             access_log: self.access_log,
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             key_cache_capacity: self.key_cache_capacity,
+            lookup_timeout: Duration::from_millis(self.database_timeout_ms),
             ..Default::default()
         })
     }

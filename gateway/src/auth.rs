@@ -1,7 +1,7 @@
 //! Authentication: credential extraction, format/checksum check without I/O, then a cached
 //! lookup by SHA-256 that change events invalidate.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,6 +138,12 @@ pub struct KeyCache {
     store: Store,
     capacity: usize,
     ttl: i64,
+    lookup_timeout: Duration,
+    /// The change follower's last poll of the database failed. Lookups then give up after
+    /// `lookup_timeout` instead of waiting out the pool (its acquire timeout, per query); while
+    /// the database answers they are not cut short, so a burst of cold lookups queued behind
+    /// each other is not turned into 503s.
+    pub(crate) database_failing: AtomicBool,
     pub(crate) lookups: AtomicU64,
     pub(crate) hits: AtomicU64,
 }
@@ -150,7 +156,7 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    pub(crate) fn new(store: Store, capacity: u64, ttl: Duration) -> KeyCache {
+    pub(crate) fn new(store: Store, capacity: u64, ttl: Duration, lookup_timeout: Duration) -> KeyCache {
         KeyCache {
             gens: ArcSwap::from_pointee(Generations::empty()),
             apps: DashMap::new(),
@@ -159,19 +165,27 @@ impl KeyCache {
             store,
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX).max(2),
             ttl: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1),
+            lookup_timeout,
+            database_failing: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
         }
     }
 
-    /// Resolve a verified key hash; loads from the database on a miss or after the TTL.
+    /// Resolve a verified key hash; loads from the database on a miss or after the TTL. When the
+    /// lookup fails (or, with the database failing, does not answer within the lookup timeout),
+    /// an entry that merely outlived its TTL is served for another TTL: it is what the change log
+    /// last confirmed, and a database outage must not become an outage of every key whose safety
+    /// net ran out.
     pub(crate) async fn resolve(&self, hash: KeyHash, now: i64) -> Result<Option<Arc<Identity>>, StoreError> {
         let gens = self.gens.load();
+        let mut stale = None;
         if let Some(slot) = gens.young.get(&hash) {
             if now - slot.1 < self.ttl {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(slot.0.clone());
             }
+            stale = Some(slot.0.clone());
         } else if let Some((_, slot)) = gens.old.remove(&hash) {
             if now - slot.1 < self.ttl {
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -179,12 +193,30 @@ impl KeyCache {
                 self.insert(hash, slot);
                 return Ok(v);
             }
+            stale = Some(slot.0);
         }
         drop(gens);
         self.lookups.fetch_add(1, Ordering::Relaxed);
-        let loaded = self.load(&hash, now).await?;
+        let loaded = match self.bounded(self.load(&hash, now)).await {
+            Ok(loaded) => loaded,
+            Err(e) => match stale {
+                Some(s) => {
+                    tracing::warn!(error = %e, "key lookup failed; serving the cached entry past its TTL");
+                    s
+                }
+                None => return Err(e),
+            },
+        };
         self.insert(hash, (loaded.clone(), now));
         Ok(loaded)
+    }
+
+    /// `f`, within the lookup timeout while the database is failing.
+    async fn bounded<T>(&self, f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        if !self.database_failing.load(Ordering::Relaxed) {
+            return f.await;
+        }
+        tokio::time::timeout(self.lookup_timeout, f).await.unwrap_or(Err(StoreError::Timeout))
     }
 
     /// The hash of key `id` (then [`resolve`](Self::resolve) it like a presented key).
@@ -192,7 +224,7 @@ impl KeyCache {
         if let Some(h) = self.ids.get(&id) {
             return Ok(Some(*h));
         }
-        let Some(h) = self.store.key_hash_by_id(id).await? else { return Ok(None) };
+        let Some(h) = self.bounded(self.store.key_hash_by_id(id)).await? else { return Ok(None) };
         if self.ids.len() >= self.capacity {
             self.ids.clear();
         }

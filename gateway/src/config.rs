@@ -21,6 +21,10 @@ pub struct GatewayConfig {
     pub key_cache_ttl: Duration,
     /// Largest number of keys cached.
     pub key_cache_capacity: u64,
+    /// Longest wait for the database on the request path (a key lookup) once the change
+    /// follower has found it failing, and for readiness; then the key's stale cache entry is
+    /// served, or 503.
+    pub lookup_timeout: Duration,
     /// One JSON access-log line per request.
     pub access_log: bool,
     /// Deadline for in-flight requests on shutdown.
@@ -44,6 +48,7 @@ impl Default for GatewayConfig {
             follow_interval: Duration::from_millis(250),
             key_cache_ttl: Duration::from_secs(60),
             key_cache_capacity: 1_000_000,
+            lookup_timeout: Duration::from_secs(1),
             access_log: true,
             drain_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),

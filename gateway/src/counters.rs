@@ -486,7 +486,7 @@ impl RedisCounters {
         pipe.invoke_script(&inv);
         let fut = async {
             match pipe.query_async::<(Vec<i64>,)>(&mut conn).await {
-                Err(e) if e.to_string().contains("NOSCRIPT") => {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                     redis::cmd("SCRIPT").arg("LOAD").arg(ADMIT_LUA).query_async::<String>(&mut conn).await?;
                     pipe.query_async::<(Vec<i64>,)>(&mut conn).await
                 }

@@ -19,7 +19,10 @@ impl Gateway {
         let i = &self.inner;
         let now = i.clock.now();
         let since = i.change_version.load(Ordering::Relaxed);
-        let changes = i.store.changes_after(since, now - REREAD_SECONDS, 10_000).await?;
+        // This poll is also the gateway's probe of the database for key lookups.
+        let changes = i.store.changes_after(since, now - REREAD_SECONDS, 10_000).await;
+        i.keys.database_failing.store(changes.is_err(), Ordering::Relaxed);
+        let changes = changes?;
         let mut applied = 0;
         let mut reload_routes = false;
         {

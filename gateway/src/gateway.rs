@@ -136,7 +136,7 @@ impl Gateway {
         });
         Ok(Gateway {
             inner: Arc::new(Inner {
-                keys: KeyCache::new(store.clone(), cfg.key_cache_capacity, cfg.key_cache_ttl),
+                keys: KeyCache::new(store.clone(), cfg.key_cache_capacity, cfg.key_cache_ttl, cfg.lookup_timeout),
                 cfg,
                 store,
                 clock,
@@ -181,9 +181,10 @@ impl Gateway {
         &self.inner.counters
     }
 
-    /// Readiness: database and counter store reachable.
+    /// Readiness: database and counter store reachable (each within its timeout).
     pub async fn ready(&self) -> Result<(), String> {
-        self.inner.store.ping().await.map_err(|e| format!("database: {e}"))?;
+        let ping = tokio::time::timeout(self.inner.cfg.lookup_timeout, self.inner.store.ping());
+        ping.await.unwrap_or(Err(StoreError::Timeout)).map_err(|e| format!("database: {e}"))?;
         self.inner.counters.ping().await.map_err(|e| format!("counters: {e}"))?;
         Ok(())
     }
@@ -194,6 +195,7 @@ impl Gateway {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(self.inner.cfg.header_read_timeout).max_buf_size(64 * 1024);
         builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+        let builder = Arc::new(builder);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -216,10 +218,14 @@ impl Gateway {
                         let peer = peer.clone();
                         async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                    let conn = graceful.watch(conn);
+                    let (builder, watcher) = (builder.clone(), graceful.watcher());
+                    let first_bytes = self.inner.cfg.header_read_timeout;
                     tokio::spawn(async move {
-                        let _ = conn.await;
+                        if !protocol_announced(&stream, first_bytes).await {
+                            return;
+                        }
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        let _ = watcher.watch(conn).await;
                     });
                 }
                 () = &mut shutdown => break,
@@ -579,6 +585,28 @@ impl Gateway {
         let (parts, body) = r.into_parts();
         Response::from_parts(parts, Tallied::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
     }
+}
+
+/// Wait until the client has sent the bytes that tell HTTP/1 from HTTP/2, for at most `limit`;
+/// false if it has not by then (close the connection). hyper-util's auto builder reads them with
+/// no deadline of its own and hyper's header read timeout starts only after them, so a client
+/// that connects and sends nothing (or half an HTTP/2 preface) would otherwise hold its
+/// connection and file descriptor forever. A peek: hyper then reads the same bytes.
+async fn protocol_announced(stream: &tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let announced = async {
+        let mut buf = [0u8; 24];
+        loop {
+            match stream.peek(&mut buf).await {
+                // Closed or failed: hyper finds out at once.
+                Ok(0) | Err(_) => return,
+                Ok(n) if n == H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => return,
+                // Part of the HTTP/2 preface: the rest is on its way (peek would not wait).
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(limit, announced).await.is_ok()
 }
 
 /// `e` and its sources, outermost first.

@@ -135,8 +135,12 @@ pub fn set_forwarded(h: &mut HeaderMap, client_ip: &str, host: Option<&HeaderVal
 pub trait Tally {
     /// `n` more body bytes went through.
     fn add(&mut self, n: u64);
-    /// The body ended (complete, failed, or dropped).
+    /// The body ended (complete, or dropped).
     fn end(&mut self) {}
+    /// The body broke off with an error.
+    fn fail(&mut self) {
+        self.end();
+    }
 }
 
 /// Request body bytes, read by the response's meter.
@@ -167,6 +171,15 @@ impl Meter {
 impl Tally for Meter {
     fn add(&mut self, n: u64) {
         self.bytes_out += n;
+    }
+    /// The upstream broke off its body after the status line was forwarded (reset, cut short):
+    /// the client's connection is aborted and the request is metered as a 502, like a failure
+    /// before the headers, so it is not billed under `admitted_non_5xx`.
+    fn fail(&mut self) {
+        if !self.done && self.status < 500 {
+            self.status = 502;
+        }
+        self.end();
     }
     fn end(&mut self) {
         if std::mem::replace(&mut self.done, true) {
@@ -219,7 +232,7 @@ where
                 Poll::Ready(Some(Ok(f)))
             }
             Poll::Ready(Some(Err(e))) => {
-                self.tally.end();
+                self.tally.fail();
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {

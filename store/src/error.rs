@@ -17,6 +17,9 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database did not answer within the caller's deadline.
+    #[error("database timed out")]
+    Timeout,
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(sqlx::Error),

@@ -84,6 +84,14 @@ impl TestDb {
         Some(TestDb { store, url, pg_name: Some(name), _dir: None })
     }
 
+    /// The database at `url` (a server the test runs itself), migrated; left as it is when
+    /// dropped.
+    pub async fn existing(url: &str) -> TestDb {
+        let store = Store::connect(url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        TestDb { store, url: url.to_owned(), pg_name: None, _dir: None }
+    }
+
     /// Both backends (PostgreSQL only if reachable), for suites that must pass on each.
     pub async fn each(test: &str) -> Vec<TestDb> {
         let mut v = vec![TestDb::sqlite().await];

@@ -13,9 +13,10 @@ use turnpike_testkit::TestDb;
 
 use crate::upstreams::{self, Behaviour};
 
-struct GatewayProcess {
-    child: Child,
-    url: String,
+/// A real `turnpike gateway` process configured through the environment.
+pub(crate) struct GatewayProcess {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl GatewayProcess {
@@ -23,7 +24,7 @@ impl GatewayProcess {
         Self::start_with(db_url, &[("TURNPIKE_REDIS_URL", redis_url), ("TURNPIKE_REDIS_PREFIX", prefix)])
     }
 
-    fn start_with(db_url: &str, env: &[(&str, &str)]) -> GatewayProcess {
+    pub(crate) fn start_with(db_url: &str, env: &[(&str, &str)]) -> GatewayProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
         for (k, _) in std::env::vars() {
             if k.starts_with("TURNPIKE_") {
@@ -59,7 +60,7 @@ impl GatewayProcess {
         GatewayProcess { child, url: url.expect("gateway printed its URL") }
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let status = self.child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");

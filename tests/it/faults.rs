@@ -1,46 +1,13 @@
 //! Failure is explicit: a Redis outage fails closed within its timeout and shows in /readyz;
 //! h2c clients are served.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use turnpike_store::clock::Clock;
 use turnpike_testkit::TestDb;
 
+use crate::throwaway::OwnRedis;
 use crate::{system_clock, CounterBackend, TestApp};
-
-/// A throwaway redis-server on a free port, never the shared one on 6379.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> Option<OwnRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(5) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(OwnRedis { child, port })
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_fails_closed_within_the_timeout_and_readyz_says_so() {
@@ -49,7 +16,7 @@ async fn a_redis_outage_fails_closed_within_the_timeout_and_readyz_says_so() {
         return;
     };
     let db = TestDb::sqlite().await;
-    let counters = CounterBackend::Redis { url: format!("redis://127.0.0.1:{}/", redis.port), prefix: "fault".into() };
+    let counters = CounterBackend::Redis { url: redis.url(), prefix: "fault".into() };
     let app = TestApp::start_with(&db, &counters, system_clock(), |c| c.redis_timeout_ms = 300).await;
     let (key, key_id, _) = app.developer_key("f@example.com").await;
     let call = || app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send();
@@ -58,8 +25,7 @@ async fn a_redis_outage_fails_closed_within_the_timeout_and_readyz_says_so() {
     // This Redis keeps nothing on disk: settle the one admitted request before killing it.
     app.gateway.flush().await.unwrap();
 
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.kill();
     for _ in 0..5 {
         let t = Instant::now();
         let r = call().await.unwrap();
@@ -121,20 +87,60 @@ async fn metrics_count_requests_decisions_and_time() {
     app.stop().await;
 }
 
+/// Raise this process's soft limit on open files to `want` if it is lower; false when the hard
+/// limit does not allow it.
+fn raise_fd_limit(want: u64) -> bool {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    if now.current.is_none_or(|c| c >= want) {
+        return true;
+    }
+    if now.maximum.is_some_and(|h| h < want) {
+        return false;
+    }
+    setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: now.maximum }).is_ok()
+}
+
+/// 500 connections that never finish their request headers, three ways: 200 stop part-way
+/// through them, 200 trickle a byte every 200 ms (the header deadline is for the whole head, not
+/// per read), 100 connect and send nothing at all. Normal requests are still answered in under a
+/// second, and after the header timeout every one of the 500 has been answered 408 or closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_neither_block_others_nor_stay_open() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The 500 client sockets and the gateway's 500 live in this one test process.
+    if !raise_fd_limit(4096) {
+        turnpike_testkit::skip("file descriptors", "slowloris_connections", "the hard RLIMIT_NOFILE is below 4096");
+        return;
+    }
     let db = TestDb::sqlite().await;
     let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), |c| c.header_read_timeout_ms = 1_000).await;
     let (key, _, _) = app.developer_key("slow@example.com").await;
     let addr = app.gateway_url.trim_start_matches("http://").to_owned();
-    // 200 connections that start a request and never finish its headers.
-    let mut slow = Vec::new();
-    for _ in 0..200 {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"GET /echo/x HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
-        slow.push(s);
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    let mut tricklers = Vec::new();
+    for i in 0..500 {
+        let (r, mut w) = tokio::net::TcpStream::connect(&addr).await.unwrap().into_split();
+        match i % 5 {
+            0 | 1 => {
+                w.write_all(b"GET /echo/x HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+                writers.push(w);
+            }
+            2 | 3 => {
+                w.write_all(b"GET /echo/x HTTP/1.1\r\nHost: x\r\nX-Trickle: ").await.unwrap();
+                tricklers.push(tokio::spawn(async move {
+                    while w.write_all(b"a").await.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }));
+            }
+            // Kept open without a byte (dropping the write half would send FIN).
+            _ => writers.push(w),
+        }
+        readers.push(r);
     }
+    let opened = Instant::now();
     // Normal requests are still answered promptly.
     for _ in 0..20 {
         let t = Instant::now();
@@ -142,12 +148,24 @@ async fn slowloris_connections_neither_block_others_nor_stay_open() {
         assert_eq!(r.status(), 200);
         assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
     }
-    // After the header timeout every slow connection has been answered (408) or closed.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    for mut s in slow {
+    // After the header timeout (1 s, plus as much again for a connection's first bytes) every
+    // slow connection has been answered 408 or closed.
+    tokio::time::sleep(Duration::from_millis(2_500).saturating_sub(opened.elapsed())).await;
+    let reads = readers.into_iter().enumerate().map(|(i, mut r)| async move {
         let mut buf = [0u8; 64];
-        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await.expect("closed, not hanging").unwrap_or(0);
-        assert!(n == 0 || buf.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+        match tokio::time::timeout(Duration::from_secs(3), r.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => Ok(()),
+            Ok(Ok(n)) if buf[..n].starts_with(b"HTTP/1.1 408") => Ok(()),
+            Ok(Ok(n)) => Err(format!("connection {i} (kind {}) read {:?}", i % 5, String::from_utf8_lossy(&buf[..n]))),
+            Err(_) => Err(format!("connection {i} (kind {}) still open", i % 5)),
+        }
+    });
+    let results = futures_util::future::join_all(reads).await;
+    let open: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(results.len() - open.len(), 500, "{} of 500 still open, e.g. {:?}", open.len(), open.iter().take(3).collect::<Vec<_>>());
+    drop(writers);
+    for t in tricklers {
+        tokio::time::timeout(Duration::from_secs(2), t).await.expect("trickler stops once its connection is closed").unwrap();
     }
     app.stop().await;
 }
@@ -164,7 +182,7 @@ async fn a_fail_open_plan_runs_on_local_limits_for_its_grace_then_reconciles() {
     };
     let db = TestDb::sqlite().await;
     let clock = std::sync::Arc::new(turnpike_store::clock::ManualClock::at(1_790_000_000));
-    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let url = redis.url();
     let counters = CounterBackend::Redis { url: url.clone(), prefix: "failopen".into() };
     let app = TestApp::start_with(&db, &counters, clock.clone(), |c| c.redis_timeout_ms = 300).await;
     let (key, key_id, _) = app.developer_key("open@example.com").await;

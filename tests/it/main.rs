@@ -9,9 +9,11 @@ mod faults;
 mod gateway;
 mod journey;
 mod jwt;
+mod outages;
 mod smuggling;
 mod statuses;
 mod stripe;
+mod throwaway;
 mod upstreams;
 
 use std::sync::Arc;

@@ -82,3 +82,38 @@ pub async fn start_upgrade_echo() -> SocketAddr {
     });
     addr
 }
+
+/// An upstream that reads the request and then resets the connection (`SO_LINGER` 0): before
+/// sending anything, or after the status line, the headers (`Content-Length: 1000`) and 100 of the
+/// promised 1,000 body bytes.
+pub async fn start_reset(mid_body: bool) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if mid_body {
+                    let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n";
+                    let _ = stream.write_all(head).await;
+                    let _ = stream.write_all(&[b'x'; 100]).await;
+                    let _ = stream.flush().await;
+                    // Let the gateway read and forward the headers before the reset arrives.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let _ = stream.set_zero_linger();
+                drop(stream);
+            });
+        }
+    });
+    addr
+}
