@@ -45,10 +45,11 @@ pub(crate) fn router(state: OpsState) -> Router {
 async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
     let result = match &s.gateway {
         Some(gw) => gw.ready().await,
-        None => s.store.ping().await.map_err(|e| format!("database: {e}")),
+        None => s.store.ping().await.map(|()| None).map_err(|e| format!("database: {e}")),
     };
     match result {
-        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Ok(None) => (StatusCode::OK, "ready".to_owned()),
+        Ok(Some(degraded)) => (StatusCode::OK, format!("ready, degraded: {degraded} (cached keys are served, unknown keys get 503)")),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
     }
 }
@@ -63,12 +64,14 @@ async fn metrics_text(State(s): State<OpsState>) -> impl IntoResponse {
              # TYPE turnpike_key_cache_hits_total counter\nturnpike_key_cache_hits_total {}\n\
              # TYPE turnpike_refused_without_lookup_total counter\nturnpike_refused_without_lookup_total {}\n\
              # TYPE turnpike_meter_flushes_total counter\nturnpike_meter_flushes_total {}\n\
-             # TYPE turnpike_meter_flush_lag_seconds gauge\nturnpike_meter_flush_lag_seconds {}\n",
+             # TYPE turnpike_meter_flush_lag_seconds gauge\nturnpike_meter_flush_lag_seconds {}\n\
+             # TYPE turnpike_database_up gauge\nturnpike_database_up {}\n",
             st.key_lookups,
             st.key_cache_hits,
             st.refused_without_lookup,
             st.flushes,
-            if st.last_flush == 0 { -1 } else { lag }
+            if st.last_flush == 0 { -1 } else { lag },
+            u8::from(st.database_up)
         ));
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)

@@ -46,6 +46,8 @@ pub struct GatewayStats {
     pub key_cache_entries: usize,
     /// Access-log buffers dropped because the writer fell behind.
     pub access_log_dropped: u64,
+    /// The last change-log poll reached the database.
+    pub database_up: bool,
 }
 
 pub(crate) struct Inner {
@@ -173,6 +175,7 @@ impl Gateway {
             change_version: i.change_version.load(Ordering::Relaxed),
             key_cache_entries: i.keys.len(),
             access_log_dropped: i.access.as_ref().map_or(0, |a| a.dropped.load(Ordering::Relaxed)),
+            database_up: !i.keys.database_failing.load(Ordering::Relaxed),
         }
     }
 
@@ -181,16 +184,17 @@ impl Gateway {
         &self.inner.counters
     }
 
-    /// Readiness: database and counter store reachable (each within its timeout).
-    pub async fn ready(&self) -> Result<(), String> {
-        let ping = tokio::time::timeout(self.inner.cfg.lookup_timeout, self.inner.store.ping());
-        ping.await.unwrap_or(Err(StoreError::Timeout)).map_err(|e| format!("database: {e}"))?;
+    /// Readiness. `Err` (take this gateway out of rotation) while the counter store is
+    /// unreachable: every fail-closed request would be refused. A database outage is
+    /// `Ok(Some(reason))`, degraded but ready: cached keys are still served and the meter keeps
+    /// counting, so taking every gateway out of rotation would turn a database outage into a
+    /// full one.
+    pub async fn ready(&self) -> Result<Option<String>, String> {
         self.inner.counters.ping().await.map_err(|e| format!("counters: {e}"))?;
-        Ok(())
+        let ping = tokio::time::timeout(self.inner.cfg.lookup_timeout, self.inner.store.ping());
+        Ok(ping.await.unwrap_or(Err(StoreError::Timeout)).err().map(|e| format!("database: {e}")))
     }
 
-    /// Serve connections from `listener` until `shutdown` resolves, then stop accepting and
-    /// drain in-flight requests up to the configured deadline.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(self.inner.cfg.header_read_timeout).max_buf_size(64 * 1024);
