@@ -115,6 +115,9 @@ pub enum CounterError {
     /// Redis did not answer within the configured timeout.
     #[error("redis timed out")]
     Timeout,
+    /// A Redis Cluster node reports the cluster down (a master lost and its slots unserved).
+    #[error("redis cluster state is not ok")]
+    ClusterDown,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -753,11 +756,23 @@ impl RedisCounters {
         futures_util::stream::iter(jobs).buffer_unordered(BATCH_CONCURRENCY).try_collect().await
     }
 
+    /// One node answers; on a cluster every master the client is connected to answers PING and
+    /// a node says `cluster_state:ok`. The second check is needed: a PING fanned out by
+    /// redis-rs skips a master whose connection is gone, while the cluster itself declares the
+    /// state failed once a master has been unreachable for `cluster-node-timeout`.
     async fn ping(&self) -> Result<(), CounterError> {
         let mut conn = self.conn.clone();
         tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map_err(|_| CounterError::Timeout)??;
+        if self.is_cluster() {
+            let info: String = tokio::time::timeout(self.timeout, redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn))
+                .await
+                .map_err(|_| CounterError::Timeout)??;
+            if !info.lines().any(|l| l.trim_end() == "cluster_state:ok") {
+                return Err(CounterError::ClusterDown);
+            }
+        }
         Ok(())
     }
 }

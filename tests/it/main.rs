@@ -9,6 +9,7 @@ mod faults;
 mod gateway;
 mod journey;
 mod jwt;
+mod rcluster;
 mod smuggling;
 mod statuses;
 mod stripe;
