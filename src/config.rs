@@ -274,7 +274,7 @@ impl Config {
         let scheme_ok = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
         if !self.redis_cluster {
             // One URL, taken whole (a password may contain a comma); a list is a forgotten flag.
-            if r.expose().contains(",redis://") || r.expose().contains(",rediss://") {
+            if r.expose().split(',').skip(1).any(|part| scheme_ok(part.trim_start())) {
                 return Err(ConfigError("key `redis_url`: a list of nodes needs redis_cluster = true".into()));
             }
             if !scheme_ok(r.expose()) {

@@ -313,6 +313,20 @@ impl LocalCounters {
     }
 }
 
+/// Split per-bucket work into pipelines: on one node, batches of `BATCH` buckets in any mix; on
+/// a cluster (`per_slot`) a pipeline must stay within one hash slot, and every key of a
+/// subscription shares its slot, so one subscription per batch.
+fn batches<T: Clone>(items: &[T], per_slot: bool, sub_id: impl Fn(&T) -> i64) -> Vec<Vec<T>> {
+    if !per_slot {
+        return items.chunks(BATCH).map(<[T]>::to_vec).collect();
+    }
+    let mut by_sub: std::collections::HashMap<i64, Vec<T>> = std::collections::HashMap::new();
+    for item in items {
+        by_sub.entry(sub_id(item)).or_default().push(item.clone());
+    }
+    by_sub.values().flat_map(|v| v.chunks(BATCH).map(<[T]>::to_vec)).collect()
+}
+
 fn wall_us() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_micros()).unwrap_or(i64::MAX / 2)
@@ -355,6 +369,9 @@ redis.call('HINCRBY', KEYS[3], 'admitted', 1)
 redis.call('EXPIRE', KEYS[3], ARGV[7])
 return {0, 0, used, new_tat - now}
 ";
+
+/// The values of `FIELDS` in one bucket hash, as HMGET answers them.
+type HashFields = Vec<Option<i64>>;
 
 const FIELDS: [&str; 8] = ["admitted", "s2", "s3", "s4", "s5", "bytes_in", "bytes_out", "latency_ms"];
 const BUCKET_TTL_S: i64 = 7 * 86_400;
@@ -654,7 +671,7 @@ impl RedisCounters {
         ids.extend(pending.iter().map(|(id, _)| *id));
         if !pending.is_empty() {
             let _: Vec<(_, ())> = self
-                .in_batches(self.batches(&pending, |(id, _)| id.sub_id), |batch| {
+                .in_batches(batches(&pending, self.is_cluster(), |(id, _)| id.sub_id), |batch| {
                     let mut pipe = redis::pipe();
                     for (id, b) in batch {
                         let key = self.bucket_key(id);
@@ -689,8 +706,8 @@ impl RedisCounters {
             }));
         }
         let ids: Vec<BucketId> = ids.into_iter().collect();
-        let read: Vec<(Vec<BucketId>, Vec<Vec<Option<i64>>>)> = self
-            .in_batches(self.batches(&ids, |id| id.sub_id), |batch| {
+        let read: Vec<(Vec<BucketId>, Vec<HashFields>)> = self
+            .in_batches(batches(&ids, self.is_cluster(), |id| id.sub_id), |batch| {
                 let mut pipe = redis::pipe();
                 for id in batch {
                     pipe.cmd("HMGET").arg(self.bucket_key(id)).arg(&FIELDS[..]);
@@ -720,20 +737,6 @@ impl RedisCounters {
             });
         }
         Ok(rows)
-    }
-
-    /// Split per-bucket work into pipelines: on one node, batches of `BATCH` buckets in any
-    /// mix; on a cluster a pipeline must stay within one hash slot, and every key of a
-    /// subscription shares its slot, so one subscription per batch.
-    fn batches<T: Clone>(&self, items: &[T], sub_id: impl Fn(&T) -> i64) -> Vec<Vec<T>> {
-        if !self.is_cluster() {
-            return items.chunks(BATCH).map(<[T]>::to_vec).collect();
-        }
-        let mut by_sub: std::collections::HashMap<i64, Vec<T>> = std::collections::HashMap::new();
-        for item in items {
-            by_sub.entry(sub_id(item)).or_default().push(item.clone());
-        }
-        by_sub.values().flat_map(|v| v.chunks(BATCH).map(<[T]>::to_vec)).collect()
     }
 
     /// Run one pipeline per batch, up to `BATCH_CONCURRENCY` at a time (a cluster's slots live
@@ -863,5 +866,45 @@ impl Counters {
             Counters::Local(_) => "local",
             Counters::Redis(_) => "redis",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_batches_mix_subscriptions_on_one_node_and_never_on_a_cluster() {
+        // 600 buckets of 3 subscriptions (0: 400, 1: 150, 2: 50), as (sub_id, bucket no.).
+        let items: Vec<(i64, usize)> = (0..600)
+            .map(|i| {
+                (
+                    if i < 400 {
+                        0
+                    } else if i < 550 {
+                        1
+                    } else {
+                        2
+                    },
+                    i,
+                )
+            })
+            .collect();
+        let single = batches(&items, false, |(s, _)| *s);
+        assert_eq!(single.iter().map(Vec::len).collect::<Vec<_>>(), [256, 256, 88], "one node: as before, 256 per pipeline");
+        assert_eq!(single.concat(), items, "in order, nothing lost");
+
+        let mut cluster = batches(&items, true, |(s, _)| *s);
+        for b in &cluster {
+            assert!(b.iter().all(|(s, _)| *s == b[0].0), "one subscription (hash slot) per pipeline");
+            assert!(b.len() <= BATCH);
+        }
+        cluster.sort_by_key(|b| (b[0].0, b[0].1));
+        assert_eq!(cluster.iter().map(Vec::len).collect::<Vec<_>>(), [256, 144, 150, 50]);
+        let mut all = cluster.concat();
+        all.sort_by_key(|(_, i)| *i);
+        assert_eq!(all, items, "every bucket exactly once");
+        assert!(batches::<(i64, usize)>(&[], true, |(s, _)| *s).is_empty());
+        assert!(batches::<(i64, usize)>(&[], false, |(s, _)| *s).is_empty());
     }
 }
