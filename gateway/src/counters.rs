@@ -327,6 +327,12 @@ fn batches<T: Clone>(items: &[T], per_slot: bool, sub_id: impl Fn(&T) -> i64) ->
     by_sub.values().flat_map(|v| v.chunks(BATCH).map(<[T]>::to_vec)).collect()
 }
 
+/// The node's script cache lacks the script (Redis restarted, failed over, or `SCRIPT FLUSH`).
+/// By kind, not by message: redis-rs 1.x prints the code as `NoScript`, not `NOSCRIPT`.
+fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
 fn wall_us() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_micros()).unwrap_or(i64::MAX / 2)
@@ -590,7 +596,7 @@ impl RedisCounters {
                 d.query_async::<()>(&mut conn).await?;
             }
             match pipe.query_async::<(Vec<i64>,)>(&mut conn).await {
-                Err(e) if e.to_string().contains("NOSCRIPT") => {
+                Err(e) if is_noscript(&e) => {
                     redis::cmd("SCRIPT").arg("LOAD").arg(ADMIT_LUA).query_async::<String>(&mut conn).await?;
                     pipe.query_async::<(Vec<i64>,)>(&mut conn).await
                 }
@@ -736,6 +742,9 @@ impl RedisCounters {
                 latency_ms_sum: g(7),
             });
         }
+        // Every gateway writes these rows under the same source, each in one transaction: in
+        // one order, so two concurrent flushes wait for each other instead of deadlocking.
+        rows.sort_unstable_by_key(|r| (r.key_id, r.api_id, r.hour));
         Ok(rows)
     }
 

@@ -229,6 +229,11 @@ async fn two_gateways_on_a_redis_cluster_keep_quotas_and_metering_exact() {
     let g1 = start_gateway(&db.url, &cluster);
     let g2 = start_gateway(&db.url, &cluster);
     assert_eq!(readyz(&g1).await, (200, "ready".to_owned()), "readyz pings every master");
+    // As after a failover to a node that never saw the script: the first admission on each
+    // master meets NOSCRIPT and loads it again, without failing the request.
+    for (port, _) in &cluster.nodes {
+        let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut node_conn(*port).await.unwrap()).await.unwrap();
+    }
     let urls = vec![g1.url.clone(), g2.url.clone()];
 
     // 3,000 requests per key, every key at once, spread over both gateways.
