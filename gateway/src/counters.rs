@@ -885,20 +885,7 @@ mod tests {
     #[test]
     fn flush_batches_mix_subscriptions_on_one_node_and_never_on_a_cluster() {
         // 600 buckets of 3 subscriptions (0: 400, 1: 150, 2: 50), as (sub_id, bucket no.).
-        let items: Vec<(i64, usize)> = (0..600)
-            .map(|i| {
-                (
-                    if i < 400 {
-                        0
-                    } else if i < 550 {
-                        1
-                    } else {
-                        2
-                    },
-                    i,
-                )
-            })
-            .collect();
+        let items: Vec<(i64, usize)> = (0..600).map(|i| (if i < 400 { 0 } else { 1 + i64::from(i >= 550) }, i)).collect();
         let single = batches(&items, false, |(s, _)| *s);
         assert_eq!(single.iter().map(Vec::len).collect::<Vec<_>>(), [256, 256, 88], "one node: as before, 256 per pipeline");
         assert_eq!(single.concat(), items, "in order, nothing lost");
