@@ -49,8 +49,11 @@ pub enum LogFormat {
 pub struct Config {
     /// `sqlite:…` (default `sqlite://turnpike.db`) or `postgres://…`.
     pub database_url: Secret,
-    /// `redis://…` to share counters between gateways; unset for in-process counters.
+    /// `redis://…` to share counters between gateways; unset for in-process counters. With
+    /// `redis_cluster`, a comma-separated list of seed nodes of the cluster.
     pub redis_url: Option<Secret>,
+    /// `redis_url` names Redis Cluster nodes (the rest of the cluster is discovered).
+    pub redis_cluster: bool,
     /// Prefix of every Redis key.
     pub redis_prefix: String,
     /// Longest wait for Redis on the request path, milliseconds.
@@ -121,6 +124,7 @@ impl Default for Config {
         Config {
             database_url: Secret::from("sqlite://turnpike.db"),
             redis_url: None,
+            redis_cluster: false,
             redis_prefix: "tp".into(),
             redis_timeout_ms: 250,
             database_timeout_ms: 1_000,
@@ -184,11 +188,7 @@ impl Config {
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError("key `database_url`: expected sqlite:… or postgres://…".into()));
         }
-        if let Some(r) = &self.redis_url {
-            if !(r.expose().starts_with("redis://") || r.expose().starts_with("rediss://")) {
-                return Err(ConfigError("key `redis_url`: expected redis://… or rediss://…".into()));
-            }
-        }
+        self.validate_redis()?;
         for (key, v) in [
             ("flush_interval_ms", self.flush_interval_ms),
             ("follow_interval_ms", self.follow_interval_ms),
@@ -269,6 +269,40 @@ impl Config {
 }
 
 impl Config {
+    /// One URL, or with `redis_cluster` one or more seed node URLs separated by commas.
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let Some(r) = &self.redis_url else {
+            if self.redis_cluster {
+                return Err(ConfigError("key `redis_cluster`: needs redis_url (the cluster's seed nodes)".into()));
+            }
+            return Ok(());
+        };
+        let scheme_ok = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
+        if !self.redis_cluster {
+            // One URL, taken whole (a password may contain a comma); a list is a forgotten flag.
+            if r.expose().split(',').skip(1).any(|part| scheme_ok(part.trim_start())) {
+                return Err(ConfigError("key `redis_url`: a list of nodes needs redis_cluster = true".into()));
+            }
+            if !scheme_ok(r.expose()) {
+                return Err(ConfigError("key `redis_url`: expected redis://… or rediss://…".into()));
+            }
+            return Ok(());
+        }
+        let seeds = self.redis_seeds();
+        if seeds.iter().any(|u| u.is_empty()) {
+            return Err(ConfigError("key `redis_url`: empty entry in the list of cluster nodes".into()));
+        }
+        if !seeds.iter().all(|u| scheme_ok(u)) {
+            return Err(ConfigError("key `redis_url`: expected redis://host:port,redis://host:port,… (redis_cluster)".into()));
+        }
+        Ok(())
+    }
+
+    /// With `redis_cluster`: the seed node URLs listed in `redis_url`, trimmed.
+    pub fn redis_seeds(&self) -> Vec<&str> {
+        self.redis_url.as_ref().map(|r| r.expose().split(',').map(str::trim).collect()).unwrap_or_default()
+    }
+
     /// Stripe is on only with both secrets; one without the other is a mistake worth stopping for.
     fn validate_stripe(&self) -> Result<(), ConfigError> {
         let set = |s: &Option<Secret>| s.as_ref().is_some_and(|s| !s.expose().is_empty());
@@ -338,6 +372,25 @@ mod tests {
         assert!(cfg.validate().unwrap_err().to_string().contains("stripe_webhook_secret"));
         let cfg = Config { stripe_webhook_secret: Some("whsec_x".into()), ..Config::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("stripe_secret_key"));
+    }
+
+    #[test]
+    fn redis_cluster_takes_a_seed_list() {
+        let two = Some(Secret::from("redis://127.0.0.1:7000, redis://127.0.0.1:7001"));
+        let cfg = Config { redis_url: two.clone(), ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("redis_cluster = true"), "a list needs cluster mode");
+        let cfg = Config { redis_url: two, redis_cluster: true, ..Config::default() };
+        cfg.validate().unwrap();
+        assert_eq!(cfg.redis_seeds(), ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]);
+        let cfg = Config { redis_url: Some("redis://a:1,http://b:2".into()), redis_cluster: true, ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("key `redis_url`"));
+        let cfg = Config { redis_url: Some("redis://a:1,,redis://b:2".into()), redis_cluster: true, ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("empty entry"));
+        let cfg = Config { redis_cluster: true, ..Config::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("key `redis_cluster`"));
+        // One node: the URL is taken whole, as before (a comma in a password stays).
+        let cfg = Config { redis_url: Some("redis://:pa,ss@127.0.0.1:6379/2".into()), ..Config::default() };
+        cfg.validate().unwrap();
     }
 
     #[test]

@@ -118,9 +118,15 @@ impl App {
         }
 
         let gateway = if role.gateway() {
+            let timeout = Duration::from_millis(config.redis_timeout_ms);
             let counters = match &config.redis_url {
+                Some(_) if config.redis_cluster => Counters::Redis(Arc::new(
+                    RedisCounters::connect_cluster(&config.redis_seeds(), &config.redis_prefix, timeout)
+                        .await
+                        .context("cannot connect to the Redis Cluster (redis_url, redis_cluster)")?,
+                )),
                 Some(url) => Counters::Redis(Arc::new(
-                    RedisCounters::connect(url.expose(), &config.redis_prefix, Duration::from_millis(config.redis_timeout_ms))
+                    RedisCounters::connect(url.expose(), &config.redis_prefix, timeout)
                         .await
                         .context("cannot connect to Redis (redis_url)")?,
                 )),

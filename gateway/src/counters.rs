@@ -115,6 +115,9 @@ pub enum CounterError {
     /// Redis did not answer within the configured timeout.
     #[error("redis timed out")]
     Timeout,
+    /// A Redis Cluster node reports the cluster down (a master lost and its slots unserved).
+    #[error("redis cluster state is not ok")]
+    ClusterDown,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -310,6 +313,26 @@ impl LocalCounters {
     }
 }
 
+/// Split per-bucket work into pipelines: on one node, batches of `BATCH` buckets in any mix; on
+/// a cluster (`per_slot`) a pipeline must stay within one hash slot, and every key of a
+/// subscription shares its slot, so one subscription per batch.
+fn batches<T: Clone>(items: &[T], per_slot: bool, sub_id: impl Fn(&T) -> i64) -> Vec<Vec<T>> {
+    if !per_slot {
+        return items.chunks(BATCH).map(<[T]>::to_vec).collect();
+    }
+    let mut by_sub: std::collections::HashMap<i64, Vec<T>> = std::collections::HashMap::new();
+    for item in items {
+        by_sub.entry(sub_id(item)).or_default().push(item.clone());
+    }
+    by_sub.values().flat_map(|v| v.chunks(BATCH).map(<[T]>::to_vec)).collect()
+}
+
+/// The node's script cache lacks the script (Redis restarted, failed over, or `SCRIPT FLUSH`).
+/// By kind, not by message: redis-rs 1.x prints the code as `NoScript`, not `NOSCRIPT`.
+fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
 fn wall_us() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_micros()).unwrap_or(i64::MAX / 2)
@@ -353,14 +376,66 @@ redis.call('EXPIRE', KEYS[3], ARGV[7])
 return {0, 0, used, new_tat - now}
 ";
 
+/// The values of `FIELDS` in one bucket hash, as HMGET answers them.
+type HashFields = Vec<Option<i64>>;
+
 const FIELDS: [&str; 8] = ["admitted", "s2", "s3", "s4", "s5", "bytes_in", "bytes_out", "latency_ms"];
 const BUCKET_TTL_S: i64 = 7 * 86_400;
 /// Interval between full sweeps of the shared dirty sets (catches buckets of crashed gateways).
 const SWEEP_SECONDS: i64 = 60;
+/// Buckets per flush pipeline.
+const BATCH: usize = 256;
+/// Flush pipelines in flight at once.
+const BATCH_CONCURRENCY: usize = 32;
+/// Redirections (MOVED/ASK) and reconnections a cluster request may go through.
+const CLUSTER_RETRIES: u32 = 3;
+
+/// A connection to one Redis server or to a Redis Cluster. Both multiplex every caller over
+/// one socket per node and reconnect on their own; the cluster one also follows the slot map
+/// (MOVED/ASK) and routes each command by its key.
+#[derive(Clone)]
+enum Conn {
+    Single(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// Redis-backed counters shared by every gateway.
+///
+/// On Redis Cluster every command and pipeline must stay within one hash slot (redis-rs routes
+/// a pipeline by its first key and refuses one that crosses slots). The admission script and
+/// the usage buckets only touch keys tagged `{s<subscription>}`, so they are one slot per
+/// subscription; the shared dirty set of an hour has a slot of its own and is written in a
+/// separate round trip (once per bucket and gateway) before the first count.
 pub struct RedisCounters {
-    conn: redis::aio::ConnectionManager,
+    conn: Conn,
     prefix: String,
     timeout: Duration,
     script: redis::Script,
@@ -381,7 +456,7 @@ pub struct RedisCounters {
 
 impl std::fmt::Debug for RedisCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedisCounters(prefix={})", self.prefix)
+        write!(f, "RedisCounters(prefix={}, cluster={})", self.prefix, self.is_cluster())
     }
 }
 
@@ -396,6 +471,29 @@ impl RedisCounters {
         let conn = tokio::time::timeout(timeout * 2, redis::aio::ConnectionManager::new_with_config(client, cfg))
             .await
             .map_err(|_| CounterError::Timeout)??;
+        Self::start(Conn::Single(conn), prefix, timeout).await
+    }
+
+    /// Connect to the Redis Cluster that `seeds` (node URLs, any subset of the cluster) belong
+    /// to; the rest is discovered from the cluster's slot map.
+    ///
+    /// The admission deadline is computed from the clock offset of one node, measured here: the
+    /// nodes' clocks are assumed to agree to well within the timeout (NTP-synchronised hosts).
+    pub async fn connect_cluster(seeds: &[&str], prefix: &str, timeout: Duration) -> Result<RedisCounters, CounterError> {
+        // Few retries: enough to follow MOVED/ASK during a resharding or a failover; a request
+        // retried after its connection dropped could run the admission script twice.
+        let client = redis::cluster::ClusterClient::builder(seeds.iter().copied())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(CLUSTER_RETRIES)
+            .build()?;
+        // Connecting reads the slot map and opens one connection per node: a few round trips.
+        let conn = tokio::time::timeout(timeout * 4, client.get_async_connection()).await.map_err(|_| CounterError::Timeout)??;
+        Self::start(Conn::Cluster(conn), prefix, timeout).await
+    }
+
+    /// Load the admission script (on every node of a cluster) and measure the clock offset.
+    async fn start(conn: Conn, prefix: &str, timeout: Duration) -> Result<RedisCounters, CounterError> {
         let mut c = conn.clone();
         // Load the script up front so the first request does not pay a NOSCRIPT round trip.
         tokio::time::timeout(timeout * 4, redis::cmd("SCRIPT").arg("LOAD").arg(ADMIT_LUA).query_async::<String>(&mut c))
@@ -416,6 +514,10 @@ impl RedisCounters {
             last_sweep: AtomicI64::new(0),
             clock_offset_us,
         })
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
     }
 
     /// Add requests admitted elsewhere (a gateway's fail-open fallback during an outage) to a
@@ -478,15 +580,23 @@ impl RedisCounters {
         let mut pipe = redis::pipe();
         // The dirty-set entry is written before the first count of a bucket so a flusher on any
         // gateway finds the bucket even if this gateway dies right after the script ran. Same
-        // round trip as the script.
+        // round trip as the script on one node; on a cluster the set lives in another slot, so
+        // it goes first in a round trip of its own (once per bucket and gateway).
+        let mut dirty_first = None;
         if first_in_bucket {
             pipe.cmd("SADD").arg(self.dirty_key(bucket.hour)).arg(&member).ignore();
             pipe.cmd("EXPIRE").arg(self.dirty_key(bucket.hour)).arg(BUCKET_TTL_S).ignore();
+            if self.is_cluster() {
+                dirty_first = Some(std::mem::replace(&mut pipe, redis::pipe()));
+            }
         }
         pipe.invoke_script(&inv);
         let fut = async {
+            if let Some(d) = &dirty_first {
+                d.query_async::<()>(&mut conn).await?;
+            }
             match pipe.query_async::<(Vec<i64>,)>(&mut conn).await {
-                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                Err(e) if is_noscript(&e) => {
                     redis::cmd("SCRIPT").arg("LOAD").arg(ADMIT_LUA).query_async::<String>(&mut conn).await?;
                     pipe.query_async::<(Vec<i64>,)>(&mut conn).await
                 }
@@ -563,30 +673,34 @@ impl RedisCounters {
         let mut conn = self.conn.clone();
         let pending: Vec<(BucketId, Arc<Bucket>)> = self.pending.iter().map(|e| (*e.key(), e.value().clone())).collect();
         self.pending.retain(|_, _| false);
-        if !pending.is_empty() {
-            let mut pipe = redis::pipe();
-            for (id, b) in &pending {
-                let key = self.bucket_key(id);
-                let row = b.row(id);
-                for (field, v) in FIELDS[1..].iter().zip([
-                    row.status_2xx,
-                    row.status_3xx,
-                    row.status_4xx,
-                    row.status_5xx,
-                    row.bytes_in,
-                    row.bytes_out,
-                    row.latency_ms_sum,
-                ]) {
-                    if v != 0 {
-                        pipe.cmd("HINCRBY").arg(&key).arg(*field).arg(v).ignore();
-                    }
-                }
-                pipe.cmd("EXPIRE").arg(&key).arg(BUCKET_TTL_S).ignore();
-            }
-            tokio::time::timeout(self.timeout * 4, pipe.query_async::<()>(&mut conn)).await.map_err(|_| CounterError::Timeout)??;
-        }
         let mut ids: std::collections::HashSet<BucketId> = mine.iter().copied().collect();
         ids.extend(pending.iter().map(|(id, _)| *id));
+        if !pending.is_empty() {
+            let _: Vec<(_, ())> = self
+                .in_batches(batches(&pending, self.is_cluster(), |(id, _)| id.sub_id), |batch| {
+                    let mut pipe = redis::pipe();
+                    for (id, b) in batch {
+                        let key = self.bucket_key(id);
+                        let row = b.row(id);
+                        for (field, v) in FIELDS[1..].iter().zip([
+                            row.status_2xx,
+                            row.status_3xx,
+                            row.status_4xx,
+                            row.status_5xx,
+                            row.bytes_in,
+                            row.bytes_out,
+                            row.latency_ms_sum,
+                        ]) {
+                            if v != 0 {
+                                pipe.cmd("HINCRBY").arg(&key).arg(*field).arg(v).ignore();
+                            }
+                        }
+                        pipe.cmd("EXPIRE").arg(&key).arg(BUCKET_TTL_S).ignore();
+                    }
+                    pipe
+                })
+                .await?;
+        }
         for hour in &hours {
             let members: Vec<String> =
                 tokio::time::timeout(self.timeout, redis::cmd("SMEMBERS").arg(self.dirty_key(*hour)).query_async(&mut conn))
@@ -598,45 +712,79 @@ impl RedisCounters {
             }));
         }
         let ids: Vec<BucketId> = ids.into_iter().collect();
-        let mut rows = Vec::new();
-        {
-            for chunk in ids.chunks(256) {
+        let read: Vec<(Vec<BucketId>, Vec<HashFields>)> = self
+            .in_batches(batches(&ids, self.is_cluster(), |id| id.sub_id), |batch| {
                 let mut pipe = redis::pipe();
-                for id in chunk {
+                for id in batch {
                     pipe.cmd("HMGET").arg(self.bucket_key(id)).arg(&FIELDS[..]);
                 }
-                let vals: Vec<Vec<Option<i64>>> =
-                    tokio::time::timeout(self.timeout * 4, pipe.query_async(&mut conn)).await.map_err(|_| CounterError::Timeout)??;
-                for (id, v) in chunk.iter().zip(vals) {
-                    let g = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
-                    if g(0) == 0 {
-                        continue; // rejected request: dirty entry without a count
-                    }
-                    rows.push(UsageRow {
-                        key_id: id.key_id,
-                        api_id: id.api_id,
-                        subscription_id: id.sub_id,
-                        hour: id.hour,
-                        admitted: g(0),
-                        status_2xx: g(1),
-                        status_3xx: g(2),
-                        status_4xx: g(3),
-                        status_5xx: g(4),
-                        bytes_in: g(5),
-                        bytes_out: g(6),
-                        latency_ms_sum: g(7),
-                    });
-                }
+                pipe
+            })
+            .await?;
+        let mut rows = Vec::new();
+        for (id, v) in read.iter().flat_map(|(batch, vals)| batch.iter().zip(vals)) {
+            let g = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
+            if g(0) == 0 {
+                continue; // rejected request: dirty entry without a count
             }
+            rows.push(UsageRow {
+                key_id: id.key_id,
+                api_id: id.api_id,
+                subscription_id: id.sub_id,
+                hour: id.hour,
+                admitted: g(0),
+                status_2xx: g(1),
+                status_3xx: g(2),
+                status_4xx: g(3),
+                status_5xx: g(4),
+                bytes_in: g(5),
+                bytes_out: g(6),
+                latency_ms_sum: g(7),
+            });
         }
+        // Every gateway writes these rows under the same source, each in one transaction: in
+        // one order, so two concurrent flushes wait for each other instead of deadlocking.
+        rows.sort_unstable_by_key(|r| (r.key_id, r.api_id, r.hour));
         Ok(rows)
     }
 
+    /// Run one pipeline per batch, up to `BATCH_CONCURRENCY` at a time (a cluster's slots live
+    /// on different nodes, which then work in parallel); each answer comes back with its batch.
+    async fn in_batches<T, R: redis::FromRedisValue>(
+        &self,
+        batches: Vec<Vec<T>>,
+        build: impl Fn(&[T]) -> redis::Pipeline,
+    ) -> Result<Vec<(Vec<T>, R)>, CounterError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let jobs = batches.into_iter().map(|batch| {
+            let pipe = build(&batch);
+            let mut conn = self.conn.clone();
+            async move {
+                let r =
+                    tokio::time::timeout(self.timeout * 4, pipe.query_async::<R>(&mut conn)).await.map_err(|_| CounterError::Timeout)??;
+                Ok::<_, CounterError>((batch, r))
+            }
+        });
+        futures_util::stream::iter(jobs).buffer_unordered(BATCH_CONCURRENCY).try_collect().await
+    }
+
+    /// One node answers; on a cluster every master the client is connected to answers PING and
+    /// a node says `cluster_state:ok`. The second check is needed: a PING fanned out by
+    /// redis-rs skips a master whose connection is gone, while the cluster itself declares the
+    /// state failed once a master has been unreachable for `cluster-node-timeout`.
     async fn ping(&self) -> Result<(), CounterError> {
         let mut conn = self.conn.clone();
         tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map_err(|_| CounterError::Timeout)??;
+        if self.is_cluster() {
+            let info: String = tokio::time::timeout(self.timeout, redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn))
+                .await
+                .map_err(|_| CounterError::Timeout)??;
+            if !info.lines().any(|l| l.trim_end() == "cluster_state:ok") {
+                return Err(CounterError::ClusterDown);
+            }
+        }
         Ok(())
     }
 }
@@ -727,5 +875,32 @@ impl Counters {
             Counters::Local(_) => "local",
             Counters::Redis(_) => "redis",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_batches_mix_subscriptions_on_one_node_and_never_on_a_cluster() {
+        // 600 buckets of 3 subscriptions (0: 400, 1: 150, 2: 50), as (sub_id, bucket no.).
+        let items: Vec<(i64, usize)> = (0..600).map(|i| (if i < 400 { 0 } else { 1 + i64::from(i >= 550) }, i)).collect();
+        let single = batches(&items, false, |(s, _)| *s);
+        assert_eq!(single.iter().map(Vec::len).collect::<Vec<_>>(), [256, 256, 88], "one node: as before, 256 per pipeline");
+        assert_eq!(single.concat(), items, "in order, nothing lost");
+
+        let mut cluster = batches(&items, true, |(s, _)| *s);
+        for b in &cluster {
+            assert!(b.iter().all(|(s, _)| *s == b[0].0), "one subscription (hash slot) per pipeline");
+            assert!(b.len() <= BATCH);
+        }
+        cluster.sort_by_key(|b| (b[0].0, b[0].1));
+        assert_eq!(cluster.iter().map(Vec::len).collect::<Vec<_>>(), [256, 144, 150, 50]);
+        let mut all = cluster.concat();
+        all.sort_by_key(|(_, i)| *i);
+        assert_eq!(all, items, "every bucket exactly once");
+        assert!(batches::<(i64, usize)>(&[], true, |(s, _)| *s).is_empty());
+        assert!(batches::<(i64, usize)>(&[], false, |(s, _)| *s).is_empty());
     }
 }

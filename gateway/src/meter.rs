@@ -32,7 +32,9 @@ impl Gateway {
             i.counters.remark(&rows);
             return Err(e.to_string());
         }
-        let touches: Vec<(i64, i64)> = std::mem::take(&mut *i.touches.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        let mut touches: Vec<(i64, i64)> = std::mem::take(&mut *i.touches.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        // In key order, as every gateway does: concurrent transactions then cannot deadlock.
+        touches.sort_unstable();
         if let Err(e) = i.store.touch_keys(&touches).await {
             tracing::warn!(error = %e, "could not record key last-use times");
         }

@@ -17,6 +17,8 @@ use crate::upstreams::{self, Behaviour};
 pub(crate) struct GatewayProcess {
     pub(crate) child: Child,
     pub(crate) url: String,
+    /// `http://host:port` of its operations listener (`/readyz`, `/metrics`).
+    pub(crate) ops: String,
 }
 
 impl GatewayProcess {
@@ -46,18 +48,21 @@ impl GatewayProcess {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut url = None;
+        let (mut url, mut ops) = (None, None);
         for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some(u) = line.strip_prefix("gateway: ") {
                 url = Some(u.to_owned());
+            }
+            if let Some(u) = line.strip_prefix("metrics: ") {
+                ops = u.strip_suffix("/metrics").map(str::to_owned);
             }
             if line == "ready" {
                 break;
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        GatewayProcess { child, url: url.expect("gateway printed its URL") }
+        GatewayProcess { child, url: url.expect("gateway printed its URL"), ops: ops.expect("gateway printed its metrics URL") }
     }
 
     pub(crate) fn stop(mut self) {
@@ -66,7 +71,7 @@ impl GatewayProcess {
         assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     }
 
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
     }
@@ -78,18 +83,18 @@ impl Drop for GatewayProcess {
     }
 }
 
-struct Setup {
-    store: Store,
-    key: ApiKey,
-    key_id: i64,
-    plan_id: i64,
+pub(crate) struct Setup {
+    pub(crate) store: Store,
+    pub(crate) key: ApiKey,
+    pub(crate) key_id: i64,
+    pub(crate) plan_id: i64,
 }
 
 async fn setup(store: &Store, quota: i64) -> Setup {
     setup_with(store, quota, Behaviour::Named("ok")).await
 }
 
-async fn setup_with(store: &Store, quota: i64, upstream: Behaviour) -> Setup {
+pub(crate) async fn setup_with(store: &Store, quota: i64, upstream: Behaviour) -> Setup {
     let up = upstreams::start(upstream).await;
     let plan = turnpike_testkit::default_plan("metered", 1_000_000, 1_000_000, Some(quota));
     let (_, plan_id) = turnpike_testkit::publish(store, "pay", "Pay", &[(&format!("http://{up}"), 1)], Visibility::Public, &plan, 0).await;
@@ -103,7 +108,7 @@ async fn setup_with(store: &Store, quota: i64, upstream: Behaviour) -> Setup {
 }
 
 /// Fire `n` requests at `concurrency` spread round-robin over the gateways; counts by outcome.
-async fn fire(urls: &[String], key: &str, n: usize, concurrency: usize) -> (usize, usize, usize) {
+pub(crate) async fn fire(urls: &[String], key: &str, n: usize, concurrency: usize) -> (usize, usize, usize) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).timeout(Duration::from_secs(20)).build().unwrap();
     let next = Arc::new(AtomicUsize::new(0));
     let ok = Arc::new(AtomicUsize::new(0));
@@ -135,7 +140,7 @@ async fn fire(urls: &[String], key: &str, n: usize, concurrency: usize) -> (usiz
     (ok.load(Ordering::Relaxed), limited.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
 }
 
-async fn settled_total(store: &Store, key_id: i64, want: i64) -> i64 {
+pub(crate) async fn settled_total(store: &Store, key_id: i64, want: i64) -> i64 {
     let started = Instant::now();
     loop {
         let got = store.key_usage_total(key_id).await.unwrap().admitted;

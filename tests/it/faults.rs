@@ -44,6 +44,30 @@ async fn a_redis_outage_fails_closed_within_the_timeout_and_readyz_says_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_its_scripts_gets_the_admission_script_again() {
+    let Some(redis) = OwnRedis::start() else {
+        turnpike_testkit::skip("redis-server", "a_redis_that_lost_its_scripts", "cannot start a throwaway redis-server");
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    let counters = CounterBackend::Redis { url: format!("redis://127.0.0.1:{}/", redis.port), prefix: "noscript".into() };
+    let app = TestApp::start(&db, &counters, system_clock()).await;
+    let (key, key_id, _) = app.developer_key("ns@example.com").await;
+    let call = || app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send();
+    assert_eq!(call().await.unwrap().status(), 200);
+    // A restarted or failed-over Redis has an empty script cache: the next admission meets
+    // NOSCRIPT, loads the script again and is answered, counted once.
+    let mut conn =
+        redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(call().await.unwrap().status(), 200);
+    }
+    app.stop().await;
+    assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_clients_are_served() {
     let db = TestDb::sqlite().await;
     let app = TestApp::start(&db, &CounterBackend::Local, system_clock()).await;
