@@ -146,6 +146,17 @@ pub struct KeyCache {
     pub(crate) database_failing: AtomicBool,
     pub(crate) lookups: AtomicU64,
     pub(crate) hits: AtomicU64,
+    /// Keys being looked up now, each with the gate later requests for it wait on.
+    inflight: DashMap<KeyHash, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// What the cache holds for a key at some instant.
+enum Cached {
+    /// Within its TTL.
+    Fresh(Option<Arc<Identity>>),
+    /// Past its TTL: served only when a new lookup fails.
+    Stale(Option<Arc<Identity>>),
+    Missing,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -169,6 +180,7 @@ impl KeyCache {
             database_failing: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
+            inflight: DashMap::new(),
         }
     }
 
@@ -178,24 +190,54 @@ impl KeyCache {
     /// last confirmed, and a database outage must not become an outage of every key whose safety
     /// net ran out.
     pub(crate) async fn resolve(&self, hash: KeyHash, now: i64) -> Result<Option<Arc<Identity>>, StoreError> {
+        let stale = match self.cached(hash, now) {
+            Cached::Fresh(v) => return Ok(v),
+            Cached::Stale(v) => Some(v),
+            Cached::Missing => None,
+        };
+        // One lookup per key at a time: a burst of requests with a key that is not (or no
+        // longer) cached waits for the first one's query instead of each sending its own and
+        // queueing for the pool (a cold start under load, or a hot key's TTL running out).
+        let gate = self.inflight.entry(hash).or_default().clone();
+        let guard = gate.lock().await;
+        let result = match self.cached(hash, now) {
+            Cached::Fresh(v) => Ok(v),
+            _ => self.load_into_cache(hash, now, stale).await,
+        };
+        drop(guard);
+        // The map's handle and ours: nobody else is waiting on this gate.
+        self.inflight.remove_if(&hash, |_, g| Arc::strong_count(g) <= 2);
+        result
+    }
+
+    /// The cached entry for `hash` at `now` (a hit is counted).
+    fn cached(&self, hash: KeyHash, now: i64) -> Cached {
         let gens = self.gens.load();
-        let mut stale = None;
         if let Some(slot) = gens.young.get(&hash) {
             if now - slot.1 < self.ttl {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(slot.0.clone());
+                return Cached::Fresh(slot.0.clone());
             }
-            stale = Some(slot.0.clone());
-        } else if let Some((_, slot)) = gens.old.remove(&hash) {
+            return Cached::Stale(slot.0.clone());
+        }
+        if let Some((_, slot)) = gens.old.remove(&hash) {
             if now - slot.1 < self.ttl {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 let v = slot.0.clone();
                 self.insert(hash, slot);
-                return Ok(v);
+                return Cached::Fresh(v);
             }
-            stale = Some(slot.0);
+            return Cached::Stale(slot.0);
         }
-        drop(gens);
+        Cached::Missing
+    }
+
+    async fn load_into_cache(
+        &self,
+        hash: KeyHash,
+        now: i64,
+        stale: Option<Option<Arc<Identity>>>,
+    ) -> Result<Option<Arc<Identity>>, StoreError> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let loaded = match self.bounded(self.load(&hash, now)).await {
             Ok(loaded) => loaded,

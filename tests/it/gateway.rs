@@ -185,6 +185,7 @@ async fn concurrent_requests_are_metered_exactly_and_flushes_are_idempotent() {
         let app = TestApp::start(&db, &counters, clock.clone()).await;
         let (key, key_id, _) = app.developer_key("m@example.com").await;
         // 200 concurrent requests against burst 20: exactly the admitted ones are billed.
+        let lookups_before = app.gateway.stats().key_lookups;
         let mut tasks = Vec::new();
         for _ in 0..200 {
             let http = app.http.clone();
@@ -199,6 +200,8 @@ async fn concurrent_requests_are_metered_exactly_and_flushes_are_idempotent() {
             }
         }
         assert_eq!(ok, 20, "burst of 20 with a stopped clock");
+        // The cold key was looked up once, not by each of the 200 concurrent requests.
+        assert_eq!(app.gateway.stats().key_lookups, lookups_before + 1);
         app.gateway.flush().await.unwrap();
         app.gateway.flush().await.unwrap();
         let t = app.store.key_usage_total(key_id).await.unwrap();
