@@ -178,6 +178,7 @@ impl Bucket {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             latency_ms_sum: self.latency_ms.load(Ordering::Relaxed),
+            generation: 0,
         }
     }
 }
@@ -343,6 +344,11 @@ fn wall_us() -> i64 {
 // deadline (Redis server time, unix µs).
 // Returns {verdict (0 admitted, 1 rate, 2 quota, 3 too late), retry_us, used_after, tat_minus_now}.
 //
+// The first count of a bucket stamps it with `gen`, the server time: a Redis that lost its data
+// (restarted without persistence, failed over to an empty replica) starts the bucket again under
+// a new `gen`, and the meter writes that incarnation as a row of its own instead of ignoring its
+// smaller absolute values as a stale snapshot of the old one.
+//
 // The deadline makes a timeout exact: a script that only runs after the gateway stopped waiting
 // (Redis stalled, the command queued) changes nothing, so a request answered 503 or admitted by
 // the fail-open fallback is never also counted here.
@@ -371,7 +377,9 @@ if quota >= 0 and used >= quota then
 end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
 used = redis.call('INCR', KEYS[2])
-redis.call('HINCRBY', KEYS[3], 'admitted', 1)
+if redis.call('HINCRBY', KEYS[3], 'admitted', 1) == 1 then
+  redis.call('HSET', KEYS[3], 'gen', string.format('%.0f', tonumber(clock[1]) * 1000000 + tonumber(clock[2])))
+end
 redis.call('EXPIRE', KEYS[3], ARGV[7])
 return {0, 0, used, new_tat - now}
 ";
@@ -379,7 +387,7 @@ return {0, 0, used, new_tat - now}
 /// The values of `FIELDS` in one bucket hash, as HMGET answers them.
 type HashFields = Vec<Option<i64>>;
 
-const FIELDS: [&str; 8] = ["admitted", "s2", "s3", "s4", "s5", "bytes_in", "bytes_out", "latency_ms"];
+const FIELDS: [&str; 9] = ["admitted", "s2", "s3", "s4", "s5", "bytes_in", "bytes_out", "latency_ms", "gen"];
 const BUCKET_TTL_S: i64 = 7 * 86_400;
 /// Interval between full sweeps of the shared dirty sets (catches buckets of crashed gateways).
 const SWEEP_SECONDS: i64 = 60;
@@ -740,6 +748,7 @@ impl RedisCounters {
                 bytes_in: g(5),
                 bytes_out: g(6),
                 latency_ms_sum: g(7),
+                generation: g(8),
             });
         }
         // Every gateway writes these rows under the same source, each in one transaction: in

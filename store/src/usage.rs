@@ -30,6 +30,11 @@ pub struct UsageRow {
     pub bytes_out: i64,
     /// Sum of total latencies, milliseconds.
     pub latency_ms_sum: i64,
+    /// The counter store's incarnation of this bucket (Redis: the server time its count began,
+    /// µs), 0 when it has none. A bucket that Redis lost and began again is a new incarnation
+    /// and gets its own row (source `<source>@<generation>`): absolute values from before and
+    /// after the loss then add up instead of the smaller being ignored as a stale snapshot.
+    pub generation: i64,
 }
 
 /// Totals over a range.
@@ -39,6 +44,17 @@ pub struct UsageSummary {
     pub admitted: i64,
     /// Responses 4xx + 5xx.
     pub errors: i64,
+}
+
+impl UsageRow {
+    /// The row's source name: `source`, with the bucket's incarnation when it has one.
+    pub fn source(&self, source: &str) -> String {
+        if self.generation == 0 {
+            source.to_owned()
+        } else {
+            format!("{source}@{}", self.generation)
+        }
+    }
 }
 
 impl Store {
@@ -64,7 +80,7 @@ impl Store {
                         bytes_out = CASE WHEN excluded.bytes_out > usage_hourly.bytes_out THEN excluded.bytes_out ELSE usage_hourly.bytes_out END,
                         latency_ms_sum = CASE WHEN excluded.latency_ms_sum > usage_hourly.latency_ms_sum THEN excluded.latency_ms_sum ELSE usage_hourly.latency_ms_sum END,
                         updated_at = excluded.updated_at")
-                    .bind(r.key_id).bind(r.api_id).bind(r.subscription_id).bind(r.hour).bind(source)
+                    .bind(r.key_id).bind(r.api_id).bind(r.subscription_id).bind(r.hour).bind(r.source(source))
                     .bind(r.admitted).bind(r.status_2xx).bind(r.status_3xx).bind(r.status_4xx).bind(r.status_5xx)
                     .bind(r.bytes_in).bind(r.bytes_out).bind(r.latency_ms_sum).bind(now)
                     .execute(&mut *tx).await?;

@@ -67,6 +67,50 @@ async fn a_redis_that_lost_its_scripts_gets_the_admission_script_again() {
     assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, 4);
 }
 
+/// A Redis without persistence that restarts mid-hour begins its buckets again from zero. The
+/// meter writes absolute values and keeps the larger of two snapshots of one row, so before
+/// buckets carried their incarnation, the 3 requests after the restart hid behind the 5 flushed
+/// before it (the database read 5, not 8) until the new count passed the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_restarts_empty_mid_hour_loses_no_count() {
+    let Some(mut redis) = OwnRedis::start() else {
+        turnpike_testkit::skip("redis-server", "a_redis_that_restarts_empty", "cannot start a throwaway redis-server");
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    // One hour for the whole test: both incarnations count into the same hour's bucket.
+    let clock = std::sync::Arc::new(turnpike_store::clock::ManualClock::at(1_790_002_800));
+    let counters = CounterBackend::Redis { url: redis.url(), prefix: "empty".into() };
+    let app = TestApp::start(&db, &counters, clock.clone()).await;
+    let (key, key_id, _) = app.developer_key("empty@example.com").await;
+    let call = || {
+        clock.advance_micros(200_000);
+        app.http.get(app.gw("/echo/x")).bearer_auth(key.expose()).send()
+    };
+    for _ in 0..5 {
+        assert_eq!(call().await.unwrap().status(), 200);
+    }
+    app.gateway.flush().await.unwrap();
+    assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, 5);
+
+    redis.restart(); // no persistence: every counter and bucket is gone
+    let mut admitted = 5;
+    let started = Instant::now();
+    while admitted < 8 {
+        // The first requests may meet the reconnect (503); only 200s count.
+        if call().await.unwrap().status() == 200 {
+            admitted += 1;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "Redis did not come back");
+    }
+    app.gateway.flush().await.unwrap();
+    assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, 8, "the new incarnation's 3 add to the 5 before");
+    // Flushing again, and the final flush, change nothing.
+    app.gateway.flush().await.unwrap();
+    app.stop().await;
+    assert_eq!(db.store.key_usage_total(key_id).await.unwrap().admitted, 8);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_clients_are_served() {
     let db = TestDb::sqlite().await;
