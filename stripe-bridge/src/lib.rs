@@ -24,6 +24,9 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 use turnpike_store::period::Period;
 use turnpike_store::{Account, Plan, Store, StoreError, StripeAction, StripeEventOutcome, StripeUsagePush};
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Largest accepted distance between a signature's timestamp and now, seconds (Stripe's default).
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
