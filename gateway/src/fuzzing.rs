@@ -36,9 +36,9 @@ pub fn check_credentials(authorization: Option<&[u8]>, x_api_key: Option<&[u8]>,
     let expected = match (bearer, key_header.as_ref().and_then(|v| v.to_str().ok())) {
         (Some(token), _) => Some((token, CredentialSource::Authorization)),
         (None, Some(key)) => Some((key.trim(), CredentialSource::Header)),
-        (None, None) if allow_query => query
-            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("api_key=")))
-            .map(|key| (key, CredentialSource::Query)),
+        (None, None) if allow_query => {
+            query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("api_key="))).map(|key| (key, CredentialSource::Query))
+        }
         (None, None) => None,
     };
     let got = extract(&headers, query, allow_query);

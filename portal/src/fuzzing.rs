@@ -100,7 +100,8 @@ mod tests {
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
             any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
-            prop_oneof!["3\\.[0-2]\\.[0-9a-z-]{0,3}", "[ -~]{0,8}", "\\PC{0,6}", "(get|post|/x|~|null|true|yes|0x1|1e3|\\.inf| )"].prop_map(Value::String),
+            prop_oneof!["3\\.[0-2]\\.[0-9a-z-]{0,3}", "[ -~]{0,8}", "\\PC{0,6}", "(get|post|/x|~|null|true|yes|0x1|1e3|\\.inf| )"]
+                .prop_map(Value::String),
         ]
     }
 

@@ -76,7 +76,8 @@ pub fn check_generated_key(random: [u8; 32], at: usize, in_checksum: bool, repla
     assert_eq!(decode_body(&s.as_bytes()[KEY_PREFIX.len()..SEPARATOR_AT]), Some(random), "the body of {s} does not spell its bits");
 
     let len = replacement.len().clamp(1, 4);
-    let (start, region) = if in_checksum { (SEPARATOR_AT + 1, KEY_LEN - SEPARATOR_AT - 1) } else { (KEY_PREFIX.len(), SEPARATOR_AT - KEY_PREFIX.len()) };
+    let (start, region) =
+        if in_checksum { (SEPARATOR_AT + 1, KEY_LEN - SEPARATOR_AT - 1) } else { (KEY_PREFIX.len(), SEPARATOR_AT - KEY_PREFIX.len()) };
     let from = start + at % (region - len + 1);
     let mut mutated = s.as_bytes().to_vec();
     for (i, slot) in mutated[from..from + len].iter_mut().enumerate() {
