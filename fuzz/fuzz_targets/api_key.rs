@@ -21,7 +21,13 @@ enum Input<'a> {
 enum Authorization<'a> {
     Raw(&'a [u8]),
     /// `Bearer` in some letter case with some whitespace around the token.
-    Bearer { case: u8, before: u8, between: u8, after: u8, token: &'a str },
+    Bearer {
+        case: u8,
+        before: u8,
+        between: u8,
+        after: u8,
+        token: &'a str,
+    },
 }
 
 fn whitespace(n: u8) -> impl Iterator<Item = u8> {

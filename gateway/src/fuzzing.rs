@@ -222,8 +222,11 @@ pub fn check_route_matching(apis: &[Api], host: Option<&str>, path: &str, failur
     }
 }
 
+/// A Structured Field list member: a string and its integer parameters, in order.
+type SfMember = (String, Vec<(String, i64)>);
+
 /// A parsed Structured Field list of strings with integer parameters (RFC 8941 §4.2), strictly.
-fn parse_sf_list(s: &str) -> Result<Vec<(String, Vec<(String, i64)>)>, String> {
+fn parse_sf_list(s: &str) -> Result<Vec<SfMember>, String> {
     let b = s.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -298,7 +301,7 @@ fn sf_clamp(n: i128, min: i128) -> i64 {
     i64::try_from(n.clamp(min, i128::from(SF_INTEGER_MAX))).unwrap_or(SF_INTEGER_MAX)
 }
 
-fn parsed(h: &HeaderValue) -> Vec<(String, Vec<(String, i64)>)> {
+fn parsed(h: &HeaderValue) -> Vec<SfMember> {
     let text = h.to_str().expect("visible ASCII");
     parse_sf_list(text).unwrap_or_else(|e| panic!("{text:?} is not a valid Structured Field list: {e}"))
 }
