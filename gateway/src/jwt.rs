@@ -170,10 +170,11 @@ impl JwtVerifier {
             _ => return Err(JwtError::Invalid),
         };
         match claims.exp {
-            Some(exp) if now <= exp + self.leeway => {}
+            // Saturating: `exp` comes from the token and the leeway from the configuration.
+            Some(exp) if now <= exp.saturating_add(self.leeway) => {}
             _ => return Err(JwtError::Expired),
         }
-        if claims.nbf.is_some_and(|nbf| now + self.leeway < nbf) {
+        if claims.nbf.is_some_and(|nbf| now.saturating_add(self.leeway) < nbf) {
             return Err(JwtError::NotYetValid);
         }
         if let Some(iss) = &self.issuer {
@@ -263,6 +264,26 @@ mod tests {
         let payload = signed.split('.').nth(1).unwrap();
         let none_header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
         assert_eq!(v.verify(&format!("{none_header}.{payload}."), 1000), Err(JwtError::Invalid));
+    }
+
+    /// Found by `fuzzing::check_jwt` (proptest and the `jwt` fuzz target): `exp + leeway`
+    /// overflowed, a panic in debug builds and, wrapped in release builds, a token that never
+    /// expires (or any token under a huge `leeway_seconds`) refused as expired.
+    #[test]
+    fn extreme_times_and_leeway_do_not_overflow() {
+        let claims = |exp: i64| serde_json::json!({"sub": "key_3", "exp": exp, "iss": "https://idp.test", "aud": "echo"});
+        assert_eq!(verifier().verify(&token(claims(i64::MAX)), 1000), Ok(3));
+        let lenient = JwtVerifier::new(&JwtSettings {
+            api: "echo".into(),
+            hs256_secret: Some(SECRET.into()),
+            leeway_seconds: Some(4_512_935_184_168_851_068),
+            ..JwtSettings::default()
+        })
+        .unwrap();
+        assert_eq!(lenient.verify(&token(claims(4_710_436_852_685_924_740)), 0), Ok(3));
+        let early = serde_json::json!({"sub": "key_3", "exp": i64::MAX, "nbf": i64::MAX});
+        assert_eq!(lenient.verify(&token(early), i64::MAX), Ok(3));
+        assert_eq!(verifier().verify(&token(claims(1000)), i64::MAX), Err(JwtError::Expired));
     }
 
     #[test]

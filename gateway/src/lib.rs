@@ -12,6 +12,8 @@ mod auth;
 mod config;
 pub mod counters;
 mod follower;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod headers;
 pub mod jwt;

@@ -15,7 +15,7 @@ pub struct Target {
     pub(crate) authority: Authority,
     /// Path prefix on the upstream, without a trailing slash.
     pub(crate) base_path: String,
-    weight: u32,
+    pub(crate) weight: u32,
     /// Consecutive connect failures and timeouts (passive health).
     failures: AtomicU32,
     /// Unix microseconds until which the target is ejected.
@@ -28,7 +28,7 @@ pub const EJECT_AFTER_FAILURES: u32 = 3;
 pub const EJECT_FOR_MICROS: i64 = 10_000_000;
 
 impl Target {
-    fn healthy(&self, now_us: i64) -> bool {
+    pub(crate) fn healthy(&self, now_us: i64) -> bool {
         self.ejected_until.load(Ordering::Relaxed) <= now_us
     }
 
@@ -51,7 +51,7 @@ pub struct Route {
     pub(crate) prefix: String,
     host: Option<String>,
     pub(crate) allow_query_key: bool,
-    targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     total_weight: u32,
     pub(crate) api_header: HeaderValue,
     /// `turnpike_gateway_requests_total` by status class (2xx, 3xx, 4xx, 5xx) for requests

@@ -26,6 +26,8 @@ mod assets;
 pub mod ctx;
 pub mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod openapi_import;
 pub mod pages;
 mod security;

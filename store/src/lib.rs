@@ -7,6 +7,8 @@
 
 pub mod clock;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod period;
 
 mod accounts;

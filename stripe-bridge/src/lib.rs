@@ -24,6 +24,9 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 use turnpike_store::period::Period;
 use turnpike_store::{Account, Plan, Store, StoreError, StripeAction, StripeEventOutcome, StripeUsagePush};
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Largest accepted distance between a signature's timestamp and now, seconds (Stripe's default).
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
@@ -436,7 +439,9 @@ pub fn verify_signature(secret: &str, payload: &[u8], header: Option<&str>, now:
     if !sigs.iter().any(|s| subtle::ConstantTimeEq::ct_eq(s.as_slice(), expected.as_slice()).into()) {
         return Err(WebhookError::BadSignature);
     }
-    if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
+    // `abs_diff`: `now - t` overflows for timestamps near the ends of i64 (and `abs` of the
+    // wrapped i64::MIN stays negative, which would pass the check in a release build).
+    if now.abs_diff(t) > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
         return Err(WebhookError::StaleTimestamp);
     }
     Ok(())
@@ -516,6 +521,21 @@ mod tests {
         // A rotated secret: any matching v1 passes.
         let two = format!("{},v1=00ff", h);
         assert_eq!(verify_signature("whsec_x", body, Some(&two), 1000), Ok(()));
+    }
+
+    /// Found by `fuzzing::check_signed` (proptest and the `stripe_signature` fuzz target):
+    /// `(now - t).abs()` overflowed for timestamps far from now.
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale() {
+        let body = br#"{"id":"evt_1"}"#;
+        let at_min = sign("whsec_", body, i64::MIN);
+        assert_eq!(verify_signature("whsec_", body, Some(&at_min), i64::MAX), Err(WebhookError::StaleTimestamp));
+        assert_eq!(verify_signature("whsec_", body, Some(&at_min), i64::MIN + 300), Ok(()));
+        // Where `now - t` wraps to i64::MIN, whose wrapped `abs` is negative.
+        let wraps = sign("whsec_", body, 1000 + i64::MIN);
+        assert_eq!(verify_signature("whsec_", body, Some(&wraps), 1000), Err(WebhookError::StaleTimestamp));
+        let at_max = sign("whsec_", body, i64::MAX);
+        assert_eq!(verify_signature("whsec_", body, Some(&at_max), i64::MIN), Err(WebhookError::StaleTimestamp));
     }
 
     #[test]
