@@ -45,12 +45,20 @@ fn check_accepted(spec: &ImportedSpec) {
     assert!(!spec.title.is_empty() && spec.title == trimmed("title"), "title {:?}", spec.title);
     assert!(!spec.version.is_empty() && spec.version == trimmed("version"), "version {:?}", spec.version);
     assert_eq!(spec.description.as_deref(), doc["info"]["description"].as_str());
-    let paths = doc["paths"].as_object().expect("paths is an object");
+    let empty = serde_json::Map::new();
+    let paths = match doc.get("paths") {
+        Some(p) => p.as_object().expect("paths is an object"),
+        None => {
+            assert!(spec.openapi.starts_with("3.1.") && (doc.get("webhooks").is_some() || doc.get("components").is_some()));
+            &empty
+        }
+    };
+    let paths: Vec<(&String, &Value)> = paths.iter().filter(|(k, _)| !k.starts_with("x-")).collect();
     assert_eq!(spec.paths, paths.len());
-    assert!(paths.keys().all(|p| p.starts_with('/')), "{:?}", paths.keys());
+    assert!(paths.iter().all(|(p, _)| p.starts_with('/')), "{paths:?}");
     let operations = paths
-        .values()
-        .map(|item| item.as_object().expect("path items are objects"))
+        .iter()
+        .map(|(_, item)| item.as_object().expect("path items are objects"))
         .flat_map(|ops| ops.iter().filter(|(m, _)| METHODS.contains(&m.as_str())))
         .inspect(|(m, op)| assert!(op.is_object(), "{m} is not an object"))
         .count();

@@ -155,8 +155,9 @@ fn check(doc: Value) -> Result<ImportedSpec, Vec<String>> {
     let (mut paths, mut operations) = (0, 0);
     match root.get("paths") {
         Some(Value::Object(map)) => {
-            paths = map.len();
-            for (path, item) in map {
+            // `x-…` keys are specification extensions, not paths.
+            for (path, item) in map.iter().filter(|(k, _)| !k.starts_with("x-")) {
+                paths += 1;
                 if errors.len() >= MAX_ERRORS {
                     break;
                 }
@@ -180,6 +181,8 @@ fn check(doc: Value) -> Result<ImportedSpec, Vec<String>> {
             }
         }
         Some(_) => errors.push("`paths` must be an object mapping paths to operations.".to_owned()),
+        // 3.1 made `paths` optional when `webhooks` or `components` say what the API is.
+        None if openapi.starts_with("3.1.") && (root.contains_key("webhooks") || root.contains_key("components")) => {}
         None => errors.push("`paths` is missing; Turnpike needs the API's paths to document it.".to_owned()),
     }
     if errors.len() >= MAX_ERRORS {
@@ -281,6 +284,17 @@ mod tests {
         assert!(all.contains("must start with"), "{all}");
         assert!(all.contains("must map to an object"), "{all}");
         assert!(import(b"swagger: '2.0'\ninfo: {title: x, version: '1'}\npaths: {}\n").unwrap_err()[0].contains("Swagger 2.0"));
+    }
+
+    #[test]
+    fn extensions_under_paths_and_31_documents_without_paths_are_valid() {
+        let spec = import(br#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{"x-owner":"team","/a":{"get":{}}}}"#).unwrap();
+        assert_eq!((spec.paths, spec.operations), (1, 1));
+        let hooks = br#"{"openapi":"3.1.0","info":{"title":"t","version":"1"},"webhooks":{"ping":{"post":{}}}}"#;
+        assert_eq!(import(hooks).unwrap().paths, 0);
+        // 3.0 still requires `paths`, and 3.1 needs one of the three.
+        assert!(import(br#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"components":{}}"#).is_err());
+        assert!(import(br#"{"openapi":"3.1.0","info":{"title":"t","version":"1"}}"#).is_err());
         assert!(import(b"openapi: [unclosed").unwrap_err()[0].contains("not valid YAML"));
         assert!(import(b"{\"openapi\": ").unwrap_err()[0].contains("not valid JSON"));
         assert!(import(b"").is_err());
