@@ -216,7 +216,9 @@ impl Gateway {
                         let peer = peer.clone();
                         async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                    // Closed in stages when dropped with unread input, so an early 413 reaches the client.
+                    let io = TokioIo::new(crate::linger::LingeringStream::new(stream));
+                    let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         let _ = conn.await;

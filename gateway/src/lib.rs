@@ -15,6 +15,7 @@ mod follower;
 mod gateway;
 mod headers;
 pub mod jwt;
+mod linger;
 mod meter;
 mod problem;
 mod proxy;

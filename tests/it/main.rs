@@ -12,6 +12,7 @@ mod jwt;
 mod smuggling;
 mod statuses;
 mod stripe;
+mod teardown;
 mod upstreams;
 
 use std::sync::Arc;
