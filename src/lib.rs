@@ -171,6 +171,8 @@ impl App {
                 .await;
         });
 
+        tasks.spawn(ops::upkeep(stop_rx.clone()));
+
         let stripe = stripe_bridge(&self.config, &self.portal_url)?;
         let stripe_for_portal = stripe.clone();
         if let (Some(listener), true) = (self.portal_listener, self.role.portal()) {

@@ -1,6 +1,7 @@
 //! The operational listener: `/healthz`, `/readyz`, `/metrics`. Never on a public port.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
 use turnpike_gateway::Gateway;
 use turnpike_store::Store;
 
@@ -31,6 +33,22 @@ pub(crate) fn prometheus() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
+}
+
+/// How often histogram samples are folded into their buckets (the exporter's own default).
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// Fold histogram samples into their buckets every [`UPKEEP`] until `stop`. The recorder is built
+/// by hand (`build_recorder`), so the exporter spawns no upkeep task of its own: without this one
+/// every sample recorded between two scrapes is kept, and a gateway nobody scrapes grew by about
+/// 40 bytes per request (two histograms per request; found by `scripts/soak.sh`).
+pub(crate) async fn upkeep(mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(UPKEEP) => prometheus().run_upkeep(),
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 pub(crate) fn router(state: OpsState) -> Router {

@@ -228,7 +228,9 @@ impl Gateway {
                         if !protocol_announced(&stream, first_bytes).await {
                             return;
                         }
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        // Closed in stages when dropped with unread input, so an early 413 reaches the client.
+                        let io = TokioIo::new(crate::linger::LingeringStream::new(stream));
+                        let conn = builder.serve_connection_with_upgrades(io, svc);
                         let _ = watcher.watch(conn).await;
                     });
                 }

@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod gateway;
 mod headers;
 pub mod jwt;
+mod linger;
 mod meter;
 mod problem;
 mod proxy;

@@ -14,6 +14,7 @@ mod rcluster;
 mod smuggling;
 mod statuses;
 mod stripe;
+mod teardown;
 mod throwaway;
 mod upstreams;
 

@@ -1,0 +1,112 @@
+# Shared by the scripts in this directory (sourced, not run): free ports, waiting for a process to
+# say "ready", and setting up an admin, a plan, an app and a key through the CLI, the admin
+# console's forms and the JSON API -- the way an operator would, so the scripts need no Rust.
+#
+# Every function writes its diagnostics to stderr and returns non-zero on failure; callers run
+# with `set -euo pipefail`.
+
+log() { printf '\n== %s ==\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# free_ports N: N distinct free loopback ports (bound together, so no duplicates, then released).
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+PY
+}
+
+# wait_ready PID LOG [SECONDS]: wait until the process prints its `ready` line (every role does,
+# after its listeners are bound); fail with the log's tail if it exits or takes too long.
+wait_ready() {
+  local pid=$1 out=$2 secs=${3:-60} i
+  for ((i = 0; i < secs * 10; i++)); do
+    grep -q '^ready' "$out" 2>/dev/null && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$out" >&2
+      die "process $pid exited before it was ready (log: $out)"
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$out" >&2
+  die "process $pid was not ready after ${secs}s (log: $out)"
+}
+
+# stop_pid PID [SECONDS]: SIGTERM (drain + final meter flush), wait for the exit, return its status.
+stop_pid() {
+  local pid=$1 secs=${2:-60} i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < secs * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "process $pid still running ${secs}s after SIGTERM; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  local rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  return "$rc"
+}
+
+# form_csrf JAR URL: the CSRF token of the form on the page at URL (the session lives in JAR).
+form_csrf() {
+  local token
+  token=$(curl -fsS -b "$1" -c "$1" "$2" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n1)
+  [[ -n "$token" ]] || die "no CSRF token in the form at $2"
+  printf '%s' "$token"
+}
+
+# portal_login JAR BASE EMAIL PASSWORD: log in through the portal's login form.
+portal_login() {
+  local jar=$1 base=$2 csrf code
+  csrf=$(form_csrf "$jar" "$base/login")
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -b "$jar" -c "$jar" \
+    --data-urlencode "email=$3" --data-urlencode "password=$4" --data-urlencode "csrf=$csrf" "$base/login")
+  [[ "$code" == 303 ]] || die "login as $3 answered $code (expected a 303 to the dashboard)"
+}
+
+# admin_create_plan JAR BASE API_ID SLUG RATE BURST QUOTA: add a default plan to an API through
+# the admin console's form (the console has no JSON API); QUOTA empty is unlimited.
+admin_create_plan() {
+  local jar=$1 base=$2 api=$3 csrf code
+  csrf=$(form_csrf "$jar" "$base/admin/apis/$api")
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -b "$jar" -c "$jar" \
+    --data-urlencode "name=$4" --data-urlencode "slug=$4" --data-urlencode "rate_per_second=$5" \
+    --data-urlencode "burst=$6" --data-urlencode "monthly_quota=$7" --data-urlencode "is_default=on" \
+    --data-urlencode "csrf=$csrf" "$base/admin/apis/$api/plans")
+  [[ "$code" == 303 ]] || die "creating plan $4 on API $api answered $code (expected a 303)"
+}
+
+# api_post TOKEN URL JSON: POST to the portal's JSON API; prints the response body.
+api_post() {
+  curl -fsS -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$3" "$2"
+}
+
+# setup_key BIN BASE ADMIN_EMAIL API_ID PLAN RATE BURST QUOTA: an admin (CLI), a default plan on
+# the API (admin console), a personal access token (CLI), an app subscribed to the default plans
+# and a key (JSON API). Prints "APP_ID KEY_ID SECRET TOKEN".
+setup_key() {
+  local bin=$1 base=$2 email=$3 api=$4 jar password token app key
+  jar=$(mktemp)
+  password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+  printf '%s\n' "$password" | "$bin" admin create-admin --email "$email" --password-stdin >/dev/null
+  portal_login "$jar" "$base" "$email" "$password"
+  admin_create_plan "$jar" "$base" "$api" "$5" "$6" "$7" "$8"
+  rm -f "$jar"
+  token=$("$bin" admin create-token --email "$email" --name scripts)
+  [[ "$token" == tp_pat_* ]] || die "create-token printed no token"
+  app=$(api_post "$token" "$base/api/v1/apps" '{"name":"load"}' | jq -r .id)
+  key=$(api_post "$token" "$base/api/v1/apps/$app/keys" '{"name":"load key"}')
+  local plan
+  plan=$(curl -fsS -H "Authorization: Bearer $token" "$base/api/v1/apps/$app/subscriptions" |
+    jq -r --argjson api "$api" '.[] | select(.api_id == $api) | .plan_slug')
+  [[ "$plan" == "$5" ]] || die "the new app is on plan '$plan' of API $api, expected '$5'"
+  printf '%s %s %s %s\n' "$app" "$(jq -r .key.id <<<"$key")" "$(jq -r .secret <<<"$key")" "$token"
+}
