@@ -113,8 +113,35 @@ impl Journey {
         e.click().await.unwrap();
     }
 
+    /// The element's text. A page still navigating may swap the element out between finding and
+    /// reading it (a stale reference): look it up again.
     async fn text(&self, css: &str) -> String {
-        self.c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
+        let started = std::time::Instant::now();
+        loop {
+            let e = self.c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap();
+            match e.text().await {
+                Ok(t) => return t,
+                Err(err) if started.elapsed() < Duration::from_secs(10) => {
+                    assert!(format!("{err:?}").contains("StaleElementReference"), "{err:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("{css}: {err:?}"),
+            }
+        }
+    }
+
+    /// The element's text once it contains `needle` (case-insensitive): the page after a click
+    /// may take a moment to replace the one before.
+    async fn text_containing(&self, css: &str, needle: &str) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let t = self.text(css).await;
+            if t.to_lowercase().contains(&needle.to_lowercase()) {
+                return t;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{css} never contained {needle:?}; last text: {t}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn path(&self) -> String {
@@ -166,7 +193,7 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     j.fill("#password", PASSWORD).await;
     j.shot("signup").await;
     j.click("form[action='/signup'] button[type=submit]").await;
-    assert!(j.text("main").await.to_lowercase().contains("check your email"));
+    j.text_containing("main", "check your email").await;
     j.shot("check-email").await;
 
     let mail = app.store.emails_to("dev@example.com").await.unwrap();
@@ -260,7 +287,7 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     j.shot("admin-api-with-plan").await;
     j.go("/").await;
-    assert!(j.text("main").await.contains("Weather"), "the published API is in the catalog");
+    j.text_containing("main", "Weather").await; // the published API is in the catalog
     j.shot("catalog-with-weather").await;
     j.log_out().await;
 
@@ -273,7 +300,7 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     assert!(picked.contains("Browser app"), "{picked}");
     j.click("button#subscribe-starter").await;
     j.wait_path_not("/apis/weather").await;
-    assert!(j.text("main").await.contains("Starter"), "the billing page shows the new subscription");
+    j.text_containing("main", "Starter").await; // the billing page shows the new subscription
     j.shot("subscribed").await;
     app.gateway.follow().await.unwrap();
     let r = app.http.get(app.gw("/weather/forecast/oslo")).bearer_auth(&secret).send().await.unwrap();
