@@ -59,11 +59,7 @@ BASE="http://127.0.0.1:$P_PORTAL"
 GW="http://127.0.0.1:$P_GW"
 
 log "starting turnpike serve (portal + Echo upstream) and a turnpike gateway ($PROFILE build)"
-TURNPIKE_PORTAL_ADDR="127.0.0.1:$P_PORTAL" TURNPIKE_GATEWAY_ADDR="127.0.0.1:$P_SGW" TURNPIKE_METRICS_ADDR="127.0.0.1:$P_SMET" \
-  TURNPIKE_DEMO_UPSTREAM_ADDR="127.0.0.1:$P_UP" "$BIN" serve >"$WORK/serve.log" 2>&1 &
-SERVE_PID=$!
-PIDS+=("$SERVE_PID")
-wait_ready "$SERVE_PID" "$WORK/serve.log"
+start_serve "$BIN" "$WORK" "$P_PORTAL" "$P_SGW" "$P_SMET" "$P_UP"
 # The access log would write one line per request: off, this is not what is measured here.
 TURNPIKE_GATEWAY_ADDR="127.0.0.1:$P_GW" TURNPIKE_METRICS_ADDR="127.0.0.1:$P_GMET" TURNPIKE_ACCESS_LOG=false \
   "$BIN" gateway >"$WORK/gateway.log" 2>&1 &

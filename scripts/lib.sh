@@ -37,6 +37,18 @@ wait_ready() {
   die "process $pid was not ready after ${secs}s (log: $out)"
 }
 
+# start_serve BIN WORK PORTAL_PORT GATEWAY_PORT METRICS_PORT UPSTREAM_PORT: `turnpike serve` (the
+# portal and the Echo upstream; its own gateway is not the one measured) on those loopback ports,
+# logging to WORK/serve.log; sets SERVE_PID, appends it to the caller's PIDS, waits for `ready`.
+start_serve() {
+  local bin=$1 work=$2
+  TURNPIKE_PORTAL_ADDR="127.0.0.1:$3" TURNPIKE_GATEWAY_ADDR="127.0.0.1:$4" TURNPIKE_METRICS_ADDR="127.0.0.1:$5" \
+    TURNPIKE_DEMO_UPSTREAM_ADDR="127.0.0.1:$6" "$bin" serve >"$work/serve.log" 2>&1 &
+  SERVE_PID=$!
+  PIDS+=("$SERVE_PID")
+  wait_ready "$SERVE_PID" "$work/serve.log"
+}
+
 # stop_pid PID [SECONDS]: SIGTERM (drain + final meter flush), wait for the exit, return its status.
 stop_pid() {
   local pid=$1 secs=${2:-60} i

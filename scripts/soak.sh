@@ -96,11 +96,7 @@ export TURNPIKE_LOG="${TURNPIKE_LOG:-warn}"
 read -r P_PORTAL P_SGW P_SMET P_UP P_GW1 P_MET1 P_GW2 P_MET2 < <(free_ports 8)
 BASE="http://127.0.0.1:$P_PORTAL"
 log "turnpike serve: portal $BASE and the Echo upstream on 127.0.0.1:$P_UP"
-TURNPIKE_PORTAL_ADDR="127.0.0.1:$P_PORTAL" TURNPIKE_GATEWAY_ADDR="127.0.0.1:$P_SGW" TURNPIKE_METRICS_ADDR="127.0.0.1:$P_SMET" \
-  TURNPIKE_DEMO_UPSTREAM_ADDR="127.0.0.1:$P_UP" "$BIN" serve >"$WORK/serve.log" 2>&1 &
-SERVE_PID=$!
-PIDS+=("$SERVE_PID")
-wait_ready "$SERVE_PID" "$WORK/serve.log"
+start_serve "$BIN" "$WORK" "$P_PORTAL" "$P_SGW" "$P_SMET" "$P_UP"
 
 log "admin, plan 'soak' on the Echo API, app and key"
 read -r APP_ID KEY_ID KEY TOKEN < <(setup_key "$BIN" "$BASE" soak@example.test 1 soak 1000000 10000000 1000000000)
