@@ -158,6 +158,32 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
     Some(html[start..end].to_owned())
 }
 
+/// A portal with Stripe on (against the fake Stripe at `api_base`) over `store`, on its own port;
+/// returns its base URL and the server task. Sessions live in the database and cookies ignore
+/// ports, so a developer logged in through [`TestApp`] is logged in on both.
+pub async fn stripe_portal(store: &Store, api_base: &str, secret_key: &str, webhook_secret: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let state = PortalState {
+        store: store.clone(),
+        clock: Arc::new(ManualClock::at(NOW)),
+        config: Arc::new(PortalConfig { gateway_url: GATEWAY_URL.into(), public_url: PUBLIC_URL.into(), secure_cookies: false }),
+    };
+    let stripe = turnpike_stripe::Stripe::new(turnpike_stripe::StripeSettings {
+        secret_key: secret_key.into(),
+        webhook_secret: webhook_secret.into(),
+        api_base: Some(api_base.into()),
+        grace_seconds: 3600,
+        portal_url: PUBLIC_URL.into(),
+    })
+    .unwrap();
+    let router = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), Some(stripe));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}"), server)
+}
+
 /// A public API `slug` with a free default plan; returns (api id, plan id).
 pub async fn seed_api(store: &Store, slug: &str, name: &str, visibility: Visibility) -> (i64, i64) {
     turnpike_testkit::publish(store, slug, name, &[("http://127.0.0.1:1", 1)], visibility, &turnpike_testkit::free_plan(), NOW).await

@@ -6,11 +6,7 @@
 //! portal; sessions live in the database and cookies ignore ports, so a developer logged in through
 //! the helpers is logged in on both.
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
-use turnpike_portal::{PortalConfig, PortalState};
-use turnpike_store::clock::ManualClock;
 use turnpike_store::{NewPlan, Store, Visibility};
 use turnpike_testkit::fake_stripe::{event, signature, FakeStripe};
 
@@ -19,32 +15,8 @@ use crate::helpers::{self, browser, location, TestApp, NOW, PUBLIC_URL};
 const SECRET_KEY: &str = "sk_test_portal";
 const WEBHOOK_SECRET: &str = "whsec_portal";
 
-/// A portal with Stripe on, over `store`; returns its base URL.
 async fn stripe_portal(store: &Store, api_base: &str, secret_key: &str) -> (String, tokio::task::JoinHandle<()>) {
-    let state = PortalState {
-        store: store.clone(),
-        clock: Arc::new(ManualClock::at(NOW)),
-        config: Arc::new(PortalConfig { gateway_url: helpers::GATEWAY_URL.into(), public_url: PUBLIC_URL.into(), secure_cookies: false }),
-    };
-    let stripe = turnpike_stripe::Stripe::new(turnpike_stripe::StripeSettings {
-        secret_key: secret_key.into(),
-        webhook_secret: WEBHOOK_SECRET.into(),
-        api_base: Some(api_base.into()),
-        grace_seconds: 3600,
-        portal_url: PUBLIC_URL.into(),
-    })
-    .unwrap();
-    let router = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), Some(stripe));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum_serve(listener, router).await;
-    });
-    (format!("http://{addr}"), server)
-}
-
-async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
-    let _ = axum::serve(listener, router).await;
+    helpers::stripe_portal(store, api_base, secret_key, WEBHOOK_SECRET).await
 }
 
 /// A paid plan on a new public API; returns (free plan id, paid plan id).

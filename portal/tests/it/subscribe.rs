@@ -4,15 +4,11 @@
 //! Stripe on, a paid plan goes to Checkout (against the fake Stripe server) and subscribes
 //! nothing until the webhook.
 
-use std::sync::Arc;
-
 use reqwest::{Client, StatusCode};
-use turnpike_portal::{PortalConfig, PortalState};
-use turnpike_store::clock::ManualClock;
 use turnpike_store::{NewPlan, Store, Visibility};
 use turnpike_testkit::fake_stripe::FakeStripe;
 
-use crate::helpers::{self, browser, each, location, seed_api, unescape, TestApp, NOW, PUBLIC_URL};
+use crate::helpers::{self, browser, each, location, seed_api, unescape, TestApp, NOW};
 
 /// An API `slug` with Free (default) and Pro ($10.00/month flat, not default); returns
 /// (api id, free plan id, pro plan id).
@@ -183,35 +179,11 @@ async fn foreign_apps_other_apis_plans_drafts_and_missing_tokens_change_nothing(
 
 const SECRET_KEY: &str = "sk_test_subscribe";
 
-/// A Stripe-enabled portal over `store` (as in stripe.rs); returns its base URL.
-async fn stripe_portal(store: &Store, api_base: &str) -> (String, tokio::task::JoinHandle<()>) {
-    let state = PortalState {
-        store: store.clone(),
-        clock: Arc::new(ManualClock::at(NOW)),
-        config: Arc::new(PortalConfig { gateway_url: helpers::GATEWAY_URL.into(), public_url: PUBLIC_URL.into(), secure_cookies: false }),
-    };
-    let stripe = turnpike_stripe::Stripe::new(turnpike_stripe::StripeSettings {
-        secret_key: SECRET_KEY.into(),
-        webhook_secret: "whsec_subscribe".into(),
-        api_base: Some(api_base.into()),
-        grace_seconds: 3600,
-        portal_url: PUBLIC_URL.into(),
-    })
-    .unwrap();
-    let router = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), Some(stripe));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (format!("http://{addr}"), server)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_stripe_a_paid_plan_goes_to_checkout_and_subscribes_nothing_yet() {
     for app in each("subscribe_stripe").await {
         let fake = FakeStripe::start(SECRET_KEY).await;
-        let (base, _server) = stripe_portal(&app.store, &fake.base).await;
+        let (base, _server) = helpers::stripe_portal(&app.store, &fake.base, SECRET_KEY, "whsec_subscribe").await;
         let dev = app.developer("dev@example.com").await;
         let app_id = app.create_app(&dev, "mine").await;
         let (api, free, pro) = api_with_pro(&app.store, "weather", Visibility::Public).await;
