@@ -46,4 +46,4 @@ pub use forecast::forecast_exhaustion;
 pub use invoice::{invoice, Invoice, Line, UnitPrice};
 pub use money::Money;
 pub use pricing::{Overage, PlanPrice, Pricing, Tier};
-pub use proration::{change_adjustments, prorate};
+pub use proration::{change_adjustments, prorate, prorate_charge, prorate_credit};

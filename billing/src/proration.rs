@@ -11,12 +11,19 @@
 //! - `− b × elapsed / period` — B's base fee for the part of the period B was not.
 //!
 //! So the base fees charged for the period are `a × f + b × (1 − f)` with `f = elapsed/period`,
-//! and several changes in one period telescope the same way. Each amount is computed exactly in
-//! `i128` and rounded **half to even** to the minor unit, once per line. A cancellation "now"
-//! is the same with `b = 0`: the line credits the unused part of the base fee.
+//! and several changes in one period telescope the same way. A cancellation "now" is the same
+//! with `b = 0`: the line credits the unused part of the base fee.
 //!
 //! A free trial waives the base fee for the trial's seconds inside the period:
-//! `− base × trial_seconds / period`, same rounding.
+//! `− base × trial_seconds / period`.
+//!
+//! # Rounding: in the ledger's favour, by less than one minor unit per line
+//!
+//! Each amount is computed exactly in `i128` and rounded once per line: a **charge** up
+//! ([`prorate_charge`]), a **credit** down ([`prorate_credit`]). So the base fees of a period are
+//! never below the exact time integral of the fees of the plans held (a developer cannot gain a
+//! fraction of a cent per change by timing changes, however many) and exceed it by less than one
+//! minor unit per line. [`prorate`] (half to even) is for figures shown, not for ledger lines.
 
 use crate::BillingError;
 
@@ -38,11 +45,32 @@ pub fn prorate(amount: i64, part: i64, whole: i64) -> Result<i64, BillingError> 
     i64::try_from(rounded).map_err(|_| BillingError::Overflow)
 }
 
+/// `amount × part / whole` rounded **down**: what a ledger credits. Same domain as [`prorate`].
+pub fn prorate_credit(amount: i64, part: i64, whole: i64) -> Result<i64, BillingError> {
+    let (q, _) = exact_parts(amount, part, whole)?;
+    i64::try_from(q).map_err(|_| BillingError::Overflow)
+}
+
+/// `amount × part / whole` rounded **up**: what a ledger charges. Same domain as [`prorate`].
+pub fn prorate_charge(amount: i64, part: i64, whole: i64) -> Result<i64, BillingError> {
+    let (q, r) = exact_parts(amount, part, whole)?;
+    i64::try_from(q + i128::from(r != 0)).map_err(|_| BillingError::Overflow)
+}
+
+fn exact_parts(amount: i64, part: i64, whole: i64) -> Result<(i128, i128), BillingError> {
+    if whole <= 0 || part < 0 || part > whole || amount < 0 {
+        return Err(BillingError::InvalidPeriod { start: part, end: whole });
+    }
+    let exact = i128::from(amount) * i128::from(part);
+    Ok((exact / i128::from(whole), exact % i128::from(whole)))
+}
+
 /// The two adjustment amounts of a mid-period change from base fee `old_base` to `new_base`
 /// at `elapsed` seconds into a `period`-second period: `(old_used, new_unused)`, to be added as
-/// `+old_used` and `−new_unused` to the period's invoice (see the module docs).
+/// `+old_used` and `−new_unused` to the period's invoice (see the module docs): the charge
+/// rounded up, the credit down.
 pub fn change_adjustments(old_base: i64, new_base: i64, elapsed: i64, period: i64) -> Result<(i64, i64), BillingError> {
-    Ok((prorate(old_base, elapsed, period)?, prorate(new_base, elapsed, period)?))
+    Ok((prorate_charge(old_base, elapsed, period)?, prorate_credit(new_base, elapsed, period)?))
 }
 
 #[cfg(test)]
@@ -70,14 +98,26 @@ mod tests {
 
     #[test]
     fn upgrade_after_ten_days_of_a_thirty_day_month() {
-        // $10 → $49 ten days into a 30-day month: $10 × 1/3 = $3.33 used, $49 × 1/3 = $16.33 not.
+        // $10 → $49 ten days into a 30-day month: $10 × 1/3 = $3.333 used, $49 × 1/3 = $16.333 not.
         let (old_used, new_unused) = change_adjustments(1_000, 4_900, 10 * 86_400, 30 * 86_400).unwrap();
-        assert_eq!((old_used, new_unused), (333, 1_633));
-        // Base fees charged: 4900 + 333 − 1633 = 3600 = 10×1/3 + 49×2/3 = 3.33 + 32.67.
-        assert_eq!(4_900 + old_used - new_unused, 3_600);
+        // Base fees charged: 4900 + 334 − 1633 = 3601 ≥ 10×1/3 + 49×2/3 = 3.33 + 32.67 = 3600
+        // exactly: the charge rounds up (333.33 → 334), the credit down (1633.33 → 1633).
+        assert_eq!((old_used, new_unused), (334, 1_633));
+        assert_eq!(4_900 + old_used - new_unused, 3_601);
     }
 
     proptest! {
+        #[test]
+        fn charges_round_up_and_credits_down_within_one_unit(amount in 0i64..10_000_000_000, whole in 1i64..100_000_000, part in 0i64..100_000_000) {
+            let part = part % (whole + 1);
+            let exact = i128::from(amount) * i128::from(part);
+            let (up, down) = (prorate_charge(amount, part, whole).unwrap(), prorate_credit(amount, part, whole).unwrap());
+            let w = i128::from(whole);
+            prop_assert!(i128::from(up) * w >= exact && (i128::from(up) - 1) * w < exact);
+            prop_assert!(i128::from(down) * w <= exact && (i128::from(down) + 1) * w > exact);
+            prop_assert!(0 <= down && down <= up && up <= amount);
+        }
+
         #[test]
         fn bounded_monotone_and_complementary(amount in 0i64..10_000_000_000, whole in 1i64..100_000_000, a in 0i64..100_000_000, b in 0i64..100_000_000) {
             let (a, b) = (a % (whole + 1), b % (whole + 1));

@@ -93,6 +93,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(5, "billing", include_str!(concat!("../../migrations/", $dir, "/0005_billing.sql"))),
                 migration(6, "gateway", include_str!(concat!("../../migrations/", $dir, "/0006_gateway.sql"))),
                 migration(7, "stripe", include_str!(concat!("../../migrations/", $dir, "/0007_stripe.sql"))),
+                migration(8, "ledger revision", include_str!(concat!("../../migrations/", $dir, "/0008_ledger_revision.sql"))),
             ]
         };
     }

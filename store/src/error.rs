@@ -8,6 +8,10 @@ pub enum StoreError {
     /// A unique constraint rejected the write; nothing was stored.
     #[error("already exists")]
     Conflict,
+    /// The row changed since the caller read it (a concurrent write won); nothing was stored.
+    /// Read it again and decide anew.
+    #[error("changed meanwhile")]
+    Stale,
     /// The database URL is not one Turnpike understands.
     #[error("unsupported database url (expected postgres://… or sqlite:…)")]
     UnsupportedUrl,

@@ -154,7 +154,8 @@ macro_rules! set_status_from_event {
         match row {
             None => known_or_stale!($tx, $stripe_sub),
             Some((sub_id,)) => {
-                let app: Option<(i64,)> = sqlx::query_as("UPDATE subscriptions SET status = $2 WHERE id = $1 RETURNING app_id")
+                let app: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE subscriptions SET status = $2, revision = revision + 1 WHERE id = $1 RETURNING app_id")
                     .bind(sub_id)
                     .bind($status)
                     .fetch_optional(&mut *$tx)
@@ -226,7 +227,8 @@ impl Store {
                             let sub: Option<(i64, i64)> = sqlx::query_as(
                                 "INSERT INTO subscriptions (app_id, api_id, plan_id, billing_anchor, created_at)
                                  SELECT a.id, p.api_id, p.id, $3, $3 FROM plans p, apps a WHERE p.id = $2 AND a.id = $1
-                                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, status = 'active'
+                                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, status = 'active',
+                                   revision = subscriptions.revision + 1
                                  RETURNING id, app_id")
                                 .bind(app_id).bind(plan_id).bind(anchor).fetch_optional(&mut *tx).await?;
                             match sub {
@@ -301,7 +303,7 @@ impl Store {
     pub async fn expire_stripe_grace(&self, now: i64) -> Result<u64, StoreError> {
         Ok(in_tx!(self, tx => {
             let flipped: Vec<(i64, i64)> = sqlx::query_as(
-                "UPDATE subscriptions SET status = 'past_due'
+                "UPDATE subscriptions SET status = 'past_due', revision = revision + 1
                  WHERE status = 'active' AND id IN
                    (SELECT subscription_id FROM stripe_subscriptions WHERE grace_until IS NOT NULL AND grace_until <= $1)
                  RETURNING id, app_id")

@@ -27,6 +27,9 @@ pub struct Subscription {
     pub canceled_at: Option<i64>,
     /// Created (unix seconds): free trials count from here.
     pub created_at: i64,
+    /// Bumped by every write to the plan or status: the ledger's writes are conditional on the
+    /// revision it read ([`Store::change_subscription`]).
+    pub revision: i64,
 }
 
 /// What the gateway enforces for one app on one API: the subscription joined with its plan.
@@ -59,7 +62,7 @@ pub struct Entitlement {
 }
 
 const SUB_COLUMNS: &str =
-    "id, app_id, api_id, plan_id, status, billing_anchor, pending_plan_id, cancel_at_period_end, canceled_at, created_at";
+    "id, app_id, api_id, plan_id, status, billing_anchor, pending_plan_id, cancel_at_period_end, canceled_at, created_at, revision";
 
 impl Store {
     /// Subscribe `app_id` to every public API's default plan (used when an app is created).
@@ -78,19 +81,26 @@ impl Store {
         }))
     }
 
-    /// Put `app_id` on `plan_id` for the plan's API, effective immediately. The billing anchor of
-    /// an existing subscription is kept.
+    /// Put `app_id` on `plan_id` for the plan's API, effective immediately, without any billing
+    /// adjustment: a new subscription starts on the hour; a live one keeps its anchor and just
+    /// changes plan (an operator's and the tests' tool). A **canceled** subscription is not taken
+    /// up again here ([`StoreError::Conflict`]): that is a billing event, and the ledger's
+    /// `subscribe` records what it costs. Unknown plan: [`StoreError::NotFound`].
     pub async fn subscribe(&self, app_id: i64, plan_id: i64, now: i64) -> Result<Subscription, StoreError> {
         let anchor = crate::clock::hour_start(now);
         Ok(in_tx!(self, tx => {
-            let row: Subscription = sqlx::query_as(&format!(
+            let row: Option<Subscription> = sqlx::query_as(&format!(
                 "INSERT INTO subscriptions (app_id, api_id, plan_id, billing_anchor, created_at)
                  SELECT $1, api_id, id, $3, $3 FROM plans WHERE id = $2
-                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, status = 'active', pending_plan_id = NULL,
-                    cancel_at_period_end = FALSE, canceled_at = NULL
+                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, pending_plan_id = NULL,
+                    revision = subscriptions.revision + 1
+                 WHERE subscriptions.status <> 'canceled'
                  RETURNING {SUB_COLUMNS}"))
-                .bind(app_id).bind(plan_id).bind(anchor).fetch_optional(&mut *tx).await?
-                .ok_or(StoreError::NotFound)?;
+                .bind(app_id).bind(plan_id).bind(anchor).fetch_optional(&mut *tx).await?;
+            let Some(row) = row else {
+                let plan: Option<(i64,)> = sqlx::query_as("SELECT id FROM plans WHERE id = $1").bind(plan_id).fetch_optional(&mut *tx).await?;
+                return Err(if plan.is_some() { StoreError::Conflict } else { StoreError::NotFound });
+            };
             record_change!(tx, ChangeKind::App, app_id.to_string(), now);
             row
         }))
@@ -99,7 +109,8 @@ impl Store {
     /// Set a subscription's status (`active`, `past_due`, `canceled`); gateways see it at once.
     pub async fn set_subscription_status(&self, subscription_id: i64, status: &str, now: i64) -> Result<(), StoreError> {
         in_tx!(self, tx => {
-            let app: Option<(i64,)> = sqlx::query_as("UPDATE subscriptions SET status = $2 WHERE id = $1 RETURNING app_id")
+            let app: Option<(i64,)> = sqlx::query_as(
+                "UPDATE subscriptions SET status = $2, revision = revision + 1 WHERE id = $1 RETURNING app_id")
                 .bind(subscription_id).bind(status).fetch_optional(&mut *tx).await?;
             let Some((app_id,)) = app else { return Err(StoreError::NotFound) };
             record_change!(tx, ChangeKind::App, app_id.to_string(), now);
@@ -152,6 +163,11 @@ pub enum PlanChange {
     CancelNow,
     /// Cancel when the current period ends (`false` undoes it).
     CancelAtPeriodEnd(bool),
+    /// Take a canceled subscription up again on `plan`, now; `Some(anchor)` starts a new billing
+    /// period there (the old periods are all invoiced), `None` keeps the current period.
+    Resubscribe { plan: i64, anchor: Option<i64> },
+    /// Keep the plan: clear a scheduled plan change and a scheduled cancellation.
+    Resume,
 }
 
 impl Store {
@@ -185,10 +201,15 @@ impl Store {
     }
 
     /// Apply `change` to a subscription and record `adjustments` (period start, description,
-    /// signed amount) in one transaction; the change log tells gateways at once.
+    /// signed amount) in one transaction, **only if the subscription is still at `revision`** (the
+    /// one the caller read and priced the change from). Another write in between (a concurrent
+    /// plan change, a webhook, a period end) makes this [`StoreError::Stale`] and records nothing;
+    /// a change that does not apply to the subscription's state is [`StoreError::NotFound`]. The
+    /// change log tells gateways at once.
     pub async fn change_subscription(
         &self,
         subscription_id: i64,
+        revision: i64,
         change: PlanChange,
         adjustments: &[(i64, String, i64)],
         now: i64,
@@ -196,23 +217,40 @@ impl Store {
         Ok(in_tx!(self, tx => {
             let q = match change {
                 PlanChange::Now(plan) => sqlx::query(
-                    "UPDATE subscriptions SET plan_id = $2, pending_plan_id = NULL, cancel_at_period_end = FALSE, status = 'active', canceled_at = NULL
-                     WHERE id = $1 AND status <> 'canceled' AND EXISTS (SELECT 1 FROM plans p WHERE p.id = $2 AND p.api_id = subscriptions.api_id)")
-                    .bind(subscription_id).bind(plan),
+                    "UPDATE subscriptions SET plan_id = $3, pending_plan_id = NULL, cancel_at_period_end = FALSE, status = 'active', canceled_at = NULL,
+                       revision = revision + 1
+                     WHERE id = $1 AND revision = $2 AND status <> 'canceled' AND EXISTS (SELECT 1 FROM plans p WHERE p.id = $3 AND p.api_id = subscriptions.api_id)")
+                    .bind(subscription_id).bind(revision).bind(plan),
                 PlanChange::AtPeriodEnd(plan) => sqlx::query(
-                    "UPDATE subscriptions SET pending_plan_id = $2 WHERE id = $1 AND status <> 'canceled'
-                     AND ($2 IS NULL OR EXISTS (SELECT 1 FROM plans p WHERE p.id = $2 AND p.api_id = subscriptions.api_id))")
-                    .bind(subscription_id).bind(plan),
+                    "UPDATE subscriptions SET pending_plan_id = $3, revision = revision + 1 WHERE id = $1 AND revision = $2 AND status <> 'canceled'
+                     AND ($3 IS NULL OR EXISTS (SELECT 1 FROM plans p WHERE p.id = $3 AND p.api_id = subscriptions.api_id))")
+                    .bind(subscription_id).bind(revision).bind(plan),
                 PlanChange::CancelNow => sqlx::query(
-                    "UPDATE subscriptions SET status = 'canceled', canceled_at = $2, pending_plan_id = NULL, cancel_at_period_end = FALSE
-                     WHERE id = $1 AND status <> 'canceled'")
-                    .bind(subscription_id).bind(now),
+                    "UPDATE subscriptions SET status = 'canceled', canceled_at = $3, pending_plan_id = NULL, cancel_at_period_end = FALSE,
+                       revision = revision + 1
+                     WHERE id = $1 AND revision = $2 AND status <> 'canceled'")
+                    .bind(subscription_id).bind(revision).bind(now),
                 PlanChange::CancelAtPeriodEnd(on) => sqlx::query(
-                    "UPDATE subscriptions SET cancel_at_period_end = $2 WHERE id = $1 AND status <> 'canceled'")
-                    .bind(subscription_id).bind(on),
+                    "UPDATE subscriptions SET cancel_at_period_end = $3, revision = revision + 1 WHERE id = $1 AND revision = $2 AND status <> 'canceled'")
+                    .bind(subscription_id).bind(revision).bind(on),
+                PlanChange::Resume => sqlx::query(
+                    "UPDATE subscriptions SET cancel_at_period_end = FALSE, pending_plan_id = NULL, revision = revision + 1
+                     WHERE id = $1 AND revision = $2 AND status <> 'canceled'")
+                    .bind(subscription_id).bind(revision),
+                PlanChange::Resubscribe { plan, anchor } => sqlx::query(
+                    "UPDATE subscriptions SET plan_id = $3, status = 'active', canceled_at = NULL, pending_plan_id = NULL,
+                       cancel_at_period_end = FALSE, billing_anchor = COALESCE($4, billing_anchor), revision = revision + 1
+                     WHERE id = $1 AND revision = $2 AND status = 'canceled'
+                       AND EXISTS (SELECT 1 FROM plans p WHERE p.id = $3 AND p.api_id = subscriptions.api_id)")
+                    .bind(subscription_id).bind(revision).bind(plan).bind(anchor),
             };
             if q.execute(&mut *tx).await?.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
+                let now_at: Option<(i64,)> = sqlx::query_as("SELECT revision FROM subscriptions WHERE id = $1")
+                    .bind(subscription_id).fetch_optional(&mut *tx).await?;
+                return Err(match now_at {
+                    Some((r,)) if r != revision => StoreError::Stale,
+                    _ => StoreError::NotFound,
+                });
             }
             for (period_start, description, amount) in adjustments {
                 sqlx::query("INSERT INTO billing_adjustments (subscription_id, period_start, description, amount_minor, created_at)
@@ -231,11 +269,13 @@ impl Store {
     pub async fn apply_period_end(&self, subscription_id: i64, period_end: i64, now: i64) -> Result<bool, StoreError> {
         Ok(in_tx!(self, tx => {
             let a = sqlx::query(
-                "UPDATE subscriptions SET status = 'canceled', canceled_at = $2, cancel_at_period_end = FALSE, pending_plan_id = NULL
+                "UPDATE subscriptions SET status = 'canceled', canceled_at = $2, cancel_at_period_end = FALSE, pending_plan_id = NULL,
+                   revision = revision + 1
                  WHERE id = $1 AND cancel_at_period_end AND status <> 'canceled'")
                 .bind(subscription_id).bind(period_end).execute(&mut *tx).await?.rows_affected();
             let b = sqlx::query(
-                "UPDATE subscriptions SET plan_id = pending_plan_id, pending_plan_id = NULL WHERE id = $1 AND pending_plan_id IS NOT NULL")
+                "UPDATE subscriptions SET plan_id = pending_plan_id, pending_plan_id = NULL, revision = revision + 1
+                 WHERE id = $1 AND pending_plan_id IS NOT NULL")
                 .bind(subscription_id).execute(&mut *tx).await?.rows_affected();
             if a + b > 0 {
                 let (app_id,): (i64,) = sqlx::query_as("SELECT app_id FROM subscriptions WHERE id = $1")

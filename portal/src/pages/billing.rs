@@ -24,6 +24,11 @@ use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime, money};
 use crate::PortalState;
 
+/// What a developer reads when a concurrent change of the same subscription won (nothing of
+/// theirs was recorded).
+pub(crate) const CHANGED_MEANWHILE: &str =
+    "This subscription changed meanwhile (another change was made at the same moment), so nothing was changed. Reload the page and try again.";
+
 fn ledger_err(e: LedgerError) -> PortalError {
     match e {
         LedgerError::Store(s) => PortalError::Store(s),
@@ -373,6 +378,10 @@ pub async fn change_plan(
         Ok(ChangeOutcome::AtPeriodEnd(at)) => format!("You will move to {} on {}, at the end of this period.", plan.name, datetime(at)),
         Ok(ChangeOutcome::Unchanged) => format!("You stay on {}.", plan.name),
         Err(LedgerError::Store(StoreError::NotFound)) => "This subscription is canceled.".to_owned(),
+        Err(LedgerError::Store(StoreError::Stale)) => {
+            ctx.flash(FlashKind::Error, CHANGED_MEANWHILE).await?;
+            return Ok(Redirect::to(&format!("/billing#sub-{}", sub.id)).into_response());
+        }
         Err(e) => return Err(ledger_err(e)),
     };
     state
@@ -412,6 +421,10 @@ pub async fn cancel(
         Ok(()) => {}
         Err(LedgerError::Store(StoreError::NotFound)) => {
             ctx.flash(FlashKind::Error, "This subscription is already canceled.").await?;
+            return Ok(Redirect::to("/billing").into_response());
+        }
+        Err(LedgerError::Store(StoreError::Stale)) => {
+            ctx.flash(FlashKind::Error, CHANGED_MEANWHILE).await?;
             return Ok(Redirect::to("/billing").into_response());
         }
         Err(e) => return Err(ledger_err(e)),

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
-use turnpike_billing::ledger::{self, ChangeOutcome, LedgerError};
+use turnpike_billing::ledger::{self, ChangeOutcome, LedgerError, Subscribed};
 use turnpike_store::{StoreError, Visibility};
 use turnpike_stripe::Stripe;
 
@@ -72,24 +72,22 @@ pub async fn subscribe(
             return checkout_for(&state, stripe, &ctx, &account, &app, plan.id, &back).await;
         }
     }
-    let live = state.store.list_subscriptions(app.id).await?.into_iter().find(|s| s.api_id == api.id && s.status != "canceled");
-    let (sub_id, msg) = match live {
-        Some(sub) => {
-            let msg = match ledger::change_plan(&state.store, sub.id, plan.id, now).await.map_err(ledger_err)? {
-                ChangeOutcome::Now => format!("Subscribed {} to {}. Gateways apply its limits within a second.", app.name, plan.name),
-                ChangeOutcome::AtPeriodEnd(at) => {
-                    format!("{} moves to {} on {}, at the end of this period.", app.name, plan.name, datetime(at))
-                }
-                ChangeOutcome::Unchanged => format!("{} is already on {}.", app.name, plan.name),
-            };
-            (sub.id, msg)
+    let (sub, outcome) = match ledger::subscribe(&state.store, app.id, plan.id, now).await {
+        Ok(done) => done,
+        Err(LedgerError::Store(StoreError::Stale)) => {
+            ctx.flash(FlashKind::Error, super::billing::CHANGED_MEANWHILE).await?;
+            return Ok(Redirect::to(&back).into_response());
         }
-        // New, or canceled before: a fresh subscription on this plan (the store records the
-        // change for the gateways in the same transaction).
-        None => {
-            let sub = state.store.subscribe(app.id, plan.id, now).await?;
-            (sub.id, format!("Subscribed {} to {}. Gateways apply its limits within a second.", app.name, plan.name))
+        Err(e) => return Err(ledger_err(e)),
+    };
+    let sub_id = sub.id;
+    let applied = format!("Subscribed {} to {}. Gateways apply its limits within a second.", app.name, plan.name);
+    let msg = match outcome {
+        Subscribed::New | Subscribed::Resumed | Subscribed::Changed(ChangeOutcome::Now) => applied,
+        Subscribed::Changed(ChangeOutcome::AtPeriodEnd(at)) => {
+            format!("{} moves to {} on {}, at the end of this period.", app.name, plan.name, datetime(at))
         }
+        Subscribed::Changed(ChangeOutcome::Unchanged) => format!("{} is already on {}.", app.name, plan.name),
     };
     state
         .store

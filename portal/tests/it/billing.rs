@@ -84,8 +84,9 @@ async fn another_developers_invoice_is_404_and_not_listed() {
         assert_eq!(res.status(), StatusCode::OK);
         let html = unescape(&res.text().await.unwrap());
         assert!(html.contains("TP-000001"), "{html}");
-        // $49.00 base fee − $0.03 (Pro's fee for the 1,600 s before the upgrade: 4900 × 1600 / 2678400 = 2.93 → 3).
-        assert!(html.contains(r#"id="invoice-total"><strong>$48.97</strong>"#), "{html}");
+        // $49.00 base fee − $0.02 (Pro's fee for the 1,600 s before the upgrade: 4900 × 1600 / 2678400 = 2.93,
+        // a credit, so rounded down to 2: the ledger never credits a fraction it did not charge).
+        assert!(html.contains(r#"id="invoice-total"><strong>$48.98</strong>"#), "{html}");
         assert!(html.contains("@media print") || html.contains("/static/billing.css"), "print stylesheet linked");
 
         let bob = app.developer("bob@example.com").await;
@@ -129,8 +130,8 @@ async fn upgrade_is_immediate_and_prorated_downgrade_waits_cancel_now_or_at_peri
         assert!(app.store.latest_change().await.unwrap() > before, "a change was recorded");
         let page = unescape(&app.get(&dev, "/billing").await.text().await.unwrap());
         assert!(page.contains("You are now on Pro"), "flash");
-        // Draft so far: $49.00 − $0.03 = $48.97.
-        assert!(page.contains(&format!(r#"id="sub-{}-total"><strong>$48.97</strong>"#, s1.id)), "{page}");
+        // Draft so far: $49.00 − $0.02 = $48.98 (the credit of 2.93 cents rounds down).
+        assert!(page.contains(&format!(r#"id="sub-{}-total"><strong>$48.98</strong>"#, s1.id)), "{page}");
 
         // Downgrade Pro → Basic: waits for the period end.
         let r = post_form(&app, &dev, &format!("/billing/subscriptions/{}/plan", s1.id), &[("plan_id", &basic.to_string())]).await;
@@ -151,8 +152,10 @@ async fn upgrade_is_immediate_and_prorated_downgrade_waits_cancel_now_or_at_peri
         let s = sub_of(&app, a1).await;
         assert_eq!((s.plan_id, s.pending_plan_id), (pro, Some(basic)));
 
-        // App two: Free → Basic now (−$0.01: 1000 × 1600 / 2678400 = 0.597 → 1), then cancel now:
-        // credit of the unused part, 1000 × 2676800 / 2678400 = 999.40 → 999. Period total $0.00.
+        // App two: Free → Basic now (Basic's fee for the 1,600 s before: 1000 × 1600 / 2678400 = 0.597,
+        // a credit, rounded down to 0), then cancel now: credit of the unused part,
+        // 1000 × 2676800 / 2678400 = 999.40 → 999. Period total $0.01: credits round down, so the
+        // fractions of the two credits (0.597 + 0.40 cents) are not given back.
         let s2 = sub_of(&app, a2).await;
         post_form(&app, &dev, &format!("/billing/subscriptions/{}/plan", s2.id), &[("plan_id", &basic.to_string())]).await;
         assert_eq!(sub_of(&app, a2).await.plan_id, basic);
@@ -183,8 +186,8 @@ async fn upgrade_is_immediate_and_prorated_downgrade_waits_cancel_now_or_at_peri
             }
             v
         };
-        assert!(totals.contains(&(s1.id, 4_897, "open".into())), "{totals:?}");
-        assert!(totals.contains(&(s2.id, 0, "paid".into())), "{totals:?}");
+        assert!(totals.contains(&(s1.id, 4_898, "open".into())), "{totals:?}");
+        assert!(totals.contains(&(s2.id, 1, "open".into())), "{totals:?}");
         assert!(totals.contains(&(s3.id, 0, "paid".into())), "{totals:?}");
         let s = sub_of(&app, a1).await;
         assert_eq!((s.plan_id, s.pending_plan_id), (basic, None), "downgrade applied at period end");
@@ -351,10 +354,11 @@ async fn a_free_trial_credits_the_base_fee_for_the_trial_seconds_in_the_period()
         let inv = app.store.all_invoices().await.unwrap().into_iter().find(|i| i.subscription_id == sub.id).unwrap();
         // The subscription started with the period; 10 trial days of a 31-day period:
         // $31.00 − $31.00 × 864,000 / 2,678,400 = $31.00 − $10.00, and the $31.00 base fee
-        // switched to at 1,600 s in: −3100 × 1600 / 2678400 = −1.85 → −2. Total $20.98.
+        // switched to at 1,600 s in: −3100 × 1600 / 2678400 = −1.85, a credit, rounded down to −1.
+        // Total $20.99.
         let lines: Vec<(String, i64)> =
             app.store.invoice_lines(inv.id).await.unwrap().into_iter().map(|l| (l.kind, l.amount_minor)).collect();
-        assert_eq!(lines, vec![("fee".to_owned(), 3100), ("adjustment".to_owned(), -2), ("adjustment".to_owned(), -1000)]);
-        assert_eq!(inv.total_minor, 2_098);
+        assert_eq!(lines, vec![("fee".to_owned(), 3100), ("adjustment".to_owned(), -1), ("adjustment".to_owned(), -1000)]);
+        assert_eq!(inv.total_minor, 2_099);
     }
 }

@@ -10,6 +10,7 @@ mod billing;
 mod catalog;
 mod devx;
 mod helpers;
+mod ledger;
 mod security;
 mod stripe;
 mod subscribe;
