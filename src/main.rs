@@ -144,10 +144,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let now = SystemClock.now();
             let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400);
             let token = turnpike_store::PersonalToken::generate();
-            let record = store.create_pat(account.id, &name, &token, expires_at, now).await?;
-            let detail = format!("{} ({}…) via cli", record.name, record.display_prefix);
-            store.audit(None, "token.create", &format!("token:{}", record.id), &detail, now).await?;
-            println!("{}", token.expose());
+            match store.create_pat(account.id, &name, &token, expires_at, None, now).await {
+                Ok(_) => println!("{}", token.expose()),
+                Err(turnpike_store::StoreError::Unverified) => {
+                    anyhow::bail!("{email} has not confirmed its email address yet: no tokens until it does")
+                }
+                Err(e) => return Err(e.into()),
+            }
             return Ok(());
         }
     };

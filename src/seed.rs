@@ -68,7 +68,7 @@ pub async fn create_admin(store: &Store, email: &str, password: Option<&str>, no
     let email = Email::parse(email).map_err(|e| StoreError::Corrupt(format!("email: {e}")))?;
     let clear = password.map(str::to_owned).unwrap_or_else(|| random_password(20));
     let pw = Password::parse(&clear).map_err(|e| StoreError::Corrupt(format!("password: {e}")))?;
-    let hash = hash_password(&pw).await;
+    let hash = hash_password(&pw).await.map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let acc = store.create_account(&email, &hash, Role::Admin, now).await?;
     store.mark_email_verified(acc.id, now).await?;
     store.audit(None, "admin.create", &format!("account:{}", acc.id), "", now).await?;

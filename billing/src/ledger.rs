@@ -538,7 +538,11 @@ pub async fn cancel(store: &Store, subscription_id: i64, at_period_end: bool, no
     let credit = prorate_credit(price.base_fee(), remaining, period.end - period.start)?;
     // Canceled at the very start of a period: that period is never invoiced (nothing of it was
     // subscribed), so there is nothing to credit.
-    let adj = if credit != 0 && now > period.start { vec![(period.start, format!("Canceled {}: unused base fee", datetime(now)), -credit)] } else { vec![] };
+    let adj = if credit != 0 && now > period.start {
+        vec![(period.start, format!("Canceled {}: unused base fee", datetime(now)), -credit)]
+    } else {
+        vec![]
+    };
     store.change_subscription(sub.id, sub.revision, PlanChange::CancelNow, &adj, now).await?;
     Ok(())
 }

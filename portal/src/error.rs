@@ -26,6 +26,9 @@ pub enum PortalError {
     /// The database failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// Password hashing is saturated (a burst of logins or signups): 503 with `Retry-After`.
+    #[error("busy: {0}")]
+    Busy(#[from] turnpike_store::domain::HashBusy),
     /// The session store failed.
     #[error("session: {0}")]
     Session(#[from] tower_sessions::session::Error),
@@ -49,6 +52,16 @@ impl IntoResponse for PortalError {
             )
             .into_response(),
             PortalError::Store(StoreError::NotFound) => ErrorPage::not_found().into_response(),
+            PortalError::Busy(_) => {
+                let mut res = ErrorPage::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Busy right now",
+                    "Many people are logging in at this moment. Wait a few seconds, then try again.",
+                )
+                .into_response();
+                res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+                res
+            }
             PortalError::Store(_) | PortalError::Session(_) => {
                 tracing::error!(error = %self, "request failed");
                 ErrorPage::internal().into_response()

@@ -1,7 +1,9 @@
 //! Throttling of login, signup, password-reset requests and verification resends, per client IP
 //! and per account email. Attempts are counted in the database (shared by every portal instance)
-//! over a sliding window measured with `state.clock`. Once a key has used its allowance, the next
-//! request is answered 429 with `Retry-After` before any password is looked at.
+//! over a sliding window measured with `state.clock`. Every attempt is taken from its allowances
+//! atomically *before* any password is looked at ([`attempt`]); once a key has used its
+//! allowance, the next request is answered 429 with `Retry-After`. Successful logins give their
+//! attempt back, so the login allowances count failures.
 
 use std::net::SocketAddr;
 
@@ -58,27 +60,28 @@ fn key(limit: &Limit, subject: &str) -> String {
     format!("{}:{}", limit.scope, subject)
 }
 
-/// Seconds until every `(limit, subject)` pair has room again, or `None` when all have room now.
-pub async fn blocked(state: &PortalState, checks: &[(Limit, &str)]) -> PortalResult<Option<i64>> {
-    let now = state.clock.now();
-    let mut wait: Option<i64> = None;
-    for (limit, subject) in checks {
-        let (count, oldest) = state.store.throttle_count(&key(limit, subject), now - limit.window + 1).await?;
-        if count >= limit.max {
-            // Room returns when the oldest attempt in the window leaves it.
-            let retry = (oldest.unwrap_or(now) + limit.window - now).max(1);
-            wait = Some(wait.map_or(retry, |w| w.max(retry)));
-        }
-    }
-    Ok(wait)
+/// An attempt taken from every allowance of a request ([`attempt`]); [`refund`] gives it back.
+#[derive(Debug)]
+#[must_use]
+pub struct Attempt(Vec<i64>);
+
+/// Take one attempt from every `(limit, subject)` pair at once, before any work (password
+/// hashing, mail) is done: `Err(response)` is the 429 to send when any pair has no room left
+/// (nothing is counted then). Atomic across concurrent requests and portal instances
+/// ([`turnpike_store::Store::throttle_take`]): 500 simultaneous logins with one account's email
+/// get exactly the allowance evaluated.
+pub async fn attempt(state: &PortalState, checks: &[(Limit, &str)]) -> PortalResult<Result<Attempt, Response>> {
+    let allowances: Vec<turnpike_store::Allowance> =
+        checks.iter().map(|(l, subject)| turnpike_store::Allowance { key: key(l, subject), max: l.max, window: l.window }).collect();
+    Ok(match state.store.throttle_take(&allowances, state.clock.now()).await? {
+        Ok(ids) => Ok(Attempt(ids)),
+        Err(wait) => Err(too_many(wait)),
+    })
 }
 
-/// Count one attempt against every pair.
-pub async fn record(state: &PortalState, checks: &[(Limit, &str)]) -> PortalResult<()> {
-    let now = state.clock.now();
-    for (limit, subject) in checks {
-        state.store.throttle_record(&key(limit, subject), now).await?;
-    }
+/// Give an attempt back: it was not a failure (a successful login).
+pub async fn refund(state: &PortalState, attempt: Attempt) -> PortalResult<()> {
+    state.store.throttle_refund(&attempt.0).await?;
     Ok(())
 }
 

@@ -156,25 +156,60 @@ impl Store {
 }
 
 impl Store {
-    /// Replace the password hash.
-    pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
-        let n = on_pool!(self, p => sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1 AND deleted_at IS NULL")
-            .bind(id).bind(password_hash).execute(p).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+    /// Set a new password and end everything the old one could have handed out. Sessions of the
+    /// account end first (all but `keep_session`, the one that changed it: a failure after this
+    /// leaves the user logged out, never the reverse); then, in one transaction, the hash is
+    /// replaced, **every personal access token is revoked** (an audit row each), every unused
+    /// password-reset and email-change link is voided, and the event is audited. Returns how many
+    /// tokens were revoked. A deleted or unknown account is [`StoreError::NotFound`].
+    pub async fn set_password(
+        &self,
+        id: i64,
+        password_hash: &str,
+        event: PasswordEvent,
+        keep_session: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.delete_account_sessions(id, keep_session).await?;
+        let target = format!("account:{id}");
+        Ok(in_tx!(self, tx => {
+            let n = sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id).bind(password_hash).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let revoked: Vec<(i64, String)> = sqlx::query_as(
+                "UPDATE api_tokens SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL RETURNING id, display_prefix")
+                .bind(id).bind(now).fetch_all(&mut *tx).await?;
+            for (token_id, prefix) in &revoked {
+                let detail = format!("{prefix}… on {}", event.as_str());
+                crate::audit::audit_tx!(tx, Some(id), "token.revoke", format!("token:{token_id}"), detail, now);
+            }
+            sqlx::query("UPDATE account_tokens SET used_at = $2
+                         WHERE account_id = $1 AND used_at IS NULL AND purpose IN ('reset_password', 'change_email')")
+                .bind(id).bind(now).execute(&mut *tx).await?;
+            let detail = format!("{} personal access tokens revoked", revoked.len());
+            crate::audit::audit_tx!(tx, Some(id), event.audit_action(), target.as_str(), detail, now);
+            revoked.len() as u64
+        }))
     }
 
-    /// Move the account to `email` and mark it verified (the caller proved control of it). An
-    /// address another account holds is [`StoreError::Conflict`] and changes nothing.
+    /// Move the account to `email` and mark it verified (the caller proved control of it); every
+    /// unused password-reset and email-change link (sent to the old address, or for another new
+    /// one) is voided in the same transaction, and the change audited. An address another account
+    /// holds is [`StoreError::Conflict`] and changes nothing.
     pub async fn change_email(&self, id: i64, email: &Email, now: i64) -> Result<(), StoreError> {
-        let n = on_pool!(self, p => sqlx::query(
-            "UPDATE accounts SET email = $2, email_verified_at = $3 WHERE id = $1 AND deleted_at IS NULL")
-            .bind(id).bind(email.as_str()).bind(now).execute(p).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        in_tx!(self, tx => {
+            let n = sqlx::query("UPDATE accounts SET email = $2, email_verified_at = $3 WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id).bind(email.as_str()).bind(now).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query("UPDATE account_tokens SET used_at = $2
+                         WHERE account_id = $1 AND used_at IS NULL AND purpose IN ('reset_password', 'change_email')")
+                .bind(id).bind(now).execute(&mut *tx).await?;
+            crate::audit::audit_tx!(tx, Some(id), "email.change", format!("account:{id}"), "", now);
+        });
         Ok(())
     }
 
@@ -204,6 +239,30 @@ impl Store {
             record_change!(tx, ChangeKind::Account, id.to_string(), now);
         });
         Ok(())
+    }
+}
+
+/// Why a password is being set ([`Store::set_password`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordEvent {
+    /// Through an emailed reset link (the old password is not known).
+    Reset,
+    /// By the logged-in owner, with the current password.
+    Change,
+}
+
+impl PasswordEvent {
+    fn as_str(self) -> &'static str {
+        match self {
+            PasswordEvent::Reset => "password reset",
+            PasswordEvent::Change => "password change",
+        }
+    }
+    fn audit_action(self) -> &'static str {
+        match self {
+            PasswordEvent::Reset => "password.reset",
+            PasswordEvent::Change => "password.change",
+        }
     }
 }
 

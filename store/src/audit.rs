@@ -20,6 +20,22 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Append to the audit log inside an open transaction (`in_tx!`), so the row commits or rolls
+/// back with the change it records.
+macro_rules! audit_tx {
+    ($tx:expr, $actor:expr, $action:expr, $target:expr, $detail:expr, $now:expr) => {
+        sqlx::query("INSERT INTO audit_log (at, actor_id, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind($now)
+            .bind($actor)
+            .bind($action)
+            .bind($target)
+            .bind($detail)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+pub(crate) use audit_tx;
+
 impl Store {
     /// Append to the audit log.
     pub async fn audit(&self, actor_id: Option<i64>, action: &str, target: &str, detail: &str, now: i64) -> Result<(), StoreError> {

@@ -12,6 +12,10 @@ pub enum StoreError {
     /// Read it again and decide anew.
     #[error("changed meanwhile")]
     Stale,
+    /// The account's email is not verified (or the account is deleted): it may not create
+    /// credentials (personal access tokens, API keys) yet; nothing was stored.
+    #[error("email not verified")]
+    Unverified,
     /// The database URL is not one Turnpike understands.
     #[error("unsupported database url (expected postgres://… or sqlite:…)")]
     UnsupportedUrl,

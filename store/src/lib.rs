@@ -25,10 +25,11 @@ mod outbox;
 mod sessions;
 mod subscriptions;
 mod throttle;
+pub use throttle::Allowance;
 mod tokens;
 mod usage;
 
-pub use accounts::{Account, AccountStatus, Role};
+pub use accounts::{Account, AccountStatus, PasswordEvent, Role};
 pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
 pub use apis::{NewPlanPrice, PlanPriceRow};
 pub use apps::App;

@@ -104,20 +104,31 @@ pub struct KeyUsage {
 }
 
 impl Store {
-    /// Store a new token's hash for `account_id`.
+    /// Store a new token's hash for `account_id` and audit it (`actor`: who asked; `None` for the
+    /// operator's CLI) in one transaction. **Only a verified account gets tokens** (the one place
+    /// this rule lives, for the page and the CLI alike): an unverified or deleted account is
+    /// [`StoreError::Unverified`] and nothing is stored.
     pub async fn create_pat(
         &self,
         account_id: i64,
         name: &str,
         token: &PersonalToken,
         expires_at: Option<i64>,
+        actor: Option<i64>,
         now: i64,
     ) -> Result<PatRecord, StoreError> {
-        Ok(on_pool!(self, p => sqlx::query_as(&format!(
-            "INSERT INTO api_tokens (account_id, name, display_prefix, token_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PAT_COLUMNS}"))
-            .bind(account_id).bind(name).bind(token.display_prefix()).bind(token.hash().to_vec()).bind(now).bind(expires_at)
-            .fetch_one(p).await?))
+        Ok(in_tx!(self, tx => {
+            let row: Option<PatRecord> = sqlx::query_as(&format!(
+                "INSERT INTO api_tokens (account_id, name, display_prefix, token_hash, created_at, expires_at)
+                 SELECT id, $2, $3, $4, $5, $6 FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL AND deleted_at IS NULL
+                 RETURNING {PAT_COLUMNS}"))
+                .bind(account_id).bind(name).bind(token.display_prefix()).bind(token.hash().to_vec()).bind(now).bind(expires_at)
+                .fetch_optional(&mut *tx).await?;
+            let Some(row) = row else { return Err(StoreError::Unverified) };
+            let detail = format!("{} ({}…){}", row.name, row.display_prefix, if actor.is_none() { " via cli" } else { "" });
+            crate::audit::audit_tx!(tx, actor, "token.create", format!("token:{}", row.id), detail, now);
+            row
+        }))
     }
 
     /// The account's tokens, newest first.
@@ -143,8 +154,9 @@ impl Store {
     /// its last use recorded as `now`.
     pub async fn use_pat(&self, hash: &[u8; 32], now: i64) -> Result<Option<i64>, StoreError> {
         let row: Option<(i64, i64)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT id, account_id FROM api_tokens
-             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
+            "SELECT t.id, t.account_id FROM api_tokens t JOIN accounts a ON a.id = t.account_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
+               AND a.email_verified_at IS NOT NULL AND a.deleted_at IS NULL")
             .bind(hash.to_vec()).bind(now).fetch_optional(p).await?);
         let Some((id, account_id)) = row else { return Ok(None) };
         on_pool!(self, p => sqlx::query(

@@ -154,12 +154,12 @@ macro_rules! set_status_from_event {
         match row {
             None => known_or_stale!($tx, $stripe_sub),
             Some((sub_id,)) => {
-                let app: Option<(i64,)> = sqlx::query_as(
-                    "UPDATE subscriptions SET status = $2, revision = revision + 1 WHERE id = $1 RETURNING app_id")
-                    .bind(sub_id)
-                    .bind($status)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
+                let app: Option<(i64,)> =
+                    sqlx::query_as("UPDATE subscriptions SET status = $2, revision = revision + 1 WHERE id = $1 RETURNING app_id")
+                        .bind(sub_id)
+                        .bind($status)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
                 if let Some((app_id,)) = app {
                     record_change!($tx, ChangeKind::App, app_id.to_string(), $now);
                 }

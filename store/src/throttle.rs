@@ -1,25 +1,73 @@
 //! Attempt counters for throttling logins, signups and reset requests. Kept in the database so
 //! every portal instance sees the same counts; a sliding window over one row per attempt.
 
-use crate::db::on_pool;
-use crate::{Store, StoreError};
+use crate::db::{in_tx, on_pool};
+use crate::{Backend, Store, StoreError};
+
+/// One allowance to take an attempt from: at most `max` attempts per `window` seconds for `key`.
+#[derive(Debug, Clone)]
+pub struct Allowance {
+    /// e.g. `login:ip:203.0.113.7`.
+    pub key: String,
+    /// Attempts allowed in the window.
+    pub max: i64,
+    /// Window length, seconds.
+    pub window: i64,
+}
 
 impl Store {
-    /// Attempts recorded for `key` at or after `since`, and the oldest of them.
-    pub async fn throttle_count(&self, key: &str, since: i64) -> Result<(i64, Option<i64>), StoreError> {
-        let row: (i64, Option<i64>) = on_pool!(self, p => sqlx::query_as(
-            "SELECT COUNT(*), CAST(MIN(at) AS BIGINT) FROM throttle_events WHERE key = $1 AND at >= $2")
-            .bind(key).bind(since).fetch_one(p).await?);
-        Ok(row)
+    /// Take one attempt from every allowance **atomically**, or from none: the attempts are
+    /// recorded first and counted after, in one transaction serialised per key (PostgreSQL: an
+    /// advisory lock per key; SQLite: the write lock the first insert takes), so N concurrent
+    /// requests can never all see room. `Ok(Ok(ids))`: go ahead (`ids` name the recorded attempts,
+    /// for [`Store::throttle_refund`]); `Ok(Err(seconds))`: over an allowance, nothing recorded,
+    /// retry after that many seconds.
+    pub async fn throttle_take(&self, allowances: &[Allowance], now: i64) -> Result<Result<Vec<i64>, i64>, StoreError> {
+        let mut sorted: Vec<&Allowance> = allowances.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        let pg = self.backend() == Backend::Postgres;
+        let mut ids = Vec::new();
+        let mut wait: Option<i64> = None;
+        in_tx!(self, tx => {
+            for a in &sorted {
+                if pg {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(&a.key).execute(&mut *tx).await?;
+                }
+                let (id,): (i64,) = sqlx::query_as("INSERT INTO throttle_events (key, at) VALUES ($1, $2) RETURNING id")
+                    .bind(&a.key).bind(now).fetch_one(&mut *tx).await?;
+                ids.push(id);
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), CAST(MIN(at) AS BIGINT) FROM throttle_events WHERE key = $1 AND at >= $2")
+                    .bind(&a.key).bind(now - a.window + 1).fetch_one(&mut *tx).await?;
+                if count > a.max {
+                    // Room returns when the oldest attempt in the window leaves it.
+                    let retry = (oldest.unwrap_or(now) + a.window - now).max(1);
+                    wait = Some(wait.map_or(retry, |w: i64| w.max(retry)));
+                }
+            }
+            if wait.is_some() {
+                for id in &ids {
+                    sqlx::query("DELETE FROM throttle_events WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                }
+            } else {
+                for a in &sorted {
+                    sqlx::query("DELETE FROM throttle_events WHERE key = $1 AND at < $2")
+                        .bind(&a.key).bind(now - 86_400).execute(&mut *tx).await?;
+                }
+            }
+        });
+        Ok(match wait {
+            Some(w) => Err(w),
+            None => Ok(ids),
+        })
     }
 
-    /// Record one attempt for `key` at `now`, dropping that key's attempts older than a day (no
-    /// window is longer).
-    pub async fn throttle_record(&self, key: &str, now: i64) -> Result<(), StoreError> {
-        on_pool!(self, p => sqlx::query("DELETE FROM throttle_events WHERE key = $1 AND at < $2")
-            .bind(key).bind(now - 86_400).execute(p).await?.rows_affected());
-        on_pool!(self, p => sqlx::query("INSERT INTO throttle_events (key, at) VALUES ($1, $2)")
-            .bind(key).bind(now).execute(p).await?.rows_affected());
+    /// Give attempts taken by [`Store::throttle_take`] back (a login that succeeded does not
+    /// count against the per-IP allowance of failures).
+    pub async fn throttle_refund(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for id in ids {
+            on_pool!(self, p => sqlx::query("DELETE FROM throttle_events WHERE id = $1").bind(id).execute(p).await?.rows_affected());
+        }
         Ok(())
     }
 

@@ -200,6 +200,7 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     let body = &mail.last().expect("a verification email in the outbox").body;
     let link = body.split_whitespace().find(|w| w.contains("/verify-email?token=")).expect("a verification link").to_owned();
     j.c.goto(&link).await.unwrap();
+    j.fill("#confirm-password", PASSWORD).await;
     j.shot("verify-email").await;
     j.click("form[action='/verify-email'] button[type=submit]").await;
     j.wait_path_not("/verify-email").await;
@@ -250,7 +251,7 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
 
     // --- Admin: publish an API by uploading its spec; it shows in the catalog. ---
     let now = app.clock.now();
-    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await;
+    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await.unwrap();
     let admin = app.store.create_account(&Email::parse("owner@example.com").unwrap(), &hash, AccountRole::Admin, now).await.unwrap();
     app.store.mark_email_verified(admin.id, now).await.unwrap();
     let echo = app.store.get_api_by_slug("echo").await.unwrap();

@@ -39,7 +39,9 @@ async fn journey(db: &TestDb, counters: &CounterBackend) {
     assert_eq!(confirm.status(), 200);
     let confirm = confirm.text().await.unwrap();
     let token = link.split_once("token=").unwrap().1;
-    let r = portal.post(p("/verify-email")).form(&[("token", token), ("csrf", &csrf(&confirm))]).send().await.unwrap();
+    // Not logged in: the account's password confirms that the mailbox's owner made the account.
+    let form = [("token", token), ("csrf", &csrf(&confirm)), ("password", "a long enough password")];
+    let r = portal.post(p("/verify-email")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 303, "confirming logs in");
     assert_eq!(r.headers()["location"], "/dashboard");
 

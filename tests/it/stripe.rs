@@ -130,7 +130,9 @@ async fn setup(db: &TestDb, email: &str) -> Setup {
         .expect("a verification link was mailed");
     let confirm = portal.get(&link).send().await.unwrap().text().await.unwrap();
     let token = link.split_once("token=").unwrap().1;
-    let r = portal.post(p("/verify-email")).form(&[("token", token), ("csrf", &csrf(&confirm))]).send().await.unwrap();
+    // Not logged in: the account's password confirms that the mailbox's owner made the account.
+    let form = [("token", token), ("csrf", &csrf(&confirm)), ("password", "a long enough password")];
+    let r = portal.post(p("/verify-email")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 303, "confirming logs in");
     let dash = portal.get(p("/dashboard")).send().await.unwrap().text().await.unwrap();
     let r = portal.post(p("/apps")).form(&[("name", "paid app"), ("csrf", &csrf(&dash))]).send().await.unwrap();

@@ -145,9 +145,15 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, Form(form): 
     let now = state.clock.now();
     let expires_at = (days > 0).then(|| now.saturating_add(days.saturating_mul(86_400)));
     let token = PersonalToken::generate();
-    let record = state.store.create_pat(account_id, &name, &token, expires_at, now).await?;
-    let detail = format!("{} ({}…)", record.name, record.display_prefix);
-    state.store.audit(Some(account_id), "token.create", &format!("token:{}", record.id), &detail, now).await?;
+    let record = match state.store.create_pat(account_id, &name, &token, expires_at, Some(account_id), now).await {
+        Ok(r) => r,
+        Err(StoreError::Unverified) => {
+            let error = "Confirm your email address before creating tokens: use the link we sent you, or resend it from the dashboard.";
+            let page = TokensPage { error: Some(error.to_owned()), name: form.name, expiry_days: days, ..empty_page() };
+            return render(&state, &mut ctx, StatusCode::FORBIDDEN, page).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let page = TokensPage { created: Some((record.name, token.expose().to_owned())), ..empty_page() };
     render(&state, &mut ctx, StatusCode::OK, page).await
 }

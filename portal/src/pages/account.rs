@@ -83,13 +83,12 @@ pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Fo
         }
     };
     let checks = [(throttle::SIGNUP_PER_IP, ip.0.as_str()), (throttle::SIGNUP_PER_EMAIL, email.as_str())];
-    if let Some(wait) = throttle::blocked(&state, &checks).await? {
-        return Ok(throttle::too_many(wait));
+    if let Err(too_many) = throttle::attempt(&state, &checks).await? {
+        return Ok(too_many);
     }
-    throttle::record(&state, &checks).await?;
     let now = state.clock.now();
     // Hashed whether or not the account exists: the same work either way.
-    let hash = hash_password(&password).await;
+    let hash = hash_password(&password).await?;
     let base = public_url(&state);
     match state.store.create_account(&email, &hash, Role::Developer, now).await {
         Ok(account) => {
@@ -177,16 +176,18 @@ pub(crate) fn email_subject(raw: &str) -> String {
 pub async fn login(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx, Form(form): Form<LoginForm>) -> PortalResult<Response> {
     let subject = email_subject(&form.email);
     let checks = [(throttle::LOGIN_PER_IP, ip.0.as_str()), (throttle::LOGIN_PER_ACCOUNT, subject.as_str())];
-    // Throttled before the password is looked at: a guess past the limit learns nothing.
-    if let Some(wait) = throttle::blocked(&state, &checks).await? {
-        return Ok(throttle::too_many(wait));
-    }
+    // Counted before the password is looked at, atomically: a guess past the limit learns
+    // nothing, and a burst of concurrent guesses gets no more than the allowance evaluated.
+    let attempt = match throttle::attempt(&state, &checks).await? {
+        Ok(a) => a,
+        Err(too_many) => return Ok(too_many),
+    };
     let found = match Email::parse(&form.email) {
         Ok(email) => state.store.find_account_by_email(&email).await?,
         Err(_) => None,
     };
     // Unknown emails verify against a dummy hash: the same time as a wrong password.
-    let ok = verify_password(&form.password, found.as_ref().map(|(_, h)| h.as_str())).await;
+    let ok = verify_password(&form.password, found.as_ref().map(|(_, h)| h.as_str())).await?;
     let now = state.clock.now();
     let refuse = |status: StatusCode, error: &str, chrome: Chrome| {
         let page = LoginPage { chrome, email: form.email.trim().to_owned(), error: Some(error.to_owned()) };
@@ -194,11 +195,10 @@ pub async fn login(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx,
     };
     let account = match found {
         Some((account, _)) if ok => account,
-        _ => {
-            throttle::record(&state, &checks).await?;
-            return Ok(refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, ctx.chrome().await?));
-        }
+        // The attempt stays counted.
+        _ => return Ok(refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, ctx.chrome().await?)),
     };
+    throttle::refund(&state, attempt).await?;
     if account.status == AccountStatus::Suspended {
         state.store.audit(Some(account.id), "login.refused", &format!("account:{}", account.id), "suspended", now).await?;
         let msg = "This account is suspended. Contact support to restore access.";

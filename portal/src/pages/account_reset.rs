@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use turnpike_store::domain::{hash_password, Email, Password};
-use turnpike_store::TokenPurpose;
+use turnpike_store::{PasswordEvent, TokenPurpose};
 
 use super::account::{capitalise, email_subject, public_url, CheckEmailPage};
 use super::account_verify::dead_link;
@@ -82,10 +82,9 @@ pub async fn request(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, F
     };
     let subject = email_subject(email.as_str());
     let checks = [(throttle::RESET_PER_IP, ip.0.as_str()), (throttle::RESET_PER_EMAIL, subject.as_str())];
-    if let Some(wait) = throttle::blocked(&state, &checks).await? {
-        return Ok(throttle::too_many(wait));
+    if let Err(too_many) = throttle::attempt(&state, &checks).await? {
+        return Ok(too_many);
     }
-    throttle::record(&state, &checks).await?;
     let now = state.clock.now();
     if let Some((account, _)) = state.store.find_account_by_email(&email).await? {
         let token = state.store.issue_token(account.id, TokenPurpose::ResetPassword, None, now).await?;
@@ -137,16 +136,18 @@ pub async fn reset(State(state): State<PortalState>, mut ctx: Ctx, Form(f): Form
     let Some(grant) = state.store.consume_token(&f.token, TokenPurpose::ResetPassword, now).await? else {
         return dead_link(&ctx, DEAD_RESET).await;
     };
-    let hash = hash_password(&password).await;
-    state.store.set_password_hash(grant.account_id, &hash).await?;
-    state.store.void_tokens(grant.account_id, TokenPurpose::ResetPassword, now).await?;
-    state.store.delete_account_sessions(grant.account_id, None).await?;
+    let hash = hash_password(&password).await?;
+    // Sessions, personal access tokens and mailed links of the account all end here.
+    state.store.set_password(grant.account_id, &hash, PasswordEvent::Reset, None, now).await?;
     if ctx.account.is_some() {
         ctx.log_out().await?;
     }
     let account = state.store.get_account(grant.account_id).await?;
     throttle::clear(&state, throttle::LOGIN_PER_ACCOUNT, &account.email).await?;
-    state.store.audit(Some(account.id), "password.reset", &format!("account:{}", account.id), "", now).await?;
-    ctx.flash(FlashKind::Success, "Your password was changed and every session was logged out. Log in with your new password.").await?;
+    ctx.flash(
+        FlashKind::Success,
+        "Your password was changed: every session was logged out and every personal access token revoked. Log in with your new password.",
+    )
+    .await?;
     Ok(Redirect::to("/login").into_response())
 }

@@ -10,7 +10,7 @@ use axum::Form;
 use serde::Deserialize;
 use turnpike_billing::ledger::{self, LedgerError};
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
-use turnpike_store::{Account, StoreError, TokenPurpose};
+use turnpike_store::{Account, PasswordEvent, StoreError, TokenPurpose};
 
 use super::account::{capitalise, public_url};
 use crate::ctx::{Chrome, Ctx, FlashKind};
@@ -85,13 +85,14 @@ pub async fn page(ctx: Ctx) -> PortalResult<Response> {
 /// (429); `Ok(false)` a wrong password (already counted).
 async fn reauthenticate(state: &PortalState, ip: &ClientIp, account: &Account, password: &str) -> PortalResult<Result<bool, Response>> {
     let checks = [(throttle::LOGIN_PER_IP, ip.0.as_str()), (throttle::LOGIN_PER_ACCOUNT, account.email.as_str())];
-    if let Some(wait) = throttle::blocked(state, &checks).await? {
-        return Ok(Err(throttle::too_many(wait)));
-    }
+    let attempt = match throttle::attempt(state, &checks).await? {
+        Ok(a) => a,
+        Err(too_many) => return Ok(Err(too_many)),
+    };
     let hash = state.store.password_hash(account.id).await?;
-    let ok = verify_password(password, Some(&hash)).await;
-    if !ok {
-        throttle::record(state, &checks).await?;
+    let ok = verify_password(password, Some(&hash)).await?;
+    if ok {
+        throttle::refund(state, attempt).await?;
     }
     Ok(Ok(ok))
 }
@@ -119,13 +120,15 @@ pub async fn change_password(
         }
     };
     let now = state.clock.now();
-    let hash = hash_password(&password).await;
-    state.store.set_password_hash(account.id, &hash).await?;
+    let hash = hash_password(&password).await?;
     let keep = ctx.session.id().map(|id| id.to_string());
-    state.store.delete_account_sessions(account.id, keep.as_deref()).await?;
-    state.store.void_tokens(account.id, TokenPurpose::ResetPassword, now).await?;
-    state.store.audit(Some(account.id), "password.change", &format!("account:{}", account.id), "", now).await?;
-    ctx.flash(FlashKind::Success, "Password changed. Your other sessions were logged out.").await?;
+    let revoked = state.store.set_password(account.id, &hash, PasswordEvent::Change, keep.as_deref(), now).await?;
+    let tokens = match revoked {
+        0 => String::new(),
+        1 => " Your personal access token was revoked: create a new one where you need it.".to_owned(),
+        n => format!(" Your {n} personal access tokens were revoked: create new ones where you need them."),
+    };
+    ctx.flash(FlashKind::Success, format!("Password changed. Your other sessions were logged out.{tokens}")).await?;
     Ok(Redirect::to("/account").into_response())
 }
 

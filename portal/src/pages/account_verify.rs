@@ -28,6 +28,10 @@ pub struct ConfirmTokenPage {
     pub(crate) action: &'static str,
     pub(crate) token: String,
     pub(crate) button: &'static str,
+    /// Ask for the account's password (verifying an email while not logged in as its account).
+    pub(crate) ask_password: bool,
+    /// Why the last try was refused.
+    pub(crate) error: Option<&'static str>,
 }
 
 /// A short message page (a dead link, a refused change).
@@ -48,6 +52,15 @@ pub struct TokenParam {
     token: String,
 }
 
+/// The verification form: the token, and the password when not logged in as the account.
+#[derive(Debug, Deserialize)]
+pub struct VerifyForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+}
+
 /// Answer for a link that is unknown, used, expired or meant for something else.
 pub(crate) async fn dead_link(ctx: &Ctx, what: &'static str) -> PortalResult<Response> {
     let page = MessagePage {
@@ -65,31 +78,73 @@ const DEAD_VERIFY: &str = "Verification links work once and expire after 24 hour
 const DEAD_CHANGE: &str = "Email change links work once and expire after 24 hours. Request the change \
                            again from your account settings.";
 
-/// `GET /verify-email?token=…`: the confirm button, if the token is still good.
-pub async fn verify_form(State(state): State<PortalState>, mut ctx: Ctx, Query(q): Query<TokenParam>) -> PortalResult<Response> {
-    ctx.ensure_csrf().await?;
-    if state.store.peek_token(&q.token, TokenPurpose::VerifyEmail, state.clock.now()).await?.is_none() {
-        return dead_link(&ctx, DEAD_VERIFY).await;
-    }
+/// The verification page for `token`; the password is asked unless the visitor is logged in as
+/// the account being verified.
+async fn verify_page(ctx: &Ctx, token: String, account_id: i64, error: Option<&'static str>) -> PortalResult<ConfirmTokenPage> {
+    let ask_password = ctx.account.as_ref().is_none_or(|a| a.id != account_id);
     Ok(ConfirmTokenPage {
         chrome: ctx.chrome().await?,
         heading: "Confirm your email",
-        text: "One click and your developer account is ready.".to_owned(),
+        text: if ask_password {
+            "Enter the password you chose when you signed up: it shows that the person who owns this mailbox made the account.".to_owned()
+        } else {
+            "One click and your developer account is ready.".to_owned()
+        },
         action: "/verify-email",
-        token: q.token,
+        token,
         button: "Confirm my email",
-    }
-    .into_response())
+        ask_password,
+        error,
+    })
+}
+
+/// `GET /verify-email?token=…`: the confirm form, if the token is still good.
+pub async fn verify_form(State(state): State<PortalState>, mut ctx: Ctx, Query(q): Query<TokenParam>) -> PortalResult<Response> {
+    ctx.ensure_csrf().await?;
+    let Some(grant) = state.store.peek_token(&q.token, TokenPurpose::VerifyEmail, state.clock.now()).await? else {
+        return dead_link(&ctx, DEAD_VERIFY).await;
+    };
+    Ok(verify_page(&ctx, q.token, grant.account_id, None).await?.into_response())
 }
 
 /// `POST /verify-email`: use the token, mark the email verified, log in (new session id).
-pub async fn verify(State(state): State<PortalState>, mut ctx: Ctx, Form(f): Form<TokenParam>) -> PortalResult<Response> {
+///
+/// **Who may verify**: the link proves control of the mailbox; the password proves that the same
+/// person made the account. Someone who registers another person's address first (pre-account
+/// takeover) knows the password but not the mailbox; the mailbox's owner who clicks the link
+/// knows no password for an account they did not make, so the account stays unverified and
+/// powerless (no tokens, no keys) until the owner resets the password, which ends every session
+/// and credential of the account. So the password is asked unless the visitor is already logged
+/// in as the account (then the session proves it), under the login throttle.
+pub async fn verify(
+    State(state): State<PortalState>,
+    ip: throttle::ClientIp,
+    mut ctx: Ctx,
+    Form(f): Form<VerifyForm>,
+) -> PortalResult<Response> {
     let now = state.clock.now();
-    let Some(grant) = state.store.consume_token(&f.token, TokenPurpose::VerifyEmail, now).await? else {
+    let Some(grant) = state.store.peek_token(&f.token, TokenPurpose::VerifyEmail, now).await? else {
         return dead_link(&ctx, DEAD_VERIFY).await;
     };
-    state.store.mark_email_verified(grant.account_id, now).await?;
     let account = state.store.get_account(grant.account_id).await?;
+    if ctx.account.as_ref().is_none_or(|a| a.id != account.id) {
+        let checks = [(throttle::LOGIN_PER_IP, ip.0.as_str()), (throttle::LOGIN_PER_ACCOUNT, account.email.as_str())];
+        let attempt = match throttle::attempt(&state, &checks).await? {
+            Ok(a) => a,
+            Err(too_many) => return Ok(too_many),
+        };
+        let hash = state.store.password_hash(account.id).await?;
+        if !turnpike_store::domain::verify_password(&f.password, Some(&hash)).await? {
+            let page = verify_page(&ctx, f.token, account.id, Some("That is not the password of this account.")).await?;
+            return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+        }
+        throttle::refund(&state, attempt).await?;
+    }
+    // Used once, now that the visitor has shown both.
+    if state.store.consume_token(&f.token, TokenPurpose::VerifyEmail, now).await?.is_none() {
+        return dead_link(&ctx, DEAD_VERIFY).await;
+    }
+    state.store.mark_email_verified(account.id, now).await?;
     state.store.audit(Some(account.id), "email.verify", &format!("account:{}", account.id), "", now).await?;
     if account.status != AccountStatus::Active {
         return dead_link(&ctx, "This account is suspended. Contact support to restore access.").await;
@@ -108,10 +163,9 @@ pub async fn resend(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<
     }
     let subject = account.id.to_string();
     let checks = [(throttle::RESEND_PER_ACCOUNT, subject.as_str())];
-    if let Some(wait) = throttle::blocked(&state, &checks).await? {
-        return Ok(throttle::too_many(wait));
+    if let Err(too_many) = throttle::attempt(&state, &checks).await? {
+        return Ok(too_many);
     }
-    throttle::record(&state, &checks).await?;
     send_verification(&state, &account, state.clock.now()).await?;
     ctx.flash(FlashKind::Success, format!("We sent a new verification link to {}.", account.email)).await?;
     Ok(Redirect::to("/dashboard").into_response())
@@ -131,6 +185,8 @@ pub async fn confirm_email_form(State(state): State<PortalState>, mut ctx: Ctx, 
         action: "/confirm-email",
         token: q.token,
         button: "Use this email",
+        ask_password: false,
+        error: None,
     }
     .into_response())
 }
@@ -160,7 +216,6 @@ pub async fn confirm_email(State(state): State<PortalState>, ctx: Ctx, Form(f): 
         Err(StoreError::NotFound) => return dead_link(&ctx, DEAD_CHANGE).await,
         Err(e) => return Err(e.into()),
     }
-    state.store.audit(Some(grant.account_id), "email.change", &format!("account:{}", grant.account_id), "", now).await?;
     ctx.flash(FlashKind::Success, format!("Your email is now {email}.")).await?;
     let next = if ctx.account.as_ref().is_some_and(|a| a.id == grant.account_id) { "/account" } else { "/login" };
     Ok(Redirect::to(next).into_response())

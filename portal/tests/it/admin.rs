@@ -10,7 +10,7 @@ use crate::helpers::{browser, csrf_from, each, element_text, location, seed_api,
 
 /// A logged-in admin, created in the store (as the CLI does) and logged in through `/login`.
 async fn admin(app: &TestApp, email: &str) -> (Client, i64) {
-    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await;
+    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await.unwrap();
     let account = app.store.create_account(&Email::parse(email).unwrap(), &hash, Role::Admin, NOW).await.unwrap();
     let client = browser();
     let csrf = app.csrf(&client, "/login").await;

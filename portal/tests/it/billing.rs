@@ -59,7 +59,7 @@ async fn post_form(app: &TestApp, client: &Client, path: &str, form: &[(&str, &s
 }
 
 async fn admin(app: &TestApp) -> Client {
-    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await;
+    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await.unwrap();
     app.store.create_account(&Email::parse("root@example.com").unwrap(), &hash, Role::Admin, NOW).await.unwrap();
     let client = browser();
     let csrf = app.csrf(&client, "/login").await;

@@ -78,7 +78,7 @@ impl Portal {
             .unwrap_or_else(|| panic!("no verification link mailed to {email}"))
             .to_owned();
         let csrf = self.csrf(&client, &format!("/verify-email?token={token}")).await;
-        let res = self.post(&client, "/verify-email", &[("csrf", &csrf), ("token", &token)]).await;
+        let res = self.post(&client, "/verify-email", &[("csrf", &csrf), ("token", &token), ("password", PASSWORD)]).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "verification of {email}");
         client
     }

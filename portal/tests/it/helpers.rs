@@ -120,6 +120,10 @@ impl TestApp {
         let csrf = csrf_from(&html);
         let (action, query) = path.split_once('?').expect("link has a query");
         let token = query.strip_prefix("token=").expect("token param");
+        // Verifying an email while not logged in asks for the account's password too.
+        if html.contains(r#"name="password""#) {
+            return self.post(client, action, &[("csrf", &csrf), ("token", token), ("password", PASSWORD)]).await;
+        }
         self.post(client, action, &[("csrf", &csrf), ("token", token)]).await
     }
 

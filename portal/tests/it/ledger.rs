@@ -96,8 +96,18 @@ fn period_of(anchor: i64, t: i64) -> (i64, i64) {
 enum State {
     None,
     /// `due`: the end of the period in which `pending` or `cancel_at_end` was set (they apply there).
-    Active { plan: usize, anchor: i64, pending: Option<usize>, cancel_at_end: bool, due: i64 },
-    Canceled { plan: usize, anchor: i64, at: i64 },
+    Active {
+        plan: usize,
+        anchor: i64,
+        pending: Option<usize>,
+        cancel_at_end: bool,
+        due: i64,
+    },
+    Canceled {
+        plan: usize,
+        anchor: i64,
+        at: i64,
+    },
 }
 
 /// What the oracle integrates: paid plan time, and every period of every anchor that saw any
@@ -155,7 +165,9 @@ fn oracle_subscribe(state: &mut State, o: &mut Oracle, plan: usize, t: i64) {
     };
     *state = match *state {
         State::None => fresh(o, plan),
-        State::Active { plan: cur, anchor, .. } if cur == plan => State::Active { plan, anchor, pending: None, cancel_at_end: false, due: 0 },
+        State::Active { plan: cur, anchor, .. } if cur == plan => {
+            State::Active { plan, anchor, pending: None, cancel_at_end: false, due: 0 }
+        }
         State::Active { plan: cur, anchor, cancel_at_end, .. } if FEES[plan] > 0 && FEES[plan] < FEES[cur] => {
             State::Active { plan: cur, anchor, pending: Some(plan), cancel_at_end, due: period_of(anchor, t).1 }
         }
@@ -200,8 +212,7 @@ fn expected(o: &Oracle, until: i64) -> Vec<(i64, i64, i128)> {
                 break;
             }
             if e > from {
-                let num: i128 =
-                    o.segments.iter().map(|&(fee, a, b)| i128::from(fee) * i128::from((b.min(e) - a.max(s)).max(0))).sum();
+                let num: i128 = o.segments.iter().map(|&(fee, a, b)| i128::from(fee) * i128::from((b.min(e) - a.max(s)).max(0))).sum();
                 out.push((s, e, num));
             }
             k += 1;

@@ -8,6 +8,7 @@ mod api;
 mod apps;
 mod billing;
 mod catalog;
+mod credentials;
 mod devx;
 mod helpers;
 mod ledger;
