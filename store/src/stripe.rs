@@ -317,14 +317,19 @@ impl Store {
         }))
     }
 
-    /// What a checkout for `plan_id` needs: the plan and its API's display name, only if the plan's
-    /// API is visible to developers (public or private, not draft).
-    pub async fn stripe_checkout_plan(&self, plan_id: i64) -> Result<(crate::Plan, String), StoreError> {
+    /// What a checkout of `app_id` onto `plan_id` needs: the plan and its API's display name, only
+    /// if the app may take that plan: the API is **public** (what the catalog's Subscribe allows),
+    /// or the app already holds a live subscription to it (a private API the owner granted; moving
+    /// between its plans). A draft API, or a private one the app is not on, is
+    /// [`StoreError::NotFound`], as it is everywhere else a developer could learn it exists.
+    pub async fn stripe_checkout_plan(&self, app_id: i64, plan_id: i64) -> Result<(crate::Plan, String), StoreError> {
         let plan: Option<crate::Plan> = on_pool!(self, p => sqlx::query_as(
             "SELECT p.id, p.api_id, p.slug, p.name, p.rate_per_second, p.burst, p.monthly_quota, p.currency,
                     p.flat_price_minor, p.unit_price_minor_per_1000, p.is_default
-             FROM plans p JOIN apis a ON a.id = p.api_id WHERE p.id = $1 AND a.visibility <> 'draft'")
-            .bind(plan_id).fetch_optional(p).await?);
+             FROM plans p JOIN apis a ON a.id = p.api_id WHERE p.id = $1 AND (a.visibility = 'public'
+               OR (a.visibility = 'private' AND EXISTS (SELECT 1 FROM subscriptions s
+                     WHERE s.app_id = $2 AND s.api_id = a.id AND s.status <> 'canceled')))")
+            .bind(plan_id).bind(app_id).fetch_optional(p).await?);
         let plan = plan.ok_or(StoreError::NotFound)?;
         let name: (String,) = on_pool!(self, p => sqlx::query_as("SELECT name FROM apis WHERE id = $1")
             .bind(plan.api_id).fetch_one(p).await?);

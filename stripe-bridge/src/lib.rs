@@ -486,15 +486,24 @@ fn invoice_subscription(o: &Value) -> Option<String> {
 pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
     let o = &event.object;
     let action = match event.event_type.as_str() {
-        "checkout.session.completed" => match (meta_i64(&o["metadata"], "app_id"), meta_i64(&o["metadata"], "plan_id")) {
-            (Some(app_id), Some(plan_id)) => Some(StripeAction::Activate {
-                app_id,
-                plan_id,
-                stripe_subscription_id: id_of(&o["subscription"]),
-                customer_id: id_of(&o["customer"]),
-            }),
-            _ => None,
-        },
+        // A completed Checkout is paid only when Stripe says so: asynchronous payment methods
+        // (SEPA debits, bank transfers) complete the session `unpaid` and pay (or fail) days
+        // later, with `checkout.session.async_payment_succeeded` (or `_failed`). The plan starts
+        // with the payment, never before. A session without a `payment_status` is not paid.
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded"
+            if event.event_type == "checkout.session.async_payment_succeeded"
+                || matches!(o["payment_status"].as_str(), Some("paid" | "no_payment_required")) =>
+        {
+            match (meta_i64(&o["metadata"], "app_id"), meta_i64(&o["metadata"], "plan_id")) {
+                (Some(app_id), Some(plan_id)) => Some(StripeAction::Activate {
+                    app_id,
+                    plan_id,
+                    stripe_subscription_id: id_of(&o["subscription"]),
+                    customer_id: id_of(&o["customer"]),
+                }),
+                _ => None,
+            }
+        }
         "invoice.payment_failed" => invoice_subscription(o).map(|s| StripeAction::PaymentFailed { stripe_subscription_id: s, grace_until }),
         "invoice.paid" | "invoice.payment_succeeded" => invoice_subscription(o).map(|s| StripeAction::Paid { stripe_subscription_id: s }),
         "customer.subscription.deleted" => id_of(&o["id"]).map(|s| StripeAction::Canceled { stripe_subscription_id: s }),
@@ -506,6 +515,24 @@ pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkout_activates_only_once_paid() {
+        let ev = |kind: &str, status: Option<&str>| {
+            let mut o = serde_json::json!({"metadata": {"app_id": "7", "plan_id": "9"}, "subscription": "sub_1", "customer": "cus_1"});
+            if let Some(st) = status {
+                o["payment_status"] = st.into();
+            }
+            Event { id: "evt".into(), event_type: kind.into(), created: 1, object: o }
+        };
+        let activates = |e: &Event| matches!(action_for(e, 0), StripeAction::Activate { app_id: 7, plan_id: 9, .. });
+        assert!(activates(&ev("checkout.session.completed", Some("paid"))));
+        assert!(activates(&ev("checkout.session.completed", Some("no_payment_required"))));
+        assert!(!activates(&ev("checkout.session.completed", Some("unpaid"))), "SEPA/bank transfer: pending");
+        assert!(!activates(&ev("checkout.session.completed", None)));
+        assert!(activates(&ev("checkout.session.async_payment_succeeded", Some("paid"))));
+        assert!(!activates(&ev("checkout.session.async_payment_failed", Some("unpaid"))));
+    }
 
     #[test]
     fn signatures_verify_and_refuse() {

@@ -101,7 +101,8 @@ pub async fn checkout(
 
 /// The Checkout hand-off shared by `POST /billing/checkout` and the catalog's "Subscribe"
 /// (`POST /apis/{slug}/subscribe`): `app` is already known to be the developer's. A plan that
-/// does not exist (or whose API is a draft), a free plan, or a plan the app already pays for
+/// does not exist, whose API is a draft, or whose API is private and the app is not on it
+/// (the same rule as the catalog's Subscribe), a free plan, or a plan the app already pays for
 /// through Stripe goes back to `back` with a message and nothing sent to Stripe; otherwise a
 /// Checkout Session is created and the answer is its 303.
 pub(crate) async fn checkout_for(
@@ -114,7 +115,7 @@ pub(crate) async fn checkout_for(
     back: &str,
 ) -> PortalResult<Response> {
     let back_with_error = |msg: String| back_to(ctx, back, msg);
-    let (plan, api_name) = match state.store.stripe_checkout_plan(plan_id).await {
+    let (plan, api_name) = match state.store.stripe_checkout_plan(app.id, plan_id).await {
         Ok(p) => p,
         Err(StoreError::NotFound) => return back_with_error("That plan does not exist.".to_owned()).await,
         Err(e) => return Err(e.into()),

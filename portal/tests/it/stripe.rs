@@ -59,6 +59,7 @@ async fn checkout_only_for_own_apps_and_paid_plans_and_stripe_is_not_called_othe
         let (base, _server) = stripe_portal(&app.store, &fake.base, SECRET_KEY).await;
         let (free, paid) = paid_api(&app.store, "weather", Visibility::Public).await;
         let (_, draft_paid) = paid_api(&app.store, "secret", Visibility::Draft).await;
+        let (_, private_paid) = paid_api(&app.store, "hidden", Visibility::Private).await;
         let alice = app.developer("alice@example.com").await;
         let alice_app = app.create_app(&alice, "alice app").await;
         let bob = app.developer("bob@example.com").await;
@@ -70,6 +71,8 @@ async fn checkout_only_for_own_apps_and_paid_plans_and_stripe_is_not_called_othe
             (&bob, bob_csrf.as_str(), alice_app.to_string(), paid.to_string(), "That app does not exist."),
             (&alice, csrf.as_str(), alice_app.to_string(), free.to_string(), "is free: no payment is needed."),
             (&alice, csrf.as_str(), alice_app.to_string(), draft_paid.to_string(), "That plan does not exist."),
+            // A private API the app is not on: refused like the catalog's Subscribe refuses it.
+            (&alice, csrf.as_str(), alice_app.to_string(), private_paid.to_string(), "That plan does not exist."),
             (&alice, csrf.as_str(), alice_app.to_string(), "9999".into(), "That plan does not exist."),
             (&alice, csrf.as_str(), "x".into(), paid.to_string(), "Choose an app and a plan"),
         ];
@@ -167,6 +170,31 @@ async fn webhook_payloads_are_checked_after_the_signature() {
         assert_eq!(app.store.stripe_event_outcome("evt_unknown_sub").await.unwrap().as_deref(), Some("unmatched"));
         // Webhooks need no session or CSRF token, and a webhook never calls Stripe.
         assert!(fake.requests().is_empty());
+
+        // A Checkout paid by an asynchronous method (SEPA, bank transfer) completes `unpaid`: the
+        // plan waits for `checkout.session.async_payment_succeeded`.
+        let (_, paid) = paid_api(&app.store, "weather", Visibility::Public).await;
+        let dev = app.developer("sepa@example.com").await;
+        let app_id = app.create_app(&dev, "sepa app").await;
+        let session = |status: &str| {
+            serde_json::json!({"id": "cs_test_sepa", "object": "checkout.session", "mode": "subscription", "customer": "cus_sepa",
+                               "subscription": "sub_sepa", "payment_status": status,
+                               "metadata": {"app_id": app_id.to_string(), "plan_id": paid.to_string()}})
+        };
+        let on_paid =
+            || async { app.store.list_subscriptions(app_id).await.unwrap().iter().any(|s| s.plan_id == paid && s.status == "active") };
+        let ev = event("evt_sepa_completed", "checkout.session.completed", NOW, session("unpaid"));
+        let r = post(ev.clone(), signature(WEBHOOK_SECRET, &ev, NOW)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["outcome"], "unmatched");
+        assert!(!on_paid().await, "not active before the money arrives");
+        let ev = event("evt_sepa_failed", "checkout.session.async_payment_failed", NOW + 1, session("unpaid"));
+        assert_eq!(post(ev.clone(), signature(WEBHOOK_SECRET, &ev, NOW)).await.unwrap().status(), StatusCode::OK);
+        assert!(!on_paid().await, "a failed payment activates nothing");
+        let ev = event("evt_sepa_paid", "checkout.session.async_payment_succeeded", NOW + 2, session("paid"));
+        let r = post(ev.clone(), signature(WEBHOOK_SECRET, &ev, NOW)).await.unwrap();
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["outcome"], "applied");
+        assert!(on_paid().await, "active once paid");
     }
 }
 
