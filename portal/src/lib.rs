@@ -94,7 +94,7 @@ pub fn app(state: PortalState) -> Router {
         .merge(api::routes())
         .route("/static/{*path}", get(assets::serve))
         .fallback(errors::not_found)
-        .layer(axum::middleware::from_fn(security::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::csrf_guard))
         .layer(sessions)
         .layer(nosniff)
         .layer(frame)

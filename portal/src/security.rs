@@ -2,7 +2,7 @@
 //! headers on every response.
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header::{HeaderName, HOST, ORIGIN};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
@@ -12,6 +12,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::Session;
 
 use crate::error::PortalError;
+use crate::PortalState;
 
 /// Largest form body the portal reads. Its forms are a few short fields.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -24,7 +25,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// Refuse any non-GET/HEAD/OPTIONS request whose `Origin` is foreign or whose form lacks the
 /// session's CSRF token. Runs inside the session layer (it reads the session) and before any
 /// handler, so no handler can forget it.
-pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response {
+pub async fn csrf_guard(State(state): State<PortalState>, session: Session, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -54,11 +55,16 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
         }
         return next.run(req).await;
     }
+    // A session without a token cannot send a valid form: refused before any body is read.
+    let Some(expected) = crate::ctx::session_csrf(&session).await else {
+        return refuse();
+    };
     // File uploads (the admin console's OpenAPI documents) carry the token as a form field of a
-    // multipart body; only admin pages take bodies that large.
+    // multipart body. Only an administrator's session may make the guard read that much (16 MiB);
+    // anyone else, anonymous visitors included, is held to the small form limit.
     let boundary = multipart_boundary(&req);
     let limit = match &boundary {
-        Some(_) if path.starts_with("/admin/") => MAX_UPLOAD_BYTES,
+        Some(_) if path.starts_with("/admin/") && is_admin_session(&session, &state).await => MAX_UPLOAD_BYTES,
         _ => MAX_FORM_BYTES,
     };
     let (parts, body) = req.into_parts();
@@ -66,9 +72,6 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
         Ok(b) => b,
         Err(_) if boundary.is_some() => return upload_too_large(),
         Err(_) => return refuse(),
-    };
-    let Some(expected) = crate::ctx::session_csrf(&session).await else {
-        return refuse();
     };
     let matches = match &boundary {
         Some(b) => multipart_token_matches(bytes.clone(), b, &expected).await,
@@ -78,6 +81,10 @@ pub async fn csrf_guard(session: Session, req: Request, next: Next) -> Response 
         return refuse();
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+async fn is_admin_session(session: &Session, state: &PortalState) -> bool {
+    matches!(crate::ctx::session_account(session, state).await, Ok(Some(a)) if a.role == turnpike_store::Role::Admin)
 }
 
 /// Largest multipart body the admin console reads: an OpenAPI document of up to 16 MiB plus

@@ -67,7 +67,8 @@ pub struct Api {
     pub host: Option<String>,
     /// Where requests go.
     pub upstreams: Vec<Upstream>,
-    /// The OpenAPI document, if uploaded.
+    /// The OpenAPI document, if uploaded. Lists ([`Store::list_apis`],
+    /// [`Store::get_api_summary_by_slug`]) do not load it: there it is `Some("")` when there is one.
     pub openapi: Option<String>,
     /// Catalog visibility.
     pub visibility: Visibility,
@@ -183,6 +184,10 @@ pub struct NewPlan {
 }
 
 const API_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
+/// [`API_COLUMNS`] without the document (up to 16 MiB each): `openapi` reads `Some("")` when
+/// there is one (an imported document is never empty), `None` when not.
+const API_LIST_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams,
+    CASE WHEN openapi IS NULL THEN NULL ELSE '' END AS openapi, visibility, allow_query_key, updated_at";
 const PLAN_COLUMNS: &str =
     "id, api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default";
 
@@ -203,11 +208,37 @@ impl Store {
         row.try_into()
     }
 
-    /// Every API, by slug.
+    /// Every API, by slug, **without** the documents (`openapi` is `Some("")` when there is one):
+    /// listing pages must not read every stored document.
     pub async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         let rows: Vec<ApiRow> =
-            on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_COLUMNS} FROM apis ORDER BY slug")).fetch_all(p).await?);
+            on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_LIST_COLUMNS} FROM apis ORDER BY slug")).fetch_all(p).await?);
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// An API by slug without its OpenAPI document (`openapi` is `Some("")` when there is one):
+    /// for pages that only need to know whether there is one.
+    pub async fn get_api_summary_by_slug(&self, slug: &str) -> Result<Api, StoreError> {
+        let row: ApiRow = on_pool!(self, p => sqlx::query_as(&format!("SELECT {API_LIST_COLUMNS} FROM apis WHERE slug = $1"))
+            .bind(slug).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
+        row.try_into()
+    }
+
+    /// What identifies the stored version of an API's document without reading it: its last
+    /// update and its length (`None`: no document). A cache key for renderings of it.
+    pub async fn api_document_stamp(&self, id: i64) -> Result<Option<(i64, i64)>, StoreError> {
+        let row: Option<(i64, Option<i64>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT updated_at, CAST(LENGTH(openapi) AS BIGINT) FROM apis WHERE id = $1").bind(id).fetch_optional(p).await?);
+        let (updated_at, len) = row.ok_or(StoreError::NotFound)?;
+        Ok(len.map(|l| (updated_at, l)))
+    }
+
+    /// The stored OpenAPI document of an API, if any.
+    pub async fn api_document(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            on_pool!(self, p => sqlx::query_as("SELECT openapi FROM apis WHERE id = $1").bind(id).fetch_optional(p).await?);
+        Ok(row.ok_or(StoreError::NotFound)?.0)
     }
 
     /// An API by slug.

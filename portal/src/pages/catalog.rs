@@ -18,6 +18,7 @@ use crate::ctx::{Chrome, Ctx};
 use crate::error::{PortalError, PortalResult};
 use crate::views::ApiView;
 use crate::PortalState;
+use axum::body::Bytes;
 
 /// `GET /`.
 #[derive(Debug, Template, WebTemplate)]
@@ -104,7 +105,16 @@ impl ApiPage {
 
 /// Draft APIs exist only for admins.
 async fn visible_api(state: &PortalState, ctx: &Ctx, slug: &str) -> PortalResult<Api> {
-    let api = state.store.get_api_by_slug(slug).await.map_err(|e| match e {
+    visible(state.store.get_api_by_slug(slug).await, ctx)
+}
+
+/// [`visible_api`] without reading the document (`openapi` is `Some("")` when there is one).
+async fn visible_api_summary(state: &PortalState, ctx: &Ctx, slug: &str) -> PortalResult<Api> {
+    visible(state.store.get_api_summary_by_slug(slug).await, ctx)
+}
+
+fn visible(found: Result<Api, StoreError>, ctx: &Ctx) -> PortalResult<Api> {
+    let api = found.map_err(|e| match e {
         StoreError::NotFound => PortalError::NotFound,
         e => e.into(),
     })?;
@@ -191,8 +201,8 @@ fn gateway_origin(url: &str) -> Option<String> {
 
 /// `GET /apis/{slug}/openapi.json`: the stored document, as uploaded (the download link).
 pub async fn openapi(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<Response> {
-    let api = visible_api(&state, &ctx, &slug).await?;
-    let doc = api.openapi.ok_or(PortalError::NotFound)?;
+    let api = visible_api_summary(&state, &ctx, &slug).await?;
+    let doc = state.store.api_document(api.id).await?.ok_or(PortalError::NotFound)?;
     let content_type = if is_json(&doc) { "application/json" } else { "application/yaml" };
     Ok(([(CONTENT_TYPE, content_type)], doc).into_response())
 }
@@ -200,21 +210,53 @@ pub async fn openapi(State(state): State<PortalState>, ctx: Ctx, Path(slug): Pat
 /// `GET /apis/{slug}/openapi.gateway.json`: the document the docs page renders: servers point at
 /// the gateway (so "Try it out" goes through it) and the security scheme is the Turnpike key.
 pub async fn gateway_openapi(State(state): State<PortalState>, ctx: Ctx, Path(slug): Path<String>) -> PortalResult<Response> {
-    let api = visible_api(&state, &ctx, &slug).await?;
-    let doc = api.openapi.as_deref().ok_or(PortalError::NotFound)?;
+    let api = visible_api_summary(&state, &ctx, &slug).await?;
+    let stamp = state.store.api_document_stamp(api.id).await?.ok_or(PortalError::NotFound)?;
     let base_url = format!("{}{}", state.config.gateway_url.trim_end_matches('/'), api.route_prefix);
-    let (content_type, body) = match openapi_rewrite::for_gateway(doc, &base_url) {
-        Ok(openapi_rewrite::Rewritten::Json(body)) => ("application/json", body),
-        Ok(openapi_rewrite::Rewritten::Yaml(body)) => ("application/yaml", body),
-        Err(e) => {
-            // A stored document that does not parse: log it, and serve it unchanged so the docs
-            // still show what Swagger UI can make of it.
-            tracing::warn!(api = %api.slug, error = %e, "openapi document could not be rewritten for the gateway");
-            (if is_json(doc) { "application/json" } else { "application/yaml" }, doc.to_owned())
+    let key = (api.id, stamp, base_url);
+    let cached = rewritten_cache().lock().ok().and_then(|c| c.get(&key).cloned());
+    let rendered = match cached {
+        Some(r) => r,
+        None => {
+            // Read and rewrite the document once per version (it can be 16 MiB: GitHub's is 13).
+            let doc = state.store.api_document(api.id).await?.ok_or(PortalError::NotFound)?;
+            let rendered = std::sync::Arc::new(match openapi_rewrite::for_gateway(&doc, &key.2) {
+                Ok(openapi_rewrite::Rewritten::Json(body)) => ("application/json", Bytes::from(body)),
+                Ok(openapi_rewrite::Rewritten::Yaml(body)) => ("application/yaml", Bytes::from(body)),
+                Err(e) => {
+                    // A stored document that does not parse: log it, and serve it unchanged so the
+                    // docs still show what Swagger UI can make of it.
+                    tracing::warn!(api = %api.slug, error = %e, "openapi document could not be rewritten for the gateway");
+                    (if is_json(&doc) { "application/json" } else { "application/yaml" }, Bytes::from(doc))
+                }
+            });
+            if let Ok(mut c) = rewritten_cache().lock() {
+                // Few APIs have documents; a full cache starts over rather than tracking use.
+                if c.len() >= REWRITTEN_CACHE_ENTRIES {
+                    c.clear();
+                }
+                c.insert(key, rendered.clone());
+            }
+            rendered
         }
     };
     let disposition = HeaderValue::from_static("inline");
-    Ok(([(CONTENT_TYPE, HeaderValue::from_static(content_type)), (CONTENT_DISPOSITION, disposition)], body).into_response())
+    let headers = [(CONTENT_TYPE, HeaderValue::from_static(rendered.0)), (CONTENT_DISPOSITION, disposition)];
+    Ok((headers, rendered.1.clone()).into_response())
+}
+
+/// Documents rewritten for the gateway kept in memory, at most.
+const REWRITTEN_CACHE_ENTRIES: usize = 32;
+
+/// Content type and body; `Bytes` so that serving a cached 13 MB document copies nothing.
+type Rewritten = std::sync::Arc<(&'static str, Bytes)>;
+
+/// Rewritten documents by (API, (updated at, length), gateway base URL): a new upload changes the
+/// stamp, so a stale rendering is never served.
+fn rewritten_cache() -> &'static std::sync::Mutex<std::collections::HashMap<(i64, (i64, i64), String), Rewritten>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<(i64, (i64, i64), String), Rewritten>>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
 }
 
 fn is_json(doc: &str) -> bool {

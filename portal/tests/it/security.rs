@@ -74,3 +74,57 @@ async fn every_response_carries_the_security_headers_and_assets_are_embedded() {
         assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
     }
 }
+
+/// Anonymous and developer requests cannot make the portal do large work: listing pages read no
+/// OpenAPI document, the docs' rewritten document is made once per stored version, and only an
+/// administrator's session lets the CSRF guard read a 16 MiB upload.
+#[tokio::test]
+async fn listings_read_no_documents_the_rewrite_is_cached_per_version_and_big_bodies_need_an_admin() {
+    for app in each("anonymous_work").await {
+        let (api_id, _) = crate::helpers::seed_api(&app.store, "docs", "Docs", turnpike_store::Visibility::Public).await;
+        let api = app.store.get_api(api_id).await.unwrap();
+        let settings = turnpike_store::ApiSettings {
+            slug: api.slug.clone(),
+            name: api.name.clone(),
+            description: api.description.clone(),
+            route_prefix: api.route_prefix.clone(),
+            host: api.host.clone(),
+            upstreams: api.upstreams.clone(),
+            visibility: api.visibility,
+            allow_query_key: api.allow_query_key,
+            lifecycle: app.store.api_lifecycle(api_id).await.unwrap(),
+        };
+        let doc = |title: &str| format!(r#"{{"openapi":"3.1.0","info":{{"title":"{title}","version":"1"}},"paths":{{}}}}"#);
+        app.store.update_api(api_id, &settings, Some(&doc("First")), crate::helpers::NOW).await.unwrap();
+        let listed = app.store.list_apis().await.unwrap();
+        let listed = listed.iter().find(|a| a.id == api_id).unwrap();
+        assert_eq!(listed.openapi.as_deref(), Some(""), "a list knows there is a document without reading it");
+        assert_eq!(app.store.api_document(api_id).await.unwrap(), Some(doc("First")));
+
+        let anon = browser();
+        let title = |v: serde_json::Value| v["info"]["title"].as_str().unwrap_or_default().to_owned();
+        let get = || async { app.get(&anon, "/apis/docs/openapi.gateway.json").await.json::<serde_json::Value>().await.unwrap() };
+        assert_eq!(title(get().await), "First");
+        assert_eq!(title(get().await), "First", "served again (from the cache)");
+        // A new upload in the same second is a new version: never the stale rendering.
+        app.store.update_api(api_id, &settings, Some(&doc("Second version")), crate::helpers::NOW).await.unwrap();
+        assert_eq!(title(get().await), "Second version");
+
+        // A multipart body to the admin console: anonymous visitors (no session token) are refused
+        // before the body is read, developers are held to the small form limit (413).
+        let big = vec![b'x'; 256 * 1024];
+        let multipart = |csrf: &str| {
+            let mut body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"spec\"; filename=\"a.json\"\r\n\r\n").into_bytes();
+            body.extend_from_slice(&big);
+            body.extend_from_slice(b"\r\n--XyZ--\r\n");
+            body
+        };
+        let send = |client: &reqwest::Client, csrf: &str| {
+            client.post(app.url("/admin/apis")).header("content-type", "multipart/form-data; boundary=XyZ").body(multipart(csrf)).send()
+        };
+        assert_eq!(send(&anon, "none").await.unwrap().status(), StatusCode::FORBIDDEN);
+        let dev = app.developer("ada@example.com").await;
+        let csrf = app.csrf(&dev, "/dashboard").await;
+        assert_eq!(send(&dev, &csrf).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
