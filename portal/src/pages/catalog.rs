@@ -253,9 +253,10 @@ type Rewritten = std::sync::Arc<(&'static str, Bytes)>;
 
 /// Rewritten documents by (API, (updated at, length), gateway base URL): a new upload changes the
 /// stamp, so a stale rendering is never served.
-fn rewritten_cache() -> &'static std::sync::Mutex<std::collections::HashMap<(i64, (i64, i64), String), Rewritten>> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<(i64, (i64, i64), String), Rewritten>>> =
-        std::sync::OnceLock::new();
+type RewrittenCache = std::sync::Mutex<std::collections::HashMap<(i64, (i64, i64), String), Rewritten>>;
+
+fn rewritten_cache() -> &'static RewrittenCache {
+    static CACHE: std::sync::OnceLock<RewrittenCache> = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
