@@ -4,6 +4,7 @@
 //! journey (publish an API by uploading a spec → it is in the catalog → a developer subscribes).
 //! Every page is saved as a PNG under `target/e2e-screenshots/` (git-ignored) for people to look at.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,10 +18,13 @@ use crate::{system_clock, CounterBackend, TestApp};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A chromedriver on a free port, killed on drop.
+/// A chromedriver on a free port with its own process group and a chromium profile directory of
+/// its own. Dropping it (also when the test panics) kills the group and every process still
+/// naming that profile, so no chromium outlives the test.
 struct Driver {
     child: Child,
     port: u16,
+    profile: tempfile::TempDir,
 }
 
 impl Driver {
@@ -31,10 +35,12 @@ impl Driver {
             }
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?.local_addr().map_err(|e| e.to_string())?.port();
+        let profile = tempfile::Builder::new().prefix("turnpike-chromium-").tempdir().map_err(|e| e.to_string())?;
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .map_err(|e| e.to_string())?;
         let started = Instant::now();
@@ -44,7 +50,7 @@ impl Driver {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Driver { child, port })
+        Ok(Driver { child, port, profile })
     }
 
     async fn browser(&self) -> Client {
@@ -53,7 +59,9 @@ impl Driver {
             "goog:chromeOptions".into(),
             serde_json::json!({
                 "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                         "--disable-quic", format!("--user-data-dir={}", self.profile.path().display())]
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -66,8 +74,21 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // chromium and its helpers run in chromedriver's process group (or, if one escaped it, still
+        // name this run's profile directory on their command line): end them all.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let profile = self.profile.path().display().to_string();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(&profile) {
+                    let _ = Command::new("kill").args(["-KILL", &p.file_name().to_string_lossy()]).stderr(Stdio::null()).status();
+                }
+            }
+        }
     }
 }
 
@@ -113,34 +134,58 @@ impl Journey {
         e.click().await.unwrap();
     }
 
-    /// The element's text. A page still navigating may swap the element out between finding and
-    /// reading it (a stale reference): look it up again.
+    /// The text of the first element matching `css`, read inside the page in one script call (no
+    /// element reference that a navigation or a re-render could invalidate), once it exists.
     async fn text(&self, css: &str) -> String {
-        let started = std::time::Instant::now();
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
+        let started = Instant::now();
         loop {
-            let e = self.c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap();
-            match e.text().await {
-                Ok(t) => return t,
-                Err(err) if started.elapsed() < Duration::from_secs(10) => {
-                    assert!(format!("{err:?}").contains("StaleElementReference"), "{err:?}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(err) => panic!("{css}: {err:?}"),
+            if let Ok(serde_json::Value::String(t)) = self.c.execute(script, vec![css.into()]).await {
+                return t;
             }
+            assert!(started.elapsed() < Duration::from_secs(20), "{css} never appeared");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// The element's text once it contains `needle` (case-insensitive): the page after a click
-    /// may take a moment to replace the one before.
+    /// The element's text once it contains `needle` (case-insensitive), for pages whose script
+    /// fills it in after load.
     async fn text_containing(&self, css: &str, needle: &str) -> String {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         loop {
             let t = self.text(css).await;
             if t.to_lowercase().contains(&needle.to_lowercase()) {
                 return t;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "{css} never contained {needle:?}; last text: {t}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(started.elapsed() < Duration::from_secs(20), "{css} never contained {needle:?}; last text: {t}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Click something that loads a new page, and return once that page has loaded: the old
+    /// document is marked before the click, and the wait ends when the window holds an unmarked
+    /// document that finished loading. Every read after it sees the new page, never the old one
+    /// being torn down.
+    async fn click_nav(&self, css: &str) {
+        self.c.execute("window.__turnpikeOldPage = true;", vec![]).await.unwrap();
+        self.click(css).await;
+        self.wait_new_page().await;
+    }
+
+    /// [`Journey::click_nav`] for a button found by its text.
+    async fn click_text_nav(&self, tag: &str, text: &str) {
+        self.c.execute("window.__turnpikeOldPage = true;", vec![]).await.unwrap();
+        self.click_text(tag, text).await;
+        self.wait_new_page().await;
+    }
+
+    async fn wait_new_page(&self) {
+        let script = "return window.__turnpikeOldPage === undefined && document.readyState === 'complete';";
+        let started = Instant::now();
+        // A script error means the document is being replaced right now: ask again.
+        while !matches!(self.c.execute(script, vec![]).await, Ok(serde_json::Value::Bool(true))) {
+            assert!(started.elapsed() < Duration::from_secs(20), "the click loaded no new page");
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -152,21 +197,12 @@ impl Journey {
         self.go("/login").await;
         self.fill("#email", email).await;
         self.fill("#password", PASSWORD).await;
-        self.click("form[action='/login'] button[type=submit]").await;
-        self.wait_path_not("/login").await;
+        self.click_nav("form[action='/login'] button[type=submit]").await;
+        assert_ne!(self.path().await, "/login", "logged in");
     }
 
     async fn log_out(&self) {
-        self.click("form[action='/logout'] button[type=submit]").await;
-        self.wait_path_not("/dashboard").await;
-    }
-
-    async fn wait_path_not(&self, path: &str) {
-        let started = Instant::now();
-        while self.path().await == path {
-            assert!(started.elapsed() < Duration::from_secs(10), "still on {path}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.click_nav("form[action='/logout'] button[type=submit]").await;
     }
 }
 
@@ -192,7 +228,7 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     j.fill("#email", "dev@example.com").await;
     j.fill("#password", PASSWORD).await;
     j.shot("signup").await;
-    j.click("form[action='/signup'] button[type=submit]").await;
+    j.click_nav("form[action='/signup'] button[type=submit]").await;
     j.text_containing("main", "check your email").await;
     j.shot("check-email").await;
 
@@ -202,25 +238,24 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     j.c.goto(&link).await.unwrap();
     j.fill("#confirm-password", PASSWORD).await;
     j.shot("verify-email").await;
-    j.click("form[action='/verify-email'] button[type=submit]").await;
-    j.wait_path_not("/verify-email").await;
+    j.click_nav("form[action='/verify-email'] button[type=submit]").await;
+    assert_eq!(j.path().await, "/dashboard", "verified and logged in");
 
     j.go("/dashboard").await;
     j.fill("#app-name", "Browser app").await;
-    j.click("form[action='/apps'] button[type=submit]").await;
-    j.wait_path_not("/dashboard").await;
+    j.click_nav("form[action='/apps'] button[type=submit]").await;
     let app_path = j.path().await;
     assert!(app_path.starts_with("/apps/"), "on {app_path}");
     j.shot("app").await;
     j.fill("#key-name", "laptop").await;
-    j.click_text("button", "Create key").await;
+    j.click_text_nav("button", "Create key").await;
     let secret = j.text("#new-api-key").await;
     assert!(secret.starts_with("tp_live_"), "{secret}");
     j.shot("key-created").await;
 
     // --- Try it from the docs page: Swagger UI, pre-authorized with the new key, calls the
     // gateway from the browser (CORS) and shows the upstream's answer. ---
-    j.click("a[data-try-key]").await;
+    j.click_nav("a[data-try-key]").await;
     j.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(".opblock-get .opblock-summary")).await.unwrap();
     j.shot("docs").await;
     j.click(".opblock-get .opblock-summary-control").await;
@@ -234,15 +269,16 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     assert!(answer.contains("from-the-browser"), "the upstream saw the call: {answer}");
     assert!(!answer.contains(&secret), "the key never reaches the upstream");
 
-    // --- The call is on the usage dashboard once the meter has flushed. ---
+    // --- The call is on the usage dashboard once the meter has flushed (polled: the flusher
+    // runs every 100 ms here; the deadline only bounds a failure). ---
     let started = Instant::now();
     loop {
         j.go("/dashboard").await;
         if j.text("#calls-this-month").await.trim() == "1" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the call never reached the dashboard");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(started.elapsed() < Duration::from_secs(20), "the call never reached the dashboard");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     j.shot("dashboard").await;
     j.go(&format!("{app_path}/usage")).await;
@@ -274,8 +310,7 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     j.click("input[name=visibility][value=public]").await;
     j.c.find(Locator::Css("#api-openapi")).await.unwrap().send_keys(&spec.path().display().to_string()).await.unwrap();
     j.shot("admin-new-api").await;
-    j.click_text("button", "Create API").await;
-    j.wait_path_not("/admin/apis/new").await;
+    j.click_text_nav("button", "Create API").await;
     let api_path = j.path().await;
     assert!(api_path.starts_with("/admin/apis/"), "on {api_path}");
     // A plan to subscribe to.
@@ -284,8 +319,8 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     j.fill("#new-plan input[name=rate_per_second]", "5").await;
     j.fill("#new-plan input[name=burst]", "10").await;
     j.fill("#new-plan input[name=monthly_quota]", "500").await;
-    j.click("#new-plan button[type=submit]").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    j.click_nav("#new-plan button[type=submit]").await;
+    j.text_containing("main", "Starter").await;
     j.shot("admin-api-with-plan").await;
     j.go("/").await;
     j.text_containing("main", "Weather").await; // the published API is in the catalog
@@ -299,8 +334,8 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     // The app picker lists the developer's app; Subscribe.
     let picked = j.text("select#subscribe-app-starter").await;
     assert!(picked.contains("Browser app"), "{picked}");
-    j.click("button#subscribe-starter").await;
-    j.wait_path_not("/apis/weather").await;
+    j.click_nav("button#subscribe-starter").await;
+    assert_eq!(j.path().await, "/billing");
     j.text_containing("main", "Starter").await; // the billing page shows the new subscription
     j.shot("subscribed").await;
     app.gateway.follow().await.unwrap();
