@@ -1,7 +1,7 @@
 //! Turnpike pricing and invoicing: pure functions over integer minor units.
 //!
-//! The engine (every module but [`ledger`]) has no I/O, no clock, no async, no floats; [`ledger`]
-//! is the I/O side (store reads and writes, the worker). Money is `i64` minor units ([`Money`]); intermediate
+//! No I/O, no clock, no async, no floats (the crate depends on neither the store nor tokio; the
+//! ledger that applies it to stored subscriptions is `turnpike-ledger`). Money is `i64` minor units ([`Money`]); intermediate
 //! products are `i128`; every operation that could overflow is checked and returns
 //! [`BillingError::Overflow`] instead of wrapping or panicking.
 //!
@@ -35,7 +35,6 @@ mod currency;
 mod error;
 mod forecast;
 mod invoice;
-pub mod ledger;
 mod money;
 pub mod pricing;
 pub mod proration;

@@ -1,5 +1,5 @@
 //! Queries behind the admin revenue reports; the figures are aggregated in
-//! `turnpike_billing::ledger` from these rows (one SQL text for both backends).
+//! `turnpike_ledger` from these rows (one SQL text for both backends).
 
 use serde::Serialize;
 

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use turnpike_billing::ledger;
+use turnpike_ledger as ledger;
 use turnpike_store::clock::{Clock, ManualClock};
 use turnpike_store::{NewPlan, NewPlanPrice, Store};
 use turnpike_testkit::TestDb;

@@ -282,7 +282,7 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     let anchor = s.app.store.list_subscriptions(s.app_id).await.unwrap().iter().find(|x| x.id == sub).unwrap().billing_anchor;
     let period = turnpike_store::period::monthly_period(anchor, s.clock.now());
     s.clock.set(period.end + 5);
-    turnpike_billing::ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
+    turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
     let invoice =
         s.app.store.all_invoices().await.unwrap().into_iter().find(|i| i.subscription_id == sub).expect("an invoice for the period");
     let usage_minor: i64 =
@@ -293,7 +293,7 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Another worker tick and another finalization run push nothing more.
-    turnpike_billing::ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
+    turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let items = s.fake.requests_to("/v1/invoiceitems");
     assert_eq!(items.len(), 1, "one push per subscription and period");

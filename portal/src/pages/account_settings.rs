@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use turnpike_billing::ledger::{self, LedgerError};
+use turnpike_ledger::{self as ledger, LedgerError};
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
 use turnpike_store::{Account, PasswordEvent, StoreError, TokenPurpose};
 

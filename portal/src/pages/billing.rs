@@ -1,6 +1,6 @@
 //! Developers' billing pages (plans per API, the live draft and forecast, invoices) and the
 //! admin's pricing editor, invoice list and revenue reports. Pricing and invoicing live in
-//! `turnpike_billing` (the pure engine and its `ledger`); this module only parses forms and renders.
+//! `turnpike_billing` (the pure engine) and `turnpike_ledger`; this module only parses forms and renders.
 
 use std::fmt::Write as _;
 
@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Form;
 use serde::Deserialize;
-use turnpike_billing::ledger::{self, ChangeOutcome, Figure, LedgerError, Report};
 use turnpike_billing::{Currency, Money, Overage, PlanPrice, Pricing, Tier};
+use turnpike_ledger::{self as ledger, ChangeOutcome, Figure, LedgerError, Report};
 use turnpike_store::{InvoiceLineRow, InvoiceSummary, NewPlanPrice, StoreError};
 
 use super::parse_id;

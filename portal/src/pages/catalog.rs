@@ -11,7 +11,7 @@ use turnpike_store::{Api, StoreError, Visibility};
 
 mod openapi_rewrite;
 
-use turnpike_billing::ledger;
+use turnpike_ledger as ledger;
 
 use super::stripe::StripeEnabled;
 use crate::ctx::{Chrome, Ctx};

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
-use turnpike_billing::ledger;
+use turnpike_ledger as ledger;
 use turnpike_store::{Account, App, StoreError};
 use turnpike_stripe::{HandleError, Stripe};
 

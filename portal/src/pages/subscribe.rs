@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
-use turnpike_billing::ledger::{self, ChangeOutcome, LedgerError, Subscribed};
+use turnpike_ledger::{self as ledger, ChangeOutcome, LedgerError, Subscribed};
 use turnpike_store::{StoreError, Visibility};
 use turnpike_stripe::Stripe;
 

@@ -7,7 +7,7 @@
 //! hand in the comments, not by calling the engine.
 
 use reqwest::{Client, StatusCode};
-use turnpike_billing::ledger;
+use turnpike_ledger as ledger;
 use turnpike_store::domain::{hash_password, Email, Password};
 use turnpike_store::{NewPlanPrice, Role, Store, Visibility};
 

@@ -18,7 +18,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::{Client, StatusCode};
-use turnpike_billing::ledger;
+use turnpike_ledger as ledger;
 use turnpike_store::{NewPlan, NewPlanPrice, Store, StoreError, Visibility};
 use turnpike_testkit::TestDb;
 

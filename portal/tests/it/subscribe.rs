@@ -97,7 +97,7 @@ async fn an_existing_app_subscribes_to_a_later_api_and_switches_plans_through_th
         assert_eq!(sub_on(&app.store, app_id, api).await, Some((sub_id, free)));
 
         // A canceled subscription can be taken up again from the page.
-        turnpike_billing::ledger::cancel(&app.store, sub_id, false, NOW).await.unwrap();
+        turnpike_ledger::cancel(&app.store, sub_id, false, NOW).await.unwrap();
         let r = subscribe(&app, &dev, &app.base, "weather", app_id, pro).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let s = app.store.get_subscription(sub_id).await.unwrap();

@@ -1,5 +1,5 @@
 //! The local ledger: the I/O side of billing. Reads plans, prices and usage buckets through
-//! `turnpike-store`, prices them with the pure engine ([`crate::invoice`], [`crate::prorate`]) and
+//! `turnpike-store`, prices them with the pure engine (`turnpike_billing::invoice`, `prorate_*`) and
 //! writes subscription changes and finalized invoices. Everything here takes `now` from the
 //! caller (the injected clock), never the system clock.
 //!
@@ -21,7 +21,7 @@
 //! `period.start <= hour < period.end` (anchors are on the hour). Usage is priced on the plan in
 //! effect at the period's end, at the price version in effect at the period's end
 //! ([`Store::plan_price_at`]). Base fees are prorated by the second on upgrades (see
-//! [`crate::proration`]); a move to a cheaper paid plan waits for the period end; a move to a plan
+//! `turnpike_billing::proration`); a move to a cheaper paid plan waits for the period end; a move to a plan
 //! that needs no payment, or one with an equal or higher base fee, happens at once. Canceling now
 //! credits the unused part of the base fee; canceling at period end just stops renewal.
 //! A free trial credits the base fee for the trial's seconds inside the period.
@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use turnpike_store::period::{monthly_period, Period};
 use turnpike_store::{NewInvoice, NewInvoiceLine, Plan, PlanChange, PlanPriceRow, Store, StoreError, Subscription};
 
-use crate::{
+use turnpike_billing::{
     change_adjustments, forecast_exhaustion, invoice, prorate_charge, prorate_credit, BillingError, Currency, Invoice, Overage, PlanPrice,
     Pricing,
 };
@@ -477,7 +477,7 @@ pub async fn resubscribe(store: &Store, subscription_id: i64, plan_id: i64, now:
 }
 
 /// The two lines of a change from `old` to `new` at `now` inside `period` (see
-/// [`crate::proration`]): `+old` for the elapsed part, `−new` for the same part.
+/// `turnpike_billing::proration`): `+old` for the elapsed part, `−new` for the same part.
 fn change_lines(old: &EffectivePrice, new: &EffectivePrice, period: Period, now: i64) -> Result<Vec<(i64, String, i64)>, LedgerError> {
     let elapsed = (now - period.start).clamp(0, period.end - period.start);
     let (old_used, new_unused) = change_adjustments(old.base_fee(), new.base_fee(), elapsed, period.end - period.start)?;
@@ -695,7 +695,7 @@ pub async fn report(store: &Store, now: i64) -> Result<Report, LedgerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Tier;
+    use turnpike_billing::Tier;
 
     #[test]
     fn billable_rules() {
