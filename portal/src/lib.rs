@@ -23,6 +23,7 @@ use turnpike_store::Store;
 
 pub mod api;
 mod assets;
+pub mod csv;
 pub mod ctx;
 pub mod error;
 pub mod format;

@@ -6,8 +6,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 use turnpike_store::clock::hour_start;
@@ -16,6 +15,7 @@ use turnpike_store::{App, HourUsage, UsageCounts, UsageFilter};
 
 use super::apps::owned_app;
 use crate::charts::{self, Bar};
+use crate::csv;
 use crate::ctx::{Chrome, Ctx};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime, month_start};
@@ -373,31 +373,21 @@ pub async fn app_usage_csv(
     Query(query): Query<UsageQuery>,
 ) -> PortalResult<Response> {
     let app = owned_app(&state, &ctx, &id).await?;
-    csv(&state, app.account_id, Some(app.id), &query, &format!("usage-app-{}", app.id)).await
+    csv_export(&state, app.account_id, Some(app.id), &query, &format!("usage-app-{}", app.id)).await
 }
 
 /// `GET /dashboard/usage.csv`: every app of the account.
 pub async fn account_usage_csv(State(state): State<PortalState>, ctx: Ctx, Query(query): Query<UsageQuery>) -> PortalResult<Response> {
     let account_id = ctx.require_account()?.id;
-    csv(&state, account_id, None, &query, "usage").await
+    csv_export(&state, account_id, None, &query, "usage").await
 }
 
 /// The CSV header line.
 pub const CSV_HEADER: &str = "hour_utc,hour_unix,app_id,key_id,key_name,key_prefix,api,calls,status_2xx,status_3xx,status_4xx,status_5xx,errors,bytes_in,bytes_out,latency_ms_sum";
 
-/// A CSV field: quoted when needed, and defused when a spreadsheet would read it as a formula.
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// The hourly rows (key × API × hour, summed over sources) of the report's range: this period
 /// and the last 48 hours.
-async fn csv(state: &PortalState, account_id: i64, app_id: Option<i64>, query: &UsageQuery, name: &str) -> PortalResult<Response> {
+async fn csv_export(state: &PortalState, account_id: i64, app_id: Option<i64>, query: &UsageQuery, name: &str) -> PortalResult<Response> {
     let now = state.clock.now();
     let key_id = parse_choice(&query.key)?;
     let api_id = parse_choice(&query.api)?;
@@ -405,40 +395,31 @@ async fn csv(state: &PortalState, account_id: i64, app_id: Option<i64>, query: &
     let to = hour_start(now) + HOUR;
     let from = (to - HOURS_SHOWN * HOUR).min(month_start(now));
     let lines = state.store.usage_hourly_lines(&filter, from, to).await?;
-    let mut out = String::with_capacity(CSV_HEADER.len() + 2 + lines.len() * 120);
-    out.push_str(CSV_HEADER);
-    out.push_str("\r\n");
-    for l in &lines {
+    let rows = lines.into_iter().map(|l| {
         let c = &l.counts;
         let hour = time::OffsetDateTime::from_unix_timestamp(l.hour)
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default();
-        out.push_str(&format!(
-            "{hour},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
-            l.hour,
-            l.app_id,
-            l.key_id,
-            csv_field(&l.key_name),
-            csv_field(&l.key_prefix),
-            csv_field(&l.api_slug),
-            c.admitted,
-            c.status_2xx,
-            c.status_3xx,
-            c.status_4xx,
-            c.status_5xx,
-            c.errors(),
-            c.bytes_in,
-            c.bytes_out,
-            c.latency_ms_sum
-        ));
-    }
-    let disposition = format!("attachment; filename=\"turnpike-{name}.csv\"");
-    Ok((
-        [(CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, disposition), (CACHE_CONTROL, "no-store".to_owned())],
-        out,
-    )
-        .into_response())
+        csv::Row::new()
+            .value(hour)
+            .value(l.hour)
+            .value(l.app_id)
+            .value(l.key_id)
+            .text(&l.key_name)
+            .text(&l.key_prefix)
+            .text(&l.api_slug)
+            .value(c.admitted)
+            .value(c.status_2xx)
+            .value(c.status_3xx)
+            .value(c.status_4xx)
+            .value(c.status_5xx)
+            .value(c.errors())
+            .value(c.bytes_in)
+            .value(c.bytes_out)
+            .value(c.latency_ms_sum)
+    });
+    Ok(csv::download(&format!("turnpike-{name}.csv"), CSV_HEADER, rows))
 }
 
 /// Usage routes (merged by the dashboard's).
@@ -452,14 +433,6 @@ pub fn routes() -> axum::Router<PortalState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields() {
-        assert_eq!(csv_field("prod"), "prod");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-    }
 
     #[test]
     fn percentages() {

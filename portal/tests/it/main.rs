@@ -9,6 +9,7 @@ mod apps;
 mod billing;
 mod catalog;
 mod devx;
+mod exports;
 mod helpers;
 mod security;
 mod stripe;
