@@ -13,7 +13,7 @@ use turnpike_store::{Account, AccountStatus, Role};
 use crate::error::{PortalError, PortalResult};
 use crate::PortalState;
 
-const ACCOUNT_ID: &str = "account_id";
+const ACCOUNT_ID: &str = turnpike_store::SESSION_ACCOUNT_KEY;
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 /// When the session logged in (state.clock, unix seconds): the absolute lifetime counts from it.

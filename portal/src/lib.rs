@@ -28,6 +28,7 @@ pub mod ctx;
 pub mod error;
 pub mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod openapi_import;
 pub mod pages;

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod domain;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod period;
 
@@ -40,6 +41,7 @@ pub use error::StoreError;
 pub use invoices::{invoice_number, InvoiceLineRow, InvoiceRow, InvoiceSummary, NewInvoice, NewInvoiceLine};
 pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
+pub use sessions::SESSION_ACCOUNT_KEY;
 pub use subscriptions::{Adjustment, PlanChange};
 pub use subscriptions::{Entitlement, Subscription};
 pub use tokens::{IssuedToken, TokenGrant, TokenPurpose};
