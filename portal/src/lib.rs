@@ -33,6 +33,7 @@ pub mod fuzzing;
 pub mod openapi_import;
 pub mod pages;
 mod security;
+pub mod service;
 pub mod throttle;
 pub mod views;
 

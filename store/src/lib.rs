@@ -33,7 +33,7 @@ pub use accounts::{Account, AccountStatus, Role};
 pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
 pub use apis::{NewPlanPrice, PlanPriceRow};
 pub use apps::App;
-pub use audit::AuditEntry;
+pub use audit::{Audit, AuditEntry};
 pub use billing_reports::DriftRow;
 pub use changes::{Change, ChangeKind};
 pub use db::{Backend, Store};

@@ -3,6 +3,7 @@
 
 mod account_flows;
 mod accounts;
+mod actions;
 mod admin;
 mod api;
 mod apps;
