@@ -129,6 +129,16 @@ impl Store {
         Ok(row.into())
     }
 
+    /// Every key of `account_id`'s apps, by app, newest first within each.
+    pub async fn account_keys(&self, account_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let columns: Vec<String> = KEY_COLUMNS.split(", ").map(|c| format!("k.{c}")).collect();
+        let rows: Vec<KeyRow> = on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {} FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE a.account_id = $1 ORDER BY k.app_id, k.id DESC",
+            columns.join(", ")))
+            .bind(account_id).fetch_all(p).await?);
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
     /// The app's keys, newest first.
     pub async fn list_keys(&self, app_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
         let rows: Vec<KeyRow> = on_pool!(self, p => sqlx::query_as(&format!(

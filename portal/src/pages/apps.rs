@@ -43,6 +43,18 @@ fn flash_text(e: &ServiceError, what: &str) -> Option<String> {
     }
 }
 
+/// A refused app name as the form shows it again: status, the value to put back in the field
+/// (trimmed when the name itself was fine but taken) and the message. Other errors pass on.
+fn app_name_refusal(e: ServiceError, typed: String) -> PortalResult<(StatusCode, String, String)> {
+    match e {
+        ServiceError::InvalidName(e) => Ok((StatusCode::UNPROCESSABLE_ENTITY, typed, name_message(e, "app"))),
+        ServiceError::AppNameTaken(name) => {
+            Ok((StatusCode::CONFLICT, name.clone(), format!("You already have an app called “{name}”. Pick another name.")))
+        }
+        e => Err(e.into()),
+    }
+}
+
 impl From<ServiceError> for PortalError {
     fn from(e: ServiceError) -> Self {
         match e {
@@ -63,18 +75,14 @@ pub struct NameForm {
 /// `POST /apps`: create an app on the free plans of the public APIs.
 pub async fn create_app(State(state): State<PortalState>, ctx: Ctx, Form(form): Form<NameForm>) -> PortalResult<Response> {
     let actor = ctx.require_account()?;
-    let (status, msg) = match service::apps::create_app(&state.store, actor, &form.name, state.clock.now()).await {
+    let refused = match service::apps::create_app(&state.store, actor, &form.name, state.clock.now()).await {
         Ok(app) => {
             ctx.flash(FlashKind::Success, format!("Created “{}”. Create a key to start calling APIs.", app.name)).await?;
             return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
         }
-        Err(ServiceError::InvalidName(e)) => (StatusCode::UNPROCESSABLE_ENTITY, name_message(e, "app")),
-        Err(ServiceError::AppNameTaken(name)) => {
-            (StatusCode::CONFLICT, format!("You already have an app called “{name}”. Pick another name."))
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => e,
     };
-    let typed = if status == StatusCode::CONFLICT { form.name.trim().to_owned() } else { form.name };
+    let (status, typed, msg) = app_name_refusal(refused, form.name)?;
     super::dashboard::render_with_error(&state, &ctx, status, typed, &msg).await
 }
 
@@ -255,18 +263,14 @@ pub async fn rename_app(
     Form(form): Form<NameForm>,
 ) -> PortalResult<Response> {
     let app = owned_app(&state, &ctx, &id).await?;
-    let (status, msg) = match service::apps::rename_app(&state.store, ctx.require_account()?, &app, &form.name, state.clock.now()).await {
+    let refused = match service::apps::rename_app(&state.store, ctx.require_account()?, &app, &form.name, state.clock.now()).await {
         Ok(renamed) => {
             ctx.flash(FlashKind::Success, format!("Renamed the app to “{}”.", renamed.name)).await?;
             return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
         }
-        Err(ServiceError::InvalidName(e)) => (StatusCode::UNPROCESSABLE_ENTITY, name_message(e, "app")),
-        Err(ServiceError::AppNameTaken(name)) => {
-            (StatusCode::CONFLICT, format!("You already have an app called “{name}”. Pick another name."))
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => e,
     };
-    let typed = if status == StatusCode::CONFLICT { form.name.trim().to_owned() } else { form.name };
+    let (status, typed, msg) = app_name_refusal(refused, form.name)?;
     let page = render_app(&state, &ctx, app, Some((typed, msg)), None).await?;
     Ok((status, page).into_response())
 }

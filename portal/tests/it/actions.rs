@@ -4,22 +4,10 @@
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use turnpike_store::domain::{hash_password, Email, Password};
+use turnpike_store::domain::Email;
 use turnpike_store::{KeyStatus, Role, Visibility};
-use turnpike_testkit::TestDb;
 
-use crate::helpers::{browser, location, seed_api, spawn, unescape, TestApp, NOW, PASSWORD};
-
-/// One running portal per backend, with its database URL for direct SQL.
-async fn each(test: &str) -> Vec<(TestApp, String)> {
-    let mut out = Vec::new();
-    for db in TestDb::each(test).await {
-        println!("backend: {}", db.backend());
-        let url = db.url.clone();
-        out.push((spawn(db).await, url));
-    }
-    out
-}
+use crate::helpers::{each, location, seed_api, unescape, TestApp, NOW};
 
 /// Run `statements` straight on the test database.
 async fn exec(url: &str, statements: &[&str]) {
@@ -69,22 +57,11 @@ async fn api(app: &TestApp, client: &Client, method: reqwest::Method, path: &str
     req.send().await.unwrap()
 }
 
-/// Log in `email` (an account made directly in the store, so its address is unverified).
-async fn login_unverified(app: &TestApp, email: &str) -> (Client, i64) {
-    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await;
-    let account = app.store.create_account(&Email::parse(email).unwrap(), &hash, Role::Developer, NOW).await.unwrap();
-    let client = browser();
-    let csrf = app.csrf(&client, "/login").await;
-    let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", email), ("password", PASSWORD)]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "login of {email}");
-    (client, account.id)
-}
-
 #[tokio::test]
 async fn creating_keys_requires_a_verified_email_on_the_page_and_the_api() {
-    for (app, _) in each("actions_verified_keys").await {
+    for app in each("actions_verified_keys").await {
         seed_api(&app.store, "echo", "Echo", Visibility::Public).await;
-        let (eve, account_id) = login_unverified(&app, "eve@example.com").await;
+        let (eve, account_id) = app.login_new("eve@example.com", Role::Developer).await;
         let app_id = app.create_app(&eve, "Eve's app").await;
         let before = app.store.latest_change().await.unwrap();
 
@@ -109,7 +86,7 @@ async fn creating_keys_requires_a_verified_email_on_the_page_and_the_api() {
 
         // Once the address is confirmed, both surfaces create keys.
         app.store.mark_email_verified(account_id, NOW).await.unwrap();
-        let eve = relogin(&app, "eve@example.com").await;
+        let eve = app.login("eve@example.com").await;
         assert_eq!(app.create_key(&eve, app_id, "main").await.status(), StatusCode::OK);
         let res = api(&app, &eve, reqwest::Method::POST, &format!("/api/v1/apps/{app_id}/keys"), Some(json!({"name": "ci"}))).await;
         assert_eq!(res.status(), StatusCode::CREATED);
@@ -117,17 +94,10 @@ async fn creating_keys_requires_a_verified_email_on_the_page_and_the_api() {
     }
 }
 
-async fn relogin(app: &TestApp, email: &str) -> Client {
-    let client = browser();
-    let csrf = app.csrf(&client, "/login").await;
-    let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", email), ("password", PASSWORD)]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    client
-}
-
 #[tokio::test]
 async fn an_action_whose_audit_row_cannot_be_written_changes_nothing() {
-    for (app, url) in each("actions_audit_atomic").await {
+    for app in each("actions_audit_atomic").await {
+        let url = app.db_url.clone();
         seed_api(&app.store, "echo", "Echo", Visibility::Public).await;
         let dev = app.developer("ada@example.com").await;
         let account_id = app.store.find_account_by_email(&Email::parse("ada@example.com").unwrap()).await.unwrap().unwrap().0.id;

@@ -5,23 +5,17 @@
 use reqwest::{Client, StatusCode};
 use turnpike_billing::ledger;
 use turnpike_store::clock::hour_start;
-use turnpike_store::domain::{hash_password, ApiKey, Email, Password};
+use turnpike_store::domain::ApiKey;
 use turnpike_store::{NewPlan, NewPlanPrice, Role, UsageRow, Visibility};
 
-use crate::helpers::{browser, each, element_text, seed_api, unescape, TestApp, NOW, PASSWORD};
+use crate::helpers::{each, element_text, seed_api, unescape, TestApp, NOW};
 
 /// The first period of an app created at `NOW`: 2026-05-28 20:00 for 31 days.
 const PERIOD_START: i64 = NOW - 1_600;
 const PERIOD_END: i64 = PERIOD_START + 2_678_400;
 
 async fn admin(app: &TestApp) -> Client {
-    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await;
-    app.store.create_account(&Email::parse("root@example.com").unwrap(), &hash, Role::Admin, NOW).await.unwrap();
-    let client = browser();
-    let csrf = app.csrf(&client, "/login").await;
-    let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", "root@example.com"), ("password", PASSWORD)]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    client
+    app.login_new("root@example.com", Role::Admin).await.0
 }
 
 /// A flat-priced plan `name` of `api` in `currency`.

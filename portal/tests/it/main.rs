@@ -12,6 +12,7 @@ mod catalog;
 mod devx;
 mod exports;
 mod helpers;
+mod perf;
 mod security;
 mod stripe;
 mod subscribe;
