@@ -112,25 +112,27 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn text_cells_are_quoted_only_when_needed() {
-        assert_eq!(text("prod"), "prod");
-        assert_eq!(text("a,b"), "\"a,b\"");
-        assert_eq!(text("a;b"), "\"a;b\"");
-        assert_eq!(text("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(text("two\nlines"), "\"two\nlines\"");
-    }
-
-    #[test]
-    fn formulas_are_defused() {
-        assert_eq!(text("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(text("+1"), "'+1");
-        assert_eq!(text("-2+3"), "'-2+3");
-        assert_eq!(text("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(text("\tx"), "'\tx");
-        assert_eq!(text("\rx"), "\"'\rx\"");
-        assert_eq!(text("＝1+1"), "'＝1+1");
-        assert_eq!(text("=1,2"), "\"'=1,2\"");
-        assert_eq!(text("a=1"), "a=1", "only a leading character is a formula");
+    fn text_cells_are_quoted_when_needed_and_formulas_defused() {
+        let cases = [
+            ("prod", "prod"),
+            ("a,b", "\"a,b\""),
+            ("a;b", "\"a;b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+            ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            ("＝1+1", "'＝1+1"),
+            ("=1,2", "\"'=1,2\""),
+            // Only a leading character makes a formula.
+            ("a=1", "a=1"),
+        ];
+        for (input, cell) in cases {
+            assert_eq!(text(input), cell, "{input:?}");
+        }
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub fn app(state: PortalState) -> Router {
         .merge(account::routes())
         .merge(dashboard::routes())
         .merge(apps::routes())
-        .merge(admin::routes(state.clone()))
+        .merge(admin::guarded(pages::admin_routes(), state.clone()))
         .merge(billing::routes())
         .merge(stripe::routes())
         .merge(api::routes())

@@ -92,6 +92,11 @@ pub(crate) async fn owned_app(state: &PortalState, ctx: &Ctx, raw_id: &str) -> P
     Ok(service::apps::owned_app(&state.store, account_id, parse_id(raw_id)?).await?)
 }
 
+/// `/apps/{id}/keys/{key_id}/…`: the app (owned, else 404) and the key id (a number, else 404).
+async fn owned_key_path(state: &PortalState, ctx: &Ctx, app_id: &str, key_id: &str) -> PortalResult<(App, i64)> {
+    Ok((owned_app(state, ctx, app_id).await?, parse_id(key_id)?))
+}
+
 /// A subscription row.
 #[derive(Debug, Clone)]
 pub struct SubscriptionView {
@@ -282,8 +287,7 @@ pub async fn rename_key(
     Path((id, key_id)): Path<(String, String)>,
     Form(form): Form<NameForm>,
 ) -> PortalResult<Response> {
-    let app = owned_app(&state, &ctx, &id).await?;
-    let key_id = parse_id(&key_id)?;
+    let (app, key_id) = owned_key_path(&state, &ctx, &id, &key_id).await?;
     match service::keys::rename_key(&state.store, ctx.require_account()?, &app, key_id, &form.name, state.clock.now()).await {
         Ok(()) => {
             ctx.flash(FlashKind::Success, format!("Renamed the key to “{}”.", form.name.trim())).await?;
@@ -312,8 +316,7 @@ pub async fn rotate_key(
     Path((id, key_id)): Path<(String, String)>,
     Form(form): Form<RotateForm>,
 ) -> PortalResult<Response> {
-    let app = owned_app(&state, &ctx, &id).await?;
-    let key_id = parse_id(&key_id)?;
+    let (app, key_id) = owned_key_path(&state, &ctx, &id, &key_id).await?;
     let old = state.store.get_key(app.id, key_id).await.map_err(not_found)?;
     let Some(grace) = form.grace.trim().parse::<i64>().ok().filter(|g| GRACES.iter().any(|(s, _)| s == g)) else {
         ctx.flash(FlashKind::Error, "Choose how long the old key keeps working.").await?;
@@ -399,8 +402,8 @@ pub async fn create_key(
 
 /// `POST /apps/{id}/keys/{key_id}/revoke`.
 pub async fn revoke_key(State(state): State<PortalState>, ctx: Ctx, Path((id, key_id)): Path<(String, String)>) -> PortalResult<Response> {
-    let app = owned_app(&state, &ctx, &id).await?;
-    service::keys::revoke_key(&state.store, ctx.require_account()?, &app, parse_id(&key_id)?, state.clock.now()).await?;
+    let (app, key_id) = owned_key_path(&state, &ctx, &id, &key_id).await?;
+    service::keys::revoke_key(&state.store, ctx.require_account()?, &app, key_id, state.clock.now()).await?;
     ctx.flash(FlashKind::Success, "Key revoked. Gateways refuse it within seconds.").await?;
     Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
 }

@@ -28,7 +28,7 @@ async fn send(app: &TestApp, client: &Client, method: &str, path: &str, csrf: &s
 
 #[tokio::test]
 async fn every_admin_route_refuses_developers_and_sends_visitors_to_log_in() {
-    let routes = turnpike_portal::pages::admin::admin_routes();
+    let routes = turnpike_portal::pages::admin_routes();
     let listed = routes.listed().to_vec();
     assert!(listed.len() >= 16, "the console's routes are listed: {listed:?}");
     assert!(listed.contains(&("POST", "/admin/apis/{id}")) && listed.contains(&("GET", "/admin/audit")));

@@ -15,12 +15,12 @@ use serde::Deserialize;
 use turnpike_store::domain::Slug;
 use turnpike_store::{Api, ApiSettings, Lifecycle, NewPlan, Plan, PlanLimits, StoreError, Upstream, Visibility};
 
-use super::admin::{actor, Section};
-use super::parse_id;
+use super::common::{actor, Section};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
 use crate::format::{count, datetime};
 use crate::openapi_import::{self, ImportedSpec};
+use crate::pages::parse_id;
 use crate::views::PlanView;
 use crate::PortalState;
 
