@@ -23,6 +23,7 @@ use turnpike_store::Store;
 
 pub mod api;
 mod assets;
+pub mod chrome;
 pub mod csv;
 pub mod ctx;
 pub mod error;
@@ -95,8 +96,8 @@ pub fn app(state: PortalState) -> Router {
         .merge(billing::routes())
         .merge(stripe::routes())
         .merge(api::routes())
-        .route("/static/{*path}", get(assets::serve))
-        .fallback(errors::not_found)
+        .route("/static/{*path}", get(pages::static_file))
+        .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security::csrf_guard))
         .layer(sessions)
         .layer(nosniff)

@@ -8,8 +8,8 @@ use turnpike_store::App;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, FieldError, OwnedErrors, Problem, WriteErrors};
-use crate::service::{self, NameError};
+use super::problem::{ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, OwnedErrors, Problem, WriteErrors};
+use crate::service;
 use crate::PortalState;
 
 /// An app: owns keys and subscriptions.
@@ -35,16 +35,6 @@ pub struct NameIn {
     /// 1–80 characters after trimming, no control characters.
     #[schema(min_length = 1, max_length = 80, example = "Billing bot")]
     pub name: String,
-}
-
-/// The field error for a refused name.
-pub(crate) fn name_error(e: NameError) -> ApiError {
-    let message = match e {
-        NameError::Empty => "must not be empty",
-        NameError::TooLong => "must be at most 80 characters",
-        NameError::ControlCharacter => "must not contain control characters",
-    };
-    ApiError::Validation(vec![FieldError::new("name", message)])
 }
 
 /// The app, if the caller owns it.

@@ -12,7 +12,7 @@ use turnpike_store::StoreError;
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::error::PortalError;
-use crate::service::ServiceError;
+use crate::service::{NameError, ServiceError};
 
 /// The media type of every error answer.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -106,11 +106,21 @@ impl From<PortalError> for ApiError {
     }
 }
 
+/// The field error for a refused name.
+fn name_error(e: NameError) -> ApiError {
+    let message = match e {
+        NameError::Empty => "must not be empty",
+        NameError::TooLong => "must be at most 80 characters",
+        NameError::ControlCharacter => "must not contain control characters",
+    };
+    ApiError::Validation(vec![FieldError::new("name", message)])
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound => ApiError::NotFound,
-            ServiceError::InvalidName(n) => super::apps::name_error(n),
+            ServiceError::InvalidName(n) => name_error(n),
             ServiceError::AppNameTaken(name) => ApiError::Conflict(format!("You already have an app called “{name}”.")),
             ServiceError::EmailUnverified => ApiError::Forbidden {
                 code: "email-unverified",

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use turnpike_store::domain::ApiKey;
 use turnpike_store::{App, KeyStatus, StoreError};
 
-use super::parse_id;
+use super::{owned_app, parse_id};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime, month_start};
@@ -84,12 +84,6 @@ pub async fn create_app(State(state): State<PortalState>, ctx: Ctx, Form(form): 
     };
     let (status, typed, msg) = app_name_refusal(refused, form.name)?;
     super::dashboard::render_with_error(&state, &ctx, status, typed, &msg).await
-}
-
-/// The app, if the logged-in account owns it; 404 otherwise (never 403).
-pub(crate) async fn owned_app(state: &PortalState, ctx: &Ctx, raw_id: &str) -> PortalResult<App> {
-    let account_id = ctx.require_account()?.id;
-    Ok(service::apps::owned_app(&state.store, account_id, parse_id(raw_id)?).await?)
 }
 
 /// `/apps/{id}/keys/{key_id}/…`: the app (owned, else 404) and the key id (a number, else 404).

@@ -15,7 +15,7 @@ use turnpike_store::clock::hour_start;
 use turnpike_store::period::{monthly_period, Period};
 use turnpike_store::{Api, App, HourUsage, KeyRecord, Plan, Subscription, UsageCounts, UsageFilter};
 
-use super::apps::owned_app;
+use super::owned_app;
 use crate::charts::{self, Bar};
 use crate::csv;
 use crate::ctx::{Chrome, Ctx};

@@ -19,6 +19,7 @@ pub mod audit;
 mod common;
 pub mod developers;
 pub mod overview;
+pub mod plans;
 
 pub use common::Section;
 
@@ -79,9 +80,9 @@ pub fn console() -> AdminRoutes {
         .post("/admin/apis", apis::create.layer(upload()))
         .get("/admin/apis/{id}", apis::edit_form)
         .post("/admin/apis/{id}", apis::update.layer(upload()))
-        .post("/admin/apis/{id}/plans", apis::create_plan)
-        .get("/admin/plans/{id}", apis::plan_form)
-        .post("/admin/plans/{id}", apis::update_plan)
+        .post("/admin/apis/{id}/plans", plans::create_plan)
+        .get("/admin/plans/{id}", plans::plan_form)
+        .post("/admin/plans/{id}", plans::update_plan)
         .get("/admin/developers", devs::list)
         .get("/admin/developers/{id}", devs::detail)
         .post("/admin/developers/{id}/suspend", devs::suspend)
