@@ -74,10 +74,8 @@ pub(crate) async fn render(
     // Three queries for any number of apps: the apps, all their keys, usage per app.
     let keys = state.store.account_keys(account.id).await?;
     let usage_by_app = state.store.account_usage_by_app(account.id, from).await?;
-    let apps = state
-        .store
-        .list_apps(account.id)
-        .await?
+    let apps = state.store.list_apps(account.id).await?;
+    let apps = apps
         .into_iter()
         .map(|app| {
             let keys: Vec<_> = keys.iter().filter(|k| k.app_id == app.id).collect();

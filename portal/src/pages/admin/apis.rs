@@ -565,6 +565,13 @@ async fn check_submission(state: &PortalState, headers: &HeaderMap, body: Bytes,
 }
 
 /// The audit detail of an API change: what an admin would want to see, never a secret.
+/// The form's errors when another API has the slug.
+fn slug_taken() -> (FieldErrors, Vec<String>) {
+    let mut e = FieldErrors::default();
+    e.add("slug", "Another API already uses this slug. Pick another.");
+    (e, Vec::new())
+}
+
 fn audit_detail(s: &ApiSettings, spec: Option<&ImportedSpec>) -> String {
     let targets: Vec<String> = s.upstreams.iter().map(|u| format!("{} (weight {})", u.url, u.weight)).collect();
     let mut d = format!(
@@ -598,11 +605,7 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, headers: Hea
                     ctx.flash(FlashKind::Success, format!("Created “{}”. Add a plan so developers can subscribe.", api.name)).await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
                 }
-                Err(StoreError::Conflict) => {
-                    let mut e = FieldErrors::default();
-                    e.add("slug", "Another API already uses this slug. Pick another.");
-                    (e, Vec::new())
-                }
+                Err(StoreError::Conflict) => slug_taken(),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -652,11 +655,7 @@ pub async fn update(
                     ctx.flash(FlashKind::Success, msg).await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
                 }
-                Err(StoreError::Conflict) => {
-                    let mut e = FieldErrors::default();
-                    e.add("slug", "Another API already uses this slug. Pick another.");
-                    (e, Vec::new())
-                }
+                Err(StoreError::Conflict) => slug_taken(),
                 Err(e) => return Err(e.into()),
             }
         }
