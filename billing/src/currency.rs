@@ -26,6 +26,9 @@ impl Currency {
     pub const JPY: Currency = Currency(*b"jpy");
     /// Kuwaiti dinar (three decimals).
     pub const KWD: Currency = Currency(*b"kwd");
+    /// ISO 4217's "no currency": what a stored code that is not three letters reads as
+    /// ([`Currency::from_stored`]), so a bad row shows as `XXX` instead of failing a whole page.
+    pub const XXX: Currency = Currency(*b"xxx");
 
     /// Parse a three-letter code, case-insensitively: `"USD"`, `"usd"` and `"Usd"` are all
     /// [`Currency::USD`].
@@ -36,6 +39,12 @@ impl Currency {
             }
             _ => Err(BillingError::InvalidCurrency(code.to_owned())),
         }
+    }
+
+    /// A code as the database keeps it (written through [`Currency::parse`], so normally valid);
+    /// anything else is [`Currency::XXX`].
+    pub fn from_stored(code: &str) -> Currency {
+        Currency::parse(code).unwrap_or(Currency::XXX)
     }
 
     /// The lower-case code, e.g. `"usd"`.
@@ -128,6 +137,16 @@ mod tests {
         assert_eq!(Currency::parse("KWD").unwrap().exponent(), 3);
         assert_eq!(Currency::parse("bhd").unwrap().exponent(), 3);
         assert_eq!(Currency::parse("xyz").unwrap().exponent(), 2, "unknown codes default to 2");
+        for code in ["omr", "jod", "tnd", "lyd", "iqd"] {
+            assert_eq!(Currency::parse(code).unwrap().exponent(), 3, "{code}");
+        }
+    }
+
+    #[test]
+    fn stored_codes_read_leniently() {
+        assert_eq!(Currency::from_stored("KWD"), Currency::KWD);
+        assert_eq!(Currency::from_stored(""), Currency::XXX);
+        assert_eq!(Currency::from_stored("dollars"), Currency::XXX);
     }
 
     #[test]

@@ -43,6 +43,6 @@ pub use currency::Currency;
 pub use error::{BillingError, PricingError};
 pub use forecast::forecast_exhaustion;
 pub use invoice::{invoice, Invoice, Line, UnitPrice};
-pub use money::Money;
+pub use money::{group_thousands, Money};
 pub use pricing::{Overage, PlanPrice, Pricing, Tier};
 pub use proration::{change_adjustments, prorate, prorate_charge, prorate_credit};

@@ -21,6 +21,12 @@ impl Money {
         Money { minor, currency }
     }
 
+    /// An amount as the database keeps it: `minor` units and a currency code (see
+    /// [`Currency::from_stored`]). `Money::from_stored(12_345, "kwd").format()` is `"12.345 KWD"`.
+    pub fn from_stored(minor: i64, code: &str) -> Money {
+        Money { minor, currency: Currency::from_stored(code) }
+    }
+
     /// Nothing, in `currency`.
     pub const fn zero(currency: Currency) -> Money {
         Money { minor: 0, currency }
@@ -166,8 +172,8 @@ impl fmt::Display for Money {
     }
 }
 
-/// `1234567` → `"1,234,567"`.
-pub(crate) fn group_thousands(n: u64) -> String {
+/// `1234567` → `"1,234,567"`: the one thousands grouping, for amounts and counts alike.
+pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     // Digits left before the next separator; the leading group has 1–3 digits.
@@ -210,6 +216,11 @@ mod tests {
         assert_eq!(Money::new(1000, cur("krw")).format(), "1,000 KRW");
         assert_eq!(Money::new(i64::MIN, Currency::USD).format(), "-$92,233,720,368,547,758.08");
         assert_eq!(Money::new(i64::MAX, Currency::USD).to_string(), "$92,233,720,368,547,758.07");
+        assert_eq!(Money::from_stored(12_345, "KWD").format(), "12.345 KWD");
+        assert_eq!(Money::from_stored(-5, "bhd").format(), "-0.005 BHD");
+        assert_eq!(Money::from_stored(500, "jpy").format(), "¥500");
+        assert_eq!(Money::from_stored(4900, "gbp").format(), "£49.00");
+        assert_eq!(Money::from_stored(4900, "??").format(), "49.00 XXX");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod config;
 pub mod counters;
 mod follower;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod gateway;
 mod headers;

@@ -1,12 +1,6 @@
 //! Static assets, embedded in the binary so a deployment is one file. URLs carry a content hash
 //! (`?v=`), so browsers may cache them for a long time and still see a new release at once.
 
-use axum::extract::Path;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::response::{IntoResponse, Response};
-
-use crate::error::PortalError;
-
 /// Everything under the workspace's `static/` directory, embedded at compile time. Drop a file
 /// (or a vendored directory) there and it is served at `/static/<relative path>`.
 static STATIC: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../static");
@@ -55,11 +49,10 @@ pub fn version() -> &'static str {
     V.get_or_init(|| format!("{:012x}", version_hash() & 0xffff_ffff_ffff))
 }
 
-/// `GET /static/{*path}`.
-pub async fn serve(Path(path): Path<String>) -> Response {
+/// The embedded file at `path` with its content type, if there is one. Served by
+/// `crate::pages::static_file`; this module depends on nothing else in the crate, so the layout
+/// (which needs [`version`]) can depend on it.
+pub fn file(path: &str) -> Option<(&'static str, &'static [u8])> {
     // include_dir paths are relative and never contain `..`; a request for one simply misses.
-    match STATIC.get_file(&path) {
-        Some(f) => ([(CONTENT_TYPE, content_type(&path)), (CACHE_CONTROL, "public, max-age=604800")], f.contents()).into_response(),
-        None => PortalError::NotFound.into_response(),
-    }
+    STATIC.get_file(path).map(|f| (content_type(path), f.contents()))
 }

@@ -1,5 +1,7 @@
 //! Server-rendered SVG bar charts: no script, no external library, readable by screen readers
 //! (`role="img"` with a title and a description; the pages add a data table next to each chart).
+//! [`bars`] draws a series over time (usage), [`hbars`] a ranking (billing reports); both escape
+//! text with the one [`esc`].
 
 use std::fmt::Write as _;
 
@@ -130,6 +132,31 @@ pub fn bars(id: &str, title: &str, desc: &str, bars: &[Bar], label_every: usize)
     svg
 }
 
+/// A horizontal bar chart of `(label, value, value as shown)`; values below zero draw as zero.
+pub fn hbars(title: &str, bars: &[(String, i64, String)]) -> String {
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
+    let row_h = 26;
+    let height = row_h * bars.len().max(1) + 8;
+    let mut svg = format!(
+        r#"<svg class="billing-chart" role="img" aria-label="{}" viewBox="0 0 640 {height}" width="100%" xmlns="http://www.w3.org/2000/svg">"#,
+        esc(title)
+    );
+    for (i, (label, value, shown)) in bars.iter().enumerate() {
+        let y = 4 + i * row_h;
+        let w = i64::try_from(i128::from((*value).max(0)) * 360 / i128::from(max)).unwrap_or(360);
+        let _ = write!(
+            svg,
+            r##"<text x="0" y="{ty}" font-size="12" fill="#334155">{l}</text><rect x="180" y="{y}" width="{w}" height="18" rx="3" fill="#4f46e5"/><text x="{tx}" y="{ty}" font-size="12" fill="#0f172a">{v}</text>"##,
+            ty = y + 13,
+            l = esc(&label.chars().take(26).collect::<String>()),
+            tx = 186 + w,
+            v = esc(shown),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +194,12 @@ mod tests {
         // Bars stay inside the plot even for huge values.
         let big = bars("b", "t", "d", &[Bar { label: String::new(), title: String::new(), calls: i64::MAX, errors: i64::MAX }], 0);
         assert!(big.contains(&format!("height=\"{}\"", HEIGHT - TOP - BOTTOM)));
+    }
+
+    #[test]
+    fn horizontal_bars_escape_labels() {
+        let svg = hbars("x", &[("<b>".into(), 5, "5".into()), ("a".into(), 10, "10".into())]);
+        assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"));
+        assert!(svg.contains(r#"width="360""#) && svg.contains(r#"width="180""#));
     }
 }

@@ -6,14 +6,13 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use turnpike_store::{Account, AccountStatus, Role};
 
 use crate::error::{PortalError, PortalResult};
 use crate::PortalState;
 
-const ACCOUNT_ID: &str = "account_id";
+const ACCOUNT_ID: &str = turnpike_store::SESSION_ACCOUNT_KEY;
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 /// When the session logged in (state.clock, unix seconds): the absolute lifetime counts from it.
@@ -29,61 +28,7 @@ pub const SESSION_IDLE_SECS: i64 = 7 * 24 * 3600;
 /// How stale `seen_at` may get before a request rewrites it (saves a session write per request).
 const SEEN_RESOLUTION_SECS: i64 = 60;
 
-/// How a flash message is styled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FlashKind {
-    /// Something worked.
-    Success,
-    /// Something did not.
-    Error,
-}
-
-/// A message shown once, on the next page rendered for this session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Flash {
-    /// Style.
-    pub kind: FlashKind,
-    /// Text (escaped when rendered).
-    pub text: String,
-}
-
-impl Flash {
-    /// CSS class suffix.
-    pub fn class(&self) -> &'static str {
-        match self.kind {
-            FlashKind::Success => "success",
-            FlashKind::Error => "error",
-        }
-    }
-}
-
-/// What the base layout needs on every page.
-#[derive(Debug, Clone, Default)]
-pub struct Chrome {
-    /// The logged-in developer's email.
-    pub user_email: Option<String>,
-    /// CSRF token for the forms on the page (the logout button at least, when logged in).
-    pub csrf: String,
-    /// Messages to show once.
-    pub flashes: Vec<Flash>,
-    /// Whether the logged-in account is an admin (the nav shows the admin console).
-    pub is_admin: bool,
-    /// Whether the nav shows the account links; off on error pages rendered without a session.
-    pub show_account_nav: bool,
-    /// Cache-busting version of the static assets.
-    pub asset_version: &'static str,
-    /// The logged-in account has not confirmed its email: the layout shows a banner with a
-    /// "resend verification" button.
-    pub email_unverified: bool,
-}
-
-impl Chrome {
-    /// Chrome for pages rendered outside a session (error pages from deep inside a handler).
-    pub fn minimal() -> Chrome {
-        Chrome { asset_version: crate::assets::version(), ..Chrome::default() }
-    }
-}
+pub use crate::chrome::{Chrome, Flash, FlashKind};
 
 /// The page context extractor.
 #[derive(Debug)]

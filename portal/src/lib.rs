@@ -23,14 +23,18 @@ use turnpike_store::Store;
 
 pub mod api;
 mod assets;
+pub mod chrome;
+pub mod csv;
 pub mod ctx;
 pub mod error;
 pub mod format;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod openapi_import;
 pub mod pages;
 mod security;
+pub mod service;
 pub mod throttle;
 pub mod views;
 
@@ -88,12 +92,12 @@ pub fn app(state: PortalState) -> Router {
         .merge(account::routes())
         .merge(dashboard::routes())
         .merge(apps::routes())
-        .merge(admin::routes(state.clone()))
+        .merge(admin::guarded(pages::admin_routes(), state.clone()))
         .merge(billing::routes())
         .merge(stripe::routes())
         .merge(api::routes())
-        .route("/static/{*path}", get(assets::serve))
-        .fallback(errors::not_found)
+        .route("/static/{*path}", get(pages::static_file))
+        .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::csrf_guard))
         .layer(sessions)
         .layer(nosniff)

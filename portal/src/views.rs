@@ -2,7 +2,9 @@
 
 use turnpike_store::{Api, Plan};
 
-use crate::format::{count, money};
+use turnpike_billing::Money;
+
+use crate::format::count;
 
 /// A plan as the catalog shows it.
 #[derive(Debug, Clone)]
@@ -32,10 +34,10 @@ impl From<&Plan> for PlanView {
         let price = match (p.flat_price_minor, p.unit_price_minor_per_1000) {
             (0, 0) => "Free".to_owned(),
             (0, _) => "Pay as you go".to_owned(),
-            (flat, _) => format!("{}/month", money(flat, &p.currency)),
+            (flat, _) => format!("{}/month", Money::from_stored(flat, &p.currency).format()),
         };
-        let metered =
-            (p.unit_price_minor_per_1000 > 0).then(|| format!("+ {} per 1,000 requests", money(p.unit_price_minor_per_1000, &p.currency)));
+        let metered = (p.unit_price_minor_per_1000 > 0)
+            .then(|| format!("+ {} per 1,000 requests", Money::from_stored(p.unit_price_minor_per_1000, &p.currency).format()));
         PlanView {
             id: p.id,
             slug: p.slug.clone(),

@@ -183,13 +183,13 @@ impl Store {
                 .bind(id).bind(now).fetch_all(&mut *tx).await?;
             for (token_id, prefix) in &revoked {
                 let detail = format!("{prefix}… on {}", event.as_str());
-                crate::audit::audit_tx!(tx, Some(id), "token.revoke", format!("token:{token_id}"), detail, now);
+                crate::audit::record_audit!(tx, crate::Audit::new(Some(id), "token.revoke", format!("token:{token_id}"), detail), now);
             }
             sqlx::query("UPDATE account_tokens SET used_at = $2
                          WHERE account_id = $1 AND used_at IS NULL AND purpose IN ('reset_password', 'change_email')")
                 .bind(id).bind(now).execute(&mut *tx).await?;
             let detail = format!("{} personal access tokens revoked", revoked.len());
-            crate::audit::audit_tx!(tx, Some(id), event.audit_action(), target.as_str(), detail, now);
+            crate::audit::record_audit!(tx, crate::Audit::new(Some(id), event.audit_action(), target.as_str(), detail), now);
             revoked.len() as u64
         }))
     }
@@ -208,7 +208,7 @@ impl Store {
             sqlx::query("UPDATE account_tokens SET used_at = $2
                          WHERE account_id = $1 AND used_at IS NULL AND purpose IN ('reset_password', 'change_email')")
                 .bind(id).bind(now).execute(&mut *tx).await?;
-            crate::audit::audit_tx!(tx, Some(id), "email.change", format!("account:{id}"), "", now);
+            crate::audit::record_audit!(tx, crate::Audit::new(Some(id), "email.change", format!("account:{id}"), ""), now);
         });
         Ok(())
     }

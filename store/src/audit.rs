@@ -20,24 +20,47 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// Append to the audit log inside an open transaction (`in_tx!`), so the row commits or rolls
-/// back with the change it records.
-macro_rules! audit_tx {
-    ($tx:expr, $actor:expr, $action:expr, $target:expr, $detail:expr, $now:expr) => {
+/// The audit row of an action, written by the store in the same transaction as the change it
+/// records: if either write fails, neither is kept. For an action that creates a row, the store
+/// sets `target` to the new row (`key:42`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// Acting account, if any (None: the system or the CLI).
+    pub actor_id: Option<i64>,
+    /// e.g. `key.create`.
+    pub action: &'static str,
+    /// e.g. `key:42`.
+    pub target: String,
+    /// Free text; never a secret.
+    pub detail: String,
+}
+
+impl Audit {
+    /// `actor_id` did `action` to `target`.
+    pub fn new(actor_id: Option<i64>, action: &'static str, target: impl Into<String>, detail: impl Into<String>) -> Audit {
+        Audit { actor_id, action, target: target.into(), detail: detail.into() }
+    }
+}
+
+/// Insert `$audit` (an [`Audit`]) inside the caller's transaction.
+macro_rules! record_audit {
+    ($tx:expr, $audit:expr, $now:expr) => {{
+        let audit: &$crate::Audit = &$audit;
         sqlx::query("INSERT INTO audit_log (at, actor_id, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind($now)
-            .bind($actor)
-            .bind($action)
-            .bind($target)
-            .bind($detail)
+            .bind(audit.actor_id)
+            .bind(audit.action)
+            .bind(&audit.target)
+            .bind(&audit.detail)
             .execute(&mut *$tx)
             .await?
-    };
+    }};
 }
-pub(crate) use audit_tx;
+pub(crate) use record_audit;
 
 impl Store {
-    /// Append to the audit log.
+    /// Append to the audit log (for events that change nothing else; an action's row goes
+    /// through [`Audit`] in the action's own transaction).
     pub async fn audit(&self, actor_id: Option<i64>, action: &str, target: &str, detail: &str, now: i64) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query("INSERT INTO audit_log (at, actor_id, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(now).bind(actor_id).bind(action).bind(target).bind(detail).execute(p).await?.rows_affected());

@@ -82,7 +82,8 @@ fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    // One entry per file, in order; each area of the product owns its file.
+    // One entry per file, in order; each area of the product owns its file. The test
+    // `every_migration_file_is_listed` fails when a file in migrations/ is missing here.
     macro_rules! embedded {
         ($dir:literal) => {
             vec![
@@ -94,6 +95,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(6, "gateway", include_str!(concat!("../../migrations/", $dir, "/0006_gateway.sql"))),
                 migration(7, "stripe", include_str!(concat!("../../migrations/", $dir, "/0007_stripe.sql"))),
                 migration(8, "ledger revision", include_str!(concat!("../../migrations/", $dir, "/0008_ledger_revision.sql"))),
+                migration(13, "session account", include_str!(concat!("../../migrations/", $dir, "/0013_session_account.sql"))),
             ]
         };
     }
@@ -156,5 +158,41 @@ impl Store {
     /// Close all connections.
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(version, sql)` of every `NNNN_name.sql` in `migrations/{dir}`, by version.
+    fn files(dir: &str) -> Vec<(i64, String)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(dir);
+        let mut out: Vec<(i64, String)> = std::fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .map(|entry| entry.expect("directory entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .map(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).expect("UTF-8 name").to_owned();
+                let version = name.split('_').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name}: no NNNN_ prefix"));
+                (version, std::fs::read_to_string(&p).expect("readable migration"))
+            })
+            .collect();
+        out.sort_by_key(|(v, _)| *v);
+        out
+    }
+
+    /// A new file left off the hand-written list would be silently skipped by `migrate`: the
+    /// list must be exactly the directory, file for file and byte for byte.
+    #[test]
+    fn every_migration_file_is_listed() {
+        for (backend, dir) in [(Backend::Postgres, "postgres"), (Backend::Sqlite, "sqlite")] {
+            let listed: Vec<(i64, String)> = migrator(backend).iter().map(|m| (m.version, m.sql.to_string())).collect();
+            let on_disk = files(dir);
+            let versions = |v: &[(i64, String)]| v.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+            assert_eq!(versions(&listed), versions(&on_disk), "migrations/{dir} and the list in store/src/db.rs differ");
+            assert!(listed == on_disk, "migrations/{dir}: a listed migration's SQL is not its file's");
+        }
+        assert_eq!(files("postgres").len(), files("sqlite").len(), "both backends have the same migrations");
     }
 }

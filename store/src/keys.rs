@@ -1,10 +1,11 @@
 use serde::Serialize;
 
 use crate::accounts::AccountStatus;
+use crate::audit::record_audit;
 use crate::changes::{record_change, ChangeKind};
 use crate::db::{in_tx, on_pool};
 use crate::domain::{ApiKey, KeyHash};
-use crate::{Store, StoreError};
+use crate::{Audit, Store, StoreError};
 
 /// A key's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,8 +99,21 @@ pub struct KeyAuth {
 const KEY_COLUMNS: &str = "id, app_id, name, display_prefix, status, created_at, last_used_at, expires_at";
 
 impl Store {
-    /// Store a new key's hash for `app_id`.
+    /// Store a new key's hash for `app_id` (seeding and tests; the portal's action is
+    /// [`Store::create_key_audited`]).
     pub async fn create_key(&self, app_id: i64, name: &str, key: &ApiKey, now: i64) -> Result<KeyRecord, StoreError> {
+        self.create_key_audited(app_id, name, key, now, None).await
+    }
+
+    /// Store a new key's hash for `app_id` and `audit` (target: the new key) in one transaction.
+    pub async fn create_key_audited(
+        &self,
+        app_id: i64,
+        name: &str,
+        key: &ApiKey,
+        now: i64,
+        audit: Option<Audit>,
+    ) -> Result<KeyRecord, StoreError> {
         let hash = key.hash();
         let row: KeyRow = in_tx!(self, tx => {
             let row: KeyRow = sqlx::query_as(&format!(
@@ -107,9 +121,22 @@ impl Store {
                 .bind(app_id).bind(name).bind(key.display_prefix()).bind(hash.0.to_vec()).bind(now)
                 .fetch_one(&mut *tx).await?;
             record_change!(tx, ChangeKind::Key, hash.to_hex(), now);
+            if let Some(audit) = audit {
+                record_audit!(tx, Audit { target: format!("key:{}", row.id), ..audit }, now);
+            }
             row
         });
         Ok(row.into())
+    }
+
+    /// Every key of `account_id`'s apps, by app, newest first within each.
+    pub async fn account_keys(&self, account_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let columns: Vec<String> = KEY_COLUMNS.split(", ").map(|c| format!("k.{c}")).collect();
+        let rows: Vec<KeyRow> = on_pool!(self, p => sqlx::query_as(&format!(
+            "SELECT {} FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE a.account_id = $1 ORDER BY k.app_id, k.id DESC",
+            columns.join(", ")))
+            .bind(account_id).fetch_all(p).await?);
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// The app's keys, newest first.
@@ -120,14 +147,23 @@ impl Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Revoke a key of `app_id`; gateways refuse it once they see the change.
+    /// Revoke a key of `app_id`; gateways refuse it once they see the change (seeding and tests;
+    /// the portal's action is [`Store::revoke_key_audited`]).
     pub async fn revoke_key(&self, app_id: i64, key_id: i64, now: i64) -> Result<(), StoreError> {
+        self.revoke_key_audited(app_id, key_id, now, None).await
+    }
+
+    /// Revoke a key of `app_id` and write `audit`, in one transaction.
+    pub async fn revoke_key_audited(&self, app_id: i64, key_id: i64, now: i64, audit: Option<Audit>) -> Result<(), StoreError> {
         in_tx!(self, tx => {
             let hash: Option<(Vec<u8>,)> = sqlx::query_as(
                 "UPDATE api_keys SET status = 'revoked' WHERE id = $1 AND app_id = $2 RETURNING key_hash")
                 .bind(key_id).bind(app_id).fetch_optional(&mut *tx).await?;
             let Some((hash,)) = hash else { return Err(StoreError::NotFound) };
             record_change!(tx, ChangeKind::Key, hex::encode(hash), now);
+            if let Some(audit) = &audit {
+                record_audit!(tx, audit, now);
+            }
         });
         Ok(())
     }
@@ -140,21 +176,33 @@ impl Store {
         Ok(row.and_then(|(h,)| <[u8; 32]>::try_from(h.as_slice()).ok()).map(KeyHash))
     }
 
-    /// Rename a key of `app_id`.
-    pub async fn rename_key(&self, app_id: i64, key_id: i64, name: &str) -> Result<(), StoreError> {
-        let n = on_pool!(self, p => sqlx::query("UPDATE api_keys SET name = $3 WHERE id = $1 AND app_id = $2")
-            .bind(key_id).bind(app_id).bind(name).execute(p).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+    /// Rename a key of `app_id` and write `audit`, in one transaction.
+    pub async fn rename_key(&self, app_id: i64, key_id: i64, name: &str, audit: &Audit, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let n = sqlx::query("UPDATE api_keys SET name = $3 WHERE id = $1 AND app_id = $2")
+                .bind(key_id).bind(app_id).bind(name).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            record_audit!(tx, audit, now);
+        });
         Ok(())
     }
 
     /// Rotate an active key of `app_id`: store `new_key` under the same name and let the old key
     /// expire `grace_secs` from `now` (0: at once). An earlier expiry the old key already had is
     /// kept. Both hashes go to the change log so gateways drop what they cached.
-    /// A key that is revoked, suspended or already expired is [`StoreError::NotFound`].
-    pub async fn rotate_key(&self, app_id: i64, key_id: i64, new_key: &ApiKey, grace_secs: i64, now: i64) -> Result<KeyRecord, StoreError> {
+    /// A key that is revoked, suspended or already expired is [`StoreError::NotFound`]. `audit`
+    /// is written in the same transaction.
+    pub async fn rotate_key(
+        &self,
+        app_id: i64,
+        key_id: i64,
+        new_key: &ApiKey,
+        grace_secs: i64,
+        audit: &Audit,
+        now: i64,
+    ) -> Result<KeyRecord, StoreError> {
         let expires_at = now.saturating_add(grace_secs.max(0));
         let new_hash = new_key.hash();
         let row: KeyRow = in_tx!(self, tx => {
@@ -170,6 +218,7 @@ impl Store {
                 .fetch_one(&mut *tx).await?;
             record_change!(tx, ChangeKind::Key, hex::encode(old_hash), now);
             record_change!(tx, ChangeKind::Key, new_hash.to_hex(), now);
+            record_audit!(tx, audit, now);
             row
         });
         Ok(row.into())

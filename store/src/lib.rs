@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod domain;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod period;
 
@@ -33,7 +34,7 @@ pub use accounts::{Account, AccountStatus, PasswordEvent, Role};
 pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
 pub use apis::{NewPlanPrice, PlanPriceRow};
 pub use apps::App;
-pub use audit::AuditEntry;
+pub use audit::{Audit, AuditEntry};
 pub use billing_reports::DriftRow;
 pub use changes::{Change, ChangeKind};
 pub use db::{Backend, Store};
@@ -41,6 +42,7 @@ pub use error::StoreError;
 pub use invoices::{invoice_number, InvoiceLineRow, InvoiceRow, InvoiceSummary, NewInvoice, NewInvoiceLine};
 pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
+pub use sessions::SESSION_ACCOUNT_KEY;
 pub use subscriptions::{Adjustment, PlanChange};
 pub use subscriptions::{Entitlement, Subscription};
 pub use tokens::{IssuedToken, TokenGrant, TokenPurpose};

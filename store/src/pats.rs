@@ -126,7 +126,7 @@ impl Store {
                 .fetch_optional(&mut *tx).await?;
             let Some(row) = row else { return Err(StoreError::Unverified) };
             let detail = format!("{} ({}…){}", row.name, row.display_prefix, if actor.is_none() { " via cli" } else { "" });
-            crate::audit::audit_tx!(tx, actor, "token.create", format!("token:{}", row.id), detail, now);
+            crate::audit::record_audit!(tx, crate::Audit::new(actor, "token.create", format!("token:{}", row.id), detail), now);
             row
         }))
     }
@@ -168,7 +168,7 @@ impl Store {
     /// Delete an app `account_id` owns, with its keys and subscriptions. Gateways are told about
     /// every key, so they refuse them at once. An app with metered usage or invoices is
     /// [`StoreError::Conflict`]: billing history is never deleted.
-    pub async fn delete_app(&self, account_id: i64, app_id: i64, now: i64) -> Result<(), StoreError> {
+    pub async fn delete_app(&self, account_id: i64, app_id: i64, audit: &crate::Audit, now: i64) -> Result<(), StoreError> {
         in_tx!(self, tx => {
             let hashes: Vec<(Vec<u8>,)> = sqlx::query_as(
                 "SELECT k.key_hash FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE a.id = $1 AND a.account_id = $2")
@@ -192,6 +192,7 @@ impl Store {
                 record_change!(tx, ChangeKind::Key, hex::encode(hash), now);
             }
             record_change!(tx, ChangeKind::App, app_id.to_string(), now);
+            crate::audit::record_audit!(tx, audit, now);
         });
         Ok(())
     }

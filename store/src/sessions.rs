@@ -12,15 +12,19 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
+/// The session data key under which the portal keeps the logged-in account's id; the store copies
+/// it into the `account_id` column on every write.
+pub const SESSION_ACCOUNT_KEY: &str = "account_id";
+
+fn account_of(record: &Record) -> Option<i64> {
+    record.data.get(SESSION_ACCOUNT_KEY).and_then(serde_json::Value::as_i64)
+}
+
 impl Store {
-    /// Delete every session whose data names `account_id` (on password change or suspension),
-    /// except `keep`.
+    /// Delete every session of `account_id` (on password change or suspension), except `keep`.
     pub async fn delete_account_sessions(&self, account_id: i64, keep: Option<&str>) -> Result<u64, StoreError> {
-        // The JSON value is followed by `,` or `}`: match both so account 5 never matches 50.
-        let a = format!("%\"account_id\":{account_id},%");
-        let b = format!("%\"account_id\":{account_id}}}%");
-        Ok(on_pool!(self, p => sqlx::query("DELETE FROM sessions WHERE (data LIKE $1 OR data LIKE $2) AND id <> $3")
-            .bind(a).bind(b).bind(keep.unwrap_or("")).execute(p).await?.rows_affected()))
+        Ok(on_pool!(self, p => sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
+            .bind(account_id).bind(keep.unwrap_or("")).execute(p).await?.rows_affected()))
     }
 }
 
@@ -31,8 +35,8 @@ impl SessionStore for Store {
         loop {
             let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
             let inserted = on_pool!(self, p => sqlx::query(
-                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
-                .bind(record.id.to_string()).bind(data).bind(record.expiry_date.unix_timestamp())
+                "INSERT INTO sessions (id, data, expires_at, account_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+                .bind(record.id.to_string()).bind(data).bind(record.expiry_date.unix_timestamp()).bind(account_of(record))
                 .execute(p).await.map_err(backend)?.rows_affected());
             if inserted == 1 {
                 return Ok(());
@@ -44,9 +48,9 @@ impl SessionStore for Store {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         on_pool!(self, p => sqlx::query(
-            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at")
-            .bind(record.id.to_string()).bind(data).bind(record.expiry_date.unix_timestamp())
+            "INSERT INTO sessions (id, data, expires_at, account_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, account_id = excluded.account_id")
+            .bind(record.id.to_string()).bind(data).bind(record.expiry_date.unix_timestamp()).bind(account_of(record))
             .execute(p).await.map_err(backend)?.rows_affected());
         Ok(())
     }

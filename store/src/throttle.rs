@@ -15,16 +15,39 @@ pub struct Allowance {
     pub window: i64,
 }
 
+/// In-process locks for throttle keys, by hash of the key (a few keys share a stripe: harmless,
+/// they only queue behind each other for a few milliseconds).
+static STRIPES: [tokio::sync::Mutex<()>; 64] = [const { tokio::sync::Mutex::const_new(()) }; 64];
+
+fn stripe_of(key: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % 64) as usize
+}
+
 impl Store {
     /// Take one attempt from every allowance **atomically**, or from none: the attempts are
     /// recorded first and counted after, in one transaction serialised per key (PostgreSQL: an
     /// advisory lock per key; SQLite: the write lock the first insert takes), so N concurrent
-    /// requests can never all see room. `Ok(Ok(ids))`: go ahead (`ids` name the recorded attempts,
+    /// requests can never all see room (and, in one process, they wait for each other on an
+    /// in-process lock first, holding no pooled connection). `Ok(Ok(ids))`: go ahead (`ids` name the recorded attempts,
     /// for [`Store::throttle_refund`]); `Ok(Err(seconds))`: over an allowance, nothing recorded,
     /// retry after that many seconds.
     pub async fn throttle_take(&self, allowances: &[Allowance], now: i64) -> Result<Result<Vec<i64>, i64>, StoreError> {
         let mut sorted: Vec<&Allowance> = allowances.iter().collect();
         sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        // Requests of this process for the same keys queue here, holding no database connection:
+        // a burst of 500 logins for one account would otherwise hold every pooled connection
+        // waiting on the database lock, and time out on the pool (measured: 3 of 500 answered 500
+        // on PostgreSQL under load). The database lock below still orders other processes.
+        let mut stripes: Vec<usize> = sorted.iter().map(|a| stripe_of(&a.key)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut _held = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            _held.push(STRIPES[i].lock().await);
+        }
         let pg = self.backend() == Backend::Postgres;
         let mut ids = Vec::new();
         let mut wait: Option<i64> = None;

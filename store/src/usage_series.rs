@@ -1,6 +1,8 @@
 //! Usage as the developer's dashboard shows it: `usage_hourly` summed over counter sources (one
 //! row per key × API × hour × source), so every figure is the one billing invoices.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::db::on_pool;
@@ -139,6 +141,42 @@ impl Store {
             .bind(f.account_id).bind(f.app_id).bind(f.key_id).bind(f.api_id).bind(from).bind(to)
             .fetch_all(p).await?);
         Ok(rows.into_iter().map(|r| HourUsage { hour: r.hour, counts: r.counts }).collect())
+    }
+
+    /// Per app of `account_id`: `(app_id, admitted, errors)` since `from` (errors: 4xx and 5xx);
+    /// apps without traffic are absent.
+    pub async fn account_usage_by_app(&self, account_id: i64, from: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT k.app_id, CAST(SUM(u.admitted) AS BIGINT), CAST(SUM(u.status_4xx + u.status_5xx) AS BIGINT)
+             FROM usage_hourly u JOIN api_keys k ON k.id = u.key_id JOIN apps a ON a.id = k.app_id
+             WHERE a.account_id = $1 AND u.hour >= $2 GROUP BY k.app_id")
+            .bind(account_id).bind(from).fetch_all(p).await?))
+    }
+
+    /// Admitted requests of each subscription in its own window: `(subscription_id, from, to)`
+    /// in, `subscription_id → admitted` out (absent: none). The figure
+    /// [`Store::subscription_usage`] gives for one, in one query per 500 subscriptions.
+    pub async fn subscriptions_usage(&self, windows: &[(i64, i64, i64)]) -> Result<HashMap<i64, i64>, StoreError> {
+        let mut out = HashMap::with_capacity(windows.len());
+        for chunk in windows.chunks(500) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+            let sql = format!(
+                "WITH w (sid, wfrom, wto) AS (VALUES {})
+                 SELECT w.sid, CAST(COALESCE(SUM(u.admitted), 0) AS BIGINT)
+                 FROM w JOIN usage_hourly u ON u.subscription_id = w.sid AND u.hour >= w.wfrom AND u.hour < w.wto
+                 GROUP BY w.sid",
+                values.join(", ")
+            );
+            let rows: Vec<(i64, i64)> = on_pool!(self, p => {
+                let mut q = sqlx::query_as(&sql);
+                for (sid, from, to) in chunk {
+                    q = q.bind(sid).bind(from).bind(to);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// Totals over `[from, to)`.

@@ -25,6 +25,7 @@ use turnpike_store::period::Period;
 use turnpike_store::{Account, Plan, Store, StoreError, StripeAction, StripeEventOutcome, StripeUsagePush};
 
 #[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 
 /// Largest accepted distance between a signature's timestamp and now, seconds (Stripe's default).

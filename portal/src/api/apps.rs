@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use turnpike_store::{App, StoreError};
+use turnpike_store::App;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, FieldError, OwnedErrors, Problem, WriteErrors};
-use crate::pages::apps::MAX_NAME_CHARS;
+use super::problem::{ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, OwnedErrors, Problem, WriteErrors};
+use crate::service;
 use crate::PortalState;
 
 /// An app: owns keys and subscriptions.
@@ -37,28 +37,9 @@ pub struct NameIn {
     pub name: String,
 }
 
-/// A trimmed name of 1–80 printable characters, or the field error.
-pub(crate) fn valid_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    let message = if name.is_empty() {
-        "must not be empty"
-    } else if name.chars().count() > MAX_NAME_CHARS {
-        "must be at most 80 characters"
-    } else if name.chars().any(char::is_control) {
-        "must not contain control characters"
-    } else {
-        return Ok(name.to_owned());
-    };
-    Err(ApiError::Validation(vec![FieldError::new("name", message)]))
-}
-
 /// The app, if the caller owns it.
 pub(crate) async fn owned_app(state: &PortalState, caller: &Caller, app_id: i64) -> ApiResult<App> {
-    Ok(state.store.get_app(caller.account.id, app_id).await?)
-}
-
-fn name_taken(name: &str) -> ApiError {
-    ApiError::Conflict(format!("You already have an app called “{name}”."))
+    Ok(service::apps::owned_app(&state.store, caller.account.id, app_id).await?)
 }
 
 /// The caller's apps, oldest first.
@@ -81,14 +62,7 @@ pub async fn create_app(
     caller: Caller,
     ApiJson(body): ApiJson<NameIn>,
 ) -> ApiResult<(StatusCode, Json<AppOut>)> {
-    let name = valid_name(&body.name)?;
-    let now = state.clock.now();
-    let app = state.store.create_app(caller.account.id, &name, now).await.map_err(|e| match e {
-        StoreError::Conflict => name_taken(&name),
-        e => e.into(),
-    })?;
-    state.store.subscribe_defaults(app.id, now).await?;
-    state.store.audit(Some(caller.account.id), "app.create", &format!("app:{}", app.id), &app.name, now).await?;
+    let app = service::apps::create_app(&state.store, &caller.account, &body.name, state.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
@@ -115,14 +89,7 @@ pub async fn rename_app(
     ApiJson(body): ApiJson<NameIn>,
 ) -> ApiResult<Json<AppOut>> {
     let app = owned_app(&state, &caller, app_id).await?;
-    let name = valid_name(&body.name)?;
-    let renamed = state.store.rename_app(caller.account.id, app.id, &name).await.map_err(|e| match e {
-        StoreError::Conflict => name_taken(&name),
-        e => e.into(),
-    })?;
-    let detail = format!("{} → {}", app.name, renamed.name);
-    state.store.audit(Some(caller.account.id), "app.rename", &format!("app:{}", app.id), &detail, state.clock.now()).await?;
-    Ok(Json(renamed.into()))
+    Ok(Json(service::apps::rename_app(&state.store, &caller.account, &app, &body.name, state.clock.now()).await?.into()))
 }
 
 /// Delete one of the caller's apps with its keys (refused by gateways at once) and
@@ -136,13 +103,6 @@ pub async fn rename_app(
         WriteErrors))]
 pub async fn delete_app(State(state): State<PortalState>, caller: Caller, ApiPath(app_id): ApiPath<i64>) -> ApiResult<StatusCode> {
     let app = owned_app(&state, &caller, app_id).await?;
-    let now = state.clock.now();
-    state.store.delete_app(caller.account.id, app.id, now).await.map_err(|e| match e {
-        StoreError::Conflict => ApiError::Conflict(
-            "This app has metered usage or invoices, which are kept for billing. Revoke its keys to stop it instead.".into(),
-        ),
-        other => other.into(),
-    })?;
-    state.store.audit(Some(caller.account.id), "app.delete", &format!("app:{}", app.id), &app.name, now).await?;
+    service::apps::delete_app(&state.store, &caller.account, &app, state.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,14 +5,13 @@ use axum::http::header::CACHE_CONTROL;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use turnpike_store::domain::ApiKey;
 use turnpike_store::{KeyRecord, KeyStatus};
 use utoipa::ToSchema;
 
-use super::apps::{owned_app, valid_name, NameIn};
+use super::apps::{owned_app, NameIn};
 use super::auth::Caller;
-use super::problem::{ApiError, ApiJson, ApiPath, ApiResult, BodyErrors, OwnedErrors, WriteErrors};
-use crate::PortalState;
+use super::problem::{ApiJson, ApiPath, ApiResult, BodyErrors, OwnedErrors, Problem, WriteErrors};
+use crate::{service, PortalState};
 
 /// A key's lifecycle state.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -87,7 +86,12 @@ pub async fn list_keys(State(state): State<PortalState>, caller: Caller, ApiPath
 /// Create a key; the response holds its secret, once.
 #[utoipa::path(post, path = "/api/v1/apps/{app_id}/keys", tag = "keys", request_body = NameIn,
     params(("app_id" = i64, Path, description = "App id")),
-    responses((status = 201, description = "Created; `secret` is shown this once", body = CreatedKey), WriteErrors, BodyErrors))]
+    responses(
+        (status = 201, description = "Created; `secret` is shown this once", body = CreatedKey),
+        WriteErrors, BodyErrors,
+        (status = 403, description = "CSRF check failed (cookie-authenticated requests only), or the account's email address is not \
+            verified yet (`urn:turnpike:problem:email-unverified`)", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_key(
     State(state): State<PortalState>,
     caller: Caller,
@@ -95,13 +99,8 @@ pub async fn create_key(
     ApiJson(body): ApiJson<NameIn>,
 ) -> ApiResult<(StatusCode, [(axum::http::HeaderName, &'static str); 1], Json<CreatedKey>)> {
     let app = owned_app(&state, &caller, app_id).await?;
-    let name = valid_name(&body.name)?;
-    let now = state.clock.now();
-    let key = ApiKey::generate();
-    let record = state.store.create_key(app.id, &name, &key, now).await?;
-    let detail = format!("{} ({}…)", record.name, record.display_prefix);
-    state.store.audit(Some(caller.account.id), "key.create", &format!("key:{}", record.id), &detail, now).await?;
-    let created = CreatedKey { key: record.into(), secret: key.expose().to_owned() };
+    let new = service::keys::create_key(&state.store, &caller.account, &app, &body.name, state.clock.now()).await?;
+    let created = CreatedKey { key: new.record.into(), secret: new.secret.expose().to_owned() };
     // The secret must not land in any cache.
     Ok((StatusCode::CREATED, [(CACHE_CONTROL, "no-store")], Json(created)))
 }
@@ -116,9 +115,5 @@ pub async fn revoke_key(
     ApiPath((app_id, key_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<Json<KeyOut>> {
     let app = owned_app(&state, &caller, app_id).await?;
-    let now = state.clock.now();
-    state.store.revoke_key(app.id, key_id, now).await?;
-    state.store.audit(Some(caller.account.id), "key.revoke", &format!("key:{key_id}"), "", now).await?;
-    let key = state.store.list_keys(app.id).await?.into_iter().find(|k| k.id == key_id).ok_or(ApiError::NotFound)?;
-    Ok(Json(key.into()))
+    Ok(Json(service::keys::revoke_key(&state.store, &caller.account, &app, key_id, state.clock.now()).await?.into()))
 }

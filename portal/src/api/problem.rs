@@ -12,6 +12,7 @@ use turnpike_store::StoreError;
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::error::PortalError;
+use crate::service::{NameError, ServiceError};
 
 /// The media type of every error answer.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -62,9 +63,17 @@ pub enum ApiError {
     /// Fields failed validation; nothing changed.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    /// A unique name is taken; nothing changed.
+    /// A unique name is taken, or the resource's state forbids the change; nothing changed.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Authenticated, but the account may not do this yet; nothing changed.
+    #[error("forbidden: {code}")]
+    Forbidden {
+        /// Stable problem code, e.g. `email-unverified`.
+        code: &'static str,
+        /// What to do about it.
+        detail: String,
+    },
     /// The body or query string could not be read (syntax, types, content type).
     #[error("bad request: {detail}")]
     BadRequest {
@@ -93,6 +102,35 @@ impl From<PortalError> for ApiError {
             PortalError::NotFound | PortalError::Store(StoreError::NotFound) => ApiError::NotFound,
             PortalError::LoginRequired => ApiError::Unauthorized,
             e => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// The field error for a refused name.
+fn name_error(e: NameError) -> ApiError {
+    let message = match e {
+        NameError::Empty => "must not be empty",
+        NameError::TooLong => "must be at most 80 characters",
+        NameError::ControlCharacter => "must not contain control characters",
+    };
+    ApiError::Validation(vec![FieldError::new("name", message)])
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::InvalidName(n) => name_error(n),
+            ServiceError::AppNameTaken(name) => ApiError::Conflict(format!("You already have an app called “{name}”.")),
+            ServiceError::EmailUnverified => ApiError::Forbidden {
+                code: "email-unverified",
+                detail: "Confirm your email address before creating keys: open the link we emailed you.".into(),
+            },
+            ServiceError::NotRotatable => ApiError::Conflict("This key is revoked, suspended or already expiring.".into()),
+            ServiceError::HasBillingHistory => ApiError::Conflict(
+                "This app has metered usage or invoices, which are kept for billing. Revoke its keys to stop it instead.".into(),
+            ),
+            ServiceError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -131,6 +169,7 @@ impl ApiError {
                 )
             },
             ApiError::Conflict(detail) => problem(StatusCode::CONFLICT, "conflict", "Conflict", detail.clone()),
+            ApiError::Forbidden { code, detail } => problem(StatusCode::FORBIDDEN, code, "Not allowed yet", detail.clone()),
             ApiError::BadRequest { status, detail } => {
                 let (code, title) = match *status {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Unsupported media type"),

@@ -12,27 +12,56 @@ use serde::Deserialize;
 use turnpike_store::domain::ApiKey;
 use turnpike_store::{App, KeyStatus, StoreError};
 
-use super::parse_id;
+use super::{owned_app, parse_id};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime, month_start};
+use crate::service::{self, NameError, ServiceError};
 use crate::views::ApiView;
 use crate::PortalState;
 
-/// Longest app or key name.
-pub const MAX_NAME_CHARS: usize = 80;
+/// Longest app or key name (the rule lives in [`crate::service`]).
+pub use crate::service::MAX_NAME_CHARS;
 
-/// A trimmed name of 1–80 printable characters.
-fn parse_name(raw: &str, what: &str) -> Result<String, String> {
-    let name = raw.trim();
-    if name.is_empty() {
-        Err(format!("Give your {what} a name."))
-    } else if name.chars().count() > MAX_NAME_CHARS {
-        Err(format!("Use at most {MAX_NAME_CHARS} characters for the {what} name."))
-    } else if name.chars().any(char::is_control) {
-        Err(format!("The {what} name cannot contain control characters."))
-    } else {
-        Ok(name.to_owned())
+/// What the page says about a refused app or key name.
+fn name_message(e: NameError, what: &str) -> String {
+    match e {
+        NameError::Empty => format!("Give your {what} a name."),
+        NameError::TooLong => format!("Use at most {MAX_NAME_CHARS} characters for the {what} name."),
+        NameError::ControlCharacter => format!("The {what} name cannot contain control characters."),
+    }
+}
+
+/// A refusal the page shows in a flash on the app page; anything else is an error page.
+fn flash_text(e: &ServiceError, what: &str) -> Option<String> {
+    match e {
+        ServiceError::InvalidName(n) => Some(name_message(*n, what)),
+        ServiceError::EmailUnverified => Some(
+            "Confirm your email address before creating keys: open the link we emailed you (or resend it from the dashboard).".to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// A refused app name as the form shows it again: status, the value to put back in the field
+/// (trimmed when the name itself was fine but taken) and the message. Other errors pass on.
+fn app_name_refusal(e: ServiceError, typed: String) -> PortalResult<(StatusCode, String, String)> {
+    match e {
+        ServiceError::InvalidName(e) => Ok((StatusCode::UNPROCESSABLE_ENTITY, typed, name_message(e, "app"))),
+        ServiceError::AppNameTaken(name) => {
+            Ok((StatusCode::CONFLICT, name.clone(), format!("You already have an app called “{name}”. Pick another name.")))
+        }
+        e => Err(e.into()),
+    }
+}
+
+impl From<ServiceError> for PortalError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound => PortalError::NotFound,
+            ServiceError::Store(e) => PortalError::Store(e),
+            other => PortalError::Store(StoreError::Corrupt(format!("unhandled refusal: {other}"))),
+        }
     }
 }
 
@@ -45,36 +74,21 @@ pub struct NameForm {
 
 /// `POST /apps`: create an app on the free plans of the public APIs.
 pub async fn create_app(State(state): State<PortalState>, ctx: Ctx, Form(form): Form<NameForm>) -> PortalResult<Response> {
-    let account_id = ctx.require_account()?.id;
-    let name = match parse_name(&form.name, "app") {
-        Ok(n) => n,
-        Err(msg) => {
-            return super::dashboard::render_with_error(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, form.name, &msg).await;
+    let actor = ctx.require_account()?;
+    let refused = match service::apps::create_app(&state.store, actor, &form.name, state.clock.now()).await {
+        Ok(app) => {
+            ctx.flash(FlashKind::Success, format!("Created “{}”. Create a key to start calling APIs.", app.name)).await?;
+            return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
         }
+        Err(e) => e,
     };
-    let now = state.clock.now();
-    let app = match state.store.create_app(account_id, &name, now).await {
-        Ok(app) => app,
-        Err(StoreError::Conflict) => {
-            let msg = format!("You already have an app called “{name}”. Pick another name.");
-            return super::dashboard::render_with_error(&state, &ctx, StatusCode::CONFLICT, name, &msg).await;
-        }
-        Err(e) => return Err(e.into()),
-    };
-    state.store.subscribe_defaults(app.id, now).await?;
-    state.store.audit(Some(account_id), "app.create", &format!("app:{}", app.id), &app.name, now).await?;
-    ctx.flash(FlashKind::Success, format!("Created “{}”. Create a key to start calling APIs.", app.name)).await?;
-    Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
+    let (status, typed, msg) = app_name_refusal(refused, form.name)?;
+    super::dashboard::render_with_error(&state, &ctx, status, typed, &msg).await
 }
 
-/// The app, if the logged-in account owns it; 404 otherwise (never 403).
-pub(crate) async fn owned_app(state: &PortalState, ctx: &Ctx, raw_id: &str) -> PortalResult<App> {
-    let account_id = ctx.require_account()?.id;
-    let app_id = parse_id(raw_id)?;
-    state.store.get_app(account_id, app_id).await.map_err(|e| match e {
-        StoreError::NotFound => PortalError::NotFound,
-        e => e.into(),
-    })
+/// `/apps/{id}/keys/{key_id}/…`: the app (owned, else 404) and the key id (a number, else 404).
+async fn owned_key_path(state: &PortalState, ctx: &Ctx, app_id: &str, key_id: &str) -> PortalResult<(App, i64)> {
+    Ok((owned_app(state, ctx, app_id).await?, parse_id(key_id)?))
 }
 
 /// A subscription row.
@@ -248,27 +262,16 @@ pub async fn rename_app(
     Form(form): Form<NameForm>,
 ) -> PortalResult<Response> {
     let app = owned_app(&state, &ctx, &id).await?;
-    let name = match parse_name(&form.name, "app") {
-        Ok(n) => n,
-        Err(msg) => {
-            let page = render_app(&state, &ctx, app, Some((form.name, msg)), None).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    let refused = match service::apps::rename_app(&state.store, ctx.require_account()?, &app, &form.name, state.clock.now()).await {
+        Ok(renamed) => {
+            ctx.flash(FlashKind::Success, format!("Renamed the app to “{}”.", renamed.name)).await?;
+            return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
         }
+        Err(e) => e,
     };
-    let now = state.clock.now();
-    match state.store.rename_app(app.account_id, app.id, &name).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict) => {
-            let msg = format!("You already have an app called “{name}”. Pick another name.");
-            let page = render_app(&state, &ctx, app, Some((name, msg)), None).await?;
-            return Ok((StatusCode::CONFLICT, page).into_response());
-        }
-        Err(StoreError::NotFound) => return Err(PortalError::NotFound),
-        Err(e) => return Err(e.into()),
-    }
-    state.store.audit(Some(app.account_id), "app.rename", &format!("app:{}", app.id), &name, now).await?;
-    ctx.flash(FlashKind::Success, format!("Renamed the app to “{name}”.")).await?;
-    Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
+    let (status, typed, msg) = app_name_refusal(refused, form.name)?;
+    let page = render_app(&state, &ctx, app, Some((typed, msg)), None).await?;
+    Ok((status, page).into_response())
 }
 
 /// `POST /apps/{id}/keys/{key_id}/rename`.
@@ -278,22 +281,18 @@ pub async fn rename_key(
     Path((id, key_id)): Path<(String, String)>,
     Form(form): Form<NameForm>,
 ) -> PortalResult<Response> {
-    let app = owned_app(&state, &ctx, &id).await?;
-    let key_id = parse_id(&key_id)?;
-    // Someone else's key id through one's own app is a 404 too, before any validation message.
-    state.store.get_key(app.id, key_id).await.map_err(not_found)?;
-    let name = match parse_name(&form.name, "key") {
-        Ok(n) => n,
-        Err(msg) => {
-            let page = render_app(&state, &ctx, app, None, Some((key_id, form.name, msg))).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    let (app, key_id) = owned_key_path(&state, &ctx, &id, &key_id).await?;
+    match service::keys::rename_key(&state.store, ctx.require_account()?, &app, key_id, &form.name, state.clock.now()).await {
+        Ok(()) => {
+            ctx.flash(FlashKind::Success, format!("Renamed the key to “{}”.", form.name.trim())).await?;
+            Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
         }
-    };
-    let now = state.clock.now();
-    state.store.rename_key(app.id, key_id, &name).await.map_err(not_found)?;
-    state.store.audit(Some(app.account_id), "key.rename", &format!("key:{key_id}"), &name, now).await?;
-    ctx.flash(FlashKind::Success, format!("Renamed the key to “{name}”.")).await?;
-    Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
+        Err(ServiceError::InvalidName(e)) => {
+            let page = render_app(&state, &ctx, app, None, Some((key_id, form.name, name_message(e, "key")))).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The rotate form.
@@ -311,35 +310,28 @@ pub async fn rotate_key(
     Path((id, key_id)): Path<(String, String)>,
     Form(form): Form<RotateForm>,
 ) -> PortalResult<Response> {
-    let app = owned_app(&state, &ctx, &id).await?;
-    let key_id = parse_id(&key_id)?;
+    let (app, key_id) = owned_key_path(&state, &ctx, &id, &key_id).await?;
     let old = state.store.get_key(app.id, key_id).await.map_err(not_found)?;
     let Some(grace) = form.grace.trim().parse::<i64>().ok().filter(|g| GRACES.iter().any(|(s, _)| s == g)) else {
         ctx.flash(FlashKind::Error, "Choose how long the old key keeps working.").await?;
         return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
     };
     let now = state.clock.now();
-    let key = ApiKey::generate();
-    let record = match state.store.rotate_key(app.id, key_id, &key, grace, now).await {
+    let rotated = match service::keys::rotate_key(&state.store, ctx.require_account()?, &app, key_id, grace, now).await {
         Ok(r) => r,
-        Err(StoreError::NotFound) => {
-            ctx.flash(
-                FlashKind::Error,
-                format!("The key “{}” can no longer be rotated: it is revoked, suspended or already expiring.", old.name),
-            )
-            .await?;
+        Err(ServiceError::NotRotatable) => {
+            let msg = format!("The key “{}” can no longer be rotated: it is revoked, suspended or already expiring.", old.name);
+            ctx.flash(FlashKind::Error, msg).await?;
             return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
         }
         Err(e) => return Err(e.into()),
     };
-    let detail = format!("{} ({}… replaces {}…, grace {grace} s)", record.name, record.display_prefix, old.display_prefix);
-    state.store.audit(Some(app.account_id), "key.rotate", &format!("key:{key_id}"), &detail, now).await?;
     let old_note = if grace == 0 {
         format!("The old key {}… stopped working now.", old.display_prefix)
     } else {
         format!("The old key {}… keeps working until {}; switch your clients before then.", old.display_prefix, datetime(now + grace))
     };
-    key_created_response(&state, &ctx, app, record.name, &key, Some(old_note)).await
+    key_created_response(&state, &ctx, app, rotated.new.record.name, &rotated.new.secret, Some(old_note)).await
 }
 
 fn not_found(e: StoreError) -> PortalError {
@@ -390,32 +382,22 @@ pub async fn create_key(
     Form(form): Form<NameForm>,
 ) -> PortalResult<Response> {
     let app = owned_app(&state, &ctx, &id).await?;
-    let account_id = app.account_id;
-    let name = match parse_name(&form.name, "key") {
-        Ok(n) => n,
-        Err(msg) => {
-            ctx.flash(FlashKind::Error, msg).await?;
-            return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());
-        }
-    };
-    let now = state.clock.now();
-    let key = ApiKey::generate();
-    let record = state.store.create_key(app.id, &name, &key, now).await?;
-    let detail = format!("{} ({}…)", record.name, record.display_prefix);
-    state.store.audit(Some(account_id), "key.create", &format!("key:{}", record.id), &detail, now).await?;
-    key_created_response(&state, &ctx, app, record.name, &key, None).await
+    match service::keys::create_key(&state.store, ctx.require_account()?, &app, &form.name, state.clock.now()).await {
+        Ok(new) => key_created_response(&state, &ctx, app, new.record.name, &new.secret, None).await,
+        Err(e) => match flash_text(&e, "key") {
+            Some(msg) => {
+                ctx.flash(FlashKind::Error, msg).await?;
+                Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
+            }
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// `POST /apps/{id}/keys/{key_id}/revoke`.
 pub async fn revoke_key(State(state): State<PortalState>, ctx: Ctx, Path((id, key_id)): Path<(String, String)>) -> PortalResult<Response> {
-    let app = owned_app(&state, &ctx, &id).await?;
-    let key_id = parse_id(&key_id)?;
-    let now = state.clock.now();
-    state.store.revoke_key(app.id, key_id, now).await.map_err(|e| match e {
-        StoreError::NotFound => PortalError::NotFound,
-        e => e.into(),
-    })?;
-    state.store.audit(Some(app.account_id), "key.revoke", &format!("key:{key_id}"), "", now).await?;
+    let (app, key_id) = owned_key_path(&state, &ctx, &id, &key_id).await?;
+    service::keys::revoke_key(&state.store, ctx.require_account()?, &app, key_id, state.clock.now()).await?;
     ctx.flash(FlashKind::Success, "Key revoked. Gateways refuse it within seconds.").await?;
     Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
 }
@@ -430,18 +412,4 @@ pub fn routes() -> axum::Router<PortalState> {
         .route("/apps/{id}/rename", post(rename_app))
         .route("/apps/{id}/keys/{key_id}/rename", post(rename_key))
         .route("/apps/{id}/keys/{key_id}/rotate", post(rotate_key))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(parse_name("  Billing bot ", "app"), Ok("Billing bot".to_owned()));
-        assert!(parse_name("   ", "app").is_err());
-        assert!(parse_name(&"x".repeat(81), "app").is_err());
-        assert!(parse_name(&"é".repeat(80), "app").is_ok());
-        assert!(parse_name("a\u{0}b", "app").is_err());
-    }
 }

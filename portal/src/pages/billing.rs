@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -21,8 +20,8 @@ use super::parse_id;
 use super::stripe::StripeEnabled;
 use crate::ctx::{Chrome, Ctx, Flash, FlashKind};
 use crate::error::{PortalError, PortalResult};
-use crate::format::{count, datetime, money};
-use crate::PortalState;
+use crate::format::{count, datetime};
+use crate::{charts, csv, PortalState};
 
 /// What a developer reads when a concurrent change of the same subscription won (nothing of
 /// theirs was recorded).
@@ -148,7 +147,7 @@ impl InvoiceListRow {
             number: i.number.clone().unwrap_or_default(),
             period: format!("{} – {}", date(i.period_start), date(i.period_end)),
             what: format!("{} · {} · {}", i.app_name, i.api_name, i.plan_name),
-            total: money(i.total_minor, &i.currency),
+            total: Money::from_stored(i.total_minor, &i.currency).format(),
             status: i.status.clone(),
             due: i.due_at.map(date).unwrap_or_default(),
             email: i.email.clone(),
@@ -212,18 +211,23 @@ fn tiers_text(c: Currency, tiers: &[Tier]) -> String {
     parts.join("; ")
 }
 
+/// "$0.50 each" / "$0.50 per 1,000", or nothing for a line without a unit price.
+fn unit_price_text(unit_price_minor: Option<i64>, per: Option<i64>, currency: &str) -> String {
+    match (unit_price_minor, per) {
+        (Some(p), Some(1)) => format!("{} each", Money::from_stored(p, currency).format()),
+        (Some(p), Some(per)) => format!("{} per {}", Money::from_stored(p, currency).format(), count(per)),
+        _ => String::new(),
+    }
+}
+
 fn engine_lines(bill: &ledger::PeriodBill) -> Vec<LineView> {
     let c = bill.price.price.currency().code().to_owned();
     bill.lines()
         .into_iter()
         .map(|l| LineView {
             quantity: count(l.quantity),
-            unit_price: match (l.unit_price_minor, l.unit_per) {
-                (Some(p), Some(1)) => format!("{} each", money(p, &c)),
-                (Some(p), Some(per)) => format!("{} per {}", money(p, &c), count(per)),
-                _ => String::new(),
-            },
-            amount: money(l.amount_minor, &c),
+            unit_price: unit_price_text(l.unit_price_minor, l.unit_per, &c),
+            amount: Money::from_stored(l.amount_minor, &c).format(),
             source: match (l.buckets, l.source) {
                 (Some((from, to)), Some((a, s5))) => {
                     format!("Buckets {} – {}: {} admitted, {} 5xx", datetime(from), datetime(to), count(a), count(s5))
@@ -287,8 +291,8 @@ pub async fn billing_page(
             usage: i64::try_from(draft.bill.billable).unwrap_or(i64::MAX),
             admitted: count(draft.bill.admitted),
             lines: engine_lines(&draft.bill),
-            total: money(draft.bill.total, &c),
-            forecast_total: money(draft.forecast_total, &c),
+            total: Money::from_stored(draft.bill.total, &c).format(),
+            forecast_total: Money::from_stored(draft.forecast_total, &c).format(),
             forecast_usage: count(i64::try_from(draft.forecast_usage).unwrap_or(i64::MAX)),
             quota_note: draft.quota_exhausted_in.map(|s| format!("At this rate the quota runs out on {}.", datetime(now + s))),
             options,
@@ -477,12 +481,8 @@ async fn invoice_page(state: &PortalState, ctx: &Ctx, inv: InvoiceSummary, back:
         .into_iter()
         .map(|l| LineView {
             quantity: count(l.quantity),
-            unit_price: match (l.unit_price_minor, l.unit_per) {
-                (Some(p), Some(1)) => format!("{} each", money(p, &c)),
-                (Some(p), Some(per)) => format!("{} per {}", money(p, &c), count(per)),
-                _ => String::new(),
-            },
-            amount: money(l.amount_minor, &c),
+            unit_price: unit_price_text(l.unit_price_minor, l.unit_per, &c),
+            amount: Money::from_stored(l.amount_minor, &c).format(),
             source: match (l.hour_from, l.hour_to, l.source_admitted, l.source_5xx) {
                 (Some(f), Some(t), Some(a), Some(s)) => {
                     format!("Usage buckets {} – {}: {} admitted, {} 5xx", datetime(f), datetime(t), count(a), count(s))
@@ -914,37 +914,11 @@ fn rows(figs: &[Figure]) -> Vec<FigureRow> {
         .map(|f| FigureRow {
             label: f.label.clone(),
             calls: count(f.calls),
-            revenue: money(f.revenue, &f.currency),
-            paid: money(f.paid, &f.currency),
+            revenue: Money::from_stored(f.revenue, &f.currency).format(),
+            paid: Money::from_stored(f.paid, &f.currency).format(),
             invoices: f.invoices,
         })
         .collect()
-}
-
-/// A horizontal bar chart as inline SVG (server-rendered; values are non-negative).
-pub fn bar_chart(title: &str, bars: &[(String, i64, String)]) -> String {
-    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
-    let row_h = 26;
-    let height = row_h * bars.len().max(1) + 8;
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-    let mut svg = format!(
-        r#"<svg class="billing-chart" role="img" aria-label="{}" viewBox="0 0 640 {height}" width="100%" xmlns="http://www.w3.org/2000/svg">"#,
-        esc(title)
-    );
-    for (i, (label, value, shown)) in bars.iter().enumerate() {
-        let y = 4 + i * row_h;
-        let w = (i128::from((*value).max(0)) * 360 / i128::from(max)) as i64;
-        let _ = write!(
-            svg,
-            r##"<text x="0" y="{ty}" font-size="12" fill="#334155">{l}</text><rect x="180" y="{y}" width="{w}" height="18" rx="3" fill="#4f46e5"/><text x="{tx}" y="{ty}" font-size="12" fill="#0f172a">{v}</text>"##,
-            ty = y + 13,
-            l = esc(&label.chars().take(26).collect::<String>()),
-            tx = 186 + w,
-            v = esc(shown),
-        );
-    }
-    svg.push_str("</svg>");
-    svg
 }
 
 /// `GET /admin/reports`.
@@ -977,17 +951,18 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
         .map(|(c, last, before)| {
             let change = last - before;
             let sign = if change >= 0 { "+" } else { "" };
-            (c.to_uppercase(), money(*last, c), format!("{sign}{}", money(change, c)))
+            (c.to_uppercase(), Money::from_stored(*last, c).format(), format!("{sign}{}", Money::from_stored(change, c).format()))
         })
         .collect();
-    let revenue_chart = bar_chart(
+    let revenue_chart = charts::hbars(
         "Revenue per month",
         &r.by_month
             .iter()
-            .map(|f| (format!("{} {}", f.label, f.currency.to_uppercase()), f.revenue, money(f.revenue, &f.currency)))
+            .map(|f| (format!("{} {}", f.label, f.currency.to_uppercase()), f.revenue, Money::from_stored(f.revenue, &f.currency).format()))
             .collect::<Vec<_>>(),
     );
-    let api_chart = bar_chart("Calls per API", &r.by_api.iter().map(|f| (f.label.clone(), f.calls, count(f.calls))).collect::<Vec<_>>());
+    let api_chart =
+        charts::hbars("Calls per API", &r.by_api.iter().map(|f| (f.label.clone(), f.calls, count(f.calls))).collect::<Vec<_>>());
     Ok(ReportsPage {
         chrome: ctx.chrome().await?,
         by_month: rows(&r.by_month),
@@ -996,7 +971,7 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
         by_plan: rows(&r.by_plan),
         top_by_calls: rows(&r.top_by_calls),
         top_by_revenue: rows(&r.top_by_revenue),
-        overdue: r.overdue.iter().map(|(n, e, c, t, d)| (n.clone(), e.clone(), money(*t, c), date(*d))).collect(),
+        overdue: r.overdue.iter().map(|(n, e, c, t, d)| (n.clone(), e.clone(), Money::from_stored(*t, c).format(), date(*d))).collect(),
         drift_checked: r.drift_checked,
         drift_total: r.drift_total,
         drift: r.drift.iter().map(|d| (d.number.clone(), count(d.invoiced), count(d.metered))).collect(),
@@ -1007,51 +982,48 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
     })
 }
 
-fn csv_field(s: &str) -> String {
-    // Quote every field; a leading formula character is neutralized for spreadsheets.
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn csv_response(name: &str, body: String) -> Response {
-    ([(CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body)
-        .into_response()
-}
-
-/// `GET /admin/reports/revenue.csv`: revenue per month, API, plan and consumer, minor units.
+/// `GET /admin/reports/revenue.csv`: revenue per month, API, plan and consumer, in minor units and
+/// as decimals of the currency (three places for KWD, none for JPY).
 pub async fn revenue_csv(State(state): State<PortalState>) -> PortalResult<Response> {
     let r = ledger::report(&state.store, state.clock.now()).await.map_err(ledger_err)?;
-    let mut out = String::from("section,label,currency,calls,revenue_minor,paid_minor,invoices\n");
-    for (section, figs) in [("month", &r.by_month), ("api", &r.by_api), ("plan", &r.by_plan), ("consumer", &r.top_by_revenue)] {
-        for f in figs {
-            let _ = writeln!(out, "{section},{},{},{},{},{},{}", csv_field(&f.label), f.currency, f.calls, f.revenue, f.paid, f.invoices);
-        }
+    let mut rows = Vec::new();
+    for (section, figs) in [("month", r.by_month), ("api", r.by_api), ("plan", r.by_plan), ("consumer", r.top_by_revenue)] {
+        rows.extend(figs.into_iter().map(move |f| {
+            csv::Row::new()
+                .value(section)
+                .text(&f.label)
+                .value(&f.currency)
+                .value(f.calls)
+                .value(f.revenue)
+                .value(f.paid)
+                .value(f.invoices)
+                .value(Money::from_stored(f.revenue, &f.currency).to_decimal_string())
+                .value(Money::from_stored(f.paid, &f.currency).to_decimal_string())
+        }));
     }
-    Ok(csv_response("turnpike-revenue.csv", out))
+    Ok(csv::download("turnpike-revenue.csv", "section,label,currency,calls,revenue_minor,paid_minor,invoices,revenue,paid", rows))
 }
 
-/// `GET /admin/reports/invoices.csv`: every invoice.
+/// `GET /admin/reports/invoices.csv`: every invoice; the total in minor units and as a decimal.
 pub async fn invoices_csv(State(state): State<PortalState>) -> PortalResult<Response> {
-    let mut out = String::from("number,status,period_start,period_end,email,app,api,plan,calls,currency,total_minor,due\n");
-    for i in state.store.all_invoices().await? {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
-            i.number.unwrap_or_default(),
-            i.status,
-            date(i.period_start),
-            date(i.period_end),
-            csv_field(&i.email),
-            csv_field(&i.app_name),
-            csv_field(&i.api_name),
-            csv_field(&i.plan_name),
-            i.usage_quantity,
-            i.currency,
-            i.total_minor,
-            i.due_at.map(date).unwrap_or_default()
-        );
-    }
-    Ok(csv_response("turnpike-invoices.csv", out))
+    let rows = state.store.all_invoices().await?.into_iter().map(|i| {
+        csv::Row::new()
+            .text(&i.number.unwrap_or_default())
+            .value(&i.status)
+            .value(date(i.period_start))
+            .value(date(i.period_end))
+            .text(&i.email)
+            .text(&i.app_name)
+            .text(&i.api_name)
+            .text(&i.plan_name)
+            .value(i.usage_quantity)
+            .value(&i.currency)
+            .value(i.total_minor)
+            .value(i.due_at.map(date).unwrap_or_default())
+            .value(Money::from_stored(i.total_minor, &i.currency).to_decimal_string())
+    });
+    let header = "number,status,period_start,period_end,email,app,api,plan,calls,currency,total_minor,due,total";
+    Ok(csv::download("turnpike-invoices.csv", header, rows))
 }
 
 /// Billing's admin pages, added to the admin console behind its guard.
@@ -1109,12 +1081,5 @@ mod tests {
         assert_eq!(again, (price, 14, ledger::Billable::Admitted));
         let bad = PricingForm { tiers: "1000 0.05\n500 0.04\n* 1".into(), ..f };
         assert!(parse_pricing(&bad).unwrap_err().contains("does not make sense"));
-    }
-
-    #[test]
-    fn charts_escape_labels() {
-        let svg = bar_chart("x", &[("<b>".into(), 5, "5".into()), ("a".into(), 10, "10".into())]);
-        assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"));
-        assert!(svg.contains(r#"width="360""#) && svg.contains(r#"width="180""#));
     }
 }

@@ -71,33 +71,38 @@ pub(crate) async fn render(
     let account = ctx.require_account()?;
     let now = state.clock.now();
     let from = month_start(now);
-    let usage = state.store.account_usage(account.id, from).await?;
-    let mut apps = Vec::new();
-    for app in state.store.list_apps(account.id).await? {
-        let keys = state.store.list_keys(app.id).await?;
-        let (calls, errors) =
-            state.store.app_usage_by_key(app.id, from).await?.iter().fold((0i64, 0i64), |(c, e), (_, a, x)| (c + a, e + x));
-        apps.push(AppSummary {
-            id: app.id,
-            name: app.name,
-            // A rotated key past its grace period is refused by the gateways: not active any more.
-            active_keys: keys
-                .iter()
-                .filter(|k| k.status == turnpike_store::KeyStatus::Active && k.expires_at.is_none_or(|t| t > now))
-                .count(),
-            keys: keys.len(),
-            calls: count(calls),
-            errors: count(errors),
-        });
-    }
+    // Three queries for any number of apps: the apps, all their keys, usage per app.
+    let keys = state.store.account_keys(account.id).await?;
+    let usage_by_app = state.store.account_usage_by_app(account.id, from).await?;
+    let apps = state.store.list_apps(account.id).await?;
+    let apps = apps
+        .into_iter()
+        .map(|app| {
+            let keys: Vec<_> = keys.iter().filter(|k| k.app_id == app.id).collect();
+            let (calls, errors) = usage_by_app.iter().find(|(id, _, _)| *id == app.id).map_or((0, 0), |(_, c, e)| (*c, *e));
+            AppSummary {
+                id: app.id,
+                name: app.name,
+                // A rotated key past its grace period is refused by the gateways: not active any more.
+                active_keys: keys
+                    .iter()
+                    .filter(|k| k.status == turnpike_store::KeyStatus::Active && k.expires_at.is_none_or(|t| t > now))
+                    .count(),
+                keys: keys.len(),
+                calls: count(calls),
+                errors: count(errors),
+            }
+        })
+        .collect();
     let report = super::usage::account_report(state, account.id, query).await?;
     let month_label = time::OffsetDateTime::from_unix_timestamp(now).map(|t| format!("{} {}", t.month(), t.year())).unwrap_or_default();
     Ok(DashboardPage {
         chrome: ctx.chrome().await?,
         email: account.email.clone(),
         apps,
-        calls_this_month: usage.admitted,
-        errors_this_month: count(usage.errors),
+        // The month's totals are the sum over apps: no second pass over the usage rows.
+        calls_this_month: usage_by_app.iter().map(|(_, calls, _)| calls).sum(),
+        errors_this_month: count(usage_by_app.iter().map(|(_, _, errors)| errors).sum()),
         month_label,
         new_app_name,
         new_app_error,

@@ -1,10 +1,11 @@
-//! Error pages and the fallback for unknown routes.
+//! Error pages. They depend on no request context: `crate::error` renders them from
+//! anywhere, and the fallback for unknown routes (`pages::not_found`) adds the visitor's nav.
 
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::ctx::{Chrome, Ctx};
+use crate::chrome::Chrome;
 
 /// A friendly error page with a status.
 #[derive(Debug, Template)]
@@ -40,7 +41,8 @@ impl ErrorPage {
         )
     }
 
-    fn with_chrome(mut self, chrome: Chrome) -> ErrorPage {
+    /// The same page with the visitor's nav.
+    pub fn with_chrome(mut self, chrome: Chrome) -> ErrorPage {
         self.chrome = chrome;
         self
     }
@@ -60,15 +62,6 @@ impl IntoResponse for ErrorPage {
                 (self.status, self.title).into_response()
             }
         }
-    }
-}
-
-/// Fallback: the 404 page, with the visitor's nav.
-pub async fn not_found(ctx: Ctx) -> ErrorPage {
-    let page = ErrorPage::not_found();
-    match ctx.chrome().await {
-        Ok(chrome) => page.with_chrome(chrome),
-        Err(_) => page,
     }
 }
 

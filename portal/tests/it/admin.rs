@@ -3,20 +3,14 @@
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
-use turnpike_store::domain::{hash_password, ApiKey, Email, Password};
+use turnpike_store::domain::{ApiKey, Email};
 use turnpike_store::{AccountStatus, ChangeKind, KeyStatus, Role, Visibility};
 
 use crate::helpers::{browser, csrf_from, each, element_text, location, seed_api, unescape, TestApp, NOW, PASSWORD};
 
 /// A logged-in admin, created in the store (as the CLI does) and logged in through `/login`.
 async fn admin(app: &TestApp, email: &str) -> (Client, i64) {
-    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await.unwrap();
-    let account = app.store.create_account(&Email::parse(email).unwrap(), &hash, Role::Admin, NOW).await.unwrap();
-    let client = browser();
-    let csrf = app.csrf(&client, "/login").await;
-    let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", email), ("password", PASSWORD)]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "admin login");
-    (client, account.id)
+    app.login_new(email, Role::Admin).await
 }
 
 /// `/admin/apis/{id}/plans` → `/admin/apis/1/plans`.
@@ -34,7 +28,7 @@ async fn send(app: &TestApp, client: &Client, method: &str, path: &str, csrf: &s
 
 #[tokio::test]
 async fn every_admin_route_refuses_developers_and_sends_visitors_to_log_in() {
-    let routes = turnpike_portal::pages::admin::admin_routes();
+    let routes = turnpike_portal::pages::admin_routes();
     let listed = routes.listed().to_vec();
     assert!(listed.len() >= 16, "the console's routes are listed: {listed:?}");
     assert!(listed.contains(&("POST", "/admin/apis/{id}")) && listed.contains(&("GET", "/admin/audit")));

@@ -8,10 +8,9 @@
 
 use reqwest::{Client, StatusCode};
 use turnpike_ledger as ledger;
-use turnpike_store::domain::{hash_password, Email, Password};
 use turnpike_store::{NewPlanPrice, Role, Store, Visibility};
 
-use crate::helpers::{browser, each, location, seed_api, unescape, TestApp, NOW, PASSWORD};
+use crate::helpers::{browser, each, location, seed_api, unescape, TestApp, NOW};
 
 const PERIOD_START: i64 = NOW - 1_600;
 const PERIOD_END: i64 = PERIOD_START + 2_678_400;
@@ -59,13 +58,7 @@ async fn post_form(app: &TestApp, client: &Client, path: &str, form: &[(&str, &s
 }
 
 async fn admin(app: &TestApp) -> Client {
-    let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await.unwrap();
-    app.store.create_account(&Email::parse("root@example.com").unwrap(), &hash, Role::Admin, NOW).await.unwrap();
-    let client = browser();
-    let csrf = app.csrf(&client, "/login").await;
-    let res = app.post(&client, "/login", &[("csrf", &csrf), ("email", "root@example.com"), ("password", PASSWORD)]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    client
+    app.login_new("root@example.com", Role::Admin).await.0
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Response, StatusCode};
 use turnpike_portal::{PortalConfig, PortalState};
 use turnpike_store::clock::ManualClock;
-use turnpike_store::{Store, Visibility};
+use turnpike_store::domain::{hash_password, Email, Password};
+use turnpike_store::{Role, Store, Visibility};
 use turnpike_testkit::TestDb;
 
 /// 2026-05-28 20:26:40 UTC.
@@ -17,6 +18,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub base: String,
     pub store: Store,
+    /// The database URL, for SQL the store does not offer (seeding, triggers).
+    pub db_url: String,
     /// The portal's clock; tests move it.
     pub clock: Arc<ManualClock>,
     /// Kept alive for the test: dropping it deletes the database.
@@ -55,7 +58,7 @@ pub async fn spawn(db: TestDb) -> TestApp {
         let app = turnpike_portal::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app).await.expect("serve");
     });
-    TestApp { base: format!("http://{addr}"), store, clock, _db: db, server }
+    TestApp { base: format!("http://{addr}"), store, db_url: db.url.clone(), clock, _db: db, server }
 }
 
 /// A browser: cookie jar on, redirects not followed (tests assert them).
@@ -125,6 +128,23 @@ impl TestApp {
             return self.post(client, action, &[("csrf", &csrf), ("token", token), ("password", PASSWORD)]).await;
         }
         self.post(client, action, &[("csrf", &csrf), ("token", token)]).await
+    }
+
+    /// A browser logged in through `/login` as `email` (password [`PASSWORD`]).
+    pub async fn login(&self, email: &str) -> Client {
+        let client = browser();
+        let csrf = self.csrf(&client, "/login").await;
+        let res = self.post(&client, "/login", &[("csrf", &csrf), ("email", email), ("password", PASSWORD)]).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "login of {email}");
+        client
+    }
+
+    /// A new account `email` with `role`, created in the store as the CLI does (so its address is
+    /// unverified), and a browser logged in as it; returns the browser and the account id.
+    pub async fn login_new(&self, email: &str, role: Role) -> (Client, i64) {
+        let hash = hash_password(&Password::parse(PASSWORD).unwrap()).await.unwrap();
+        let account = self.store.create_account(&Email::parse(email).unwrap(), &hash, role, NOW).await.unwrap();
+        (self.login(email).await, account.id)
     }
 
     /// Create an app through the dashboard form; returns its id.

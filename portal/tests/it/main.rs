@@ -3,6 +3,7 @@
 
 mod account_flows;
 mod accounts;
+mod actions;
 mod admin;
 mod api;
 mod apps;
@@ -10,8 +11,10 @@ mod billing;
 mod catalog;
 mod credentials;
 mod devx;
+mod exports;
 mod helpers;
 mod ledger;
+mod perf;
 mod security;
 mod stripe;
 mod subscribe;

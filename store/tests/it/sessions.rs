@@ -28,4 +28,21 @@ async fn sessions_roundtrip_expire_and_delete(db: TestDb) {
     assert_eq!(s.delete_account_sessions(42, None).await.unwrap(), 1);
     assert!(s.load(&other.id).await.unwrap().is_some());
     assert!(s.load(&rec.id).await.unwrap().is_none());
+
+    // The account column follows the data on every save: logged out, the session is no longer
+    // the account's; `keep` spares the current one.
+    let mut logged_out = other.clone();
+    logged_out.data.remove("account_id");
+    s.save(&logged_out).await.unwrap();
+    assert_eq!(s.delete_account_sessions(420, None).await.unwrap(), 0);
+    let mut two = Vec::new();
+    for _ in 0..2 {
+        let mut data = HashMap::new();
+        data.insert("account_id".to_string(), serde_json::json!(7));
+        let mut r = Record { id: Id::default(), data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
+        s.create(&mut r).await.unwrap();
+        two.push(r);
+    }
+    assert_eq!(s.delete_account_sessions(7, Some(&two[0].id.to_string())).await.unwrap(), 1);
+    assert!(s.load(&two[0].id).await.unwrap().is_some());
 }

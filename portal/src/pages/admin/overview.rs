@@ -4,7 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 
-use super::admin::Section;
+use super::common::Section;
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
 use crate::format::count;

@@ -2,7 +2,7 @@
 //!
 //! Admin routes are added only through [`AdminRoutes`], which records each (method, path) as it
 //! adds it to the router and wraps the whole router in [`require_admin`]. The security test walks
-//! [`admin_routes`]`().listed()`, so a new admin route is covered the moment it exists.
+//! [`crate::pages::admin_routes`]`().listed()`, so a new admin route is covered the moment it exists.
 
 use axum::extract::{Request, State};
 use axum::handler::Handler;
@@ -13,6 +13,15 @@ use tower_sessions::Session;
 
 use crate::error::PortalError;
 use crate::PortalState;
+
+pub mod apis;
+pub mod audit;
+mod common;
+pub mod developers;
+pub mod overview;
+pub mod plans;
+
+pub use common::Section;
 
 /// A router of admin-only routes that remembers what it holds.
 pub struct AdminRoutes {
@@ -55,19 +64,14 @@ impl AdminRoutes {
     }
 }
 
-/// Every admin route: the console's own and those other areas (billing reports) register.
-pub fn admin_routes() -> AdminRoutes {
-    let r = AdminRoutes::new();
-    let r = console(r);
-    crate::pages::billing::register_admin(r)
-}
-
-/// The console's own pages.
-fn console(r: AdminRoutes) -> AdminRoutes {
+/// The console's own pages, on a new [`AdminRoutes`]; other areas add theirs
+/// ([`crate::pages::admin_routes`] composes them, so this module imports no sibling page).
+pub fn console() -> AdminRoutes {
     use axum::extract::DefaultBodyLimit;
     use axum::handler::Handler;
 
-    use super::{admin_apis as apis, admin_audit as audit, admin_developers as devs, admin_overview as overview};
+    use self::developers as devs;
+    let r = AdminRoutes::new();
     // The API forms carry an OpenAPI document of up to 16 MiB; every other route keeps axum's limit.
     let upload = || DefaultBodyLimit::max(crate::security::MAX_UPLOAD_BYTES);
     r.get("/admin", overview::overview)
@@ -76,9 +80,9 @@ fn console(r: AdminRoutes) -> AdminRoutes {
         .post("/admin/apis", apis::create.layer(upload()))
         .get("/admin/apis/{id}", apis::edit_form)
         .post("/admin/apis/{id}", apis::update.layer(upload()))
-        .post("/admin/apis/{id}/plans", apis::create_plan)
-        .get("/admin/plans/{id}", apis::plan_form)
-        .post("/admin/plans/{id}", apis::update_plan)
+        .post("/admin/apis/{id}/plans", plans::create_plan)
+        .get("/admin/plans/{id}", plans::plan_form)
+        .post("/admin/plans/{id}", plans::update_plan)
         .get("/admin/developers", devs::list)
         .get("/admin/developers/{id}", devs::detail)
         .post("/admin/developers/{id}/suspend", devs::suspend)
@@ -88,53 +92,8 @@ fn console(r: AdminRoutes) -> AdminRoutes {
         .get("/admin/audit", audit::list)
 }
 
-/// Which console section a page belongs to (highlighted in the console's tabs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    /// `/admin`.
-    Overview,
-    /// `/admin/apis…`.
-    Apis,
-    /// `/admin/developers…`.
-    Developers,
-    /// `/admin/audit`.
-    Audit,
-}
-
-impl Section {
-    /// `aria-current` value for the tab of `other`.
-    pub fn current(self, other: &str) -> &'static str {
-        let name = match self {
-            Section::Overview => "overview",
-            Section::Apis => "apis",
-            Section::Developers => "developers",
-            Section::Audit => "audit",
-        };
-        if name == other {
-            "page"
-        } else {
-            "false"
-        }
-    }
-}
-
-/// The acting admin's account id (the guard already let only admins through).
-pub(crate) fn actor(ctx: &crate::ctx::Ctx) -> crate::error::PortalResult<i64> {
-    Ok(ctx.require_account()?.id)
-}
-
-/// Rows per page in the console's lists.
-pub(crate) const PER_PAGE: i64 = 25;
-
-/// `?page=N` (1-based; anything else is page 1) as an offset.
-pub(crate) fn page_offset(page: Option<&str>) -> (i64, i64) {
-    let page = page.and_then(|p| p.parse::<i64>().ok()).filter(|p| (1..=1_000_000).contains(p)).unwrap_or(1);
-    (page, (page - 1) * PER_PAGE)
-}
-
-/// The admin console's routes, behind the admin guard.
-pub fn routes(state: PortalState) -> Router<PortalState> {
-    let admin = admin_routes();
+/// `admin`'s routes behind the admin guard.
+pub fn guarded(admin: AdminRoutes, state: PortalState) -> Router<PortalState> {
     if admin.listed.is_empty() {
         // axum refuses a route layer on an empty router.
         return admin.router;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use turnpike_store::domain::Email;
 use turnpike_store::AuditFilter;
 
-use super::admin::{page_offset, Section, PER_PAGE};
+use super::common::{page_offset, Section, PER_PAGE};
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
 use crate::format::datetime;

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use turnpike_store::{AccountStatus, KeyStatus, Role, StoreError};
 
-use super::admin::{actor, page_offset, Section, PER_PAGE};
-use super::parse_id;
+use super::common::{actor, page_offset, Section, PER_PAGE};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime};
+use crate::pages::parse_id;
 use crate::PortalState;
 
 /// `?q=&page=`.

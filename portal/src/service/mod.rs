@@ -1,0 +1,92 @@
+//! One function per action. Each enforces the action's rules, then writes the change and its
+//! audit row in one transaction (through the store's `Audit`), and is called by every surface
+//! alike: the HTML pages, the JSON API and, later, the admin API. Handlers only parse the
+//! request, call one of these and render the result or the [`ServiceError`] their own way.
+
+pub mod apps;
+pub mod keys;
+
+use turnpike_store::StoreError;
+
+/// Why an action was refused or failed. Surfaces choose the words and the status; the variant is
+/// the contract.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No such resource, or one the actor does not own (never "forbidden": that would leak that
+    /// it exists).
+    #[error("not found")]
+    NotFound,
+    /// A name failed validation; nothing changed.
+    #[error("invalid name: {0:?}")]
+    InvalidName(NameError),
+    /// The app name is taken among the actor's apps; nothing changed.
+    #[error("app name taken: {0}")]
+    AppNameTaken(String),
+    /// The actor's email address is not verified: keys are refused (a pre-registered address
+    /// must not get working credentials before its owner confirms it).
+    #[error("email not verified")]
+    EmailUnverified,
+    /// The key is revoked, suspended or already expiring, so it cannot be rotated.
+    #[error("key not rotatable")]
+    NotRotatable,
+    /// An app with metered usage or invoices is kept for billing.
+    #[error("app has billing history")]
+    HasBillingHistory,
+    /// The database failed (logged, never shown).
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ServiceError::NotFound,
+            e => ServiceError::Store(e),
+        }
+    }
+}
+
+/// Service result.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Longest app or key name.
+pub const MAX_NAME_CHARS: usize = 80;
+
+/// Why a name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameError {
+    /// Nothing but white space.
+    Empty,
+    /// More than [`MAX_NAME_CHARS`] characters.
+    TooLong,
+    /// A control character.
+    ControlCharacter,
+}
+
+/// The one name rule for apps and keys: trimmed, 1–80 characters, no control characters.
+pub fn parse_name(raw: &str) -> Result<String, NameError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        Err(NameError::Empty)
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Err(NameError::TooLong)
+    } else if name.chars().any(char::is_control) {
+        Err(NameError::ControlCharacter)
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name("  Billing bot "), Ok("Billing bot".to_owned()));
+        assert_eq!(parse_name("   "), Err(NameError::Empty));
+        assert_eq!(parse_name(&"x".repeat(81)), Err(NameError::TooLong));
+        assert!(parse_name(&"é".repeat(80)).is_ok());
+        assert_eq!(parse_name("a\u{0}b"), Err(NameError::ControlCharacter));
+    }
+}

@@ -1,0 +1,114 @@
+//! Measurements, ignored by default (they seed a million rows). Run with
+//! `cargo test -p turnpike-portal --test it perf -- --ignored --nocapture`; the figures are in
+//! the README ("Dashboard latency").
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use turnpike_store::clock::hour_start;
+use turnpike_store::domain::{ApiKey, Email};
+use turnpike_store::{Store, Visibility};
+
+use crate::helpers::{element_text, seed_api, TestApp, NOW};
+
+const APPS: usize = 50;
+const APIS: usize = 3;
+const HOURS: i64 = 365 * 24;
+
+/// `APPS` apps of `email`, each subscribed to `APIS` public APIs with one key, and a year of
+/// hourly usage rows ending at `NOW` for every key × API (one source): 1,314,000 rows.
+async fn seed(app: &TestApp, email: &str) {
+    let store: &Store = &app.store;
+    for i in 0..APIS {
+        seed_api(store, &format!("api{i}"), &format!("API {i}"), Visibility::Public).await;
+    }
+    let account = store.find_account_by_email(&Email::parse(email).unwrap()).await.unwrap().unwrap().0;
+    for i in 0..APPS {
+        let a = store.create_app(account.id, &format!("app {i}"), NOW - HOURS * 3600).await.unwrap();
+        store.subscribe_defaults(a.id, NOW - HOURS * 3600).await.unwrap();
+        store.create_key(a.id, "main", &ApiKey::generate(), NOW - HOURS * 3600).await.unwrap();
+    }
+    let first = hour_start(NOW) - (HOURS - 1) * 3600;
+    let rows = "SELECT k.id, s.api_id, s.id, $1 + h.x * 3600, 'gw1', 10, 9, 0, 0, 1, 100, 1000, 50, $1
+                FROM h, api_keys k JOIN subscriptions s ON s.app_id = k.app_id";
+    let insert = "INSERT INTO usage_hourly (key_id, api_id, subscription_id, hour, source, admitted, status_2xx, status_3xx,
+                  status_4xx, status_5xx, bytes_in, bytes_out, latency_ms_sum, updated_at)";
+    if app.store.backend() == turnpike_store::Backend::Sqlite {
+        let sql = format!("WITH RECURSIVE h(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM h WHERE x < {}) {insert} {rows}", HOURS - 1);
+        let pool = sqlx::SqlitePool::connect(&app.db_url).await.unwrap();
+        sqlx::query(&sql).bind(first).execute(&pool).await.unwrap();
+        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let sql = format!("WITH h(x) AS (SELECT generate_series(0, {})) {insert} {rows}", HOURS - 1);
+        let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+        sqlx::query(&sql).bind(first).execute(&pool).await.unwrap();
+        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// What each of the dashboard's reads costs, to see where the time goes.
+async fn store_timings(app: &TestApp) {
+    let s = &app.store;
+    let account = s.find_account_by_email(&Email::parse("ada@example.com").unwrap()).await.unwrap().unwrap().0;
+    let from = turnpike_portal::format::month_start(NOW);
+    let f = turnpike_store::UsageFilter { account_id: account.id, ..Default::default() };
+    let subs = s.account_subscriptions(account.id).await.unwrap();
+    let windows: Vec<(i64, i64, i64)> = subs.iter().map(|x| (x.id, from, from + 31 * 86_400)).collect();
+    macro_rules! time {
+        ($name:literal, $e:expr) => {{
+            let t = Instant::now();
+            let _ = $e.await.unwrap();
+            println!("  {} {:.1?}", $name, t.elapsed());
+        }};
+    }
+    time!("account_usage", s.account_usage(account.id, from));
+    time!("account_usage_by_app", s.account_usage_by_app(account.id, from));
+    time!("account_keys", s.account_keys(account.id));
+    time!("usage_by_hour", s.usage_by_hour(&f, from - 48 * 3600, from + 32 * 86_400));
+    time!("subscriptions_usage", s.subscriptions_usage(&windows));
+    time!("list_apis", s.list_apis());
+    time!("list_all_plans", s.list_all_plans());
+}
+
+#[tokio::test]
+#[ignore = "a measurement: seeds 1.3 million usage rows"]
+async fn dashboard_latency_for_50_apps_3_apis_and_a_year_of_hourly_buckets() {
+    for app in crate::helpers::each("perf_dashboard").await {
+        let dev = app.developer("ada@example.com").await;
+        let started = Instant::now();
+        seed(&app, "ada@example.com").await;
+        println!("{}: seeded in {:.1?}", app.store.backend(), started.elapsed());
+        let mut times = Vec::new();
+        for i in 0..40 {
+            let t = Instant::now();
+            let res = app.get(&dev, "/dashboard").await;
+            assert_eq!(res.status(), StatusCode::OK);
+            let html = res.text().await.unwrap();
+            let elapsed = t.elapsed();
+            if i == 0 {
+                // 50 apps × 3 APIs × 10 calls for every hour of this month so far.
+                let hours = (hour_start(NOW) - turnpike_portal::format::month_start(NOW)) / 3600 + 1;
+                let expected = (APPS * APIS) as i64 * 10 * hours;
+                assert_eq!(element_text(&html, "calls-this-month").map(|s| s.replace(',', "")), Some(expected.to_string()));
+                continue; // warm-up
+            }
+            times.push(elapsed);
+        }
+        times.sort();
+        store_timings(&app).await;
+        println!(
+            "{}: GET /dashboard over {} requests: p50 {:.1?}, p95 {:.1?}, max {:.1?}",
+            app.store.backend(),
+            times.len(),
+            percentile(&times, 50),
+            percentile(&times, 95),
+            times[times.len() - 1]
+        );
+    }
+}
