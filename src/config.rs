@@ -231,6 +231,13 @@ impl Config {
                 return Err(ConfigError(format!("key `jwt[{i}].api`: name each API once by its slug")));
             }
             turnpike_gateway::jwt::JwtVerifier::new(j).map_err(|e| ConfigError(format!("key `jwt[{i}].{}", e.0.replacen(':', "`:", 1))))?;
+            if !j.is_bound() {
+                return Err(ConfigError(format!(
+                    "key `jwt[{i}].apps`: bind the block for API {:?} to the app ids (`apps = [..]`) and/or account ids \
+                     (`accounts = [..]`) whose keys its tokens may name",
+                    j.api
+                )));
+            }
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
@@ -246,6 +253,9 @@ impl Config {
         };
         let mut jwt = std::collections::HashMap::new();
         for (i, j) in self.jwt.iter().enumerate() {
+            if !j.is_bound() {
+                return Err(ConfigError(format!("key `jwt[{i}].apps`: the block for API {:?} names no apps or accounts", j.api)));
+            }
             let v = turnpike_gateway::jwt::JwtVerifier::new(j).map_err(|e| ConfigError(format!("key `jwt[{i}]`: {}", e.0)))?;
             jwt.insert(j.api.clone(), std::sync::Arc::new(v));
         }
@@ -365,7 +375,13 @@ mod tests {
         let jwt = turnpike_gateway::jwt::JwtSettings { api: "echo".into(), hs256_secret: Some("short".into()), ..Default::default() };
         let cfg = Config { jwt: vec![jwt.clone()], ..Config::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("jwt[0].hs256_secret"), "{}", cfg.validate().unwrap_err());
-        let ok = turnpike_gateway::jwt::JwtSettings { hs256_secret: Some("x".repeat(32)), ..jwt };
+        let unbound = turnpike_gateway::jwt::JwtSettings { hs256_secret: Some("x".repeat(32)), ..jwt };
+        let cfg = Config { jwt: vec![unbound.clone()], ..Config::default() };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("jwt[0].apps") && e.contains("\"echo\""), "an unbound [[jwt]] block is refused: {e}");
+        let ok = turnpike_gateway::jwt::JwtSettings { accounts: vec![1], ..unbound };
+        let cfg = Config { jwt: vec![ok.clone()], ..Config::default() };
+        assert!(cfg.validate().is_ok());
         let cfg = Config { jwt: vec![ok.clone(), ok], ..Config::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("jwt[1].api"));
         let cfg = Config { stripe_secret_key: Some("sk_test_x".into()), ..Config::default() };

@@ -311,6 +311,13 @@ impl Gateway {
     async fn routed(&self, req: Request<Incoming>, peer: &Peer, ctx: &mut Ctx, route: &Route) -> Response<BoxBody> {
         let inner = &*self.inner;
 
+        // Only a WebSocket handshake may be tunnelled; any other upgrade is refused before it
+        // is authenticated or counted, and never reaches the upstream.
+        let upgrade_ask = proxy::upgrade_ask(req.method(), req.version(), req.headers());
+        if upgrade_ask == proxy::UpgradeAsk::Refused {
+            return Problem::UpgradeRefused.response();
+        }
+
         // A declared body over the limit is refused before it is authenticated or counted (like
         // nginx's client_max_body_size); a streamed body is cut off at the limit further down.
         let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -325,6 +332,7 @@ impl Gateway {
         };
         let now_us = inner.clock.now_micros();
         let now = now_us.div_euclid(1_000_000);
+        let mut jwt = None;
         let hash = if source == auth::CredentialSource::Authorization && crate::jwt::looks_like_jwt(presented) {
             // A JWT, where this API accepts them; it names the key the call is made under.
             let Some(verifier) = inner.cfg.jwt.get(&*route.slug) else {
@@ -338,6 +346,7 @@ impl Gateway {
                     return Problem::InvalidToken.response_with(&format!(",\"reason\":\"{}\"", jwt_reason(&e)));
                 }
             };
+            jwt = Some(verifier);
             match inner.keys.hash_for_key_id(key_id).await {
                 Ok(Some(h)) => h,
                 Ok(None) => return Problem::InvalidToken.response_with(",\"reason\":\"unknown_key\""),
@@ -361,6 +370,11 @@ impl Gateway {
                 return Problem::Unavailable.response();
             }
         };
+        // A token may name only keys of the apps/accounts its block is bound to: whoever mints
+        // tokens for this API must not be able to bill any developer's key.
+        if jwt.is_some_and(|v| !v.may_name(identity.app_id, identity.account_id)) {
+            return Problem::InvalidToken.response_with(",\"reason\":\"key_not_allowed\"");
+        }
         ctx.identity = Some(identity.clone());
         if !identity.enabled || identity.expires_at.is_some_and(|t| t <= now) {
             return Problem::KeyDisabled.response();
@@ -470,9 +484,9 @@ impl Gateway {
             Err(_) => return Problem::NoRoute.response(),
         };
         let original_host = parts.headers.remove(header::HOST);
-        // An HTTP/1.1 Upgrade (WebSocket and the like) keeps its Upgrade/Connection headers, and
-        // the client side of the connection is taken over once the upstream agrees (101).
-        let upgrade = proxy::upgrade_request(&parts.headers).map(|proto| (proto, parts.extensions.remove::<hyper::upgrade::OnUpgrade>()));
+        // A WebSocket handshake keeps its Upgrade/Connection headers, and the client side of the
+        // connection is taken over once the upstream agrees (101).
+        let upgrade = (upgrade_ask == proxy::UpgradeAsk::WebSocket).then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
         let h = &mut parts.headers;
         proxy::strip_hop_by_hop(h);
         proxy::strip_trusted(h);
@@ -491,8 +505,8 @@ impl Gateway {
         h.insert("x-request-id", ctx.request_id.clone());
         proxy::set_forwarded(h, &peer.ip, original_host.as_ref());
         parts.uri = uri;
-        if let Some((proto, _)) = &upgrade {
-            h.insert(header::UPGRADE, proto.clone());
+        if upgrade.is_some() {
+            h.insert(header::UPGRADE, header_str("websocket"));
             h.insert(header::CONNECTION, header_str("upgrade"));
         }
         parts.version = http::Version::HTTP_11;
@@ -519,7 +533,7 @@ impl Gateway {
             Ok(Ok(mut resp)) => {
                 let status = resp.status().as_u16();
                 let switched = match upgrade {
-                    Some((_, Some(client_side))) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                    Some(Some(client_side)) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
                         proxy::splice(client_side, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
                         resp.headers().get(header::UPGRADE).cloned()
                     }
@@ -633,7 +647,8 @@ fn jwt_reason(e: &crate::jwt::JwtError) -> &'static str {
 
 fn status_class(s: u16) -> usize {
     match s {
-        200..=299 => 0,
+        // A 101 (WebSocket session) is a success, not a "5xx".
+        100..=299 => 0,
         300..=399 => 1,
         400..=499 => 2,
         _ => 3,

@@ -30,6 +30,8 @@ pub enum Problem {
     QuotaExceeded,
     /// 400: the request body could not be read (bad framing, cut off).
     BadRequest,
+    /// 400: an `Upgrade` to anything but WebSocket, or a malformed WebSocket handshake.
+    UpgradeRefused,
     /// 413: request body too large.
     BodyTooLarge,
     /// 502: upstream unreachable or broke the connection.
@@ -50,7 +52,7 @@ impl Problem {
             Problem::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             Problem::RateLimited | Problem::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Problem::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Problem::BadRequest => StatusCode::BAD_REQUEST,
+            Problem::BadRequest | Problem::UpgradeRefused => StatusCode::BAD_REQUEST,
             Problem::BadGateway => StatusCode::BAD_GATEWAY,
             Problem::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -71,6 +73,7 @@ impl Problem {
             Problem::QuotaExceeded => "quota_exceeded",
             Problem::BodyTooLarge => "body_too_large",
             Problem::BadRequest => "bad_request",
+            Problem::UpgradeRefused => "upgrade_refused",
             Problem::BadGateway => "bad_gateway",
             Problem::GatewayTimeout => "gateway_timeout",
             Problem::Unavailable => "unavailable",
@@ -90,6 +93,7 @@ impl Problem {
             Problem::QuotaExceeded => "Monthly quota exceeded",
             Problem::BodyTooLarge => "Request body too large",
             Problem::BadRequest => "The request body could not be read",
+            Problem::UpgradeRefused => "Only WebSocket upgrades are allowed",
             Problem::BadGateway => "The upstream service could not be reached",
             Problem::GatewayTimeout => "The upstream service did not answer in time",
             Problem::Unavailable => "The gateway cannot enforce limits right now",
@@ -111,6 +115,9 @@ impl Problem {
             Problem::QuotaExceeded => "The plan's quota for this billing period is used up. Upgrade the plan or wait for the next period.",
             Problem::BodyTooLarge => "Send a smaller request body.",
             Problem::BadRequest => "Check the body's framing: Content-Length or chunked Transfer-Encoding.",
+            Problem::UpgradeRefused => {
+                "Send a WebSocket opening handshake (RFC 6455: GET, Upgrade: websocket, Sec-WebSocket-Version: 13, Sec-WebSocket-Key), or no Upgrade header."
+            }
             Problem::BadGateway => "Retry later; the API owner has been notified through the gateway's metrics.",
             Problem::GatewayTimeout => "Retry later, or with a smaller request.",
             Problem::Unavailable => "Retry after the number of seconds in Retry-After.",

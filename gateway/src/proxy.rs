@@ -79,17 +79,63 @@ fn strip_connection_listed(h: &mut HeaderMap) {
     }
 }
 
-/// The protocol asked for, if this is an HTTP/1.1 Upgrade request (`Connection: upgrade` plus
-/// `Upgrade: <protocol>`).
-pub fn upgrade_request(h: &HeaderMap) -> Option<HeaderValue> {
-    let proto = h.get(header::UPGRADE)?;
+/// What a request asks for on the `Upgrade` axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAsk {
+    /// No upgrade asked (`Connection` does not list `upgrade`; a stray `Upgrade` header is
+    /// stripped as hop-by-hop).
+    None,
+    /// A well-formed RFC 6455 WebSocket opening handshake: tunnelled after admission.
+    WebSocket,
+    /// Any other protocol (h2c, TLS/1.0, …) or a malformed WebSocket handshake: refused.
+    Refused,
+}
+
+/// Classify a request's upgrade ask. Only WebSocket may be tunnelled: once the upstream answers
+/// 101 the gateway only copies bytes, so a protocol it cannot see into must not reach that point
+/// (an `h2c` upgrade would otherwise carry any number of unmetered requests on one admission).
+pub fn upgrade_ask(method: &http::Method, version: http::Version, h: &HeaderMap) -> UpgradeAsk {
+    if !h.contains_key(header::UPGRADE) {
+        return UpgradeAsk::None;
+    }
     let asks = h
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    asks.then(|| proto.clone())
+    if !asks {
+        return UpgradeAsk::None;
+    }
+    if is_websocket_handshake(method, version, h) {
+        UpgradeAsk::WebSocket
+    } else {
+        UpgradeAsk::Refused
+    }
+}
+
+/// RFC 6455 §4.2.1: `GET`, HTTP/1.1, exactly one `Upgrade: websocket`, `Sec-WebSocket-Version:
+/// 13` and a `Sec-WebSocket-Key` that is the base64 encoding of 16 bytes.
+fn is_websocket_handshake(method: &http::Method, version: http::Version, h: &HeaderMap) -> bool {
+    let one = |name: &str| {
+        let mut all = h.get_all(name).iter();
+        match (all.next(), all.next()) {
+            (Some(v), None) => Some(v.as_bytes()),
+            _ => None,
+        }
+    };
+    method == http::Method::GET
+        && version == http::Version::HTTP_11
+        && one("upgrade").is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        && one("sec-websocket-version").is_some_and(|v| v.trim_ascii() == b"13")
+        && one("sec-websocket-key").is_some_and(|v| is_websocket_key(v.trim_ascii()))
+}
+
+/// Base64 (standard alphabet, padded) of exactly 16 bytes: 22 characters, the last of which
+/// carries only 2 bits (so is one of `AQgw`), then `==`.
+fn is_websocket_key(k: &[u8]) -> bool {
+    let b64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    k.len() == 24 && k[..21].iter().all(b64) && matches!(k[21], b'A' | b'Q' | b'g' | b'w') && &k[22..] == b"=="
 }
 
 /// Once both sides have switched protocols, copy bytes both ways until either closes.
@@ -298,6 +344,51 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn only_a_well_formed_websocket_handshake_may_upgrade() {
+        use http::{Method, Version};
+        let ws = |extra: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert("sec-websocket-version", HeaderValue::from_static("13"));
+            h.insert("sec-websocket-key", HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+            for (k, v) in extra {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let get = |h: &HeaderMap| upgrade_ask(&Method::GET, Version::HTTP_11, h);
+        assert_eq!(get(&ws(&[])), UpgradeAsk::WebSocket);
+        assert_eq!(get(&ws(&[("upgrade", "WebSocket")])), UpgradeAsk::WebSocket);
+        assert_eq!(upgrade_ask(&Method::POST, Version::HTTP_11, &ws(&[])), UpgradeAsk::Refused);
+        assert_eq!(upgrade_ask(&Method::GET, Version::HTTP_10, &ws(&[])), UpgradeAsk::Refused);
+        for (k, v) in [
+            ("upgrade", "h2c"),
+            ("upgrade", "TLS/1.0"),
+            ("upgrade", "foo"),
+            ("upgrade", "websocket, h2c"),
+            ("sec-websocket-version", "8"),
+            ("sec-websocket-key", "short=="),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZR=="),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ="),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25j*Q=="),
+        ] {
+            assert_eq!(get(&ws(&[(k, v)])), UpgradeAsk::Refused, "{k}: {v}");
+        }
+        let mut missing = ws(&[]);
+        missing.remove("sec-websocket-key");
+        assert_eq!(get(&missing), UpgradeAsk::Refused);
+        let mut twice = ws(&[]);
+        twice.append(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(get(&twice), UpgradeAsk::Refused, "two Upgrade headers");
+        // Not asked through Connection: not an upgrade (the header is stripped, nothing tunnelled).
+        let mut stray = ws(&[("upgrade", "h2c")]);
+        stray.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert_eq!(get(&stray), UpgradeAsk::None);
+        assert_eq!(get(&HeaderMap::new()), UpgradeAsk::None);
     }
 
     #[test]
