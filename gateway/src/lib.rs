@@ -1,16 +1,17 @@
 //! Turnpike's data plane.
 //!
-//! Every request goes through explicit phases over a per-request context, each of which may
+//! Every request goes through explicit phases (`phases/`) over a per-request context, each of which may
 //! answer early: **route** (host + path prefix → API and upstream target), **authenticate** (API
 //! key → identity and entitlement, through a cache that change events invalidate), **limit**
 //! (rate + monthly quota, checked and consumed atomically; the admitted count is the billable
-//! truth), **proxy** (streaming both ways) and **meter** (status, bytes, latency into the same
+//! truth), **forward** (streaming both ways) and **meter** (status, bytes, latency into the same
 //! hourly bucket). Background tasks flush counters to the database and follow the change log.
 
 mod access;
 mod auth;
 mod config;
 pub mod counters;
+mod flusher;
 mod follower;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -18,7 +19,7 @@ mod gateway;
 mod headers;
 pub mod jwt;
 mod linger;
-mod meter;
+mod phases;
 mod problem;
 mod proxy;
 mod routes;

@@ -1,20 +1,11 @@
-//! The proxy phase: a pooled hyper client, header hygiene, and bodies streamed both ways with
-//! byte counting for the meter.
-
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
+//! Proxy plumbing for the forward phase: the pooled hyper client, header hygiene, upgrades,
+//! CORS answers.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http_body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-use crate::counters::{BucketId, Counters, Outcome};
 
 /// Error type of every body the gateway handles.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -181,125 +172,6 @@ pub fn set_forwarded(h: &mut HeaderMap, client_ip: &str, host: Option<&HeaderVal
     };
     if let Ok(v) = HeaderValue::from_str(&fwd) {
         h.append(header::FORWARDED, v);
-    }
-}
-
-/// What a streamed body reports to: bytes as frames pass, and once at the end.
-pub trait Tally {
-    /// `n` more body bytes went through.
-    fn add(&mut self, n: u64);
-    /// The body ended (complete, or dropped).
-    fn end(&mut self) {}
-    /// The body broke off with an error.
-    fn fail(&mut self) {
-        self.end();
-    }
-}
-
-/// Request body bytes, read by the response's meter.
-impl Tally for Arc<AtomicU64> {
-    fn add(&mut self, n: u64) {
-        self.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// Records the outcome into the usage bucket when the response body ends or is dropped (the
-/// client went away).
-pub struct Meter {
-    counters: Counters,
-    bucket: BucketId,
-    status: u16,
-    started: Instant,
-    bytes_in: Arc<AtomicU64>,
-    bytes_out: u64,
-    done: bool,
-}
-
-impl Meter {
-    pub(crate) fn new(counters: Counters, bucket: BucketId, status: u16, started: Instant, bytes_in: Arc<AtomicU64>) -> Meter {
-        Meter { counters, bucket, status, started, bytes_in, bytes_out: 0, done: false }
-    }
-}
-
-impl Tally for Meter {
-    fn add(&mut self, n: u64) {
-        self.bytes_out += n;
-    }
-    /// The upstream broke off its body after the status line was forwarded (reset, cut short):
-    /// the client's connection is aborted and the request is metered as a 502, like a failure
-    /// before the headers, so it is not billed under `admitted_non_5xx`.
-    fn fail(&mut self) {
-        if !self.done && self.status < 500 {
-            self.status = 502;
-        }
-        self.end();
-    }
-    fn end(&mut self) {
-        if std::mem::replace(&mut self.done, true) {
-            return;
-        }
-        let outcome = Outcome {
-            status: self.status,
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out,
-            latency_ms: self.started.elapsed().as_millis() as u64,
-        };
-        self.counters.record(&self.bucket, &outcome);
-    }
-}
-
-impl Drop for Meter {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
-/// A body streamed through unchanged while its bytes are tallied.
-pub struct Tallied<B, T> {
-    inner: B,
-    tally: T,
-}
-
-impl<B, T> Tallied<B, T> {
-    pub fn new(inner: B, tally: T) -> Self {
-        Tallied { inner, tally }
-    }
-}
-
-impl<B, T> Body for Tallied<B, T>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-    T: Tally + Unpin,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    let n = d.len() as u64;
-                    self.tally.add(n);
-                }
-                Poll::Ready(Some(Ok(f)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.tally.fail();
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                self.tally.end();
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
