@@ -19,6 +19,7 @@ mod gateway;
 mod headers;
 pub mod jwt;
 mod linger;
+pub mod path;
 mod phases;
 mod problem;
 mod proxy;

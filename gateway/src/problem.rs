@@ -30,6 +30,8 @@ pub enum Problem {
     QuotaExceeded,
     /// 400: the request body could not be read (bad framing, cut off).
     BadRequest,
+    /// 400: a path with an ambiguous spelling or one that climbs above the root.
+    BadPath,
     /// 400: an `Upgrade` to anything but WebSocket, or a malformed WebSocket handshake.
     UpgradeRefused,
     /// 413: request body too large.
@@ -52,7 +54,7 @@ impl Problem {
             Problem::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             Problem::RateLimited | Problem::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Problem::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Problem::BadRequest | Problem::UpgradeRefused => StatusCode::BAD_REQUEST,
+            Problem::BadRequest | Problem::UpgradeRefused | Problem::BadPath => StatusCode::BAD_REQUEST,
             Problem::BadGateway => StatusCode::BAD_GATEWAY,
             Problem::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +76,7 @@ impl Problem {
             Problem::BodyTooLarge => "body_too_large",
             Problem::BadRequest => "bad_request",
             Problem::UpgradeRefused => "upgrade_refused",
+            Problem::BadPath => "bad_path",
             Problem::BadGateway => "bad_gateway",
             Problem::GatewayTimeout => "gateway_timeout",
             Problem::Unavailable => "unavailable",
@@ -94,6 +97,7 @@ impl Problem {
             Problem::BodyTooLarge => "Request body too large",
             Problem::BadRequest => "The request body could not be read",
             Problem::UpgradeRefused => "Only WebSocket upgrades are allowed",
+            Problem::BadPath => "The request path is ambiguous",
             Problem::BadGateway => "The upstream service could not be reached",
             Problem::GatewayTimeout => "The upstream service did not answer in time",
             Problem::Unavailable => "The gateway cannot enforce limits right now",
@@ -115,6 +119,9 @@ impl Problem {
             Problem::QuotaExceeded => "The plan's quota for this billing period is used up. Upgrade the plan or wait for the next period.",
             Problem::BodyTooLarge => "Send a smaller request body.",
             Problem::BadRequest => "Check the body's framing: Content-Length or chunked Transfer-Encoding.",
+            Problem::BadPath => {
+                "Send the path without encoded slashes or backslashes, double encoding, dot-segments with parameters, or dot-segments above the root."
+            }
             Problem::UpgradeRefused => {
                 "Send a WebSocket opening handshake (RFC 6455: GET, Upgrade: websocket, Sec-WebSocket-Version: 13, Sec-WebSocket-Key), or no Upgrade header."
             }

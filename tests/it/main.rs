@@ -10,6 +10,7 @@ mod gateway;
 mod journey;
 mod jwt;
 mod outages;
+mod paths;
 mod rcluster;
 mod smuggling;
 mod statuses;

@@ -36,7 +36,8 @@ pub(crate) async fn run(
         return Problem::BadGateway.response();
     };
     let (mut parts, body) = req.into_parts();
-    let path = &parts.uri.path()[route.prefix.len()..];
+    let path = routed.path.as_deref().unwrap_or(parts.uri.path());
+    let path = path.get(route.prefix.len()..).unwrap_or_default();
     let path = if path.is_empty() || path.starts_with('?') { "/" } else { path };
     let query = match (parts.uri.query(), auth.source) {
         (Some(q), CredentialSource::Query) => {

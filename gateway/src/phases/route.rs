@@ -1,7 +1,9 @@
-//! Phase 1, route: host + path prefix → API (the precompiled table, swapped atomically on
-//! change). Also refused here, before anything is authenticated or counted: an upgrade to
+//! Phase 1, route: the path normalised (dot-segments resolved or refused, see [`crate::path`]),
+//! then host + path prefix → API (the precompiled table, swapped atomically on change). Also
+//! refused here, before anything is authenticated or counted: an upgrade to
 //! anything but WebSocket, and a declared body over the limit.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::header;
@@ -18,12 +20,17 @@ pub(crate) struct Routed {
     pub(crate) route: Arc<Route>,
     /// A WebSocket handshake, to be tunnelled after a 101.
     pub(crate) websocket: bool,
+    /// The normalised path when it differs from the request's (`None`: the request's own).
+    pub(crate) path: Option<String>,
 }
 
 pub(crate) fn run<B>(inner: &Inner, req: &Request<B>, ctx: &mut Ctx) -> Step<Routed> {
+    let Ok(path) = crate::path::normalize(req.uri().path()) else {
+        return Err(Problem::BadPath.response());
+    };
     let routes = inner.routes.load();
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
-    let Some(route) = routes.find(host, req.uri().path()).cloned() else {
+    let Some(route) = routes.find(host, &path).cloned() else {
         return Err(Problem::NoRoute.response());
     };
     drop(routes);
@@ -42,5 +49,9 @@ pub(crate) fn run<B>(inner: &Inner, req: &Request<B>, ctx: &mut Ctx) -> Step<Rou
     if declared_len.is_some_and(|n| n > inner.cfg.max_body_bytes) {
         return Err(Problem::BodyTooLarge.response());
     }
-    Ok(Routed { route, websocket: ask == UpgradeAsk::WebSocket })
+    let path = match path {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(p) => Some(p),
+    };
+    Ok(Routed { route, websocket: ask == UpgradeAsk::WebSocket, path })
 }
