@@ -104,6 +104,9 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     /// APIs that also accept JWTs (`[[jwt]]` tables; see the README).
     pub jwt: Vec<turnpike_gateway::jwt::JwtSettings>,
+    /// Per-API TLS settings for `https://` upstream targets (`[[upstream_tls]]` tables: CA
+    /// bundle, client certificate; see the README).
+    pub upstream_tls: Vec<turnpike_gateway::upstream_tls::UpstreamTlsSettings>,
     /// Stripe secret key (`sk_…`); with `stripe_webhook_secret` turns Stripe on. Unset: off.
     pub stripe_secret_key: Option<Secret>,
     /// Stripe webhook signing secret (`whsec_…`) for `POST /webhooks/stripe`.
@@ -149,6 +152,7 @@ impl Default for Config {
             key_cache_capacity: 200_000,
             cors_origins: None,
             jwt: Vec::new(),
+            upstream_tls: Vec::new(),
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: None,
@@ -239,6 +243,14 @@ impl Config {
                 )));
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.upstream_tls.iter().enumerate() {
+            if t.api.is_empty() || !seen.insert(t.api.as_str()) {
+                return Err(ConfigError(format!("key `upstream_tls[{i}].api`: name each API once by its slug")));
+            }
+            turnpike_gateway::upstream_tls::client_config(Some(t))
+                .map_err(|e| ConfigError(format!("key `upstream_tls[{i}].{}", e.0.replacen(':', "`:", 1))))?;
+        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
         }
@@ -259,7 +271,14 @@ impl Config {
             let v = turnpike_gateway::jwt::JwtVerifier::new(j).map_err(|e| ConfigError(format!("key `jwt[{i}]`: {}", e.0)))?;
             jwt.insert(j.api.clone(), std::sync::Arc::new(v));
         }
+        let mut upstream_tls = std::collections::HashMap::new();
+        for (i, t) in self.upstream_tls.iter().enumerate() {
+            let c = turnpike_gateway::upstream_tls::client_config(Some(t))
+                .map_err(|e| ConfigError(format!("key `upstream_tls[{i}]`: {}", e.0)))?;
+            upstream_tls.insert(t.api.clone(), c);
+        }
         Ok(turnpike_gateway::GatewayConfig {
+            upstream_tls,
             cors_origins: cors_origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect(),
             jwt,
             portal_url: portal_url.to_owned(),

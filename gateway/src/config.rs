@@ -34,6 +34,9 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<http::HeaderValue>,
     /// APIs (by slug) that also accept JWTs, with their verifiers.
     pub jwt: std::collections::HashMap<String, std::sync::Arc<crate::jwt::JwtVerifier>>,
+    /// APIs (by slug) whose `https://` targets use their own TLS settings (CA bundle, client
+    /// certificate); every other `https://` target uses the webpki roots.
+    pub upstream_tls: std::collections::HashMap<String, std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +56,7 @@ impl Default for GatewayConfig {
             drain_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             jwt: std::collections::HashMap::new(),
+            upstream_tls: std::collections::HashMap::new(),
         }
     }
 }

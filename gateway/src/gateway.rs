@@ -21,6 +21,7 @@ use crate::counters::{Counters, LocalCounters};
 use crate::phases::{self, Ctx, Step};
 use crate::proxy::{self, BoxBody, UpstreamClient};
 use crate::routes::RouteTable;
+use crate::upstream_tls::TlsClient;
 use crate::GatewayConfig;
 
 /// Counters about the gateway itself, for tests and `/metrics`.
@@ -54,6 +55,9 @@ pub(crate) struct Inner {
     pub(crate) routes: ArcSwap<RouteTable>,
     pub(crate) keys: KeyCache,
     pub(crate) client: UpstreamClient,
+    /// For `https://` targets: the webpki-roots client, and per-API clients (`upstream_tls`).
+    pub(crate) tls_client: TlsClient,
+    pub(crate) tls_by_api: HashMap<String, TlsClient>,
     pub(crate) touches: Mutex<HashMap<i64, i64>>,
     pub(crate) refused_without_lookup: AtomicU64,
     pub(crate) flushes: AtomicU64,
@@ -108,6 +112,13 @@ impl Gateway {
             .collect();
         let routes = RouteTable::build(&store.list_apis().await?);
         let client = proxy::client(cfg.connect_timeout);
+        // Built now (reading the webpki roots once); unused while no target is https://.
+        let tls_client = match crate::upstream_tls::client_config(None) {
+            Ok(c) => crate::upstream_tls::client(&c, cfg.connect_timeout),
+            Err(e) => unreachable_tls(e),
+        };
+        let tls_by_api =
+            cfg.upstream_tls.iter().map(|(api, c)| (api.clone(), crate::upstream_tls::client(c, cfg.connect_timeout))).collect();
         let access_log = cfg.access_log;
         let fallback = matches!(counters, Counters::Redis(_)).then(|| {
             let local = Arc::new(LocalCounters::new(format!("failopen-{:016x}", rand::random::<u64>())));
@@ -122,6 +133,8 @@ impl Gateway {
                 counters,
                 routes: ArcSwap::from_pointee(routes),
                 client,
+                tls_client,
+                tls_by_api,
                 touches: Mutex::new(HashMap::new()),
                 refused_without_lookup: AtomicU64::new(0),
                 flushes: AtomicU64::new(0),
@@ -277,4 +290,17 @@ async fn protocol_announced(stream: &tokio::net::TcpStream, limit: std::time::Du
         }
     };
     tokio::time::timeout(limit, announced).await.is_ok()
+}
+
+/// The default TLS configuration (built-in roots, no files) cannot fail; if rustls ever says
+/// otherwise, no https:// target can be served, which is what an empty root store gives.
+fn unreachable_tls(e: crate::upstream_tls::TlsConfigError) -> TlsClient {
+    tracing::error!(error = %e, "cannot build the upstream TLS configuration; https:// targets will fail");
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
+    match cfg {
+        Ok(c) => crate::upstream_tls::client(&c, std::time::Duration::from_secs(5)),
+        Err(_) => unreachable!("ring supports the default protocol versions"),
+    }
 }

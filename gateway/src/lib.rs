@@ -24,8 +24,9 @@ mod phases;
 mod problem;
 mod proxy;
 mod routes;
+pub mod upstream_tls;
 
 pub use config::GatewayConfig;
 pub use counters::{Counters, LocalCounters, RedisCounters};
 pub use gateway::{Gateway, GatewayStats};
-pub use routes::RouteTable;
+pub use routes::{check_target, RouteTable};

@@ -38,6 +38,9 @@ pub enum Problem {
     BodyTooLarge,
     /// 502: upstream unreachable or broke the connection.
     BadGateway,
+    /// 502: TLS to an `https://` upstream failed (unknown CA, expired, name mismatch, handshake
+    /// timeout); the reason is logged, not returned.
+    UpstreamTls,
     /// 504: upstream too slow.
     GatewayTimeout,
     /// 503: counter store unavailable and the plan fails closed.
@@ -55,7 +58,7 @@ impl Problem {
             Problem::RateLimited | Problem::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Problem::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Problem::BadRequest | Problem::UpgradeRefused | Problem::BadPath => StatusCode::BAD_REQUEST,
-            Problem::BadGateway => StatusCode::BAD_GATEWAY,
+            Problem::BadGateway | Problem::UpstreamTls => StatusCode::BAD_GATEWAY,
             Problem::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -78,6 +81,7 @@ impl Problem {
             Problem::UpgradeRefused => "upgrade_refused",
             Problem::BadPath => "bad_path",
             Problem::BadGateway => "bad_gateway",
+            Problem::UpstreamTls => "upstream_tls",
             Problem::GatewayTimeout => "gateway_timeout",
             Problem::Unavailable => "unavailable",
         }
@@ -99,6 +103,7 @@ impl Problem {
             Problem::UpgradeRefused => "Only WebSocket upgrades are allowed",
             Problem::BadPath => "The request path is ambiguous",
             Problem::BadGateway => "The upstream service could not be reached",
+            Problem::UpstreamTls => "The upstream service's TLS connection failed",
             Problem::GatewayTimeout => "The upstream service did not answer in time",
             Problem::Unavailable => "The gateway cannot enforce limits right now",
         }
@@ -126,6 +131,7 @@ impl Problem {
                 "Send a WebSocket opening handshake (RFC 6455: GET, Upgrade: websocket, Sec-WebSocket-Version: 13, Sec-WebSocket-Key), or no Upgrade header."
             }
             Problem::BadGateway => "Retry later; the API owner has been notified through the gateway's metrics.",
+            Problem::UpstreamTls => "The upstream's certificate could not be verified; the API owner has to fix it. The gateway's log has the reason.",
             Problem::GatewayTimeout => "Retry later, or with a smaller request.",
             Problem::Unavailable => "Retry after the number of seconds in Retry-After.",
         }

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod faults;
 mod gateway;
+mod https;
 mod journey;
 mod jwt;
 mod outages;

@@ -95,7 +95,14 @@ pub(crate) async fn run(
     let upstream_req = Request::from_parts(parts, body);
 
     let upstream_started = Instant::now();
-    let result = tokio::time::timeout(inner.cfg.response_timeout, inner.client.request(upstream_req)).await;
+    let sent = if target.tls {
+        let client =
+            if inner.tls_by_api.is_empty() { &inner.tls_client } else { inner.tls_by_api.get(&*route.slug).unwrap_or(&inner.tls_client) };
+        client.request(upstream_req)
+    } else {
+        inner.client.request(upstream_req)
+    };
+    let result = tokio::time::timeout(inner.cfg.response_timeout, sent).await;
     let upstream = upstream_started.elapsed();
     inner.upstream.record(upstream.as_secs_f64());
     ctx.upstream = Some(upstream);
@@ -124,6 +131,11 @@ pub(crate) async fn run(
                 parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             }
             Response::from_parts(parts, Tallied::new(body, meter(status)).boxed_unsync())
+        }
+        Ok(Err(e)) if target.tls && crate::upstream_tls::tls_failure(&e).is_some() => {
+            let reason = crate::upstream_tls::tls_failure(&e).unwrap_or_default();
+            tracing::warn!(api = %route.slug, upstream = %target.authority, reason = %reason, error = %e, "upstream TLS failed");
+            meter::gateway_error(Problem::UpstreamTls, meter(502))
         }
         Ok(Err(e)) => {
             let too_large = std::error::Error::source(&e)
