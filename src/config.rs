@@ -107,6 +107,10 @@ pub struct Config {
     /// Per-API TLS settings for `https://` upstream targets (`[[upstream_tls]]` tables: CA
     /// bundle, client certificate; see the README).
     pub upstream_tls: Vec<turnpike_gateway::upstream_tls::UpstreamTlsSettings>,
+    /// Load balancers and proxies (CIDR blocks or addresses) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` the gateway and the portal believe; empty: none (the TCP peer is the
+    /// client).
+    pub trusted_proxies: Vec<String>,
     /// Stripe secret key (`sk_…`); with `stripe_webhook_secret` turns Stripe on. Unset: off.
     pub stripe_secret_key: Option<Secret>,
     /// Stripe webhook signing secret (`whsec_…`) for `POST /webhooks/stripe`.
@@ -153,6 +157,7 @@ impl Default for Config {
             cors_origins: None,
             jwt: Vec::new(),
             upstream_tls: Vec::new(),
+            trusted_proxies: Vec::new(),
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: None,
@@ -251,10 +256,16 @@ impl Config {
             turnpike_gateway::upstream_tls::client_config(Some(t))
                 .map_err(|e| ConfigError(format!("key `upstream_tls[{i}].{}", e.0.replacen(':', "`:", 1))))?;
         }
+        self.trusted_proxies()?;
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
         }
         self.validate_stripe()
+    }
+
+    /// The parsed `trusted_proxies`, shared by the gateway and the portal.
+    pub fn trusted_proxies(&self) -> Result<turnpike_store::net::TrustedProxies, ConfigError> {
+        turnpike_store::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| ConfigError(format!("key `trusted_proxies`: {e}")))
     }
 
     /// Gateway settings derived from this configuration.
@@ -279,6 +290,7 @@ impl Config {
         }
         Ok(turnpike_gateway::GatewayConfig {
             upstream_tls,
+            trusted_proxies: std::sync::Arc::new(self.trusted_proxies()?),
             cors_origins: cors_origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect(),
             jwt,
             portal_url: portal_url.to_owned(),

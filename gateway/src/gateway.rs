@@ -83,6 +83,9 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) ip: Box<str>,
+    pub(crate) addr: std::net::IpAddr,
+    /// The peer is one of `trusted_proxies`: its `X-Forwarded-*` headers are believed.
+    pub(crate) trusted: bool,
 }
 
 /// The gateway: cheap to clone, shared by every connection.
@@ -206,7 +209,8 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
-                    let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str() });
+                    let trusted = !self.inner.cfg.trusted_proxies.is_empty() && self.inner.cfg.trusted_proxies.contains(remote.ip());
+                    let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str(), addr: remote.ip(), trusted });
                     let svc = service_fn(move |req| {
                         let gw = gw.clone();
                         let peer = peer.clone();
@@ -251,6 +255,11 @@ impl Gateway {
             }
         }
         let mut ctx = Ctx::new(&req);
+        if peer.trusted {
+            let xff = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            let client = turnpike_store::net::client_ip(peer.addr, xff, &self.inner.cfg.trusted_proxies);
+            ctx.client = Some(client.to_string().into_boxed_str());
+        }
         let (Ok(mut resp) | Err(mut resp)) = self.phases(req, peer, &mut ctx).await;
         phases::meter::finish(&self.inner, &ctx, peer, resp.status().as_u16());
         resp.headers_mut().insert("x-request-id", ctx.request_id);

@@ -151,27 +151,58 @@ pub fn strip_trusted(h: &mut HeaderMap) {
     }
 }
 
-/// Append the client to `X-Forwarded-For` and set the other forwarding headers.
-pub fn set_forwarded(h: &mut HeaderMap, client_ip: &str, host: Option<&HeaderValue>) {
+/// Who sent a request, for the forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    /// The TCP peer (appended to `X-Forwarded-For`).
+    pub peer_ip: &'a str,
+    /// The client as resolved through trusted proxies (`Forwarded: for=`).
+    pub client_ip: &'a str,
+    /// `https` when the client's connection was TLS, here or at a trusted proxy.
+    pub proto: &'static str,
+    /// The peer is a trusted proxy: its `Forwarded` header is kept.
+    pub trusted_peer: bool,
+}
+
+/// Append the peer to `X-Forwarded-For` and set the other forwarding headers. A `Forwarded`
+/// header from an untrusted peer is dropped (it would claim any client).
+pub fn set_forwarded(h: &mut HeaderMap, hop: &Hop<'_>, host: Option<&HeaderValue>) {
+    let peer_ip = hop.peer_ip;
     let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client_ip}"),
-        None => client_ip.to_owned(),
+        Some(prev) => format!("{prev}, {peer_ip}"),
+        None => peer_ip.to_owned(),
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert("x-forwarded-for", v);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    h.insert("x-forwarded-proto", HeaderValue::from_static(hop.proto));
     let host_str = host.and_then(|v| v.to_str().ok()).filter(|s| !s.contains(['"', ';', ',']));
     if let Some(host) = host {
         h.insert("x-forwarded-host", host.clone());
     }
+    let client_ip = hop.client_ip;
     let ip = if client_ip.contains(':') { format!("\"[{client_ip}]\"") } else { client_ip.to_owned() };
+    let proto = hop.proto;
     let fwd = match host_str {
-        Some(hs) => format!("for={ip};proto=http;host=\"{hs}\""),
-        None => format!("for={ip};proto=http"),
+        Some(hs) => format!("for={ip};proto={proto};host=\"{hs}\""),
+        None => format!("for={ip};proto={proto}"),
     };
+    if !hop.trusted_peer && h.contains_key(header::FORWARDED) {
+        h.remove(header::FORWARDED);
+    }
     if let Ok(v) = HeaderValue::from_str(&fwd) {
         h.append(header::FORWARDED, v);
+    }
+}
+
+/// The scheme the client used: `https` only when a trusted proxy says so (TLS listeners are
+/// not built yet).
+pub fn client_proto(h: &HeaderMap, trusted_peer: bool) -> &'static str {
+    let says_https = || h.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    if trusted_peer && says_https() {
+        "https"
+    } else {
+        "http"
     }
 }
 
@@ -269,7 +300,8 @@ mod tests {
         h.insert("x-turnpike-consumer", HeaderValue::from_static("admin"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         strip_trusted(&mut h);
-        set_forwarded(&mut h, "127.0.0.1", Some(&HeaderValue::from_static("gw.example")));
+        let hop = Hop { peer_ip: "127.0.0.1", client_ip: "127.0.0.1", proto: "http", trusted_peer: false };
+        set_forwarded(&mut h, &hop, Some(&HeaderValue::from_static("gw.example")));
         assert!(!h.contains_key("x-turnpike-consumer"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[header::FORWARDED], "for=127.0.0.1;proto=http;host=\"gw.example\"");

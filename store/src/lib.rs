@@ -9,6 +9,7 @@ pub mod clock;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod net;
 pub mod period;
 
 mod accounts;

@@ -12,6 +12,7 @@ mod journey;
 mod jwt;
 mod outages;
 mod paths;
+mod proxies;
 mod rcluster;
 mod smuggling;
 mod statuses;

@@ -62,6 +62,12 @@ pub(crate) async fn run(
         Err(_) => return Problem::NoRoute.response(),
     };
     let original_host = parts.headers.remove(header::HOST);
+    let hop = proxy::Hop {
+        peer_ip: &peer.ip,
+        client_ip: ctx.client.as_deref().unwrap_or(&peer.ip),
+        proto: proxy::client_proto(&parts.headers, peer.trusted),
+        trusted_peer: peer.trusted,
+    };
     // A WebSocket handshake keeps its Upgrade/Connection headers, and the client side of the
     // connection is taken over once the upstream agrees (101).
     let upgrade = routed.websocket.then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
@@ -81,7 +87,7 @@ pub(crate) async fn run(
     h.insert("x-turnpike-plan", auth.grant().plan_header.clone());
     h.insert("x-turnpike-api", route.api_header.clone());
     h.insert("x-request-id", ctx.request_id.clone());
-    proxy::set_forwarded(h, &peer.ip, original_host.as_ref());
+    proxy::set_forwarded(h, &hop, original_host.as_ref());
     parts.uri = uri;
     if upgrade.is_some() {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

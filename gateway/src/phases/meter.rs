@@ -165,7 +165,7 @@ pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
             status,
             upstream_ms: ctx.upstream.map(|v| v.as_millis() as u64),
             total_ms: total.as_millis() as u64,
-            client: &peer.ip,
+            client: ctx.client.as_deref().unwrap_or(&peer.ip),
         });
     }
 }

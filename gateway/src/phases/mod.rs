@@ -47,6 +47,8 @@ pub(crate) struct Ctx {
     pub(crate) upstream: Option<std::time::Duration>,
     /// Unix microseconds, read once the request carries a well-formed credential.
     pub(crate) now_us: i64,
+    /// The client behind a trusted proxy (`None`: the TCP peer is the client).
+    pub(crate) client: Option<Box<str>>,
 }
 
 impl Ctx {
@@ -59,6 +61,7 @@ impl Ctx {
             plan_requests: None,
             upstream: None,
             now_us: 0,
+            client: None,
         }
     }
 }
