@@ -104,9 +104,9 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     /// APIs that also accept JWTs (`[[jwt]]` tables; see the README).
     pub jwt: Vec<turnpike_gateway::jwt::JwtSettings>,
-    /// Per-API TLS settings for `https://` upstream targets (`[[upstream_tls]]` tables: CA
-    /// bundle, client certificate; see the README).
-    pub upstream_tls: Vec<turnpike_gateway::upstream_tls::UpstreamTlsSettings>,
+    /// Per-API upstream settings (`[[upstream]]` tables: CA bundle and client certificate for
+    /// `https://` targets, `pass_client_host`, `timeout_ms`; see the README).
+    pub upstream: Vec<turnpike_gateway::upstream_tls::UpstreamSettings>,
     /// Load balancers and proxies (CIDR blocks or addresses) whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` the gateway and the portal believe; empty: none (the TCP peer is the
     /// client).
@@ -156,7 +156,7 @@ impl Default for Config {
             key_cache_capacity: 200_000,
             cors_origins: None,
             jwt: Vec::new(),
-            upstream_tls: Vec::new(),
+            upstream: Vec::new(),
             trusted_proxies: Vec::new(),
             stripe_secret_key: None,
             stripe_webhook_secret: None,
@@ -249,12 +249,15 @@ impl Config {
             }
         }
         let mut seen = std::collections::HashSet::new();
-        for (i, t) in self.upstream_tls.iter().enumerate() {
+        for (i, t) in self.upstream.iter().enumerate() {
             if t.api.is_empty() || !seen.insert(t.api.as_str()) {
-                return Err(ConfigError(format!("key `upstream_tls[{i}].api`: name each API once by its slug")));
+                return Err(ConfigError(format!("key `upstream[{i}].api`: name each API once by its slug")));
+            }
+            if t.timeout_ms == Some(0) {
+                return Err(ConfigError(format!("key `upstream[{i}].timeout_ms`: must be greater than 0")));
             }
             turnpike_gateway::upstream_tls::client_config(Some(t))
-                .map_err(|e| ConfigError(format!("key `upstream_tls[{i}].{}", e.0.replacen(':', "`:", 1))))?;
+                .map_err(|e| ConfigError(format!("key `upstream[{i}].{}", e.0.replacen(':', "`:", 1))))?;
         }
         self.trusted_proxies()?;
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
@@ -283,13 +286,18 @@ impl Config {
             jwt.insert(j.api.clone(), std::sync::Arc::new(v));
         }
         let mut upstream_tls = std::collections::HashMap::new();
-        for (i, t) in self.upstream_tls.iter().enumerate() {
-            let c = turnpike_gateway::upstream_tls::client_config(Some(t))
-                .map_err(|e| ConfigError(format!("key `upstream_tls[{i}]`: {}", e.0)))?;
+        let mut upstream_options = std::collections::HashMap::new();
+        for (i, t) in self.upstream.iter().enumerate() {
+            if let Some(o) = t.options() {
+                upstream_options.insert(t.api.clone(), o);
+            }
+            let c =
+                turnpike_gateway::upstream_tls::client_config(Some(t)).map_err(|e| ConfigError(format!("key `upstream[{i}]`: {}", e.0)))?;
             upstream_tls.insert(t.api.clone(), c);
         }
         Ok(turnpike_gateway::GatewayConfig {
             upstream_tls,
+            upstream_options,
             trusted_proxies: std::sync::Arc::new(self.trusted_proxies()?),
             cors_origins: cors_origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect(),
             jwt,

@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     /// APIs (by slug) whose `https://` targets use their own TLS settings (CA bundle, client
     /// certificate); every other `https://` target uses the webpki roots.
     pub upstream_tls: std::collections::HashMap<String, std::sync::Arc<rustls::ClientConfig>>,
+    /// APIs (by slug) with their own `Host` or timeout rule (`[[upstream]]`).
+    pub upstream_options: std::collections::HashMap<String, crate::upstream_tls::UpstreamOptions>,
     /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (load balancers).
     pub trusted_proxies: std::sync::Arc<turnpike_store::net::TrustedProxies>,
 }
@@ -59,6 +61,7 @@ impl Default for GatewayConfig {
             cors_origins: Vec::new(),
             jwt: std::collections::HashMap::new(),
             upstream_tls: std::collections::HashMap::new(),
+            upstream_options: std::collections::HashMap::new(),
             trusted_proxies: Default::default(),
         }
     }

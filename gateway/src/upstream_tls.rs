@@ -22,18 +22,42 @@ use serde::Deserialize;
 
 use crate::proxy::BoxBody;
 
-/// One API's upstream TLS settings (`[[upstream_tls]]` in `turnpike.toml`).
+/// One API's upstream settings (`[[upstream]]` in `turnpike.toml`): TLS for its `https://`
+/// targets, the `Host` sent, and the upstream timeout.
 #[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct UpstreamTlsSettings {
-    /// Slug of the API whose `https://` targets these settings apply to.
+pub struct UpstreamSettings {
+    /// Slug of the API these settings apply to.
     pub api: String,
+    /// Send the client's `Host` upstream instead of the target's (HTTP/1.1 upstreams; the
+    /// target's host is still used for SNI and certificate verification).
+    pub pass_client_host: bool,
+    /// Time for this API's upstream to send response headers, milliseconds (cold starts);
+    /// unset: `upstream_timeout_ms`.
+    pub timeout_ms: Option<u64>,
     /// PEM file of the CA certificates to trust instead of the webpki roots (private PKI).
     pub ca_file: Option<PathBuf>,
     /// PEM certificate chain presented to the upstream (mTLS); with `client_key_file`.
     pub client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`.
     pub client_key_file: Option<PathBuf>,
+}
+
+/// What the forward phase applies per API (only APIs with `pass_client_host` or `timeout_ms`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpstreamOptions {
+    /// Send the client's `Host`.
+    pub pass_client_host: bool,
+    /// Upstream response-header timeout for this API.
+    pub timeout: Option<Duration>,
+}
+
+impl UpstreamSettings {
+    /// The per-request options, if any differ from the defaults.
+    pub fn options(&self) -> Option<UpstreamOptions> {
+        (self.pass_client_host || self.timeout_ms.is_some())
+            .then(|| UpstreamOptions { pass_client_host: self.pass_client_host, timeout: self.timeout_ms.map(Duration::from_millis) })
+    }
 }
 
 /// A configuration error, naming the setting.
@@ -43,7 +67,7 @@ pub struct TlsConfigError(pub String);
 
 /// The rustls client configuration for `settings` (`None`: webpki roots, no client
 /// certificate). Files are read now so that a bad one stops the start.
-pub fn client_config(settings: Option<&UpstreamTlsSettings>) -> Result<Arc<ClientConfig>, TlsConfigError> {
+pub fn client_config(settings: Option<&UpstreamSettings>) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let mut roots = RootCertStore::empty();
     match settings.and_then(|s| s.ca_file.as_ref()) {
         Some(path) => {

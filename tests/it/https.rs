@@ -12,7 +12,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use turnpike_gateway::upstream_tls::UpstreamTlsSettings;
+use turnpike_gateway::upstream_tls::UpstreamSettings;
 use turnpike_testkit::TestDb;
 
 use crate::{system_clock, CounterBackend, TestApp};
@@ -112,9 +112,9 @@ async fn https_upstreams_are_verified_pooled_streamed_and_use_h2_when_offered() 
     let (mismatch_up, _) = tls_upstream(chain, key, false).await;
 
     let db = TestDb::sqlite().await;
-    let with_ca = |api: &str| UpstreamTlsSettings { api: api.into(), ca_file: Some(ca_file.clone()), ..UpstreamTlsSettings::default() };
+    let with_ca = |api: &str| UpstreamSettings { api: api.into(), ca_file: Some(ca_file.clone()), ..UpstreamSettings::default() };
     let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), |c| {
-        c.upstream_tls = vec![with_ca("h2"), with_ca("h1"), with_ca("expired"), with_ca("mismatch")];
+        c.upstream = vec![with_ca("h2"), with_ca("h1"), with_ca("expired"), with_ca("mismatch")];
     })
     .await;
     for (slug, up) in [("h2", h2_up), ("h1", h1_up), ("expired", expired_up), ("mismatch", mismatch_up), ("unknownca", h1_up)] {
@@ -149,5 +149,37 @@ async fn https_upstreams_are_verified_pooled_streamed_and_use_h2_when_offered() 
         let r = app.http.get(app.gw(&format!("/{slug}/x"))).bearer_auth(key.expose()).send().await.unwrap();
         assert_eq!(problem_code(r).await, (502, "upstream_tls".to_owned()), "{slug}");
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_api_upstream_options_pass_the_client_host_and_set_the_timeout() {
+    let slow = crate::upstreams::start(crate::upstreams::Behaviour::Slow(std::time::Duration::from_secs(5))).await;
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), |c| {
+        c.upstream = vec![
+            UpstreamSettings { api: "passhost".into(), pass_client_host: true, ..UpstreamSettings::default() },
+            UpstreamSettings { api: "coldstart".into(), timeout_ms: Some(200), ..UpstreamSettings::default() },
+        ];
+    })
+    .await;
+    let echo = app.store.list_apis().await.unwrap().into_iter().find(|a| a.slug == "echo").unwrap().upstreams[0].url.clone();
+    app.publish("passhost", &[(&echo, 1)]).await;
+    app.publish("targethost", &[(&echo, 1)]).await;
+    app.publish("coldstart", &[(&format!("http://{slow}"), 1)]).await;
+    let (key, _, _) = app.developer_key("opts@example.com").await;
+    let host_seen = |slug: &'static str| {
+        let (http, url, key) = (app.http.clone(), app.gw(&format!("/{slug}/x")), key.expose().to_owned());
+        async move {
+            let r = http.get(url).header("host", "api.example.com").header("x-api-key", key).send().await.unwrap();
+            let v: serde_json::Value = r.json().await.unwrap();
+            v["headers"]["host"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(host_seen("passhost").await, "api.example.com", "pass_client_host");
+    assert_eq!(host_seen("targethost").await, echo.trim_start_matches("http://"), "default: the target's host");
+    // 200 ms for this API (the gateway-wide default is 30 s; the upstream takes 5 s).
+    let r = app.http.get(app.gw("/coldstart/x")).header("x-api-key", key.expose()).send().await.unwrap();
+    assert_eq!(problem_code(r).await, (504, "gateway_timeout".to_owned()));
     app.stop().await;
 }

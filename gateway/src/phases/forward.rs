@@ -61,6 +61,7 @@ pub(crate) async fn run(
         Ok(u) => u,
         Err(_) => return Problem::NoRoute.response(),
     };
+    let options = if inner.cfg.upstream_options.is_empty() { None } else { inner.cfg.upstream_options.get(&*route.slug) };
     let original_host = parts.headers.remove(header::HOST);
     let hop = proxy::Hop {
         peer_ip: &peer.ip,
@@ -88,6 +89,9 @@ pub(crate) async fn run(
     h.insert("x-turnpike-api", route.api_header.clone());
     h.insert("x-request-id", ctx.request_id.clone());
     proxy::set_forwarded(h, &hop, original_host.as_ref());
+    if let (Some(host), Some(true)) = (&original_host, options.map(|o| o.pass_client_host)) {
+        h.insert(header::HOST, host.clone());
+    }
     parts.uri = uri;
     if upgrade.is_some() {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -108,7 +112,8 @@ pub(crate) async fn run(
     } else {
         inner.client.request(upstream_req)
     };
-    let result = tokio::time::timeout(inner.cfg.response_timeout, sent).await;
+    let timeout = options.and_then(|o| o.timeout).unwrap_or(inner.cfg.response_timeout);
+    let result = tokio::time::timeout(timeout, sent).await;
     let upstream = upstream_started.elapsed();
     inner.upstream.record(upstream.as_secs_f64());
     ctx.upstream = Some(upstream);
