@@ -111,6 +111,9 @@ pub struct Config {
     /// `X-Forwarded-Proto` the gateway and the portal believe; empty: none (the TCP peer is the
     /// client).
     pub trusted_proxies: Vec<String>,
+    /// The gateway listener expects a PROXY protocol v1/v2 header on every connection (behind
+    /// HAProxy or an AWS NLB with proxy protocol on); connections without one are closed.
+    pub proxy_protocol: bool,
     /// Stripe secret key (`sk_…`); with `stripe_webhook_secret` turns Stripe on. Unset: off.
     pub stripe_secret_key: Option<Secret>,
     /// Stripe webhook signing secret (`whsec_…`) for `POST /webhooks/stripe`.
@@ -158,6 +161,7 @@ impl Default for Config {
             jwt: Vec::new(),
             upstream: Vec::new(),
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: None,
@@ -299,6 +303,7 @@ impl Config {
             upstream_tls,
             upstream_options,
             trusted_proxies: std::sync::Arc::new(self.trusted_proxies()?),
+            proxy_protocol: self.proxy_protocol,
             cors_origins: cors_origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect(),
             jwt,
             portal_url: portal_url.to_owned(),

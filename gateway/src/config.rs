@@ -41,6 +41,8 @@ pub struct GatewayConfig {
     pub upstream_options: std::collections::HashMap<String, crate::upstream_tls::UpstreamOptions>,
     /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (load balancers).
     pub trusted_proxies: std::sync::Arc<turnpike_store::net::TrustedProxies>,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header naming the client.
+    pub proxy_protocol: bool,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +65,7 @@ impl Default for GatewayConfig {
             upstream_tls: std::collections::HashMap::new(),
             upstream_options: std::collections::HashMap::new(),
             trusted_proxies: Default::default(),
+            proxy_protocol: false,
         }
     }
 }

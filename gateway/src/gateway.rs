@@ -209,16 +209,25 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
-                    let trusted = !self.inner.cfg.trusted_proxies.is_empty() && self.inner.cfg.trusted_proxies.contains(remote.ip());
-                    let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str(), addr: remote.ip(), trusted });
-                    let svc = service_fn(move |req| {
-                        let gw = gw.clone();
-                        let peer = peer.clone();
-                        async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
-                    });
                     let (builder, watcher) = (builder.clone(), graceful.watcher());
                     let first_bytes = self.inner.cfg.header_read_timeout;
                     tokio::spawn(async move {
+                        let (mut stream, mut remote) = (stream, remote);
+                        if gw.inner.cfg.proxy_protocol {
+                            // The balancer's header names the client; without one, close.
+                            match tokio::time::timeout(first_bytes, crate::proxy_protocol::read_header(&mut stream)).await {
+                                Ok(Ok(Some(client))) => remote = client,
+                                Ok(Ok(None)) => {}
+                                Ok(Err(_)) | Err(_) => return,
+                            }
+                        }
+                        let trusted = !gw.inner.cfg.trusted_proxies.is_empty() && gw.inner.cfg.trusted_proxies.contains(remote.ip());
+                        let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str(), addr: remote.ip(), trusted });
+                        let svc = service_fn(move |req| {
+                            let gw = gw.clone();
+                            let peer = peer.clone();
+                            async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
+                        });
                         if !protocol_announced(&stream, first_bytes).await {
                             return;
                         }

@@ -23,6 +23,7 @@ pub mod path;
 mod phases;
 mod problem;
 mod proxy;
+mod proxy_protocol;
 mod routes;
 pub mod upstream_tls;
 

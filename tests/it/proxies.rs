@@ -73,3 +73,31 @@ async fn one_clients_failed_logins_do_not_lock_out_another_behind_the_same_balan
     assert_eq!(attempt("198.51.100.2").await, 401, "client B, behind the same balancer, is not");
     app.stop().await;
 }
+
+/// Send `header` then an HTTP/1.0 request on one connection; the response text ("" if closed).
+async fn through_proxy_protocol(app: &TestApp, header: &[u8], key: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.gateway_url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut bytes = header.to_vec();
+    bytes.extend_from_slice(format!("GET /echo/pp HTTP/1.0\r\nHost: {addr}\r\nX-API-Key: {key}\r\n\r\n").as_bytes());
+    s.write_all(&bytes).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_v1_and_v2_name_the_client_and_a_connection_without_a_header_is_closed() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), |c| c.proxy_protocol = true).await;
+    let (key, _, _) = app.developer_key("pp@example.com").await;
+    let v1 = through_proxy_protocol(&app, b"PROXY TCP4 198.51.100.7 10.0.0.1 5555 8000\r\n", key.expose()).await;
+    assert!(v1.starts_with("HTTP/1.0 200") && v1.contains("for=198.51.100.7;proto=http"), "{v1}");
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[0x21, 0x11, 0, 12, 203, 0, 113, 9, 10, 0, 0, 1, 0x15, 0xb3, 0x1f, 0x40]);
+    let v2 = through_proxy_protocol(&app, &v2, key.expose()).await;
+    assert!(v2.starts_with("HTTP/1.0 200") && v2.contains("for=203.0.113.9;proto=http"), "{v2}");
+    assert_eq!(through_proxy_protocol(&app, b"", key.expose()).await, "", "no header: closed unanswered");
+    app.stop().await;
+}
