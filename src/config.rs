@@ -104,6 +104,16 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     /// APIs that also accept JWTs (`[[jwt]]` tables; see the README).
     pub jwt: Vec<turnpike_gateway::jwt::JwtSettings>,
+    /// Per-API upstream settings (`[[upstream]]` tables: CA bundle and client certificate for
+    /// `https://` targets, `pass_client_host`, `timeout_ms`; see the README).
+    pub upstream: Vec<turnpike_gateway::upstream_tls::UpstreamSettings>,
+    /// Load balancers and proxies (CIDR blocks or addresses) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` the gateway and the portal believe; empty: none (the TCP peer is the
+    /// client).
+    pub trusted_proxies: Vec<String>,
+    /// The gateway listener expects a PROXY protocol v1/v2 header on every connection (behind
+    /// HAProxy or an AWS NLB with proxy protocol on); connections without one are closed.
+    pub proxy_protocol: bool,
     /// Stripe secret key (`sk_…`); with `stripe_webhook_secret` turns Stripe on. Unset: off.
     pub stripe_secret_key: Option<Secret>,
     /// Stripe webhook signing secret (`whsec_…`) for `POST /webhooks/stripe`.
@@ -149,6 +159,9 @@ impl Default for Config {
             key_cache_capacity: 200_000,
             cors_origins: None,
             jwt: Vec::new(),
+            upstream: Vec::new(),
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: None,
@@ -231,11 +244,35 @@ impl Config {
                 return Err(ConfigError(format!("key `jwt[{i}].api`: name each API once by its slug")));
             }
             turnpike_gateway::jwt::JwtVerifier::new(j).map_err(|e| ConfigError(format!("key `jwt[{i}].{}", e.0.replacen(':', "`:", 1))))?;
+            if !j.is_bound() {
+                return Err(ConfigError(format!(
+                    "key `jwt[{i}].apps`: bind the block for API {:?} to the app ids (`apps = [..]`) and/or account ids \
+                     (`accounts = [..]`) whose keys its tokens may name",
+                    j.api
+                )));
+            }
         }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.upstream.iter().enumerate() {
+            if t.api.is_empty() || !seen.insert(t.api.as_str()) {
+                return Err(ConfigError(format!("key `upstream[{i}].api`: name each API once by its slug")));
+            }
+            if t.timeout_ms == Some(0) {
+                return Err(ConfigError(format!("key `upstream[{i}].timeout_ms`: must be greater than 0")));
+            }
+            turnpike_gateway::upstream_tls::client_config(Some(t))
+                .map_err(|e| ConfigError(format!("key `upstream[{i}].{}", e.0.replacen(':', "`:", 1))))?;
+        }
+        self.trusted_proxies()?;
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
         }
         self.validate_stripe()
+    }
+
+    /// The parsed `trusted_proxies`, shared by the gateway and the portal.
+    pub fn trusted_proxies(&self) -> Result<turnpike_store::net::TrustedProxies, ConfigError> {
+        turnpike_store::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| ConfigError(format!("key `trusted_proxies`: {e}")))
     }
 
     /// Gateway settings derived from this configuration.
@@ -246,10 +283,27 @@ impl Config {
         };
         let mut jwt = std::collections::HashMap::new();
         for (i, j) in self.jwt.iter().enumerate() {
+            if !j.is_bound() {
+                return Err(ConfigError(format!("key `jwt[{i}].apps`: the block for API {:?} names no apps or accounts", j.api)));
+            }
             let v = turnpike_gateway::jwt::JwtVerifier::new(j).map_err(|e| ConfigError(format!("key `jwt[{i}]`: {}", e.0)))?;
             jwt.insert(j.api.clone(), std::sync::Arc::new(v));
         }
+        let mut upstream_tls = std::collections::HashMap::new();
+        let mut upstream_options = std::collections::HashMap::new();
+        for (i, t) in self.upstream.iter().enumerate() {
+            if let Some(o) = t.options() {
+                upstream_options.insert(t.api.clone(), o);
+            }
+            let c =
+                turnpike_gateway::upstream_tls::client_config(Some(t)).map_err(|e| ConfigError(format!("key `upstream[{i}]`: {}", e.0)))?;
+            upstream_tls.insert(t.api.clone(), c);
+        }
         Ok(turnpike_gateway::GatewayConfig {
+            upstream_tls,
+            upstream_options,
+            trusted_proxies: std::sync::Arc::new(self.trusted_proxies()?),
+            proxy_protocol: self.proxy_protocol,
             cors_origins: cors_origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect(),
             jwt,
             portal_url: portal_url.to_owned(),
@@ -365,7 +419,13 @@ mod tests {
         let jwt = turnpike_gateway::jwt::JwtSettings { api: "echo".into(), hs256_secret: Some("short".into()), ..Default::default() };
         let cfg = Config { jwt: vec![jwt.clone()], ..Config::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("jwt[0].hs256_secret"), "{}", cfg.validate().unwrap_err());
-        let ok = turnpike_gateway::jwt::JwtSettings { hs256_secret: Some("x".repeat(32)), ..jwt };
+        let unbound = turnpike_gateway::jwt::JwtSettings { hs256_secret: Some("x".repeat(32)), ..jwt };
+        let cfg = Config { jwt: vec![unbound.clone()], ..Config::default() };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("jwt[0].apps") && e.contains("\"echo\""), "an unbound [[jwt]] block is refused: {e}");
+        let ok = turnpike_gateway::jwt::JwtSettings { accounts: vec![1], ..unbound };
+        let cfg = Config { jwt: vec![ok.clone()], ..Config::default() };
+        assert!(cfg.validate().is_ok());
         let cfg = Config { jwt: vec![ok.clone(), ok], ..Config::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("jwt[1].api"));
         let cfg = Config { stripe_secret_key: Some("sk_test_x".into()), ..Config::default() };

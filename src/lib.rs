@@ -185,9 +185,12 @@ impl App {
                     secure_cookies: self.config.secure_cookies,
                 }),
             };
+            let trusted_proxies = Arc::new(self.config.trusted_proxies()?);
             let mut rx = stop_rx.clone();
             tasks.spawn(async move {
+                // The portal's throttles resolve the client through the same trusted proxies.
                 let app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe_for_portal)
+                    .layer(axum::Extension(trusted_proxies))
                     .into_make_service_with_connect_info::<SocketAddr>();
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {

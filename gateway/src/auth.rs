@@ -73,8 +73,9 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub(crate) fn grant(&self, api_id: i64) -> Option<&Grant> {
-        self.app.grants.iter().find(|g| g.api_id == api_id)
+    /// Index in `app.grants` of the grant on `api_id`, if the app is subscribed to it.
+    pub(crate) fn grant_index(&self, api_id: i64) -> Option<usize> {
+        self.app.grants.iter().position(|g| g.api_id == api_id)
     }
 }
 

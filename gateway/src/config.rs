@@ -34,6 +34,15 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<http::HeaderValue>,
     /// APIs (by slug) that also accept JWTs, with their verifiers.
     pub jwt: std::collections::HashMap<String, std::sync::Arc<crate::jwt::JwtVerifier>>,
+    /// APIs (by slug) whose `https://` targets use their own TLS settings (CA bundle, client
+    /// certificate); every other `https://` target uses the webpki roots.
+    pub upstream_tls: std::collections::HashMap<String, std::sync::Arc<rustls::ClientConfig>>,
+    /// APIs (by slug) with their own `Host` or timeout rule (`[[upstream]]`).
+    pub upstream_options: std::collections::HashMap<String, crate::upstream_tls::UpstreamOptions>,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (load balancers).
+    pub trusted_proxies: std::sync::Arc<turnpike_store::net::TrustedProxies>,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header naming the client.
+    pub proxy_protocol: bool,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +62,10 @@ impl Default for GatewayConfig {
             drain_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             jwt: std::collections::HashMap::new(),
+            upstream_tls: std::collections::HashMap::new(),
+            upstream_options: std::collections::HashMap::new(),
+            trusted_proxies: Default::default(),
+            proxy_protocol: false,
         }
     }
 }

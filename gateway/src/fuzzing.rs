@@ -172,9 +172,14 @@ fn host_name(host: &str) -> &str {
     }
 }
 
-/// Whether the gateway can send requests to `url` (plain HTTP with a host).
+/// Whether the gateway can send requests to `url`: http or https with a host, without
+/// credentials or a query string.
 fn usable_upstream(url: &str) -> bool {
-    url.parse::<http::Uri>().is_ok_and(|u| u.scheme() == Some(&http::uri::Scheme::HTTP) && u.authority().is_some())
+    url.parse::<http::Uri>().is_ok_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https"))
+            && u.authority().is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+            && u.query().is_none()
+    })
 }
 
 /// Route matching on any set of APIs (ids `0..n`; hosts are DNS names, as the admin form

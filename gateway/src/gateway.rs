@@ -2,13 +2,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Limited};
+use http::header;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,13 +15,13 @@ use turnpike_store::clock::SharedClock;
 
 use turnpike_store::{Store, StoreError};
 
-use crate::access::{AccessLog, Entry};
-use crate::auth::{self, KeyCache};
-use crate::counters::{Admission, Counters, LocalCounters, Verdict};
-use crate::headers::LimitState;
-use crate::problem::Problem;
-use crate::proxy::{self, BoxBody, Meter, Tallied, UpstreamClient};
-use crate::routes::{Route, RouteTable};
+use crate::access::AccessLog;
+use crate::auth::KeyCache;
+use crate::counters::{Counters, LocalCounters};
+use crate::phases::{self, Ctx, Step};
+use crate::proxy::{self, BoxBody, UpstreamClient};
+use crate::routes::RouteTable;
+use crate::upstream_tls::TlsClient;
 use crate::GatewayConfig;
 
 /// Counters about the gateway itself, for tests and `/metrics`.
@@ -57,32 +54,38 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     pub(crate) routes: ArcSwap<RouteTable>,
     pub(crate) keys: KeyCache,
-    client: UpstreamClient,
+    pub(crate) client: UpstreamClient,
+    /// For `https://` targets: the webpki-roots client, and per-API clients (`upstream_tls`).
+    pub(crate) tls_client: TlsClient,
+    pub(crate) tls_by_api: HashMap<String, TlsClient>,
     pub(crate) touches: Mutex<HashMap<i64, i64>>,
-    refused_without_lookup: AtomicU64,
+    pub(crate) refused_without_lookup: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) last_flush: AtomicI64,
     pub(crate) change_version: AtomicI64,
     pub(crate) seen_changes: Mutex<HashMap<i64, i64>>,
-    access: Option<AccessLog>,
+    pub(crate) access: Option<AccessLog>,
     /// Redis mode: local limits for plans that fail open, counted under this gateway's own
     /// meter source, and the start of the current outage (unix seconds, 0 = none).
     pub(crate) fallback: Option<(Arc<LocalCounters>, Counters)>,
     pub(crate) outage_since: AtomicI64,
-    no_route: metrics::Counter,
+    pub(crate) no_route: metrics::Counter,
     /// `turnpike_limiter_decisions_total` by decision: admitted, rate_limited, quota_exceeded,
     /// unavailable, fail_open.
-    decisions: [metrics::Counter; 5],
+    pub(crate) decisions: [metrics::Counter; 5],
     /// Time spent in the gateway itself (total minus upstream), seconds.
-    overhead: metrics::Histogram,
+    pub(crate) overhead: metrics::Histogram,
     /// Time to the upstream's response headers, seconds.
-    upstream: metrics::Histogram,
+    pub(crate) upstream: metrics::Histogram,
 }
 
 /// The client side of a connection, computed once per connection.
 #[derive(Debug)]
 pub(crate) struct Peer {
-    ip: Box<str>,
+    pub(crate) ip: Box<str>,
+    pub(crate) addr: std::net::IpAddr,
+    /// The peer is one of `trusted_proxies`: its `X-Forwarded-*` headers are believed.
+    pub(crate) trusted: bool,
 }
 
 /// The gateway: cheap to clone, shared by every connection.
@@ -95,25 +98,6 @@ impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gateway(counters={})", self.inner.counters.kind())
     }
-}
-
-fn header_str(v: &'static str) -> HeaderValue {
-    HeaderValue::from_static(v)
-}
-
-fn new_request_id() -> HeaderValue {
-    let id: u128 = rand::random();
-    HeaderValue::from_maybe_shared(Bytes::from(format!("{id:032x}"))).unwrap_or(header_str("0"))
-}
-
-/// Everything known about one request, for the access log.
-struct Ctx {
-    started: Instant,
-    request_id: HeaderValue,
-    identity: Option<Arc<auth::Identity>>,
-    /// Request counters labelled with the API and the plan, once the plan is known.
-    plan_requests: Option<Arc<[metrics::Counter; 4]>>,
-    upstream: Option<std::time::Duration>,
 }
 
 impl Gateway {
@@ -131,6 +115,13 @@ impl Gateway {
             .collect();
         let routes = RouteTable::build(&store.list_apis().await?);
         let client = proxy::client(cfg.connect_timeout);
+        // Built now (reading the webpki roots once); unused while no target is https://.
+        let tls_client = match crate::upstream_tls::client_config(None) {
+            Ok(c) => crate::upstream_tls::client(&c, cfg.connect_timeout),
+            Err(e) => unreachable_tls(e),
+        };
+        let tls_by_api =
+            cfg.upstream_tls.iter().map(|(api, c)| (api.clone(), crate::upstream_tls::client(c, cfg.connect_timeout))).collect();
         let access_log = cfg.access_log;
         let fallback = matches!(counters, Counters::Redis(_)).then(|| {
             let local = Arc::new(LocalCounters::new(format!("failopen-{:016x}", rand::random::<u64>())));
@@ -145,6 +136,8 @@ impl Gateway {
                 counters,
                 routes: ArcSwap::from_pointee(routes),
                 client,
+                tls_client,
+                tls_by_api,
                 touches: Mutex::new(HashMap::new()),
                 refused_without_lookup: AtomicU64::new(0),
                 flushes: AtomicU64::new(0),
@@ -216,15 +209,25 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
-                    let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str() });
-                    let svc = service_fn(move |req| {
-                        let gw = gw.clone();
-                        let peer = peer.clone();
-                        async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
-                    });
                     let (builder, watcher) = (builder.clone(), graceful.watcher());
                     let first_bytes = self.inner.cfg.header_read_timeout;
                     tokio::spawn(async move {
+                        let (mut stream, mut remote) = (stream, remote);
+                        if gw.inner.cfg.proxy_protocol {
+                            // The balancer's header names the client; without one, close.
+                            match tokio::time::timeout(first_bytes, crate::proxy_protocol::read_header(&mut stream)).await {
+                                Ok(Ok(Some(client))) => remote = client,
+                                Ok(Ok(None)) => {}
+                                Ok(Err(_)) | Err(_) => return,
+                            }
+                        }
+                        let trusted = !gw.inner.cfg.trusted_proxies.is_empty() && gw.inner.cfg.trusted_proxies.contains(remote.ip());
+                        let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str(), addr: remote.ip(), trusted });
+                        let svc = service_fn(move |req| {
+                            let gw = gw.clone();
+                            let peer = peer.clone();
+                            async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
+                        });
                         if !protocol_announced(&stream, first_bytes).await {
                             return;
                         }
@@ -247,7 +250,7 @@ impl Gateway {
         Ok(())
     }
 
-    /// Handle one request through the phases.
+    /// Handle one request through the phases (see [`crate::phases`]); each may answer early.
     pub(crate) async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<BoxBody> {
         // CORS: only for configured origins (the portal's "try it" by default); anything else
         // gets no CORS headers and the browser keeps the response from the calling page.
@@ -260,35 +263,14 @@ impl Gateway {
                 return proxy::preflight(o, req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS));
             }
         }
-        let mut ctx = Ctx {
-            started: Instant::now(),
-            request_id: req.headers().get("x-request-id").filter(|v| v.len() <= 128).cloned().unwrap_or_else(new_request_id),
-            identity: None,
-            plan_requests: None,
-            upstream: None,
-        };
-        let (mut resp, route) = self.phases(req, peer, &mut ctx).await;
-        let status = resp.status().as_u16();
-        let total = ctx.started.elapsed();
-        let upstream = ctx.upstream.unwrap_or_default();
-        self.inner.overhead.record(total.saturating_sub(upstream).as_secs_f64());
-        match (&ctx.plan_requests, &route) {
-            (Some(by_plan), _) => by_plan[status_class(status)].increment(1),
-            (None, Some(r)) => r.requests[status_class(status)].increment(1),
-            (None, None) => self.inner.no_route.increment(1),
+        let mut ctx = Ctx::new(&req);
+        if peer.trusted {
+            let xff = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            let client = turnpike_store::net::client_ip(peer.addr, xff, &self.inner.cfg.trusted_proxies);
+            ctx.client = Some(client.to_string().into_boxed_str());
         }
-        if let Some(log) = &self.inner.access {
-            log.log(&Entry {
-                ts_ms: self.inner.clock.now_micros() / 1000,
-                request_id: ctx.request_id.as_bytes(),
-                api: route.as_ref().map_or("-", |r| &r.slug),
-                key: ctx.identity.as_ref().map_or("-", |i| &i.prefix),
-                status,
-                upstream_ms: ctx.upstream.map(|v| v.as_millis() as u64),
-                total_ms: total.as_millis() as u64,
-                client: &peer.ip,
-            });
-        }
+        let (Ok(mut resp) | Err(mut resp)) = self.phases(req, peer, &mut ctx).await;
+        phases::meter::finish(&self.inner, &ctx, peer, resp.status().as_u16());
         resp.headers_mut().insert("x-request-id", ctx.request_id);
         if let Some(o) = origin {
             proxy::allow_origin(resp.headers_mut(), o);
@@ -296,300 +278,13 @@ impl Gateway {
         resp
     }
 
-    async fn phases(&self, req: Request<Incoming>, peer: &Peer, ctx: &mut Ctx) -> (Response<BoxBody>, Option<Arc<Route>>) {
-        // 1. Route.
-        let routes = self.inner.routes.load();
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
-        let Some(route) = routes.find(host, req.uri().path()).cloned() else {
-            return (Problem::NoRoute.response(), None);
-        };
-        drop(routes);
-        let resp = self.routed(req, peer, ctx, &route).await;
-        (resp, Some(route))
-    }
-
-    async fn routed(&self, req: Request<Incoming>, peer: &Peer, ctx: &mut Ctx, route: &Route) -> Response<BoxBody> {
+    /// The phases in order; the response body carries the meter phase's recording.
+    async fn phases(&self, req: Request<Incoming>, peer: &Peer, ctx: &mut Ctx) -> Step<Response<BoxBody>> {
         let inner = &*self.inner;
-
-        // A declared body over the limit is refused before it is authenticated or counted (like
-        // nginx's client_max_body_size); a streamed body is cut off at the limit further down.
-        let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared_len.is_some_and(|n| n > inner.cfg.max_body_bytes) {
-            return Problem::BodyTooLarge.response();
-        }
-
-        // 2. Authenticate.
-        let Some((presented, source)) = auth::extract(req.headers(), req.uri().query(), route.allow_query_key) else {
-            inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
-            return Problem::MissingKey.response();
-        };
-        let now_us = inner.clock.now_micros();
-        let now = now_us.div_euclid(1_000_000);
-        let hash = if source == auth::CredentialSource::Authorization && crate::jwt::looks_like_jwt(presented) {
-            // A JWT, where this API accepts them; it names the key the call is made under.
-            let Some(verifier) = inner.cfg.jwt.get(&*route.slug) else {
-                inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
-                return Problem::InvalidKey.response();
-            };
-            let key_id = match verifier.verify(presented, now) {
-                Ok(id) => id,
-                Err(e) => {
-                    inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
-                    return Problem::InvalidToken.response_with(&format!(",\"reason\":\"{}\"", jwt_reason(&e)));
-                }
-            };
-            match inner.keys.hash_for_key_id(key_id).await {
-                Ok(Some(h)) => h,
-                Ok(None) => return Problem::InvalidToken.response_with(",\"reason\":\"unknown_key\""),
-                Err(e) => {
-                    tracing::error!(error = %e, "key lookup failed");
-                    return Problem::Unavailable.response();
-                }
-            }
-        } else {
-            let Ok(hash) = turnpike_store::domain::ApiKey::verify(presented) else {
-                inner.refused_without_lookup.fetch_add(1, Ordering::Relaxed);
-                return Problem::InvalidKey.response();
-            };
-            hash
-        };
-        let identity = match inner.keys.resolve(hash, now).await {
-            Ok(Some(i)) => i,
-            Ok(None) => return Problem::InvalidKey.response(),
-            Err(e) => {
-                tracing::error!(error = %e, "key lookup failed");
-                return Problem::Unavailable.response();
-            }
-        };
-        ctx.identity = Some(identity.clone());
-        if !identity.enabled || identity.expires_at.is_some_and(|t| t <= now) {
-            return Problem::KeyDisabled.response();
-        }
-        let Some(grant) = identity.grant(route.api_id) else {
-            return Problem::NotSubscribed.response();
-        };
-        ctx.plan_requests = Some(grant.requests.clone());
-        if !grant.status_ok {
-            let link = format!(",\"billing_url\":\"{}/billing\"", inner.cfg.portal_url.trim_end_matches('/'));
-            return Problem::PaymentRequired.response_with(&link);
-        }
-
-        // 3. Limit (and count: the admitted count is the billable truth).
-        let (period, policy) = grant.period_at(now, |p| LimitState::policy_for(grant.burst, grant.rate, grant.quota, p.end - p.start));
-        let admission = Admission {
-            sub_id: grant.sub_id,
-            key_id: identity.key_id,
-            api_id: route.api_id,
-            now_us,
-            rate: grant.rate,
-            burst: grant.burst,
-            quota: grant.quota,
-            period,
-            seed_used: if grant.seed_period_start == period.start { grant.seed_used } else { 0 },
-        };
-        let mut metered_by = &inner.counters;
-        let decision = match inner.counters.admit(&admission).await {
-            Ok(d) => {
-                if inner.outage_since.load(Ordering::Relaxed) != 0 {
-                    self.outage_over();
-                }
-                d
-            }
-            Err(e) => {
-                let since = match inner.outage_since.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        tracing::error!(error = %e, "counter store unavailable: fail-closed plans answer 503, fail-open plans run on local limits");
-                        now
-                    }
-                    Err(t) => t,
-                };
-                match (&inner.fallback, grant.fail_open) {
-                    (Some((local, as_counters)), Some(grace)) if now - since < grace => {
-                        inner.decisions[4].increment(1);
-                        metered_by = as_counters;
-                        local.admit_now(&admission)
-                    }
-                    _ => {
-                        inner.decisions[3].increment(1);
-                        return Problem::Unavailable.response();
-                    }
-                }
-            }
-        };
-        let remaining = decision.limits.remaining();
-        match decision.verdict {
-            Verdict::Admitted => {
-                if std::ptr::eq(metered_by, &inner.counters) {
-                    inner.decisions[0].increment(1);
-                }
-            }
-            Verdict::RateLimited { retry_after } | Verdict::QuotaExceeded { retry_after } => {
-                inner.decisions[if matches!(decision.verdict, Verdict::RateLimited { .. }) { 1 } else { 2 }].increment(1);
-                let problem =
-                    if matches!(decision.verdict, Verdict::RateLimited { .. }) { Problem::RateLimited } else { Problem::QuotaExceeded };
-                let mut r = problem.response_with(&format!(",\"retry_after\":{retry_after}"));
-                let h = r.headers_mut();
-                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                h.insert("ratelimit-policy", policy);
-                h.insert("ratelimit", remaining);
-                return r;
-            }
-        }
-        if now - identity.last_touch.load(Ordering::Relaxed) >= 60 {
-            identity.last_touch.store(now, Ordering::Relaxed);
-            inner.touches.lock().unwrap_or_else(|p| p.into_inner()).insert(identity.key_id, now);
-        }
-
-        // 4. Proxy.
-        let Some(target) = route.pick(now_us) else {
-            return Problem::BadGateway.response();
-        };
-        let (mut parts, body) = req.into_parts();
-        let path = &parts.uri.path()[route.prefix.len()..];
-        let path = if path.is_empty() || path.starts_with('?') { "/" } else { path };
-        let query = match (parts.uri.query(), source) {
-            (Some(q), auth::CredentialSource::Query) => {
-                let kept: Vec<&str> = q.split('&').filter(|p| !p.starts_with("api_key=")).collect();
-                if kept.is_empty() {
-                    None
-                } else {
-                    Some(kept.join("&"))
-                }
-            }
-            (q, _) => q.map(str::to_owned),
-        };
-        let mut pq = String::with_capacity(target.base_path.len() + path.len() + 1 + query.as_ref().map_or(0, String::len));
-        pq.push_str(&target.base_path);
-        pq.push_str(path);
-        if let Some(q) = &query {
-            pq.push('?');
-            pq.push_str(q);
-        }
-        let uri = match Uri::builder().scheme(target.scheme.clone()).authority(target.authority.clone()).path_and_query(pq).build() {
-            Ok(u) => u,
-            Err(_) => return Problem::NoRoute.response(),
-        };
-        let original_host = parts.headers.remove(header::HOST);
-        // An HTTP/1.1 Upgrade (WebSocket and the like) keeps its Upgrade/Connection headers, and
-        // the client side of the connection is taken over once the upstream agrees (101).
-        let upgrade = proxy::upgrade_request(&parts.headers).map(|proto| (proto, parts.extensions.remove::<hyper::upgrade::OnUpgrade>()));
-        let h = &mut parts.headers;
-        proxy::strip_hop_by_hop(h);
-        proxy::strip_trusted(h);
-        match source {
-            auth::CredentialSource::Authorization => {
-                h.remove(header::AUTHORIZATION);
-            }
-            auth::CredentialSource::Header => {
-                h.remove("x-api-key");
-            }
-            auth::CredentialSource::Query => {}
-        }
-        h.insert("x-turnpike-consumer", identity.app.consumer_header.clone());
-        h.insert("x-turnpike-plan", grant.plan_header.clone());
-        h.insert("x-turnpike-api", route.api_header.clone());
-        h.insert("x-request-id", ctx.request_id.clone());
-        proxy::set_forwarded(h, &peer.ip, original_host.as_ref());
-        parts.uri = uri;
-        if let Some((proto, _)) = &upgrade {
-            h.insert(header::UPGRADE, proto.clone());
-            h.insert(header::CONNECTION, header_str("upgrade"));
-        }
-        parts.version = http::Version::HTTP_11;
-
-        let bytes_in = Arc::new(AtomicU64::new(0));
-        let limit = usize::try_from(inner.cfg.max_body_bytes).unwrap_or(usize::MAX);
-        let body = Tallied::new(Limited::new(body, limit), bytes_in.clone()).boxed_unsync();
-        let upstream_req = Request::from_parts(parts, body);
-
-        let upstream_started = Instant::now();
-        let result = tokio::time::timeout(inner.cfg.response_timeout, inner.client.request(upstream_req)).await;
-        let upstream = upstream_started.elapsed();
-        inner.upstream.record(upstream.as_secs_f64());
-        ctx.upstream = Some(upstream);
-        let meter = |status: u16| Meter::new(metered_by.clone(), decision.bucket, status, ctx.started, bytes_in.clone());
-        // Passive health: refused connections and timeouts count against the target.
-        let target_ok = match &result {
-            Ok(Ok(_)) => true,
-            Ok(Err(e)) => !e.is_connect(),
-            Err(_) => false,
-        };
-        target.report(target_ok, now_us);
-        let mut resp = match result {
-            Ok(Ok(mut resp)) => {
-                let status = resp.status().as_u16();
-                let switched = match upgrade {
-                    Some((_, Some(client_side))) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
-                        proxy::splice(client_side, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
-                        resp.headers().get(header::UPGRADE).cloned()
-                    }
-                    _ => None,
-                };
-                let (mut parts, body) = resp.into_parts();
-                proxy::strip_hop_by_hop(&mut parts.headers);
-                if let Some(proto) = switched {
-                    parts.headers.insert(header::UPGRADE, proto);
-                    parts.headers.insert(header::CONNECTION, header_str("upgrade"));
-                }
-                Response::from_parts(parts, Tallied::new(body, meter(status)).boxed_unsync())
-            }
-            Ok(Err(e)) => {
-                let too_large = std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<hyper::Error>())
-                    .and_then(std::error::Error::source)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                // The client's own body broke off or was badly framed (a bad chunk size): the
-                // client's fault, not the upstream's, and not counted against the target.
-                let client_body =
-                    !too_large && error_chain(&e).any(|s| s.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_user));
-                let p = if too_large {
-                    Problem::BodyTooLarge
-                } else if client_body {
-                    Problem::BadRequest
-                } else {
-                    Problem::BadGateway
-                };
-                if !too_large && !client_body {
-                    tracing::warn!(api = %route.slug, error = %e, "upstream request failed");
-                }
-                self.gateway_error(p, meter(p.status().as_u16()))
-            }
-            Err(_) => self.gateway_error(Problem::GatewayTimeout, meter(504)),
-        };
-        let h = resp.headers_mut();
-        h.insert("ratelimit-policy", policy);
-        h.insert("ratelimit", remaining);
-        resp
-    }
-
-    /// The counter store answers again: add what the fail-open fallback admitted meanwhile to
-    /// the shared quota counters (its usage rows reach the database under its own source).
-    fn outage_over(&self) {
-        let inner = &*self.inner;
-        let since = inner.outage_since.swap(0, Ordering::AcqRel);
-        if since == 0 {
-            return;
-        }
-        let (Some((local, _)), Counters::Redis(redis)) = (&inner.fallback, &inner.counters) else { return };
-        let (local, redis) = (local.clone(), redis.clone());
-        tracing::info!(outage_started = since, "counter store back; reconciling fail-open admissions");
-        tokio::spawn(async move {
-            let items = local.take_unreconciled();
-            for (i, (sub_id, period_start, n)) in items.iter().enumerate() {
-                if let Err(e) = redis.add_used(*sub_id, *period_start, *n).await {
-                    tracing::warn!(error = %e, "reconciliation failed; retrying after the next outage ends");
-                    local.restore_unreconciled(&items[i..]);
-                    return;
-                }
-            }
-        });
-    }
-
-    /// A 502/504/413 produced by the gateway after admission, still metered.
-    fn gateway_error(&self, p: Problem, meter: Meter) -> Response<BoxBody> {
-        let r = p.response();
-        let (parts, body) = r.into_parts();
-        Response::from_parts(parts, Tallied::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
+        let routed = phases::route::run(inner, &req, ctx)?;
+        let auth = phases::authenticate::run(inner, &req, &routed.route, ctx).await?;
+        let admitted = phases::limit::run(inner, &routed.route, &auth, ctx).await?;
+        Ok(phases::forward::run(inner, req, peer, &routed, &auth, admitted, ctx).await)
     }
 }
 
@@ -615,27 +310,15 @@ async fn protocol_announced(stream: &tokio::net::TcpStream, limit: std::time::Du
     tokio::time::timeout(limit, announced).await.is_ok()
 }
 
-/// `e` and its sources, outermost first.
-fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    std::iter::successors(Some(e), |e| e.source())
-}
-
-fn jwt_reason(e: &crate::jwt::JwtError) -> &'static str {
-    use crate::jwt::JwtError;
-    match e {
-        JwtError::Invalid => "invalid",
-        JwtError::Expired => "expired",
-        JwtError::NotYetValid => "not_yet_valid",
-        JwtError::WrongAudience => "wrong_issuer_or_audience",
-        JwtError::NoConsumer => "no_key_claim",
-    }
-}
-
-fn status_class(s: u16) -> usize {
-    match s {
-        200..=299 => 0,
-        300..=399 => 1,
-        400..=499 => 2,
-        _ => 3,
+/// The default TLS configuration (built-in roots, no files) cannot fail; if rustls ever says
+/// otherwise, no https:// target can be served, which is what an empty root store gives.
+fn unreachable_tls(e: crate::upstream_tls::TlsConfigError) -> TlsClient {
+    tracing::error!(error = %e, "cannot build the upstream TLS configuration; https:// targets will fail");
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
+    match cfg {
+        Ok(c) => crate::upstream_tls::client(&c, std::time::Duration::from_secs(5)),
+        Err(_) => unreachable!("ring supports the default protocol versions"),
     }
 }

@@ -2,7 +2,8 @@
 //! (HS256 with a shared secret, or RS256 with keys from PEM files or a JWKS file); the gateway
 //! checks signature, `exp`, `nbf`, `iss` and `aud` against its own clock, and reads the consumer
 //! claim (default `sub`), which names the Turnpike API key the call is made under: `key_<id>`
-//! as the portal shows it. From there the call is limited and metered exactly like a call made
+//! as the portal shows it. That key must belong to one of the apps or accounts the block is
+//! bound to (`apps`, `accounts`), or the token is refused. From there the call is limited and metered exactly like a call made
 //! with that key, and refused if the key is revoked, suspended or unsubscribed.
 
 use std::collections::HashMap;
@@ -32,6 +33,19 @@ pub struct JwtSettings {
     pub consumer_claim: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`, seconds; default 30.
     pub leeway_seconds: Option<i64>,
+    /// Ids of the apps whose keys this block's tokens may name. Whoever can mint tokens for the
+    /// API bills the key a token names, so the set is bounded here; `apps` and `accounts`
+    /// together must name at least one (the configuration refuses an unbound block).
+    pub apps: Vec<i64>,
+    /// Ids of the accounts whose keys (of any of their apps) this block's tokens may name.
+    pub accounts: Vec<i64>,
+}
+
+impl JwtSettings {
+    /// Whether the block names any app or account its tokens may name.
+    pub fn is_bound(&self) -> bool {
+        !self.apps.is_empty() || !self.accounts.is_empty()
+    }
 }
 
 /// Why a token was refused (all answer 401; the reason goes to the problem's detail).
@@ -68,6 +82,8 @@ pub struct JwtVerifier {
     audience: Option<String>,
     consumer_claim: String,
     leeway: i64,
+    apps: Box<[i64]>,
+    accounts: Box<[i64]>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -77,6 +93,8 @@ impl std::fmt::Debug for JwtVerifier {
             .field("rsa_keys", &(self.rsa.len() + self.rsa_by_kid.len()))
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("apps", &self.apps)
+            .field("accounts", &self.accounts)
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +159,15 @@ impl JwtVerifier {
             audience: s.audience.clone(),
             consumer_claim: s.consumer_claim.clone().unwrap_or_else(|| "sub".into()),
             leeway: s.leeway_seconds.unwrap_or(30).max(0),
+            apps: s.apps.clone().into_boxed_slice(),
+            accounts: s.accounts.clone().into_boxed_slice(),
         })
+    }
+
+    /// Whether this block's tokens may name a key of `app_id` (owned by `account_id`). Nothing
+    /// is allowed when the block is unbound.
+    pub fn may_name(&self, app_id: i64, account_id: i64) -> bool {
+        self.apps.contains(&app_id) || self.accounts.contains(&account_id)
     }
 
     /// Check `token` at `now` (unix seconds) and return the key id it names.
@@ -284,6 +310,20 @@ mod tests {
         let early = serde_json::json!({"sub": "key_3", "exp": i64::MAX, "nbf": i64::MAX});
         assert_eq!(lenient.verify(&token(early), i64::MAX), Ok(3));
         assert_eq!(verifier().verify(&token(claims(1000)), i64::MAX), Err(JwtError::Expired));
+    }
+
+    #[test]
+    fn a_block_may_name_only_the_apps_and_accounts_it_is_bound_to() {
+        let bound = |apps: Vec<i64>, accounts: Vec<i64>| {
+            JwtVerifier::new(&JwtSettings { api: "x".into(), hs256_secret: Some(SECRET.into()), apps, accounts, ..JwtSettings::default() })
+                .unwrap()
+        };
+        assert!(bound(vec![7], vec![]).may_name(7, 1));
+        assert!(!bound(vec![7], vec![]).may_name(8, 1));
+        assert!(bound(vec![], vec![3]).may_name(8, 3));
+        assert!(!bound(vec![], vec![3]).may_name(8, 4));
+        assert!(!bound(vec![], vec![]).may_name(1, 1), "unbound: nothing");
+        assert!(!JwtSettings::default().is_bound());
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! Turnpike's data plane.
 //!
-//! Every request goes through explicit phases over a per-request context, each of which may
+//! Every request goes through explicit phases (`phases/`) over a per-request context, each of which may
 //! answer early: **route** (host + path prefix → API and upstream target), **authenticate** (API
 //! key → identity and entitlement, through a cache that change events invalidate), **limit**
 //! (rate + monthly quota, checked and consumed atomically; the admitted count is the billable
-//! truth), **proxy** (streaming both ways) and **meter** (status, bytes, latency into the same
+//! truth), **forward** (streaming both ways) and **meter** (status, bytes, latency into the same
 //! hourly bucket). Background tasks flush counters to the database and follow the change log.
 
 mod access;
 mod auth;
 mod config;
 pub mod counters;
+mod flusher;
 mod follower;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
@@ -19,12 +20,15 @@ mod gateway;
 mod headers;
 pub mod jwt;
 mod linger;
-mod meter;
+pub mod path;
+mod phases;
 mod problem;
 mod proxy;
+mod proxy_protocol;
 mod routes;
+pub mod upstream_tls;
 
 pub use config::GatewayConfig;
 pub use counters::{Counters, LocalCounters, RedisCounters};
 pub use gateway::{Gateway, GatewayStats};
-pub use routes::RouteTable;
+pub use routes::{check_target, RouteTable};

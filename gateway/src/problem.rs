@@ -30,10 +30,17 @@ pub enum Problem {
     QuotaExceeded,
     /// 400: the request body could not be read (bad framing, cut off).
     BadRequest,
+    /// 400: a path with an ambiguous spelling or one that climbs above the root.
+    BadPath,
+    /// 400: an `Upgrade` to anything but WebSocket, or a malformed WebSocket handshake.
+    UpgradeRefused,
     /// 413: request body too large.
     BodyTooLarge,
     /// 502: upstream unreachable or broke the connection.
     BadGateway,
+    /// 502: TLS to an `https://` upstream failed (unknown CA, expired, name mismatch, handshake
+    /// timeout); the reason is logged, not returned.
+    UpstreamTls,
     /// 504: upstream too slow.
     GatewayTimeout,
     /// 503: counter store unavailable and the plan fails closed.
@@ -50,8 +57,8 @@ impl Problem {
             Problem::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             Problem::RateLimited | Problem::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Problem::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Problem::BadRequest => StatusCode::BAD_REQUEST,
-            Problem::BadGateway => StatusCode::BAD_GATEWAY,
+            Problem::BadRequest | Problem::UpgradeRefused | Problem::BadPath => StatusCode::BAD_REQUEST,
+            Problem::BadGateway | Problem::UpstreamTls => StatusCode::BAD_GATEWAY,
             Problem::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -71,7 +78,10 @@ impl Problem {
             Problem::QuotaExceeded => "quota_exceeded",
             Problem::BodyTooLarge => "body_too_large",
             Problem::BadRequest => "bad_request",
+            Problem::UpgradeRefused => "upgrade_refused",
+            Problem::BadPath => "bad_path",
             Problem::BadGateway => "bad_gateway",
+            Problem::UpstreamTls => "upstream_tls",
             Problem::GatewayTimeout => "gateway_timeout",
             Problem::Unavailable => "unavailable",
         }
@@ -90,7 +100,10 @@ impl Problem {
             Problem::QuotaExceeded => "Monthly quota exceeded",
             Problem::BodyTooLarge => "Request body too large",
             Problem::BadRequest => "The request body could not be read",
+            Problem::UpgradeRefused => "Only WebSocket upgrades are allowed",
+            Problem::BadPath => "The request path is ambiguous",
             Problem::BadGateway => "The upstream service could not be reached",
+            Problem::UpstreamTls => "The upstream service's TLS connection failed",
             Problem::GatewayTimeout => "The upstream service did not answer in time",
             Problem::Unavailable => "The gateway cannot enforce limits right now",
         }
@@ -111,7 +124,14 @@ impl Problem {
             Problem::QuotaExceeded => "The plan's quota for this billing period is used up. Upgrade the plan or wait for the next period.",
             Problem::BodyTooLarge => "Send a smaller request body.",
             Problem::BadRequest => "Check the body's framing: Content-Length or chunked Transfer-Encoding.",
+            Problem::BadPath => {
+                "Send the path without encoded slashes or backslashes, double encoding, dot-segments with parameters, or dot-segments above the root."
+            }
+            Problem::UpgradeRefused => {
+                "Send a WebSocket opening handshake (RFC 6455: GET, Upgrade: websocket, Sec-WebSocket-Version: 13, Sec-WebSocket-Key), or no Upgrade header."
+            }
             Problem::BadGateway => "Retry later; the API owner has been notified through the gateway's metrics.",
+            Problem::UpstreamTls => "The upstream's certificate could not be verified; the API owner has to fix it. The gateway's log has the reason.",
             Problem::GatewayTimeout => "Retry later, or with a smaller request.",
             Problem::Unavailable => "Retry after the number of seconds in Retry-After.",
         }

@@ -1,20 +1,11 @@
-//! The proxy phase: a pooled hyper client, header hygiene, and bodies streamed both ways with
-//! byte counting for the meter.
-
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
+//! Proxy plumbing for the forward phase: the pooled hyper client, header hygiene, upgrades,
+//! CORS answers.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http_body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-use crate::counters::{BucketId, Counters, Outcome};
 
 /// Error type of every body the gateway handles.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -79,17 +70,63 @@ fn strip_connection_listed(h: &mut HeaderMap) {
     }
 }
 
-/// The protocol asked for, if this is an HTTP/1.1 Upgrade request (`Connection: upgrade` plus
-/// `Upgrade: <protocol>`).
-pub fn upgrade_request(h: &HeaderMap) -> Option<HeaderValue> {
-    let proto = h.get(header::UPGRADE)?;
+/// What a request asks for on the `Upgrade` axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAsk {
+    /// No upgrade asked (`Connection` does not list `upgrade`; a stray `Upgrade` header is
+    /// stripped as hop-by-hop).
+    None,
+    /// A well-formed RFC 6455 WebSocket opening handshake: tunnelled after admission.
+    WebSocket,
+    /// Any other protocol (h2c, TLS/1.0, …) or a malformed WebSocket handshake: refused.
+    Refused,
+}
+
+/// Classify a request's upgrade ask. Only WebSocket may be tunnelled: once the upstream answers
+/// 101 the gateway only copies bytes, so a protocol it cannot see into must not reach that point
+/// (an `h2c` upgrade would otherwise carry any number of unmetered requests on one admission).
+pub fn upgrade_ask(method: &http::Method, version: http::Version, h: &HeaderMap) -> UpgradeAsk {
+    if !h.contains_key(header::UPGRADE) {
+        return UpgradeAsk::None;
+    }
     let asks = h
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    asks.then(|| proto.clone())
+    if !asks {
+        return UpgradeAsk::None;
+    }
+    if is_websocket_handshake(method, version, h) {
+        UpgradeAsk::WebSocket
+    } else {
+        UpgradeAsk::Refused
+    }
+}
+
+/// RFC 6455 §4.2.1: `GET`, HTTP/1.1, exactly one `Upgrade: websocket`, `Sec-WebSocket-Version:
+/// 13` and a `Sec-WebSocket-Key` that is the base64 encoding of 16 bytes.
+fn is_websocket_handshake(method: &http::Method, version: http::Version, h: &HeaderMap) -> bool {
+    let one = |name: &str| {
+        let mut all = h.get_all(name).iter();
+        match (all.next(), all.next()) {
+            (Some(v), None) => Some(v.as_bytes()),
+            _ => None,
+        }
+    };
+    method == http::Method::GET
+        && version == http::Version::HTTP_11
+        && one("upgrade").is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        && one("sec-websocket-version").is_some_and(|v| v.trim_ascii() == b"13")
+        && one("sec-websocket-key").is_some_and(|v| is_websocket_key(v.trim_ascii()))
+}
+
+/// Base64 (standard alphabet, padded) of exactly 16 bytes: 22 characters, the last of which
+/// carries only 2 bits (so is one of `AQgw`), then `==`.
+fn is_websocket_key(k: &[u8]) -> bool {
+    let b64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    k.len() == 24 && k[..21].iter().all(b64) && matches!(k[21], b'A' | b'Q' | b'g' | b'w') && &k[22..] == b"=="
 }
 
 /// Once both sides have switched protocols, copy bytes both ways until either closes.
@@ -114,146 +151,58 @@ pub fn strip_trusted(h: &mut HeaderMap) {
     }
 }
 
-/// Append the client to `X-Forwarded-For` and set the other forwarding headers.
-pub fn set_forwarded(h: &mut HeaderMap, client_ip: &str, host: Option<&HeaderValue>) {
+/// Who sent a request, for the forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    /// The TCP peer (appended to `X-Forwarded-For`).
+    pub peer_ip: &'a str,
+    /// The client as resolved through trusted proxies (`Forwarded: for=`).
+    pub client_ip: &'a str,
+    /// `https` when the client's connection was TLS, here or at a trusted proxy.
+    pub proto: &'static str,
+    /// The peer is a trusted proxy: its `Forwarded` header is kept.
+    pub trusted_peer: bool,
+}
+
+/// Append the peer to `X-Forwarded-For` and set the other forwarding headers. A `Forwarded`
+/// header from an untrusted peer is dropped (it would claim any client).
+pub fn set_forwarded(h: &mut HeaderMap, hop: &Hop<'_>, host: Option<&HeaderValue>) {
+    let peer_ip = hop.peer_ip;
     let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client_ip}"),
-        None => client_ip.to_owned(),
+        Some(prev) => format!("{prev}, {peer_ip}"),
+        None => peer_ip.to_owned(),
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert("x-forwarded-for", v);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    h.insert("x-forwarded-proto", HeaderValue::from_static(hop.proto));
     let host_str = host.and_then(|v| v.to_str().ok()).filter(|s| !s.contains(['"', ';', ',']));
     if let Some(host) = host {
         h.insert("x-forwarded-host", host.clone());
     }
+    let client_ip = hop.client_ip;
     let ip = if client_ip.contains(':') { format!("\"[{client_ip}]\"") } else { client_ip.to_owned() };
+    let proto = hop.proto;
     let fwd = match host_str {
-        Some(hs) => format!("for={ip};proto=http;host=\"{hs}\""),
-        None => format!("for={ip};proto=http"),
+        Some(hs) => format!("for={ip};proto={proto};host=\"{hs}\""),
+        None => format!("for={ip};proto={proto}"),
     };
+    if !hop.trusted_peer && h.contains_key(header::FORWARDED) {
+        h.remove(header::FORWARDED);
+    }
     if let Ok(v) = HeaderValue::from_str(&fwd) {
         h.append(header::FORWARDED, v);
     }
 }
 
-/// What a streamed body reports to: bytes as frames pass, and once at the end.
-pub trait Tally {
-    /// `n` more body bytes went through.
-    fn add(&mut self, n: u64);
-    /// The body ended (complete, or dropped).
-    fn end(&mut self) {}
-    /// The body broke off with an error.
-    fn fail(&mut self) {
-        self.end();
-    }
-}
-
-/// Request body bytes, read by the response's meter.
-impl Tally for Arc<AtomicU64> {
-    fn add(&mut self, n: u64) {
-        self.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// Records the outcome into the usage bucket when the response body ends or is dropped (the
-/// client went away).
-pub struct Meter {
-    counters: Counters,
-    bucket: BucketId,
-    status: u16,
-    started: Instant,
-    bytes_in: Arc<AtomicU64>,
-    bytes_out: u64,
-    done: bool,
-}
-
-impl Meter {
-    pub(crate) fn new(counters: Counters, bucket: BucketId, status: u16, started: Instant, bytes_in: Arc<AtomicU64>) -> Meter {
-        Meter { counters, bucket, status, started, bytes_in, bytes_out: 0, done: false }
-    }
-}
-
-impl Tally for Meter {
-    fn add(&mut self, n: u64) {
-        self.bytes_out += n;
-    }
-    /// The upstream broke off its body after the status line was forwarded (reset, cut short):
-    /// the client's connection is aborted and the request is metered as a 502, like a failure
-    /// before the headers, so it is not billed under `admitted_non_5xx`.
-    fn fail(&mut self) {
-        if !self.done && self.status < 500 {
-            self.status = 502;
-        }
-        self.end();
-    }
-    fn end(&mut self) {
-        if std::mem::replace(&mut self.done, true) {
-            return;
-        }
-        let outcome = Outcome {
-            status: self.status,
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out,
-            latency_ms: self.started.elapsed().as_millis() as u64,
-        };
-        self.counters.record(&self.bucket, &outcome);
-    }
-}
-
-impl Drop for Meter {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
-/// A body streamed through unchanged while its bytes are tallied.
-pub struct Tallied<B, T> {
-    inner: B,
-    tally: T,
-}
-
-impl<B, T> Tallied<B, T> {
-    pub fn new(inner: B, tally: T) -> Self {
-        Tallied { inner, tally }
-    }
-}
-
-impl<B, T> Body for Tallied<B, T>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-    T: Tally + Unpin,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    let n = d.len() as u64;
-                    self.tally.add(n);
-                }
-                Poll::Ready(Some(Ok(f)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.tally.fail();
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                self.tally.end();
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+/// The scheme the client used: `https` only when a trusted proxy says so (TLS listeners are
+/// not built yet).
+pub fn client_proto(h: &HeaderMap, trusted_peer: bool) -> &'static str {
+    let says_https = || h.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    if trusted_peer && says_https() {
+        "https"
+    } else {
+        "http"
     }
 }
 
@@ -301,12 +250,58 @@ mod tests {
     }
 
     #[test]
+    fn only_a_well_formed_websocket_handshake_may_upgrade() {
+        use http::{Method, Version};
+        let ws = |extra: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert("sec-websocket-version", HeaderValue::from_static("13"));
+            h.insert("sec-websocket-key", HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+            for (k, v) in extra {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let get = |h: &HeaderMap| upgrade_ask(&Method::GET, Version::HTTP_11, h);
+        assert_eq!(get(&ws(&[])), UpgradeAsk::WebSocket);
+        assert_eq!(get(&ws(&[("upgrade", "WebSocket")])), UpgradeAsk::WebSocket);
+        assert_eq!(upgrade_ask(&Method::POST, Version::HTTP_11, &ws(&[])), UpgradeAsk::Refused);
+        assert_eq!(upgrade_ask(&Method::GET, Version::HTTP_10, &ws(&[])), UpgradeAsk::Refused);
+        for (k, v) in [
+            ("upgrade", "h2c"),
+            ("upgrade", "TLS/1.0"),
+            ("upgrade", "foo"),
+            ("upgrade", "websocket, h2c"),
+            ("sec-websocket-version", "8"),
+            ("sec-websocket-key", "short=="),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZR=="),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ="),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25j*Q=="),
+        ] {
+            assert_eq!(get(&ws(&[(k, v)])), UpgradeAsk::Refused, "{k}: {v}");
+        }
+        let mut missing = ws(&[]);
+        missing.remove("sec-websocket-key");
+        assert_eq!(get(&missing), UpgradeAsk::Refused);
+        let mut twice = ws(&[]);
+        twice.append(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(get(&twice), UpgradeAsk::Refused, "two Upgrade headers");
+        // Not asked through Connection: not an upgrade (the header is stripped, nothing tunnelled).
+        let mut stray = ws(&[("upgrade", "h2c")]);
+        stray.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert_eq!(get(&stray), UpgradeAsk::None);
+        assert_eq!(get(&HeaderMap::new()), UpgradeAsk::None);
+    }
+
+    #[test]
     fn trusted_headers_from_clients_are_dropped_and_forwarding_appended() {
         let mut h = HeaderMap::new();
         h.insert("x-turnpike-consumer", HeaderValue::from_static("admin"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         strip_trusted(&mut h);
-        set_forwarded(&mut h, "127.0.0.1", Some(&HeaderValue::from_static("gw.example")));
+        let hop = Hop { peer_ip: "127.0.0.1", client_ip: "127.0.0.1", proto: "http", trusted_peer: false };
+        set_forwarded(&mut h, &hop, Some(&HeaderValue::from_static("gw.example")));
         assert!(!h.contains_key("x-turnpike-consumer"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[header::FORWARDED], "for=127.0.0.1;proto=http;host=\"gw.example\"");

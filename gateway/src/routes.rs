@@ -12,6 +12,8 @@ use turnpike_store::{Api, Visibility};
 #[derive(Debug)]
 pub struct Target {
     pub(crate) scheme: Scheme,
+    /// `https://`: sent through the TLS client.
+    pub(crate) tls: bool,
     pub(crate) authority: Authority,
     /// Path prefix on the upstream, without a trailing slash.
     pub(crate) base_path: String,
@@ -86,16 +88,37 @@ pub struct RouteTable {
     routes: Vec<Arc<Route>>,
 }
 
-fn parse_target(url: &str, weight: u32) -> Option<Target> {
-    let uri: http::Uri = url.parse().ok()?;
-    let scheme = uri.scheme().cloned()?;
-    if scheme != Scheme::HTTP {
-        // hyper's client here speaks plain HTTP; TLS upstreams need a TLS connector.
-        return None;
+/// Whether the gateway can route to `url`; the reason if not. Pure, so that the portal can
+/// refuse an unroutable upstream when an API is saved instead of publishing an API that the
+/// gateway answers with `no_route`.
+pub fn check_target(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL")?;
+    match uri.scheme() {
+        Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => {}
+        Some(_) => return Err("the scheme must be http:// or https://"),
+        None => return Err("an absolute http:// or https:// URL is needed"),
     }
-    Some(Target {
+    let authority = uri.authority().ok_or("the URL has no host")?;
+    if authority.as_str().contains('@') {
+        return Err("credentials in the URL are not supported");
+    }
+    if authority.host().is_empty() {
+        return Err("the URL has no host");
+    }
+    if uri.query().is_some() {
+        return Err("a query string on the upstream URL is not supported");
+    }
+    Ok(())
+}
+
+fn parse_target(url: &str, weight: u32) -> Result<Target, &'static str> {
+    check_target(url)?;
+    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL")?;
+    let scheme = uri.scheme().cloned().ok_or("no scheme")?;
+    Ok(Target {
+        tls: scheme == Scheme::HTTPS,
         scheme,
-        authority: uri.authority()?.clone(),
+        authority: uri.authority().ok_or("no host")?.clone(),
         base_path: uri.path().trim_end_matches('/').to_owned(),
         weight,
         failures: AtomicU32::new(0),
@@ -110,7 +133,13 @@ impl RouteTable {
             .iter()
             .filter(|a| a.visibility != Visibility::Draft)
             .filter_map(|a| {
-                let targets: Vec<Target> = a.upstreams.iter().filter_map(|u| parse_target(&u.url, u.weight)).collect();
+                let mut targets = Vec::with_capacity(a.upstreams.len());
+                for u in &a.upstreams {
+                    match parse_target(&u.url, u.weight) {
+                        Ok(t) => targets.push(t),
+                        Err(reason) => tracing::warn!(api = %a.slug, url = %u.url, reason, "upstream target not routable; left out"),
+                    }
+                }
                 if targets.is_empty() {
                     tracing::warn!(api = %a.slug, "API has no usable upstream; not routed");
                     return None;
@@ -196,5 +225,27 @@ mod tests {
         assert_eq!(id(None, "/draft/x"), None);
         assert_eq!(id(Some("EU.example.com:8000"), "/pay/x"), Some(4));
         assert_eq!(t.find(None, "/pay/x").unwrap().pick(0).unwrap().base_path, "/base");
+    }
+
+    #[test]
+    fn https_targets_are_routed_and_unroutable_ones_say_why() {
+        for ok in ["http://10.0.0.5:8080/v1", "https://api.github.com", "https://abc.lambda-url.eu-west-1.on.aws/prod/", "http://[::1]:9"] {
+            assert_eq!(check_target(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("ftp://x", "scheme"),
+            ("api.github.com", "absolute"),
+            ("/v1", "absolute"),
+            ("https://user:pw@x.test", "credentials"),
+            ("https://x.test/v1?a=1", "query"),
+            ("not a url", "valid"),
+        ] {
+            assert!(check_target(bad).is_err_and(|r| r.contains(why)), "{bad}: {:?}", check_target(bad));
+        }
+        let mut a = api(1, "/gh", None, Visibility::Public);
+        a.upstreams = vec![Upstream { url: "https://api.github.com/base/".into(), weight: 1 }];
+        let t = RouteTable::build(&[a]);
+        let target = t.find(None, "/gh/x").expect("an https target is routed").pick(0).unwrap();
+        assert_eq!((target.scheme.as_str(), target.authority.as_str(), target.base_path.as_str()), ("https", "api.github.com", "/base"));
     }
 }

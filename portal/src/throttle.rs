@@ -42,8 +42,10 @@ pub const RESET_PER_IP: Limit = Limit { scope: "reset:ip", max: 20, window: 3600
 /// Verification-email resends per account.
 pub const RESEND_PER_ACCOUNT: Limit = Limit { scope: "resend:acct", max: 5, window: 3600 };
 
-/// The client's IP: the TCP peer of the connection. Proxy headers are not trusted (anyone can
-/// send them); behind a reverse proxy every client shares the proxy's address.
+/// The client's IP: the TCP peer of the connection, or, when the peer is one of the
+/// `trusted_proxies` (an `Arc<TrustedProxies>` request extension), the address that peer
+/// forwarded (`turnpike_store::net::client_ip`, the gateway's rule). Headers from any other
+/// peer are ignored (anyone can send them).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
@@ -51,8 +53,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-        Ok(ClientIp(ip))
+        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+            return Ok(ClientIp("unknown".to_owned()));
+        };
+        let ip = match parts.extensions.get::<std::sync::Arc<turnpike_store::net::TrustedProxies>>() {
+            Some(trusted) => {
+                let xff = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+                turnpike_store::net::client_ip(peer, xff, trusted)
+            }
+            None => peer,
+        };
+        Ok(ClientIp(ip.to_string()))
     }
 }
 

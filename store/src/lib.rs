@@ -10,6 +10,7 @@ pub mod domain;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod net;
 pub mod period;
 
 mod accounts;

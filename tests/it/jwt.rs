@@ -37,22 +37,51 @@ async fn problem(r: reqwest::Response) -> (u16, String, String) {
     (status, v["code"].as_str().unwrap_or_default().to_owned(), v["reason"].as_str().unwrap_or_default().to_owned())
 }
 
+/// A `[[jwt]]` block for the echo API, bound to `apps` and `accounts`.
+fn echo_settings(apps: Vec<i64>, accounts: Vec<i64>) -> JwtSettings {
+    JwtSettings {
+        api: "echo".into(),
+        issuer: Some("https://idp.test".into()),
+        audience: Some("echo-api".into()),
+        hs256_secret: Some(SECRET.into()),
+        jwks_file: Some(fixture("jwks.json")),
+        apps,
+        accounts,
+        ..JwtSettings::default()
+    }
+}
+
+/// Start on `db`, run `setup` (which creates the apps the JWT settings are bound to), and
+/// restart with the settings `jwt` derives from what `setup` returned. The seeded echo upstream
+/// of the first start keeps serving (it lives as long as the test's runtime).
+async fn start_then_bind<T>(
+    db: &TestDb,
+    clock: Arc<ManualClock>,
+    setup: impl AsyncFnOnce(&TestApp) -> T,
+    jwt: impl FnOnce(&T) -> Vec<JwtSettings>,
+) -> (TestApp, T) {
+    let app = TestApp::start(db, &CounterBackend::Local, clock.clone()).await;
+    let made = setup(&app).await;
+    app.stop().await;
+    let settings = jwt(&made);
+    let app = TestApp::start_with(db, &CounterBackend::Local, clock, |c| c.jwt = settings).await;
+    (app, made)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwts_name_a_key_and_are_checked_for_signature_time_issuer_and_audience() {
     let db = TestDb::sqlite().await;
     let clock = Arc::new(ManualClock::at(NOW));
-    let app = TestApp::start_with(&db, &CounterBackend::Local, clock.clone(), |c| {
-        c.jwt = vec![JwtSettings {
-            api: "echo".into(),
-            issuer: Some("https://idp.test".into()),
-            audience: Some("echo-api".into()),
-            hs256_secret: Some(SECRET.into()),
-            jwks_file: Some(fixture("jwks.json")),
-            ..JwtSettings::default()
-        }];
-    })
+    let (app, (key_id, app_id)) = start_then_bind(
+        &db,
+        clock.clone(),
+        async |app: &TestApp| {
+            let (_key, key_id, app_id) = app.developer_key("jwt@example.com").await;
+            (key_id, app_id)
+        },
+        |&(_, app_id)| vec![echo_settings(vec![app_id], vec![])],
+    )
     .await;
-    let (_key, key_id, app_id) = app.developer_key("jwt@example.com").await;
     let claims = |sub: &str| json!({"sub": sub, "iss": "https://idp.test", "aud": "echo-api", "exp": NOW + 300, "nbf": NOW - 10});
     let call = |token: String| app.http.get(app.gw("/echo/jwt")).bearer_auth(token).send();
 
@@ -113,6 +142,49 @@ async fn jwts_name_a_key_and_are_checked_for_signature_time_issuer_and_audience(
     let (status, code, _) = problem(r).await;
     assert_eq!((status, code.as_str()), (401, "invalid_key"));
     app.stop().await;
+}
+
+/// Issue 11: a token could name any key id, so whoever can mint tokens for an API could bill
+/// any developer's key. A block now names only keys of the apps/accounts it is bound to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_may_name_only_keys_of_the_apps_or_accounts_its_block_is_bound_to() {
+    let db = TestDb::sqlite().await;
+    let clock = Arc::new(ManualClock::at(NOW));
+    let (app, ids) = start_then_bind(
+        &db,
+        clock.clone(),
+        async |app: &TestApp| {
+            let (_, partner_key, partner_app) = app.developer_key("partner@example.com").await;
+            let (_, victim_key, _) = app.developer_key("victim@example.com").await;
+            let email = turnpike_store::domain::Email::parse("partner@example.com").unwrap();
+            let owner = app.store.find_account_by_email(&email).await.unwrap().expect("partner account").0.id;
+            (partner_key, partner_app, victim_key, owner)
+        },
+        |&(_, partner_app, _, _)| vec![echo_settings(vec![partner_app], vec![])],
+    )
+    .await;
+    let (partner_key, _, victim_key, _) = ids;
+    let claims = |sub: String| json!({"sub": sub, "iss": "https://idp.test", "aud": "echo-api", "exp": NOW + 300});
+    let call = |key_id: i64| app.http.get(app.gw("/echo/jwt")).bearer_auth(hs(claims(format!("key_{key_id}")))).send();
+    assert_eq!(call(partner_key).await.unwrap().status(), 200);
+    assert_eq!(problem(call(victim_key).await.unwrap()).await, (401, "invalid_token".into(), "key_not_allowed".into()));
+    app.gateway.flush().await.unwrap();
+    assert_eq!(app.store.key_usage_total(partner_key).await.unwrap().admitted, 1);
+    assert_eq!(app.store.key_usage_total(victim_key).await.unwrap().admitted, 0, "nothing billed to the victim");
+    app.stop().await;
+
+    // Bound by account instead: every app of that account, and no one else's.
+    let (app, ids) =
+        start_then_bind(&db, clock, async |_: &TestApp| ids, |&(_, _, _, owner)| vec![echo_settings(vec![], vec![owner])]).await;
+    let (partner_key, _, victim_key, _) = ids;
+    assert_eq!(call_with(&app, partner_key).await, 200);
+    assert_eq!(call_with(&app, victim_key).await, 401);
+    app.stop().await;
+}
+
+async fn call_with(app: &TestApp, key_id: i64) -> u16 {
+    let claims = json!({"sub": format!("key_{key_id}"), "iss": "https://idp.test", "aud": "echo-api", "exp": NOW + 300});
+    app.http.get(app.gw("/echo/jwt")).bearer_auth(hs(claims)).send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

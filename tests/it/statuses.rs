@@ -151,30 +151,37 @@ async fn a_failing_target_is_ejected_after_three_failures_and_probed_back() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgrades_such_as_websocket_pass_through() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let db = TestDb::sqlite().await;
-    let app = TestApp::start(&db, &CounterBackend::Local, system_clock()).await;
-    let up = upstreams::start_upgrade_echo().await;
-    app.publish("ws", &[(&format!("http://{up}"), 1)]).await;
-    let (key, key_id, _) = app.developer_key("ws@example.com").await;
-    let addr = app.gateway_url.trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let req = format!(
-        "GET /ws/chat HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
-        key.expose()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
+/// Read an HTTP/1.1 response head byte by byte (the connection may be taken over after it).
+async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         assert_eq!(s.read(&mut b).await.unwrap(), 1, "connection closed early: {}", String::from_utf8_lossy(&head));
         head.push(b[0]);
     }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_pass_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start(&db, &CounterBackend::Local, system_clock()).await;
+    let (up, _) = upstreams::start_upgrade_echo().await;
+    app.publish("ws", &[(&format!("http://{up}"), 1)]).await;
+    let (key, key_id, _) = app.developer_key("ws@example.com").await;
+    let addr = app.gateway_url.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "GET /ws/chat HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        key.expose()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let head = read_head(&mut s).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("upgrade: echo"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
     for msg in [&b"ping"[..], b"a second message"] {
         s.write_all(msg).await.unwrap();
         let mut got = vec![0u8; msg.len()];
@@ -185,5 +192,48 @@ async fn upgrades_such_as_websocket_pass_through() {
     app.gateway.flush().await.unwrap();
     let t = app.store.key_usage_total(key_id).await.unwrap();
     assert_eq!((t.admitted, t.errors), (1, 0), "the upgrade is one admitted, successful request");
+    app.stop().await;
+}
+
+/// Issue 11: any `Upgrade:` protocol used to be tunnelled after authentication, and after the
+/// 101 nothing was limited or metered (an h2c upgrade carries any number of requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_other_than_websocket_are_refused_and_not_forwarded() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::sqlite().await;
+    let app = TestApp::start(&db, &CounterBackend::Local, system_clock()).await;
+    let (up, seen) = upstreams::start_upgrade_echo().await;
+    app.publish("ws", &[(&format!("http://{up}"), 1)]).await;
+    let (key, key_id, _) = app.developer_key("h2c@example.com").await;
+    let addr = app.gateway_url.trim_start_matches("http://").to_owned();
+    let ws = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+    let cases = [
+        "GET / HTTP/1.1\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n".to_owned(),
+        "GET / HTTP/1.1\r\nUpgrade: TLS/1.0\r\n".to_owned(),
+        "GET / HTTP/1.1\r\nUpgrade: foo\r\n".to_owned(),
+        "GET / HTTP/1.1\r\nUpgrade: websocket, h2c\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            .to_owned(),
+        format!("GET / HTTP/1.1\r\n{ws}"),
+        format!("GET / HTTP/1.1\r\n{ws}Sec-WebSocket-Key: not-16-bytes\r\n"),
+        format!("POST / HTTP/1.1\r\n{ws}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 0\r\n"),
+        "GET / HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n".to_owned(),
+    ];
+    for start in cases {
+        let start = start.replacen(" / ", " /ws/x ", 1);
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let req = format!("{start}Host: {addr}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\n\r\n", key.expose());
+        s.write_all(req.as_bytes()).await.unwrap();
+        let head = read_head(&mut s).await;
+        assert!(head.starts_with("http/1.1 400"), "{start}: {head}");
+        assert!(head.contains("content-type: application/problem+json"), "{head}");
+        let len: usize = crate::between(&head, "content-length: ", "\r\n").expect("content-length").parse().unwrap();
+        let mut body = vec![0u8; len];
+        tokio::io::AsyncReadExt::read_exact(&mut s, &mut body).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("\"code\":\"upgrade_refused\""), "{start}");
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the upstream");
+    app.gateway.flush().await.unwrap();
+    let t = app.store.key_usage_total(key_id).await.unwrap();
+    assert_eq!(t.admitted, 0, "a refused upgrade is not admitted");
     app.stop().await;
 }

@@ -2,6 +2,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -53,34 +55,41 @@ pub async fn refused() -> SocketAddr {
     a
 }
 
-/// An upstream that accepts `Upgrade: echo` with 101 and then echoes raw bytes.
-pub async fn start_upgrade_echo() -> SocketAddr {
+/// An upstream that accepts any upgrade with `101 Upgrade: websocket` and then echoes raw bytes;
+/// counts the requests it received.
+pub async fn start_upgrade_echo() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
+            let counter = counter.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|mut req: Request<hyper::body::Incoming>| async move {
-                    let on_upgrade = hyper::upgrade::on(&mut req);
-                    tokio::spawn(async move {
-                        if let Ok(up) = on_upgrade.await {
-                            let mut io = TokioIo::new(up);
-                            let (mut r, mut w) = tokio::io::split(&mut io);
-                            let _ = tokio::io::copy(&mut r, &mut w).await;
-                        }
-                    });
-                    let mut resp = Response::new(Full::new(Bytes::new()));
-                    *resp.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
-                    resp.headers_mut().insert("upgrade", "echo".parse().unwrap());
-                    resp.headers_mut().insert("connection", "upgrade".parse().unwrap());
-                    Ok::<_, Infallible>(resp)
+                let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let on_upgrade = hyper::upgrade::on(&mut req);
+                        tokio::spawn(async move {
+                            if let Ok(up) = on_upgrade.await {
+                                let mut io = TokioIo::new(up);
+                                let (mut r, mut w) = tokio::io::split(&mut io);
+                                let _ = tokio::io::copy(&mut r, &mut w).await;
+                            }
+                        });
+                        let mut resp = Response::new(Full::new(Bytes::new()));
+                        *resp.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+                        resp.headers_mut().insert("upgrade", "websocket".parse().unwrap());
+                        resp.headers_mut().insert("connection", "upgrade".parse().unwrap());
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades().await;
             });
         }
     });
-    addr
+    (addr, seen)
 }
 
 /// An upstream that reads the request and then resets the connection (`SO_LINGER` 0): before

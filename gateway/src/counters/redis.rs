@@ -1,318 +1,16 @@
-//! Counter stores: the limiter step (rate + quota, checked and consumed atomically, rejected
-//! requests consume nothing) and the per key × API × hour usage buckets that it feeds.
-//!
-//! * [`LocalCounters`]: in-process, for the embedded single-node mode. One short critical section
-//!   per subscription (GCRA + quota), atomics for the buckets.
-//! * [`RedisCounters`]: one Lua script per request does GCRA, quota and the billable count in a
-//!   single round trip; every key the script touches carries the subscription's hash tag, so it
-//!   works on Redis Cluster too.
+//! Redis counters: one Lua script per request does GCRA, quota and the billable count in a
+//! single round trip; every key the script touches carries the subscription's hash tag, so it
+//! works on Redis Cluster too.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
-use turnpike_store::period::Period;
 use turnpike_store::UsageRow;
 
-use crate::headers::LimitState;
+use dashmap::DashMap;
 
-/// One admission request.
-#[derive(Debug, Clone, Copy)]
-pub struct Admission {
-    /// Subscription (rate and quota are per app × API).
-    pub sub_id: i64,
-    /// Key presented.
-    pub key_id: i64,
-    /// API called.
-    pub api_id: i64,
-    /// Now, unix microseconds.
-    pub now_us: i64,
-    /// Sustained requests per second (≥ 1).
-    pub rate: i64,
-    /// Burst (≥ 1).
-    pub burst: i64,
-    /// Quota per period.
-    pub quota: Option<i64>,
-    /// Current billing period.
-    pub period: Period,
-    /// Requests already used this period according to the database when the key was loaded
-    /// (seeds a counter that does not exist yet, e.g. after a restart).
-    pub seed_used: i64,
-}
-
-impl Admission {
-    fn bucket(&self) -> BucketId {
-        BucketId {
-            sub_id: self.sub_id,
-            key_id: self.key_id,
-            api_id: self.api_id,
-            hour: turnpike_store::clock::hour_start(self.now_us / 1_000_000),
-        }
-    }
-    fn emission_us(&self) -> i64 {
-        (1_000_000 / self.rate.max(1)).max(1)
-    }
-    fn tau_us(&self) -> i64 {
-        self.emission_us() * self.burst.max(1)
-    }
-}
-
-/// The limiter's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Counted; forward it.
-    Admitted,
-    /// Over the rate; retry after this many seconds.
-    RateLimited { retry_after: i64 },
-    /// Quota for the period used up; retry after this many seconds (the period's end).
-    QuotaExceeded { retry_after: i64 },
-}
-
-/// Verdict plus header state.
-#[derive(Debug, Clone, Copy)]
-pub struct Decision {
-    /// What to do.
-    pub verdict: Verdict,
-    /// For `RateLimit` headers.
-    pub limits: LimitState,
-    /// The bucket the request was counted in.
-    pub bucket: BucketId,
-}
-
-/// Identity of a usage bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BucketId {
-    /// Subscription.
-    pub sub_id: i64,
-    /// Key.
-    pub key_id: i64,
-    /// API.
-    pub api_id: i64,
-    /// Hour start, unix seconds.
-    pub hour: i64,
-}
-
-/// What happened after admission, recorded into the request's bucket.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Outcome {
-    /// Response status.
-    pub status: u16,
-    /// Request body bytes.
-    pub bytes_in: u64,
-    /// Response body bytes.
-    pub bytes_out: u64,
-    /// Total latency, ms.
-    pub latency_ms: u64,
-}
-
-/// Counter store failures (only Redis can fail).
-#[derive(Debug, thiserror::Error)]
-pub enum CounterError {
-    /// Redis answered with an error or the connection broke.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// Redis did not answer within the configured timeout.
-    #[error("redis timed out")]
-    Timeout,
-    /// A Redis Cluster node reports the cluster down (a master lost and its slots unserved).
-    #[error("redis cluster state is not ok")]
-    ClusterDown,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn limit_state(a: &Admission, tat_minus_now: i64, used: i64) -> LimitState {
-    let t = a.emission_us();
-    let now_s = a.now_us / 1_000_000;
-    LimitState {
-        burst: a.burst,
-        burst_remaining: ((a.tau_us() - tat_minus_now) / t).clamp(0, a.burst),
-        burst_reset: (tat_minus_now.max(0) + 999_999) / 1_000_000,
-        quota: a.quota,
-        quota_remaining: a.quota.map(|q| q - used).unwrap_or(0),
-        quota_reset: a.period.end - now_s,
-    }
-}
-
-#[derive(Debug, Default)]
-struct Bucket {
-    /// Changed since the last snapshot: only changed buckets are written to the database.
-    dirty: AtomicBool,
-    admitted: AtomicI64,
-    s2: AtomicI64,
-    s3: AtomicI64,
-    s4: AtomicI64,
-    s5: AtomicI64,
-    bytes_in: AtomicI64,
-    bytes_out: AtomicI64,
-    latency_ms: AtomicI64,
-}
-
-impl Bucket {
-    fn record(&self, o: &Outcome) {
-        let class = match o.status {
-            // Informational (101 Switching Protocols) counts with the successes.
-            100..=299 => &self.s2,
-            300..=399 => &self.s3,
-            400..=499 => &self.s4,
-            _ => &self.s5,
-        };
-        class.fetch_add(1, Ordering::Relaxed);
-        self.dirty.store(true, Ordering::Release);
-        self.bytes_in.fetch_add(i64::try_from(o.bytes_in).unwrap_or(i64::MAX), Ordering::Relaxed);
-        self.bytes_out.fetch_add(i64::try_from(o.bytes_out).unwrap_or(i64::MAX), Ordering::Relaxed);
-        self.latency_ms.fetch_add(i64::try_from(o.latency_ms).unwrap_or(i64::MAX), Ordering::Relaxed);
-    }
-
-    fn row(&self, id: &BucketId) -> UsageRow {
-        UsageRow {
-            key_id: id.key_id,
-            api_id: id.api_id,
-            subscription_id: id.sub_id,
-            hour: id.hour,
-            admitted: self.admitted.load(Ordering::Acquire),
-            status_2xx: self.s2.load(Ordering::Relaxed),
-            status_3xx: self.s3.load(Ordering::Relaxed),
-            status_4xx: self.s4.load(Ordering::Relaxed),
-            status_5xx: self.s5.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            latency_ms_sum: self.latency_ms.load(Ordering::Relaxed),
-            generation: 0,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct SubState {
-    tat_us: i64,
-    period_start: i64,
-    used: i64,
-    /// Admitted since the last [`LocalCounters::take_unreconciled`] (fail-open fallback only).
-    unreconciled: i64,
-}
-
-/// In-process counters.
-#[derive(Debug)]
-pub struct LocalCounters {
-    source: String,
-    subs: DashMap<i64, Mutex<SubState>>,
-    buckets: DashMap<BucketId, Arc<Bucket>>,
-}
-
-impl LocalCounters {
-    /// Counters writing usage rows under `source` (unique per process: rows of different
-    /// processes add up instead of overwriting each other).
-    pub fn new(source: impl Into<String>) -> LocalCounters {
-        LocalCounters { source: source.into(), subs: DashMap::new(), buckets: DashMap::new() }
-    }
-
-    /// Check and consume in process (the fail-open fallback calls this directly).
-    pub(crate) fn admit_now(&self, a: &Admission) -> Decision {
-        self.admit(a)
-    }
-
-    fn admit(&self, a: &Admission) -> Decision {
-        let bucket = a.bucket();
-        let entry = self
-            .subs
-            .entry(a.sub_id)
-            .or_insert_with(|| Mutex::new(SubState { tat_us: 0, period_start: a.period.start, used: a.seed_used, unreconciled: 0 }));
-        // A std mutex held for a few arithmetic operations, never across an await.
-        let mut st = entry.lock().unwrap_or_else(|p| p.into_inner());
-        if st.period_start != a.period.start {
-            st.period_start = a.period.start;
-            st.used = 0;
-            st.unreconciled = 0;
-        }
-        let new_tat = st.tat_us.max(a.now_us) + a.emission_us();
-        let ahead = new_tat - a.now_us;
-        if ahead > a.tau_us() {
-            let prev_ahead = (st.tat_us - a.now_us).max(0);
-            let limits = limit_state(a, prev_ahead, st.used);
-            let retry_after = ((ahead - a.tau_us() + 999_999) / 1_000_000).max(1);
-            return Decision { verdict: Verdict::RateLimited { retry_after }, limits, bucket };
-        }
-        if let Some(q) = a.quota {
-            if st.used >= q {
-                let limits = limit_state(a, (st.tat_us - a.now_us).max(0), st.used);
-                return Decision { verdict: Verdict::QuotaExceeded { retry_after: limits.quota_reset.max(1) }, limits, bucket };
-            }
-        }
-        st.tat_us = new_tat;
-        st.used += 1;
-        st.unreconciled += 1;
-        let used = st.used;
-        drop(st);
-        drop(entry);
-        let b = self.buckets.entry(bucket).or_default();
-        b.admitted.fetch_add(1, Ordering::AcqRel);
-        b.dirty.store(true, Ordering::Release);
-        Decision { verdict: Verdict::Admitted, limits: limit_state(a, ahead, used), bucket }
-    }
-
-    fn record(&self, id: &BucketId, o: &Outcome) {
-        if let Some(b) = self.buckets.get(id) {
-            b.record(o);
-        }
-    }
-
-    /// Buckets changed since the last snapshot (the flag is cleared before the values are read,
-    /// so a concurrent change marks the bucket again).
-    fn snapshot(&self) -> Vec<UsageRow> {
-        self.buckets.iter().filter(|e| e.value().dirty.swap(false, Ordering::AcqRel)).map(|e| e.value().row(e.key())).collect()
-    }
-
-    /// Every bucket, changed or not (start-up recovery and tests).
-    fn snapshot_all(&self) -> Vec<UsageRow> {
-        self.buckets.iter().map(|e| e.value().row(e.key())).collect()
-    }
-
-    /// The write of these rows failed: take them again next time.
-    fn remark(&self, rows: &[UsageRow]) {
-        for r in rows {
-            let id = BucketId { sub_id: r.subscription_id, key_id: r.key_id, api_id: r.api_id, hour: r.hour };
-            if let Some(b) = self.buckets.get(&id) {
-                b.dirty.store(true, Ordering::Release);
-            }
-        }
-    }
-
-    /// Requests admitted per (subscription, period start) since the last call, for adding to
-    /// the shared quota counters after an outage; the state is reset so the next outage starts
-    /// from the quota the gateway loads then. Give them back with
-    /// [`restore_unreconciled`](Self::restore_unreconciled) if they could not be added.
-    pub fn take_unreconciled(&self) -> Vec<(i64, i64, i64)> {
-        let mut out = Vec::new();
-        self.subs.retain(|sub_id, st| {
-            let st = st.get_mut().unwrap_or_else(|p| p.into_inner());
-            if st.unreconciled > 0 {
-                out.push((*sub_id, st.period_start, st.unreconciled));
-            }
-            false
-        });
-        out
-    }
-
-    /// Undo [`take_unreconciled`](Self::take_unreconciled) after a failed reconciliation.
-    pub fn restore_unreconciled(&self, items: &[(i64, i64, i64)]) {
-        for (sub_id, period_start, n) in items {
-            let e = self
-                .subs
-                .entry(*sub_id)
-                .or_insert_with(|| Mutex::new(SubState { tat_us: 0, period_start: *period_start, used: 0, unreconciled: 0 }));
-            let mut st = e.lock().unwrap_or_else(|p| p.into_inner());
-            if st.period_start == *period_start {
-                st.unreconciled += n;
-            }
-        }
-    }
-
-    /// Forget flushed buckets older than `before`.
-    fn prune(&self, before_hour: i64) {
-        self.buckets.retain(|id, b| id.hour >= before_hour || b.dirty.load(Ordering::Acquire));
-    }
-}
+use super::{limit_state, Admission, Bucket, BucketId, CounterError, Decision, Outcome, Verdict};
 
 /// Split per-bucket work into pipelines: on one node, batches of `BATCH` buckets in any mix; on
 /// a cluster (`per_slot`) a pipeline must stay within one hash slot, and every key of a
@@ -558,7 +256,7 @@ impl RedisCounters {
         format!("{}:dirty:{}", self.prefix, hour)
     }
 
-    async fn admit(&self, a: &Admission) -> Result<Decision, CounterError> {
+    pub(super) async fn admit(&self, a: &Admission) -> Result<Decision, CounterError> {
         let bucket = a.bucket();
         // Once an hour: forget flushed buckets of earlier hours. A bucket still flagged is kept
         // until it is flushed, however far the clock has moved.
@@ -634,7 +332,7 @@ impl RedisCounters {
         Ok(Decision { verdict, limits, bucket })
     }
 
-    fn record(&self, id: &BucketId, o: &Outcome) {
+    pub(super) fn record(&self, id: &BucketId, o: &Outcome) {
         self.pending.entry(*id).or_default().record(o);
     }
 
@@ -642,7 +340,7 @@ impl RedisCounters {
     /// counted in since the last call; every `SWEEP_SECONDS` (and when `hours` is given) also of
     /// every bucket in the shared dirty sets of those hours, which catches what a crashed gateway
     /// counted.
-    async fn snapshot(&self, now: i64, sweep_hours: Option<&[i64]>) -> Result<Vec<UsageRow>, CounterError> {
+    pub(super) async fn snapshot(&self, now: i64, sweep_hours: Option<&[i64]>) -> Result<Vec<UsageRow>, CounterError> {
         let hour = turnpike_store::clock::hour_start(now);
         let default_sweep = [hour - 3600, hour];
         let sweep: Option<Vec<i64>> = match sweep_hours {
@@ -663,7 +361,7 @@ impl RedisCounters {
         result
     }
 
-    fn remark_ids(&self, ids: &[BucketId]) {
+    pub(super) fn remark_ids(&self, ids: &[BucketId]) {
         for id in ids {
             match self.known_dirty.get(id) {
                 Some(f) => f.store(true, Ordering::Release),
@@ -781,7 +479,7 @@ impl RedisCounters {
     /// a node says `cluster_state:ok`. The second check is needed: a PING fanned out by
     /// redis-rs skips a master whose connection is gone, while the cluster itself declares the
     /// state failed once a master has been unreachable for `cluster-node-timeout`.
-    async fn ping(&self) -> Result<(), CounterError> {
+    pub(super) async fn ping(&self) -> Result<(), CounterError> {
         let mut conn = self.conn.clone();
         tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut conn))
             .await
@@ -795,95 +493,6 @@ impl RedisCounters {
             }
         }
         Ok(())
-    }
-}
-
-/// The counter store in use.
-#[derive(Debug, Clone)]
-pub enum Counters {
-    /// In-process.
-    Local(Arc<LocalCounters>),
-    /// Redis.
-    Redis(Arc<RedisCounters>),
-}
-
-impl Counters {
-    /// Check and consume rate + quota; count the request if admitted.
-    pub async fn admit(&self, a: &Admission) -> Result<Decision, CounterError> {
-        match self {
-            Counters::Local(c) => Ok(c.admit(a)),
-            Counters::Redis(c) => c.admit(a).await,
-        }
-    }
-
-    /// Record the outcome of an admitted request.
-    pub fn record(&self, id: &BucketId, o: &Outcome) {
-        match self {
-            Counters::Local(c) => c.record(id, o),
-            Counters::Redis(c) => c.record(id, o),
-        }
-    }
-
-    /// Absolute values of the buckets that changed since the last snapshot, for the flusher.
-    /// If writing them fails, hand them back with [`Counters::remark`].
-    pub async fn snapshot(&self, now: i64) -> Result<Vec<UsageRow>, CounterError> {
-        match self {
-            Counters::Local(c) => Ok(c.snapshot()),
-            Counters::Redis(c) => c.snapshot(now, None).await,
-        }
-    }
-
-    /// Absolute values of every bucket of the last `hours` hours (start-up recovery after a
-    /// crash; Redis mode sweeps the shared dirty sets).
-    pub async fn snapshot_hours(&self, now: i64, hours: i64) -> Result<Vec<UsageRow>, CounterError> {
-        let hour = turnpike_store::clock::hour_start(now);
-        match self {
-            Counters::Local(c) => Ok(c.snapshot_all()),
-            Counters::Redis(c) => c.snapshot(now, Some(&(0..hours).map(|i| hour - i * 3600).collect::<Vec<_>>())).await,
-        }
-    }
-
-    /// Writing these snapshot rows failed: include them in the next snapshot again.
-    pub fn remark(&self, rows: &[UsageRow]) {
-        match self {
-            Counters::Local(c) => c.remark(rows),
-            Counters::Redis(c) => {
-                let ids: Vec<BucketId> =
-                    rows.iter().map(|r| BucketId { sub_id: r.subscription_id, key_id: r.key_id, api_id: r.api_id, hour: r.hour }).collect();
-                c.remark_ids(&ids);
-            }
-        }
-    }
-
-    /// Drop buckets that can no longer change, after a successful flush.
-    pub fn prune(&self, now: i64) {
-        if let Counters::Local(c) = self {
-            c.prune(turnpike_store::clock::hour_start(now) - 2 * 3600);
-        }
-    }
-
-    /// The usage-row source name.
-    pub fn source(&self) -> &str {
-        match self {
-            Counters::Local(c) => &c.source,
-            Counters::Redis(_) => "redis",
-        }
-    }
-
-    /// Whether the counter store answers.
-    pub async fn ping(&self) -> Result<(), CounterError> {
-        match self {
-            Counters::Local(_) => Ok(()),
-            Counters::Redis(c) => c.ping().await,
-        }
-    }
-
-    /// `local` or `redis`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Counters::Local(_) => "local",
-            Counters::Redis(_) => "redis",
-        }
     }
 }
 

@@ -1,0 +1,181 @@
+//! Phase 5, meter: the admitted request was already counted by the limit phase (the billable
+//! truth); when the response body ends (or is dropped: the client went away), its status class,
+//! bytes and latency go into the same bucket. Then the gateway's own metrics and the access log.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Response;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use super::Ctx;
+use crate::access::Entry;
+use crate::counters::{BucketId, Counters, Outcome};
+use crate::gateway::{Inner, Peer};
+use crate::problem::Problem;
+use crate::proxy::{BoxBody, BoxError};
+
+/// What a streamed body reports to: bytes as frames pass, and once at the end.
+pub trait Tally {
+    /// `n` more body bytes went through.
+    fn add(&mut self, n: u64);
+    /// The body ended (complete, or dropped).
+    fn end(&mut self) {}
+    /// The body broke off with an error.
+    fn fail(&mut self) {
+        self.end();
+    }
+}
+
+/// Request body bytes, read by the response's meter.
+impl Tally for Arc<AtomicU64> {
+    fn add(&mut self, n: u64) {
+        self.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Records the outcome into the usage bucket when the response body ends or is dropped (the
+/// client went away).
+pub struct Meter {
+    counters: Counters,
+    bucket: BucketId,
+    status: u16,
+    started: Instant,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: u64,
+    done: bool,
+}
+
+impl Meter {
+    pub(crate) fn new(counters: Counters, bucket: BucketId, status: u16, started: Instant, bytes_in: Arc<AtomicU64>) -> Meter {
+        Meter { counters, bucket, status, started, bytes_in, bytes_out: 0, done: false }
+    }
+}
+
+impl Tally for Meter {
+    fn add(&mut self, n: u64) {
+        self.bytes_out += n;
+    }
+    /// The upstream broke off its body after the status line was forwarded (reset, cut short):
+    /// the client's connection is aborted and the request is metered as a 502, like a failure
+    /// before the headers, so it is not billed under `admitted_non_5xx`.
+    fn fail(&mut self) {
+        if !self.done && self.status < 500 {
+            self.status = 502;
+        }
+        self.end();
+    }
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let outcome = Outcome {
+            status: self.status,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+        };
+        self.counters.record(&self.bucket, &outcome);
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// A body streamed through unchanged while its bytes are tallied.
+pub struct Tallied<B, T> {
+    inner: B,
+    tally: T,
+}
+
+impl<B, T> Tallied<B, T> {
+    pub fn new(inner: B, tally: T) -> Self {
+        Tallied { inner, tally }
+    }
+}
+
+impl<B, T> Body for Tallied<B, T>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+    T: Tally + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    let n = d.len() as u64;
+                    self.tally.add(n);
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.tally.fail();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                self.tally.end();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A 502/504/413 produced by the gateway after admission, still metered.
+pub(crate) fn gateway_error(p: Problem, meter: Meter) -> Response<BoxBody> {
+    let (parts, body) = p.response().into_parts();
+    Response::from_parts(parts, Tallied::new(body.map_frame(|f| f.map_data(Bytes::from)), meter).boxed_unsync())
+}
+
+/// The end of every request, answered by any phase: request counters by API, plan and status
+/// class, the gateway's own time, and the access log.
+pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
+    let total = ctx.started.elapsed();
+    let upstream = ctx.upstream.unwrap_or_default();
+    inner.overhead.record(total.saturating_sub(upstream).as_secs_f64());
+    match (&ctx.plan_requests, &ctx.route) {
+        (Some(by_plan), _) => by_plan[status_class(status)].increment(1),
+        (None, Some(r)) => r.requests[status_class(status)].increment(1),
+        (None, None) => inner.no_route.increment(1),
+    }
+    if let Some(log) = &inner.access {
+        log.log(&Entry {
+            ts_ms: inner.clock.now_micros() / 1000,
+            request_id: ctx.request_id.as_bytes(),
+            api: ctx.route.as_ref().map_or("-", |r| &r.slug),
+            key: ctx.identity.as_ref().map_or("-", |i| &i.prefix),
+            status,
+            upstream_ms: ctx.upstream.map(|v| v.as_millis() as u64),
+            total_ms: total.as_millis() as u64,
+            client: ctx.client.as_deref().unwrap_or(&peer.ip),
+        });
+    }
+}
+
+fn status_class(s: u16) -> usize {
+    match s {
+        // A 101 (WebSocket session) is a success, not a "5xx".
+        100..=299 => 0,
+        300..=399 => 1,
+        400..=499 => 2,
+        _ => 3,
+    }
+}
