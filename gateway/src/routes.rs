@@ -92,23 +92,7 @@ pub struct RouteTable {
 /// refuse an unroutable upstream when an API is saved instead of publishing an API that the
 /// gateway answers with `no_route`.
 pub fn check_target(url: &str) -> Result<(), &'static str> {
-    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL")?;
-    match uri.scheme() {
-        Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => {}
-        Some(_) => return Err("the scheme must be http:// or https://"),
-        None => return Err("an absolute http:// or https:// URL is needed"),
-    }
-    let authority = uri.authority().ok_or("the URL has no host")?;
-    if authority.as_str().contains('@') {
-        return Err("credentials in the URL are not supported");
-    }
-    if authority.host().is_empty() {
-        return Err("the URL has no host");
-    }
-    if uri.query().is_some() {
-        return Err("a query string on the upstream URL is not supported");
-    }
-    Ok(())
+    turnpike_store::check_upstream_url(url)
 }
 
 fn parse_target(url: &str, weight: u32) -> Result<Target, &'static str> {

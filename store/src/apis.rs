@@ -36,6 +36,31 @@ impl Visibility {
     }
 }
 
+/// Whether the gateway can route to an upstream `url`; the reason if not. The one rule for both
+/// the gateway (which skips an unroutable target) and the admin console (which refuses to save
+/// one, so that no API is shown published while the gateway answers `no_route`): an absolute
+/// `http://` or `https://` URL with a host, optionally a port and a base path, without user info
+/// or a query string.
+pub fn check_upstream_url(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL")?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(_) => return Err("the scheme must be http:// or https://"),
+        None => return Err("an absolute http:// or https:// URL is needed"),
+    }
+    let authority = uri.authority().ok_or("the URL has no host")?;
+    if authority.as_str().contains('@') {
+        return Err("credentials in the URL are not supported");
+    }
+    if authority.host().is_empty() {
+        return Err("the URL has no host");
+    }
+    if uri.query().is_some() {
+        return Err("a query string on the upstream URL is not supported");
+    }
+    Ok(())
+}
+
 /// One upstream target of an API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upstream {

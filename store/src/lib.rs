@@ -32,7 +32,7 @@ mod tokens;
 mod usage;
 
 pub use accounts::{Account, AccountStatus, PasswordEvent, Role};
-pub use apis::{Api, NewApi, NewPlan, Plan, Upstream, Visibility};
+pub use apis::{check_upstream_url, Api, NewApi, NewPlan, Plan, Upstream, Visibility};
 pub use apis::{NewPlanPrice, PlanPriceRow};
 pub use apps::App;
 pub use audit::{Audit, AuditEntry};

@@ -50,8 +50,9 @@ async fn one_clients_failed_logins_do_not_lock_out_another_behind_the_same_balan
     let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), |c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
     // Client A has used its whole per-IP allowance (20 failures in the window).
     let now = app.clock.now();
+    let allowance = turnpike_store::Allowance { key: "login:ip:198.51.100.1".into(), max: 20, window: 15 * 60 };
     for _ in 0..20 {
-        app.store.throttle_record("login:ip:198.51.100.1", now).await.unwrap();
+        assert!(app.store.throttle_take(std::slice::from_ref(&allowance), now).await.unwrap().is_ok());
     }
     let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let attempt = |client_ip: &'static str| {

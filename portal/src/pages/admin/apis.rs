@@ -8,7 +8,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use turnpike_store::domain::Slug;
 use turnpike_store::{Api, ApiSettings, Lifecycle, StoreError, Upstream, Visibility};
@@ -435,17 +435,11 @@ fn check_upstreams(rows: &[UpstreamRow], errors: &mut FieldErrors) -> Vec<Upstre
             continue;
         }
         let n = i + 1;
-        let uri_ok = url.parse::<Uri>().ok().filter(|u| {
-            matches!(u.scheme_str(), Some("http" | "https"))
-                && u.authority().is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
-                && u.query().is_none()
-        });
-        if uri_ok.is_none() {
+        // The gateway's own routing rule: what is saved here is what it routes.
+        if let Err(why) = turnpike_store::check_upstream_url(url) {
             errors.add(
                 "upstreams",
-                format!(
-                    "Target {n}: enter an http:// or https:// URL with a host, such as https://10.0.0.5:8080/v1 (no user info or query)."
-                ),
+                format!("Target {n}: enter an http:// or https:// URL with a host, such as https://api.example.com/v1 ({why})."),
             );
             continue;
         }
