@@ -17,6 +17,11 @@ impl Gateway {
     /// Apply the changes logged since the last call. Returns how many were applied.
     pub async fn follow(&self) -> Result<usize, StoreError> {
         let i = &self.inner;
+        // The background poll and an explicit `follow()` (tests, admin actions) must not
+        // interleave: the first could mark an API change seen and still be reading the APIs when
+        // the second returns without applying it (seen in CI: a route published and followed
+        // answered `no_route`).
+        let _one_at_a_time = i.follow_lock.lock().await;
         let now = i.clock.now();
         let since = i.change_version.load(Ordering::Relaxed);
         // This poll is also the gateway's probe of the database for key lookups.

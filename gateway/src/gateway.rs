@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     pub(crate) last_flush: AtomicI64,
     pub(crate) change_version: AtomicI64,
     pub(crate) seen_changes: Mutex<HashMap<i64, i64>>,
+    /// One change-log poll at a time: a poll that marks a change seen applies it (a new route
+    /// table) before another poll may look, so `follow()` returning means every change it saw or
+    /// that a concurrent poll had seen is in effect.
+    pub(crate) follow_lock: tokio::sync::Mutex<()>,
     pub(crate) access: Option<AccessLog>,
     /// Redis mode: local limits for plans that fail open, counted under this gateway's own
     /// meter source, and the start of the current outage (unix seconds, 0 = none).
@@ -144,6 +148,7 @@ impl Gateway {
                 last_flush: AtomicI64::new(0),
                 change_version: AtomicI64::new(version),
                 seen_changes: Mutex::new(seen),
+                follow_lock: tokio::sync::Mutex::new(()),
                 access: access_log.then(AccessLog::start),
                 fallback,
                 outage_since: AtomicI64::new(0),
