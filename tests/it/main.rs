@@ -19,6 +19,7 @@ mod statuses;
 mod stripe;
 mod teardown;
 mod throwaway;
+mod tls;
 mod upstreams;
 
 use std::sync::Arc;
@@ -64,6 +65,9 @@ pub struct TestApp {
     pub metrics_url: String,
     pub http: reqwest::Client,
     pub clock: SharedClock,
+    /// The listeners' certificates, when the test configured TLS.
+    pub gateway_tls: Option<std::sync::Arc<turnpike_tls::ServerTls>>,
+    pub portal_tls: Option<std::sync::Arc<turnpike_tls::ServerTls>>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -104,6 +108,8 @@ impl TestApp {
             metrics_url: format!("http://{}", app.metrics_addr),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap(),
             clock,
+            gateway_tls: app.gateway_tls.clone(),
+            portal_tls: app.portal_tls.clone(),
             stop: Some(tx),
             done: None,
         };
