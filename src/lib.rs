@@ -1,6 +1,7 @@
 //! The `turnpike` binary's library: configuration, wiring of the roles, first-start seeding and
 //! the operational endpoints. `main.rs` only parses the command line and calls into this.
 
+pub mod alerts;
 pub mod config;
 pub mod echo;
 pub mod listen;
@@ -281,6 +282,9 @@ impl App {
             let transport = mailer::Transport::from_config(&self.config)?;
             tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), transport, stop_rx.clone()));
             tasks.spawn(housekeeping(self.store.clone(), self.clock.clone(), stop_rx.clone()));
+            // Quota and key-expiry emails, and owners' webhooks (exactly once / at least once, safe on several workers).
+            let portal_url = self.portal_url.clone();
+            tasks.spawn(alerts::run(self.store.clone(), self.clock.clone(), portal_url, Duration::from_secs(30), stop_rx.clone()));
             if stripe.is_some() {
                 tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stripe.clone(), stop_rx.clone()));
             }

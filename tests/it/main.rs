@@ -1,6 +1,7 @@
 //! End-to-end tests of the `turnpike` process: the real portal, gateway, store and meter flush on
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
+mod alerts;
 mod billing;
 mod browser;
 mod cli;
