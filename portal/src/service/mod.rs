@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod keys;
+pub mod webhooks;
 
 use turnpike_store::StoreError;
 

@@ -18,3 +18,4 @@ mod perf;
 mod security;
 mod stripe;
 mod subscribe;
+mod webhooks;

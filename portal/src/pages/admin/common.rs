@@ -18,6 +18,8 @@ pub enum Section {
     Developers,
     /// `/admin/audit`.
     Audit,
+    /// `/admin/webhooks`.
+    Webhooks,
 }
 
 impl Section {
@@ -28,6 +30,7 @@ impl Section {
             Section::Apis => "apis",
             Section::Developers => "developers",
             Section::Audit => "audit",
+            Section::Webhooks => "webhooks",
         };
         if name == other {
             "page"

@@ -20,6 +20,7 @@ mod common;
 pub mod developers;
 pub mod overview;
 pub mod plans;
+pub mod webhooks;
 
 pub use common::Section;
 
@@ -90,6 +91,9 @@ pub fn console() -> AdminRoutes {
         .post("/admin/keys/{id}/suspend", devs::suspend_key)
         .post("/admin/keys/{id}/reactivate", devs::reactivate_key)
         .get("/admin/audit", audit::list)
+        .get("/admin/webhooks", webhooks::list)
+        .post("/admin/webhooks", webhooks::create)
+        .post("/admin/webhooks/{id}/delete", webhooks::delete)
 }
 
 /// `admin`'s routes behind the admin guard.
