@@ -13,6 +13,7 @@ mod credentials;
 mod devx;
 mod exports;
 mod helpers;
+mod honest_status;
 mod ledger;
 mod perf;
 mod security;
