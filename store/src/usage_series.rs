@@ -100,16 +100,29 @@ pub struct HourlyUsageLine {
     pub counts: UsageCounts,
 }
 
-/// The shared `FROM … WHERE` of every hourly query here; `$1..$6` are account, app, key, API,
-/// from, to.
-const SCOPE: &str = "FROM usage_hourly u JOIN api_keys k ON k.id = u.key_id JOIN apps a ON a.id = k.app_id
-     WHERE a.account_id = $1 AND ($2 IS NULL OR k.app_id = $2) AND ($3 IS NULL OR u.key_id = $3)
-       AND ($4 IS NULL OR u.api_id = $4) AND u.hour >= $5 AND u.hour < $6";
+/// The hourly buckets and their time column.
+const HOURLY: (&str, &str) = ("usage_hourly", "hour");
+/// The daily rollup and its time column: whole UTC days.
+const DAILY: (&str, &str) = ("usage_daily", "day");
 
-/// [`SCOPE`] over the daily rollup: whole UTC days whose start is in `[$5, $6)`.
-const DAILY_SCOPE: &str = "FROM usage_daily u JOIN api_keys k ON k.id = u.key_id JOIN apps a ON a.id = k.app_id
-     WHERE a.account_id = $1 AND ($2 IS NULL OR k.app_id = $2) AND ($3 IS NULL OR u.key_id = $3)
-       AND ($4 IS NULL OR u.api_id = $4) AND u.day >= $5 AND u.day < $6";
+/// The shared `FROM … WHERE` of every query here over `table` in `[from, to)` (`$2`, `$3`; `$1`
+/// is the account), and the values to bind in order. Only the filters that are set become
+/// conditions: `($n IS NULL OR …)` makes PostgreSQL's generic plan (used from the sixth run of
+/// a prepared statement) expect one row and loop over `apps` for every bucket.
+fn scope((table, time): (&str, &str), f: &UsageFilter, from: i64, to: i64) -> (String, Vec<i64>) {
+    let mut binds = vec![f.account_id, from, to];
+    let mut sql = format!(
+        "FROM {table} u JOIN api_keys k ON k.id = u.key_id JOIN apps a ON a.id = k.app_id
+         WHERE a.account_id = $1 AND u.{time} >= $2 AND u.{time} < $3"
+    );
+    for (column, value) in [("k.app_id", f.app_id), ("u.key_id", f.key_id), ("u.api_id", f.api_id)] {
+        if let Some(v) = value {
+            binds.push(v);
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        }
+    }
+    (sql, binds)
+}
 
 const SUMS: &str = "CAST(COALESCE(SUM(u.admitted), 0) AS BIGINT) AS admitted,
      CAST(COALESCE(SUM(u.status_2xx), 0) AS BIGINT) AS status_2xx,
@@ -166,35 +179,47 @@ struct LineRow {
 impl Store {
     /// Totals per hour in `[from, to)`, hours without usage left out, oldest first.
     pub async fn usage_by_hour(&self, f: &UsageFilter, from: i64, to: i64) -> Result<Vec<HourUsage>, StoreError> {
-        self.grouped("u.hour", SCOPE, f, (from, to)).await
+        self.grouped("u.hour", HOURLY, f, (from, to)).await
     }
 
     /// Totals per day in `[from, to)`, days without usage left out, oldest first; each entry's
-    /// `hour` is its day's start. Days are counted from `from` (UTC days when `from` is midnight
-    /// UTC, read from the daily rollup; the hours of a last partial day from `usage_hourly`).
+    /// `hour` is its day's start. Days are counted from `from`: UTC days when `from` is midnight
+    /// UTC, read from the daily rollup (a partial last day from `usage_hourly`); otherwise from
+    /// `usage_hourly`. Equal to [`Store::usage_by_hour`] summed per day.
     pub async fn usage_by_day(&self, f: &UsageFilter, from: i64, to: i64) -> Result<Vec<HourUsage>, StoreError> {
         if from.rem_euclid(DAY) == 0 {
-            // A partial day (before or after the whole ones) is one slot starting at its `$5`.
+            // A partial day (before or after the whole ones) is one slot starting at its `$2`.
             let (head, days, tail) = split_by_days(from, to);
-            let mut out = self.grouped("$5", SCOPE, f, head).await?;
-            out.extend(self.grouped("u.day", DAILY_SCOPE, f, days).await?);
-            out.extend(self.grouped("$5", SCOPE, f, tail).await?);
+            let mut out = self.grouped("$2", HOURLY, f, head).await?;
+            out.extend(self.grouped("u.day", DAILY, f, days).await?);
+            out.extend(self.grouped("$2", HOURLY, f, tail).await?);
             Ok(out)
         } else {
             // Days that straddle UTC midnight: only the hourly buckets can say.
-            self.grouped(&format!("$5 + (u.hour - $5) / {DAY} * {DAY}"), SCOPE, f, (from, to)).await
+            self.grouped(&format!("$2 + (u.hour - $2) / {DAY} * {DAY}"), HOURLY, f, (from, to)).await
         }
     }
 
-    /// `SELECT <slot> AS hour, <sums> <scope> GROUP BY 1 ORDER BY 1` over `[from, to)`.
-    async fn grouped(&self, slot: &str, scope: &str, f: &UsageFilter, (from, to): (i64, i64)) -> Result<Vec<HourUsage>, StoreError> {
+    /// `SELECT <slot> AS hour, <sums> FROM <table> … GROUP BY 1 ORDER BY 1` over `[from, to)`.
+    async fn grouped(
+        &self,
+        slot: &str,
+        table: (&str, &str),
+        f: &UsageFilter,
+        (from, to): (i64, i64),
+    ) -> Result<Vec<HourUsage>, StoreError> {
         if from >= to {
             return Ok(Vec::new());
         }
+        let (scope, binds) = scope(table, f, from, to);
         let sql = format!("SELECT CAST({slot} AS BIGINT) AS hour, {SUMS} {scope} GROUP BY 1 ORDER BY 1");
-        let rows: Vec<HourRow> = on_pool!(self, p => sqlx::query_as(&sql)
-            .bind(f.account_id).bind(f.app_id).bind(f.key_id).bind(f.api_id).bind(from).bind(to)
-            .fetch_all(p).await?);
+        let rows: Vec<HourRow> = on_pool!(self, p => {
+            let mut q = sqlx::query_as(&sql);
+            for v in &binds {
+                q = q.bind(*v);
+            }
+            q.fetch_all(p).await?
+        });
         Ok(rows.into_iter().map(|r| HourUsage { hour: r.hour, counts: r.counts }).collect())
     }
 
@@ -251,25 +276,35 @@ impl Store {
 
     /// Totals over `[from, to)`.
     pub async fn usage_totals(&self, f: &UsageFilter, from: i64, to: i64) -> Result<UsageCounts, StoreError> {
-        let sql = format!("SELECT {SUMS} {SCOPE}");
-        Ok(on_pool!(self, p => sqlx::query_as(&sql)
-            .bind(f.account_id).bind(f.app_id).bind(f.key_id).bind(f.api_id).bind(from).bind(to)
-            .fetch_one(p).await?))
+        let (scope, binds) = scope(HOURLY, f, from, to);
+        let sql = format!("SELECT {SUMS} {scope}");
+        Ok(on_pool!(self, p => {
+            let mut q = sqlx::query_as(&sql);
+            for v in &binds {
+                q = q.bind(*v);
+            }
+            q.fetch_one(p).await?
+        }))
     }
 
     /// One line per key × API × hour in `[from, to)`, oldest first: the CSV export.
     pub async fn usage_hourly_lines(&self, f: &UsageFilter, from: i64, to: i64) -> Result<Vec<HourlyUsageLine>, StoreError> {
+        let (scope, binds) = scope(HOURLY, f, from, to);
         let sql = format!(
             "SELECT u.hour AS hour, k.app_id AS app_id, u.key_id AS key_id, k.name AS key_name, k.display_prefix AS key_prefix,
                     s.slug AS api_slug, {SUMS}
              {scope}
              GROUP BY u.hour, k.app_id, u.key_id, k.name, k.display_prefix, s.slug
              ORDER BY u.hour, u.key_id, s.slug",
-            scope = SCOPE.replacen("JOIN apps a", "JOIN apis s ON s.id = u.api_id JOIN apps a", 1)
+            scope = scope.replacen("JOIN apps a", "JOIN apis s ON s.id = u.api_id JOIN apps a", 1)
         );
-        let rows: Vec<LineRow> = on_pool!(self, p => sqlx::query_as(&sql)
-            .bind(f.account_id).bind(f.app_id).bind(f.key_id).bind(f.api_id).bind(from).bind(to)
-            .fetch_all(p).await?);
+        let rows: Vec<LineRow> = on_pool!(self, p => {
+            let mut q = sqlx::query_as(&sql);
+            for v in &binds {
+                q = q.bind(*v);
+            }
+            q.fetch_all(p).await?
+        });
         Ok(rows
             .into_iter()
             .map(|r| HourlyUsageLine {

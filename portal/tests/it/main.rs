@@ -10,6 +10,7 @@ mod apps;
 mod billing;
 mod catalog;
 mod credentials;
+mod dashboard_figures;
 mod devx;
 mod exports;
 mod helpers;
