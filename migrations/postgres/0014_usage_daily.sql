@@ -19,7 +19,8 @@ CREATE TABLE usage_daily (
     latency_ms_sum  BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (key_id, day, api_id, subscription_id)
 );
-CREATE INDEX usage_daily_sub_day_idx ON usage_daily(subscription_id, day);
+-- Covering for quota usage (admitted per subscription over its period).
+CREATE INDEX usage_daily_sub_day_idx ON usage_daily(subscription_id, day) INCLUDE (admitted);
 
 INSERT INTO usage_daily (key_id, day, api_id, subscription_id, admitted, status_2xx, status_3xx, status_4xx, status_5xx,
                          bytes_in, bytes_out, latency_ms_sum)

@@ -148,6 +148,9 @@ async fn daily_rollup_equals_the_hourly_sum_for_every_range(db: TestDb) {
         for f in filters {
             let hours = s.usage_by_hour(&f, from, to).await.unwrap();
             let days = s.usage_by_day(&f, from, to).await.unwrap();
+            let calls: Vec<(i64, i64, i64)> =
+                s.calls_by_hour(&f, from, to).await.unwrap().iter().map(|h| (h.hour, h.calls, h.errors)).collect();
+            assert_eq!(calls, hours.iter().map(|h| (h.hour, h.counts.admitted, h.counts.errors())).collect::<Vec<_>>());
             assert_eq!(days, by_day_from_hours(&hours, from), "usage_by_day over [{from}, {to})");
             checked += days.len();
         }
