@@ -60,4 +60,4 @@ pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
 mod stripe;
 pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};
 mod usage_series;
-pub use usage_series::{HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};
+pub use usage_series::{HourCalls, HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};

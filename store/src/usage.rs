@@ -57,9 +57,39 @@ impl UsageRow {
     }
 }
 
+const DAY: i64 = 86_400;
+
+/// Recompute one key × API × UTC day of `usage_daily` (`$3` is the day's start, `$4` the next
+/// day's) from its hourly buckets: absolute values, so running it again changes nothing.
+const ROLL_UP_DAY: &str = "INSERT INTO usage_daily (key_id, day, api_id, subscription_id, admitted, status_2xx, status_3xx,
+        status_4xx, status_5xx, bytes_in, bytes_out, latency_ms_sum)
+     SELECT key_id, $3, api_id, subscription_id, CAST(SUM(admitted) AS BIGINT), CAST(SUM(status_2xx) AS BIGINT),
+        CAST(SUM(status_3xx) AS BIGINT), CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT),
+        CAST(SUM(bytes_in) AS BIGINT), CAST(SUM(bytes_out) AS BIGINT), CAST(SUM(latency_ms_sum) AS BIGINT)
+     FROM usage_hourly WHERE key_id = $1 AND api_id = $2 AND hour >= $3 AND hour < $4
+     GROUP BY key_id, api_id, subscription_id
+     ON CONFLICT (key_id, day, api_id, subscription_id) DO UPDATE SET
+        admitted = excluded.admitted, status_2xx = excluded.status_2xx, status_3xx = excluded.status_3xx,
+        status_4xx = excluded.status_4xx, status_5xx = excluded.status_5xx, bytes_in = excluded.bytes_in,
+        bytes_out = excluded.bytes_out, latency_ms_sum = excluded.latency_ms_sum";
+
+/// The whole rollup from `usage_hourly` (the statement migration 0014 backfills with).
+const REBUILD_DAILY: &str = "INSERT INTO usage_daily (key_id, day, api_id, subscription_id, admitted, status_2xx, status_3xx,
+        status_4xx, status_5xx, bytes_in, bytes_out, latency_ms_sum)
+     SELECT key_id, hour - hour % 86400, api_id, subscription_id, CAST(SUM(admitted) AS BIGINT), CAST(SUM(status_2xx) AS BIGINT),
+        CAST(SUM(status_3xx) AS BIGINT), CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT),
+        CAST(SUM(bytes_in) AS BIGINT), CAST(SUM(bytes_out) AS BIGINT), CAST(SUM(latency_ms_sum) AS BIGINT)
+     FROM usage_hourly GROUP BY key_id, hour - hour % 86400, api_id, subscription_id";
+
+/// The distinct key × API × UTC day (its start) of `rows`, in order.
+fn touched_days(rows: &[UsageRow]) -> std::collections::BTreeSet<(i64, i64, i64)> {
+    rows.iter().map(|r| (r.key_id, r.api_id, r.hour - r.hour.rem_euclid(DAY))).collect()
+}
+
 impl Store {
     /// Write absolute counter values for `source`. Idempotent: writing the same rows twice, or an
-    /// older snapshot after a newer one, leaves the newest values (counters only grow).
+    /// older snapshot after a newer one, leaves the newest values (counters only grow). The daily
+    /// rollup of every day touched is recomputed from its hourly buckets in the same transaction.
     pub async fn upsert_usage(&self, source: &str, rows: &[UsageRow], now: i64) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
@@ -85,6 +115,19 @@ impl Store {
                     .bind(r.bytes_in).bind(r.bytes_out).bind(r.latency_ms_sum).bind(now)
                     .execute(&mut *tx).await?;
             }
+            for (key_id, api_id, day) in touched_days(rows) {
+                sqlx::query(ROLL_UP_DAY).bind(key_id).bind(api_id).bind(day).bind(day + DAY).execute(&mut *tx).await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Recompute every row of the daily rollup from `usage_hourly`: for hourly rows written by
+    /// other means than [`Store::upsert_usage`] (bulk loads, repairs). Idempotent.
+    pub async fn rebuild_usage_daily(&self) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            sqlx::query("DELETE FROM usage_daily").execute(&mut *tx).await?;
+            sqlx::query(REBUILD_DAILY).execute(&mut *tx).await?;
         });
         Ok(())
     }
@@ -97,14 +140,10 @@ impl Store {
         Ok(n.0)
     }
 
-    /// Totals for all of an account's keys since `from`.
+    /// Totals for all of an account's keys since `from` (whole days from the daily rollup).
     pub async fn account_usage(&self, account_id: i64, from: i64) -> Result<UsageSummary, StoreError> {
-        Ok(on_pool!(self, p => sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(u.admitted), 0) AS BIGINT) AS admitted,
-                    CAST(COALESCE(SUM(u.status_4xx + u.status_5xx), 0) AS BIGINT) AS errors
-             FROM usage_hourly u JOIN api_keys k ON k.id = u.key_id JOIN apps a ON a.id = k.app_id
-             WHERE a.account_id = $1 AND u.hour >= $2")
-            .bind(account_id).bind(from).fetch_one(p).await?))
+        let by_app = self.account_usage_by_app(account_id, from).await?;
+        Ok(UsageSummary { admitted: by_app.iter().map(|a| a.1).sum(), errors: by_app.iter().map(|a| a.2).sum() })
     }
 
     /// Per-key totals for an app since `from`: `(key_id, admitted, errors)`.

@@ -10,6 +10,10 @@ use axum::routing::get;
 use turnpike_store::{Api, StoreError, Visibility};
 
 mod openapi_rewrite;
+mod quickstart;
+mod routing;
+
+pub use routing::unroutable_reason;
 
 use turnpike_ledger as ledger;
 
@@ -32,7 +36,8 @@ pub struct IndexPage {
 pub async fn index(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<IndexPage> {
     let mut apis = Vec::new();
     for api in state.store.list_apis().await? {
-        if api.visibility == Visibility::Public {
+        // An API the gateway answers with `no_route` is not offered.
+        if api.visibility == Visibility::Public && unroutable_reason(&api).is_none() {
             let plans = state.store.list_plans(api.id).await?;
             apis.push(ApiView::new(&api, &plans, &state.config.gateway_url));
         }
@@ -51,6 +56,11 @@ pub struct ApiPage {
     status: (&'static str, &'static str),
     /// Whether developers can subscribe here (published APIs only).
     subscribable: bool,
+    /// The gateway routes none of its targets: no subscribing, no "Try it". The reason is for
+    /// admins only (it names upstream URLs).
+    unavailable: Option<String>,
+    /// The quick start's path: the first `GET` of the document, if it has one.
+    example_path: Option<String>,
     /// The logged-in developer's apps and where each stands on this API.
     apps: Vec<AppOnApi>,
     /// Plans whose price needs payment (the "continues to payment" note when Stripe is on).
@@ -82,9 +92,17 @@ pub struct AppChoice {
 }
 
 impl ApiPage {
-    /// The example request shown to visitors.
+    /// The example request shown to visitors: a real `GET` of the API's document when it has one.
     pub fn curl(&self) -> String {
-        self.api.curl("<your key>")
+        match &self.example_path {
+            Some(path) => format!("curl -H \"Authorization: Bearer <your key>\" \"{}{path}\"", self.api.base_url),
+            None => self.api.curl("<your key>"),
+        }
+    }
+
+    /// Whether the interactive reference ("Try it out") is offered.
+    pub fn try_it(&self) -> bool {
+        self.api.has_openapi && self.unavailable.is_none()
     }
 
     /// The app picker of `plan_id`'s "Subscribe" form.
@@ -134,7 +152,8 @@ pub async fn api_detail(
 ) -> PortalResult<Response> {
     let api = visible_api(&state, &ctx, &slug).await?;
     let plans = state.store.list_plans(api.id).await?;
-    let subscribable = api.visibility == Visibility::Public;
+    let unavailable = if api.visibility == Visibility::Draft { None } else { unroutable_reason(&api) };
+    let subscribable = api.visibility == Visibility::Public && unavailable.is_none();
     let mut apps = Vec::new();
     if let (Some(account), true) = (&ctx.account, subscribable) {
         for app in state.store.list_apps(account.id).await? {
@@ -154,16 +173,20 @@ pub async fn api_detail(
         }
     }
     let status = match api.visibility {
+        _ if unavailable.is_some() => ("suspended", "Unavailable"),
         Visibility::Public => ("active", "Published"),
         Visibility::Private => ("accent", "Unlisted"),
         Visibility::Draft => ("warn", "Draft"),
     };
+    let example_path = quickstart::example_path(&api);
     let page = ApiPage {
         logged_in: ctx.account.is_some(),
         chrome: ctx.chrome().await?,
         api: ApiView::new(&api, &plans, &state.config.gateway_url),
         status,
         subscribable,
+        unavailable: unavailable.map(|why| if ctx.is_admin() { why } else { String::new() }),
+        example_path,
         apps,
         paid_plans,
         stripe,

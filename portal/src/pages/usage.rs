@@ -303,12 +303,21 @@ async fn report(
 
     let hour_to = hour_start(now) + HOUR;
     let hour_from = hour_to - HOURS_SHOWN * HOUR;
-    let hours = state.store.usage_by_hour(&filter, hour_from.min(period.start), hour_to.max(period.end)).await?;
+    // The last hours from the hourly buckets, the period's days from the daily rollup.
+    // The hourly chart and table show calls and errors only (carried as admitted and 4xx).
+    let hours: Vec<HourUsage> = state
+        .store
+        .calls_by_hour(&filter, hour_from, hour_to)
+        .await?
+        .into_iter()
+        .map(|h| HourUsage { hour: h.hour, counts: UsageCounts { admitted: h.calls, status_4xx: h.errors, ..UsageCounts::default() } })
+        .collect();
+    let days = state.store.usage_by_day(&filter, period.start, period.end).await?;
     let (hourly_bars, hourly) = series(&hours, hour_from, HOUR, HOURS_SHOWN, hour_label);
-    let (daily_bars, daily) = series(&hours, period.start, DAY, (period.end - period.start + DAY - 1) / DAY, day_label);
+    let (daily_bars, daily) = series(&days, period.start, DAY, (period.end - period.start + DAY - 1) / DAY, day_label);
     let mut totals = UsageCounts::default();
-    for h in hours.iter().filter(|h| h.hour >= period.start && h.hour < period.end) {
-        totals.add(&h.counts);
+    for d in &days {
+        totals.add(&d.counts);
     }
     let quotas = quotas(state, &scoped_subs, &all_apis, now).await?;
     let period_label = format!("{} – {}", datetime(period.start), datetime(period.end));

@@ -26,6 +26,7 @@ mod accounts;
 mod keys_and_apps;
 mod sessions;
 mod usage;
+mod usage_rollup;
 
 use turnpike_store::{Store, Visibility};
 
