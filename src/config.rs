@@ -2,7 +2,7 @@
 //! validated at start. A bad value stops the process with a message that names the key.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -75,8 +75,21 @@ pub struct Config {
     pub demo_upstream_addr: Option<SocketAddr>,
     /// Seed the demo API, free plan and first admin on an empty database.
     pub seed_demo: bool,
-    /// Set the `Secure` flag and the `__Host-` prefix on the session cookie (behind TLS).
+    /// Set the `Secure` flag and the `__Host-` prefix on the session cookie (behind a TLS
+    /// balancer; automatic when the portal serves TLS itself).
     pub secure_cookies: bool,
+    /// The gateway serves HTTPS (ALPN h2 + http/1.1) with this PEM certificate chain (leaf
+    /// first) and `gateway_tls_key_file`; unset: plain HTTP.
+    pub gateway_tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `gateway_tls_cert_file`.
+    pub gateway_tls_key_file: Option<PathBuf>,
+    /// The portal serves HTTPS with this PEM certificate chain and `portal_tls_key_file`.
+    pub portal_tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `portal_tls_cert_file`.
+    pub portal_tls_key_file: Option<PathBuf>,
+    /// How often the TLS certificate files are checked for a change (then reloaded without a
+    /// restart), milliseconds; 0: only on SIGHUP.
+    pub tls_reload_interval_ms: u64,
     /// Meter flush interval, milliseconds.
     pub flush_interval_ms: u64,
     /// Change-log poll interval, milliseconds.
@@ -146,6 +159,11 @@ impl Default for Config {
             demo_upstream_addr: Some(([127, 0, 0, 1], 8001).into()),
             seed_demo: true,
             secure_cookies: false,
+            gateway_tls_cert_file: None,
+            gateway_tls_key_file: None,
+            portal_tls_cert_file: None,
+            portal_tls_key_file: None,
+            tls_reload_interval_ms: 10_000,
             flush_interval_ms: 1000,
             follow_interval_ms: 250,
             upstream_connect_timeout_ms: 5_000,
@@ -229,6 +247,8 @@ impl Config {
                 return Err(ConfigError("key `smtp_url`: expected smtp://… or smtps://…".into()));
             }
         }
+        self.listener_tls("gateway")?;
+        self.listener_tls("portal")?;
         if self.worker_threads == Some(0) {
             return Err(ConfigError("key `worker_threads`: must be at least 1".into()));
         }
@@ -273,6 +293,20 @@ impl Config {
     /// The parsed `trusted_proxies`, shared by the gateway and the portal.
     pub fn trusted_proxies(&self) -> Result<turnpike_store::net::TrustedProxies, ConfigError> {
         turnpike_store::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| ConfigError(format!("key `trusted_proxies`: {e}")))
+    }
+
+    /// The TLS files of the `gateway` or `portal` listener: both keys or neither.
+    pub fn listener_tls(&self, listener: &str) -> Result<Option<turnpike_tls::TlsFiles>, ConfigError> {
+        let (cert, key) = match listener {
+            "gateway" => (&self.gateway_tls_cert_file, &self.gateway_tls_key_file),
+            _ => (&self.portal_tls_cert_file, &self.portal_tls_key_file),
+        };
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(turnpike_tls::TlsFiles { cert: cert.clone(), key: key.clone() })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError(format!("key `{listener}_tls_key_file`: set it with `{listener}_tls_cert_file`"))),
+            (None, Some(_)) => Err(ConfigError(format!("key `{listener}_tls_cert_file`: set it with `{listener}_tls_key_file`"))),
+        }
     }
 
     /// Gateway settings derived from this configuration.

@@ -1,8 +1,10 @@
 //! The `turnpike` binary's library: configuration, wiring of the roles, first-start seeding and
 //! the operational endpoints. `main.rs` only parses the command line and calls into this.
 
+pub mod alerts;
 pub mod config;
 pub mod echo;
+pub mod listen;
 mod mailer;
 mod ops;
 pub mod seed;
@@ -63,8 +65,17 @@ pub struct App {
     pub gateway_url: String,
     /// What first-start seeding created, if it ran.
     pub seeded: Option<seed::Seeded>,
+    /// The gateway listener's certificate, when it serves TLS (reloaded on SIGHUP and when
+    /// its files change).
+    pub gateway_tls: Option<Arc<turnpike_tls::ServerTls>>,
+    /// The portal listener's certificate, when it serves TLS.
+    pub portal_tls: Option<Arc<turnpike_tls::ServerTls>>,
     portal_listener: Option<TcpListener>,
     gateway_listener: Option<TcpListener>,
+    /// SIGHUP, listened for from `build` on (before "ready"), so an early signal reloads the
+    /// certificates instead of ending the process.
+    #[cfg(unix)]
+    sighup: Option<tokio::signal::unix::Signal>,
     metrics_listener: TcpListener,
     clock: SharedClock,
     config: Config,
@@ -100,8 +111,21 @@ impl App {
         let gateway_listener = if role.gateway() { Some(bind(config.gateway_addr, "gateway").await?) } else { None };
         let portal_addr = portal_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let gateway_addr = gateway_listener.as_ref().map(TcpListener::local_addr).transpose()?;
-        let portal_url = config.portal_url.clone().unwrap_or_else(|| format!("http://{}", portal_addr.unwrap_or(config.portal_addr)));
-        let gateway_url = config.gateway_url.clone().unwrap_or_else(|| format!("http://{}", gateway_addr.unwrap_or(config.gateway_addr)));
+        let load_tls = |listener: &str, serves: bool| -> anyhow::Result<Option<Arc<turnpike_tls::ServerTls>>> {
+            match config.listener_tls(listener)? {
+                Some(files) if serves => Ok(Some(turnpike_tls::ServerTls::load(files).with_context(|| format!("{listener} TLS"))?)),
+                _ => Ok(None),
+            }
+        };
+        let gateway_tls = load_tls("gateway", role.gateway())?;
+        let portal_tls = load_tls("portal", role.portal())?;
+        let scheme = |tls: &Option<_>| if tls.is_some() { "https" } else { "http" };
+        let portal_url =
+            config.portal_url.clone().unwrap_or_else(|| format!("{}://{}", scheme(&portal_tls), portal_addr.unwrap_or(config.portal_addr)));
+        let gateway_url = config
+            .gateway_url
+            .clone()
+            .unwrap_or_else(|| format!("{}://{}", scheme(&gateway_tls), gateway_addr.unwrap_or(config.gateway_addr)));
 
         let mut seeded = None;
         if role == Role::Serve && config.seed_demo {
@@ -132,7 +156,9 @@ impl App {
                 )),
                 None => Counters::Local(Arc::new(LocalCounters::new(format!("proc-{:016x}", rand::random::<u64>())))),
             };
-            Some(Gateway::new(config.gateway(&portal_url)?, store.clone(), counters, clock.clone()).await?)
+            let mut gc = config.gateway(&portal_url)?;
+            gc.tls = gateway_tls.clone();
+            Some(Gateway::new(gc, store.clone(), counters, clock.clone()).await?)
         } else {
             None
         };
@@ -146,6 +172,14 @@ impl App {
             portal_url,
             gateway_url,
             seeded,
+            #[cfg(unix)]
+            sighup: if gateway_tls.is_some() || portal_tls.is_some() {
+                Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?)
+            } else {
+                None
+            },
+            gateway_tls,
+            portal_tls,
             portal_listener,
             gateway_listener,
             metrics_listener,
@@ -182,25 +216,53 @@ impl App {
                 config: Arc::new(turnpike_portal::PortalConfig {
                     gateway_url: self.gateway_url.clone(),
                     public_url: self.portal_url.clone(),
-                    secure_cookies: self.config.secure_cookies,
+                    // Served over TLS: the session cookie is `__Host-` and `Secure` by itself.
+                    secure_cookies: self.config.secure_cookies || self.portal_tls.is_some(),
                 }),
             };
             let trusted_proxies = Arc::new(self.config.trusted_proxies()?);
             let mut rx = stop_rx.clone();
-            tasks.spawn(async move {
-                // The portal's throttles resolve the client through the same trusted proxies.
-                let app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe_for_portal)
-                    .layer(axum::Extension(trusted_proxies))
-                    .into_make_service_with_connect_info::<SocketAddr>();
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    })
-                    .await
-                {
-                    tracing::error!(error = %e, "portal stopped");
+            // The portal's throttles resolve the client through the same trusted proxies.
+            let app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe_for_portal)
+                .layer(axum::Extension(trusted_proxies))
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let stopped = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let handshake = Duration::from_millis(self.config.header_read_timeout_ms);
+            match &self.portal_tls {
+                Some(tls) => {
+                    use axum::serve::ListenerExt;
+                    // tap_io: axum then knows the client's address as ConnectInfo<SocketAddr>.
+                    let listener = listen::TlsListener::new(listener, tls.clone(), handshake)?.tap_io(|_| ());
+                    tasks.spawn(async move {
+                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                            tracing::error!(error = %e, "portal stopped");
+                        }
+                    });
                 }
-            });
+                None => {
+                    tasks.spawn(async move {
+                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                            tracing::error!(error = %e, "portal stopped");
+                        }
+                    });
+                }
+            }
+        }
+
+        // Certificates: reloaded on SIGHUP, and when their files change.
+        let certs: Vec<_> = [&self.gateway_tls, &self.portal_tls].into_iter().flatten().cloned().collect();
+        if !certs.is_empty() {
+            if self.config.tls_reload_interval_ms > 0 {
+                for c in &certs {
+                    c.watch_files(Duration::from_millis(self.config.tls_reload_interval_ms), stop_rx.clone());
+                }
+            }
+            #[cfg(unix)]
+            if let Some(hup) = self.sighup {
+                tasks.spawn(reload_on_sighup(hup, certs, stop_rx.clone()));
+            }
         }
 
         let mut gateway_workers = None;
@@ -220,6 +282,9 @@ impl App {
             let transport = mailer::Transport::from_config(&self.config)?;
             tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), transport, stop_rx.clone()));
             tasks.spawn(housekeeping(self.store.clone(), self.clock.clone(), stop_rx.clone()));
+            // Quota and key-expiry emails, and owners' webhooks (exactly once / at least once, safe on several workers).
+            let portal_url = self.portal_url.clone();
+            tasks.spawn(alerts::run(self.store.clone(), self.clock.clone(), portal_url, Duration::from_secs(30), stop_rx.clone()));
             if stripe.is_some() {
                 tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stripe.clone(), stop_rx.clone()));
             }
@@ -236,6 +301,23 @@ impl App {
             let _ = w.await;
         }
         Ok(())
+    }
+}
+
+/// Reload every listener's certificate on SIGHUP (nginx's convention), until `stop`.
+#[cfg(unix)]
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, certs: Vec<Arc<turnpike_tls::ServerTls>>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                for c in &certs {
+                    if let Err(e) = c.reload() {
+                        tracing::warn!(error = %e, "SIGHUP: cannot load the TLS certificate; keeping the one in use");
+                    }
+                }
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

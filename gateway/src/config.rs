@@ -43,6 +43,8 @@ pub struct GatewayConfig {
     pub trusted_proxies: std::sync::Arc<turnpike_store::net::TrustedProxies>,
     /// Every connection starts with a PROXY protocol (v1 or v2) header naming the client.
     pub proxy_protocol: bool,
+    /// Serve TLS (ALPN h2 + http/1.1) with this replaceable certificate; `None`: plain TCP.
+    pub tls: Option<std::sync::Arc<turnpike_tls::ServerTls>>,
 }
 
 impl Default for GatewayConfig {
@@ -66,6 +68,7 @@ impl Default for GatewayConfig {
             upstream_options: std::collections::HashMap::new(),
             trusted_proxies: Default::default(),
             proxy_protocol: false,
+            tls: None,
         }
     }
 }

@@ -90,6 +90,8 @@ pub(crate) struct Peer {
     pub(crate) addr: std::net::IpAddr,
     /// The peer is one of `trusted_proxies`: its `X-Forwarded-*` headers are believed.
     pub(crate) trusted: bool,
+    /// The connection came over this gateway's TLS listener.
+    pub(crate) tls: bool,
 }
 
 /// The gateway: cheap to clone, shared by every connection.
@@ -197,7 +199,7 @@ impl Gateway {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(self.inner.cfg.header_read_timeout).max_buf_size(64 * 1024);
         builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
-        let builder = Arc::new(builder);
+        let builder = Arc::new(Builders { h1: builder.clone().http1_only(), h2: builder.clone().http2_only(), auto: builder });
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -213,34 +215,8 @@ impl Gateway {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let gw = self.clone();
-                    let (builder, watcher) = (builder.clone(), graceful.watcher());
-                    let first_bytes = self.inner.cfg.header_read_timeout;
-                    tokio::spawn(async move {
-                        let (mut stream, mut remote) = (stream, remote);
-                        if gw.inner.cfg.proxy_protocol {
-                            // The balancer's header names the client; without one, close.
-                            match tokio::time::timeout(first_bytes, crate::proxy_protocol::read_header(&mut stream)).await {
-                                Ok(Ok(Some(client))) => remote = client,
-                                Ok(Ok(None)) => {}
-                                Ok(Err(_)) | Err(_) => return,
-                            }
-                        }
-                        let trusted = !gw.inner.cfg.trusted_proxies.is_empty() && gw.inner.cfg.trusted_proxies.contains(remote.ip());
-                        let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str(), addr: remote.ip(), trusted });
-                        let svc = service_fn(move |req| {
-                            let gw = gw.clone();
-                            let peer = peer.clone();
-                            async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
-                        });
-                        if !protocol_announced(&stream, first_bytes).await {
-                            return;
-                        }
-                        // Closed in stages when dropped with unread input, so an early 413 reaches the client.
-                        let io = TokioIo::new(crate::linger::LingeringStream::new(stream));
-                        let conn = builder.serve_connection_with_upgrades(io, svc);
-                        let _ = watcher.watch(conn).await;
-                    });
+                    let (gw, builder, watcher) = (self.clone(), builder.clone(), graceful.watcher());
+                    tokio::spawn(async move { gw.connection(stream, remote, &builder, watcher).await });
                 }
                 () = &mut shutdown => break,
             }
@@ -253,6 +229,55 @@ impl Gateway {
             log.flush();
         }
         Ok(())
+    }
+
+    /// One client connection: PROXY protocol header (if configured), TLS handshake (if
+    /// configured), then HTTP/1.1 or HTTP/2 until it closes or the gateway drains.
+    async fn connection(
+        self,
+        mut stream: tokio::net::TcpStream,
+        mut remote: std::net::SocketAddr,
+        builder: &Builders,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let first_bytes = self.inner.cfg.header_read_timeout;
+        if self.inner.cfg.proxy_protocol {
+            // The balancer's header names the client; without one, close.
+            match tokio::time::timeout(first_bytes, crate::proxy_protocol::read_header(&mut stream)).await {
+                Ok(Ok(Some(client))) => remote = client,
+                Ok(Ok(None)) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+        let trusted = !self.inner.cfg.trusted_proxies.is_empty() && self.inner.cfg.trusted_proxies.contains(remote.ip());
+        let tls = self.inner.cfg.tls.clone();
+        let peer = Arc::new(Peer { ip: remote.ip().to_string().into_boxed_str(), addr: remote.ip(), trusted, tls: tls.is_some() });
+        let gw = self.clone();
+        let svc = service_fn(move |req| {
+            let gw = gw.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, Infallible>(gw.handle(req, &peer).await) }
+        });
+        match tls {
+            None => {
+                if !protocol_announced(&stream, first_bytes).await {
+                    return;
+                }
+                // Closed in stages when dropped with unread input, so an early 413 reaches the client.
+                let io = TokioIo::new(crate::linger::LingeringStream::new(stream));
+                let _ = watcher.watch(builder.auto.serve_connection_with_upgrades(io, svc)).await;
+            }
+            Some(tls) => {
+                // The header read timeout also bounds the handshake (a silent client is closed).
+                let accept = tls.acceptor().accept(crate::linger::LingeringStream::new(stream));
+                let Ok(Ok(stream)) = tokio::time::timeout(first_bytes, accept).await else { return };
+                // ALPN decides the protocol; no preface sniffing over TLS.
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                let io = TokioIo::new(stream);
+                let http = if h2 { &builder.h2 } else { &builder.h1 };
+                let _ = watcher.watch(http.serve_connection_with_upgrades(io, svc)).await;
+            }
+        }
     }
 
     /// Handle one request through the phases (see [`crate::phases`]); each may answer early.
@@ -291,6 +316,16 @@ impl Gateway {
         let admitted = phases::limit::run(inner, &routed.route, &auth, ctx).await?;
         Ok(phases::forward::run(inner, req, peer, &routed, &auth, admitted, ctx).await)
     }
+}
+
+/// The HTTP server settings, one per way a connection can announce its protocol.
+struct Builders {
+    /// Plain TCP: HTTP/1.1, or HTTP/2 with prior knowledge (h2c), told apart by the preface.
+    auto: auto::Builder<TokioExecutor>,
+    /// TLS with ALPN `http/1.1` (or none).
+    h1: auto::Builder<TokioExecutor>,
+    /// TLS with ALPN `h2`.
+    h2: auto::Builder<TokioExecutor>,
 }
 
 /// Wait until the client has sent the bytes that tell HTTP/1 from HTTP/2, for at most `limit`;

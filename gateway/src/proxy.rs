@@ -195,11 +195,11 @@ pub fn set_forwarded(h: &mut HeaderMap, hop: &Hop<'_>, host: Option<&HeaderValue
     }
 }
 
-/// The scheme the client used: `https` only when a trusted proxy says so (TLS listeners are
-/// not built yet).
-pub fn client_proto(h: &HeaderMap, trusted_peer: bool) -> &'static str {
+/// The scheme the client used: `https` when it reached this gateway's TLS listener, or when a
+/// trusted proxy in front says so (`X-Forwarded-Proto: https`); anyone else's claim is ignored.
+pub fn client_proto(h: &HeaderMap, trusted_peer: bool, tls: bool) -> &'static str {
     let says_https = || h.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    if trusted_peer && says_https() {
+    if tls || (trusted_peer && says_https()) {
         "https"
     } else {
         "http"

@@ -14,6 +14,8 @@ pub mod net;
 pub mod period;
 
 mod accounts;
+mod alerts;
+pub use alerts::{Alert, DeliveryOutcome, DeliveryRow, DueDelivery, ExpiringKey, QuotaWatch, Webhook, EVENT_TYPES};
 mod apis;
 mod apps;
 mod audit;

@@ -17,12 +17,12 @@ use turnpike_testkit::TestDb;
 
 use crate::{system_clock, CounterBackend, TestApp};
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+pub(crate) struct Ca {
+    pub(crate) cert: rcgen::Certificate,
+    pub(crate) key: KeyPair,
 }
 
-fn ca() -> Ca {
+pub(crate) fn ca() -> Ca {
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `turnpike` process: the real portal, gateway, store and meter flush on
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
+mod alerts;
 mod billing;
 mod browser;
 mod cli;
@@ -19,6 +20,7 @@ mod statuses;
 mod stripe;
 mod teardown;
 mod throwaway;
+mod tls;
 mod upstreams;
 
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub struct TestApp {
     pub metrics_url: String,
     pub http: reqwest::Client,
     pub clock: SharedClock,
+    /// The listeners' certificates, when the test configured TLS.
+    pub gateway_tls: Option<std::sync::Arc<turnpike_tls::ServerTls>>,
+    pub portal_tls: Option<std::sync::Arc<turnpike_tls::ServerTls>>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -104,6 +109,8 @@ impl TestApp {
             metrics_url: format!("http://{}", app.metrics_addr),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap(),
             clock,
+            gateway_tls: app.gateway_tls.clone(),
+            portal_tls: app.portal_tls.clone(),
             stop: Some(tx),
             done: None,
         };

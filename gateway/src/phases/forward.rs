@@ -66,7 +66,7 @@ pub(crate) async fn run(
     let hop = proxy::Hop {
         peer_ip: &peer.ip,
         client_ip: ctx.client.as_deref().unwrap_or(&peer.ip),
-        proto: proxy::client_proto(&parts.headers, peer.trusted),
+        proto: proxy::client_proto(&parts.headers, peer.trusted, peer.tls),
         trusted_peer: peer.trusted,
     };
     // A WebSocket handshake keeps its Upgrade/Connection headers, and the client side of the
