@@ -4,18 +4,34 @@
 # `valgrind --tool=callgrind` twice, for N1 and N2 requests over one keep-alive connection, and
 # reports (I(N2) - I(N1)) / (N2 - N1), which cancels start-up and shutdown.
 #
-#   bench/callgrind.sh [N1] [N2]      (defaults 2000 8000)
+#   bench/callgrind.sh [N1] [N2] [TARGET]      (defaults 2000 8000 turnpike)
+#
+# TARGET `floor` counts the same for `gateway/examples/floor.rs` (a bare hyper proxy, no policy:
+# issue 14's reference), by the same method. With KEEP=DIR the two callgrind profiles are kept
+# there (callgrind.N1, callgrind.N2) for `callgrind_annotate --inclusive=yes` or
+# `bench/callgrind-diff.py`. BIN=path profiles that binary instead of building (an earlier build
+# kept for a before/after comparison).
 # Needs valgrind and nginx (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${1:-2000}
 N2=${2:-8000}
+TARGET=${3:-turnpike}
+case "$TARGET" in turnpike | floor) ;; *) echo "TARGET must be turnpike or floor" >&2; exit 1 ;; esac
 W=$(mktemp -d /tmp/turnpike-callgrind.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 for tool in valgrind nginx; do command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y valgrind nginx" >&2; exit 1; }; done
-cargo build --release --quiet --bin turnpike --example bench_setup
+if [ -n "${BIN:-}" ]; then
+  [ -x target/release/examples/bench_setup ] || cargo build --release --quiet --example bench_setup
+elif [ "$TARGET" = floor ]; then
+  cargo build --release --quiet -p turnpike-gateway --example floor
+else
+  cargo build --release --quiet --bin turnpike --example bench_setup
+fi
+PROG=${BIN:-target/release/turnpike}
+[ "$TARGET" = floor ] && PROG=${BIN:-target/release/examples/floor}
 UP=18120; GW=18121
 cat > "$W/up.conf" <<CONF
 worker_processes 1; daemon off; pid $W/up.pid; error_log $W/up.err;
@@ -23,13 +39,19 @@ events { worker_connections 1024; }
 http { access_log off; server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } } }
 CONF
 nginx -c "$W/up.conf" -p "$W" & PIDS+=($!)
-KEY=$(target/release/examples/bench_setup "sqlite://$W/tp.db" "http://127.0.0.1:$UP" 1)
+KEY=none
+[ "$TARGET" = turnpike ] && KEY=$(target/release/examples/bench_setup "sqlite://$W/tp.db" "http://127.0.0.1:$UP" 1)
 
 instructions() { # N -> total instructions of a run serving N requests
   local n=$1 out="$W/callgrind.$1"
-  TURNPIKE_DATABASE_URL="sqlite://$W/tp.db" TURNPIKE_GATEWAY_ADDR="127.0.0.1:$GW" TURNPIKE_METRICS_ADDR="127.0.0.1:$((GW + 1))" \
-    TURNPIKE_WORKER_THREADS=1 TURNPIKE_FLUSH_INTERVAL_MS=3600000 \
-    valgrind --tool=callgrind --callgrind-out-file="$out" target/release/turnpike gateway > /dev/null 2> "$W/vg.$n.log" &
+  if [ "$TARGET" = floor ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$PROG" "127.0.0.1:$GW" "http://127.0.0.1:$UP" 1 \
+      > /dev/null 2> "$W/vg.$n.log" &
+  else
+    TURNPIKE_DATABASE_URL="sqlite://$W/tp.db" TURNPIKE_GATEWAY_ADDR="127.0.0.1:$GW" TURNPIKE_METRICS_ADDR="127.0.0.1:$((GW + 1))" \
+      TURNPIKE_WORKER_THREADS=1 TURNPIKE_FLUSH_INTERVAL_MS=3600000 \
+      valgrind --tool=callgrind --callgrind-out-file="$out" "$PROG" gateway > /dev/null 2> "$W/vg.$n.log" &
+  fi
   local pid=$!
   for _ in $(seq 1 600); do (exec 3<>/dev/tcp/127.0.0.1/$GW) 2>/dev/null && break; sleep 0.1; done
   python3 - "$GW" "$KEY" "$n" <<'PY'
@@ -42,9 +64,10 @@ for _ in range(n):
     assert r.status == 200, r.status
 PY
   kill -TERM "$pid"; wait "$pid" || true
+  [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cat "$out"* > "$KEEP/callgrind.$n"
   cat "$out"* | awk '/^summary:/ {s += $2} END {printf "%d\n", s}'
 }
 I1=$(instructions "$N1")
 I2=$(instructions "$N2")
 echo "instructions: N=$N1 -> $I1, N=$N2 -> $I2"
-echo "instructions per request: $(( (I2 - I1) / (N2 - N1) ))"
+echo "instructions per request ($TARGET): $(( (I2 - I1) / (N2 - N1) ))"

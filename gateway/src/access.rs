@@ -10,6 +10,8 @@ use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::headers::push_int;
+
 const BUFFER: usize = 64 * 1024;
 
 /// A handle to the access-log writer.
@@ -34,6 +36,13 @@ pub struct Entry<'a> {
 
 fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
+    // Ids, slugs and key prefixes need no escaping: one copy instead of a push per byte
+    // (issue 14: 1,186 instructions per request for the three strings of a line).
+    if bytes.iter().all(|&b| matches!(b, 0x20..=0x7e) && b != b'"' && b != b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     for &b in bytes {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -87,21 +96,29 @@ impl AccessLog {
     /// Append one line.
     pub fn log(&self, e: &Entry<'_>) {
         let full = {
+            // Integers written without `core::fmt` (issue 14: `log` cost 2,958 instructions per
+            // request in callgrind, ~1,800 of them in the four `write!`s).
             let mut s = self.buf.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = write!(s, "{{\"ts_ms\":{},\"target\":\"turnpike::access\",\"request_id\":", e.ts_ms);
+            s.extend_from_slice(b"{\"ts_ms\":");
+            push_int(&mut s, e.ts_ms);
+            s.extend_from_slice(b",\"target\":\"turnpike::access\",\"request_id\":");
             push_json_str(&mut s, e.request_id);
             s.extend_from_slice(b",\"api\":");
             push_json_str(&mut s, e.api.as_bytes());
             s.extend_from_slice(b",\"key\":");
             push_json_str(&mut s, e.key.as_bytes());
-            let _ = write!(s, ",\"status\":{},\"upstream_ms\":", e.status);
+            s.extend_from_slice(b",\"status\":");
+            push_int(&mut s, i64::from(e.status));
+            s.extend_from_slice(b",\"upstream_ms\":");
             match e.upstream_ms {
-                Some(ms) => {
-                    let _ = write!(s, "{ms}");
-                }
+                Some(ms) => push_int(&mut s, i64::try_from(ms).unwrap_or(i64::MAX)),
                 None => s.extend_from_slice(b"null"),
             }
-            let _ = writeln!(s, ",\"total_ms\":{},\"client\":\"{}\"}}", e.total_ms, e.client);
+            s.extend_from_slice(b",\"total_ms\":");
+            push_int(&mut s, i64::try_from(e.total_ms).unwrap_or(i64::MAX));
+            s.extend_from_slice(b",\"client\":\"");
+            s.extend_from_slice(e.client.as_bytes());
+            s.extend_from_slice(b"\"}\n");
             (s.len() >= BUFFER).then(|| std::mem::replace(&mut *s, Vec::with_capacity(BUFFER)))
         };
         if let Some(chunk) = full {
@@ -123,5 +140,33 @@ mod tests {
         assert_eq!(s, b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
         let v: serde_json::Value = serde_json::from_slice(&s).unwrap();
         assert_eq!(v, "a\"b\\c\n\u{ff}");
+    }
+
+    #[test]
+    fn a_line_is_one_json_object() {
+        let log = AccessLog::start();
+        let e = Entry {
+            ts_ms: 1_764_000_000_123,
+            request_id: b"abc",
+            api: "echo",
+            key: "tp_live_x",
+            status: 429,
+            upstream_ms: None,
+            total_ms: 12,
+            client: "10.0.0.1",
+        };
+        log.log(&e);
+        log.log(&Entry { upstream_ms: Some(7), status: 200, ..e });
+        let buf = log.buf.lock().unwrap().clone();
+        let lines: Vec<serde_json::Value> =
+            buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["ts_ms"], 1_764_000_000_123_i64);
+        assert_eq!(lines[0]["status"], 429);
+        assert_eq!(lines[0]["upstream_ms"], serde_json::Value::Null);
+        assert_eq!(lines[0]["total_ms"], 12);
+        assert_eq!(lines[0]["client"], "10.0.0.1");
+        assert_eq!(lines[1]["upstream_ms"], 7);
+        assert_eq!(lines[1]["status"], 200);
     }
 }

@@ -98,7 +98,7 @@ pub fn extract<'a>(headers: &'a HeaderMap, query: Option<&'a str>, allow_query: 
             return Some((v[7..].trim(), CredentialSource::Authorization));
         }
     }
-    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers.get(&crate::proxy::X_API_KEY).and_then(|v| v.to_str().ok()) {
         return Some((v.trim(), CredentialSource::Header));
     }
     if allow_query {

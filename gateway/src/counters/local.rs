@@ -4,10 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use dashmap::DashMap;
 use turnpike_store::UsageRow;
 
-use super::{limit_state, Admission, Bucket, BucketId, Decision, Outcome, Verdict};
+use super::{limit_state, Admission, Bucket, BucketId, Decision, IdMap, Outcome, Verdict};
 
 #[derive(Debug)]
 struct SubState {
@@ -22,15 +21,15 @@ struct SubState {
 #[derive(Debug)]
 pub struct LocalCounters {
     pub(super) source: String,
-    subs: DashMap<i64, Mutex<SubState>>,
-    buckets: DashMap<BucketId, Arc<Bucket>>,
+    subs: IdMap<i64, Mutex<SubState>>,
+    buckets: IdMap<BucketId, Arc<Bucket>>,
 }
 
 impl LocalCounters {
     /// Counters writing usage rows under `source` (unique per process: rows of different
     /// processes add up instead of overwriting each other).
     pub fn new(source: impl Into<String>) -> LocalCounters {
-        LocalCounters { source: source.into(), subs: DashMap::new(), buckets: DashMap::new() }
+        LocalCounters { source: source.into(), subs: IdMap::default(), buckets: IdMap::default() }
     }
 
     /// Check and consume in process (the fail-open fallback calls this directly).

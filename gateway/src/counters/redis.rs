@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use turnpike_store::UsageRow;
 
-use dashmap::DashMap;
-
-use super::{limit_state, Admission, Bucket, BucketId, CounterError, Decision, Outcome, Verdict};
+use super::{limit_state, Admission, Bucket, BucketId, CounterError, Decision, IdMap, Outcome, Verdict};
 
 /// Split per-bucket work into pipelines: on one node, batches of `BATCH` buckets in any mix; on
 /// a cluster (`per_slot`) a pipeline must stay within one hash slot, and every key of a
@@ -147,12 +145,12 @@ pub struct RedisCounters {
     script: redis::Script,
     /// Post-response statistics, aggregated locally and added to Redis at each flush (they are
     /// not billable; the admitted count is written by the admission script itself).
-    pending: DashMap<BucketId, Arc<Bucket>>,
+    pending: IdMap<BucketId, Arc<Bucket>>,
     /// The hour of the last admission, to prune `known_dirty` once an hour.
     last_hour: AtomicI64,
     /// Buckets this gateway has already put in a dirty set (later requests skip the SADD), each
     /// with a flag: counted in since the last flush.
-    known_dirty: DashMap<BucketId, AtomicBool>,
+    known_dirty: IdMap<BucketId, AtomicBool>,
     /// Unix seconds of the last full sweep of the dirty sets.
     last_sweep: AtomicI64,
     /// Redis server time minus this host's time, µs, measured at connect (deadlines are in
@@ -214,9 +212,9 @@ impl RedisCounters {
             prefix: prefix.to_owned(),
             timeout,
             script: redis::Script::new(ADMIT_LUA),
-            pending: DashMap::new(),
+            pending: IdMap::default(),
             last_hour: AtomicI64::new(i64::MIN),
-            known_dirty: DashMap::new(),
+            known_dirty: IdMap::default(),
             last_sweep: AtomicI64::new(0),
             clock_offset_us,
         })

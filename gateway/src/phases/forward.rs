@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
@@ -19,7 +20,7 @@ use super::Ctx;
 use crate::auth::CredentialSource;
 use crate::gateway::{Inner, Peer};
 use crate::problem::Problem;
-use crate::proxy::{self, BoxBody};
+use crate::proxy::{self, BoxBody, BoxError};
 
 pub(crate) async fn run(
     inner: &Inner,
@@ -80,14 +81,14 @@ pub(crate) async fn run(
             h.remove(header::AUTHORIZATION);
         }
         CredentialSource::Header => {
-            h.remove("x-api-key");
+            h.remove(&proxy::X_API_KEY);
         }
         CredentialSource::Query => {}
     }
-    h.insert("x-turnpike-consumer", auth.identity.app.consumer_header.clone());
-    h.insert("x-turnpike-plan", auth.grant().plan_header.clone());
-    h.insert("x-turnpike-api", route.api_header.clone());
-    h.insert("x-request-id", ctx.request_id.clone());
+    h.insert(&proxy::X_TURNPIKE_CONSUMER, auth.identity.app.consumer_header.clone());
+    h.insert(&proxy::X_TURNPIKE_PLAN, auth.grant().plan_header.clone());
+    h.insert(&proxy::X_TURNPIKE_API, route.api_header.clone());
+    h.insert(&proxy::X_REQUEST_ID, ctx.request_id.clone());
     proxy::set_forwarded(h, &hop, original_host.as_ref());
     if let (Some(host), Some(true)) = (&original_host, options.map(|o| o.pass_client_host)) {
         h.insert(header::HOST, host.clone());
@@ -99,9 +100,15 @@ pub(crate) async fn run(
     }
     parts.version = http::Version::HTTP_11;
 
-    let bytes_in = Arc::new(AtomicU64::new(0));
-    let limit = usize::try_from(inner.cfg.max_body_bytes).unwrap_or(usize::MAX);
-    let body = Tallied::new(Limited::new(body, limit), bytes_in.clone()).boxed_unsync();
+    // A request without a body (by its framing: no Content-Length or 0, not chunked) has
+    // nothing to count or limit: no tally, no limit, no shared counter to allocate.
+    let (body, bytes_in) = if body.is_end_stream() {
+        (body.map_err(BoxError::from).boxed_unsync(), None)
+    } else {
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let limit = usize::try_from(inner.cfg.max_body_bytes).unwrap_or(usize::MAX);
+        (Tallied::new(Limited::new(body, limit), bytes_in.clone()).boxed_unsync(), Some(bytes_in))
+    };
     let upstream_req = Request::from_parts(parts, body);
 
     let upstream_started = Instant::now();
@@ -171,8 +178,8 @@ pub(crate) async fn run(
         Err(_) => meter::gateway_error(Problem::GatewayTimeout, meter(504)),
     };
     let h = resp.headers_mut();
-    h.insert("ratelimit-policy", policy);
-    h.insert("ratelimit", remaining);
+    h.insert(&proxy::RATELIMIT_POLICY, policy);
+    h.insert(&proxy::RATELIMIT, remaining);
     resp
 }
 

@@ -84,8 +84,8 @@ pub(crate) async fn run<'a>(inner: &'a Inner, route: &Route, auth: &Authenticate
             let mut r = problem.response_with(&format!(",\"retry_after\":{retry_after}"));
             let h = r.headers_mut();
             h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            h.insert("ratelimit-policy", policy);
-            h.insert("ratelimit", remaining);
+            h.insert(&crate::proxy::RATELIMIT_POLICY, policy);
+            h.insert(&crate::proxy::RATELIMIT, remaining);
             return Err(r);
         }
     }

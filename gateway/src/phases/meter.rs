@@ -46,13 +46,14 @@ pub struct Meter {
     bucket: BucketId,
     status: u16,
     started: Instant,
-    bytes_in: Arc<AtomicU64>,
+    /// Request body bytes (`None`: the request had no body).
+    bytes_in: Option<Arc<AtomicU64>>,
     bytes_out: u64,
     done: bool,
 }
 
 impl Meter {
-    pub(crate) fn new(counters: Counters, bucket: BucketId, status: u16, started: Instant, bytes_in: Arc<AtomicU64>) -> Meter {
+    pub(crate) fn new(counters: Counters, bucket: BucketId, status: u16, started: Instant, bytes_in: Option<Arc<AtomicU64>>) -> Meter {
         Meter { counters, bucket, status, started, bytes_in, bytes_out: 0, done: false }
     }
 }
@@ -76,7 +77,7 @@ impl Tally for Meter {
         }
         let outcome = Outcome {
             status: self.status,
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.as_ref().map_or(0, |b| b.load(Ordering::Relaxed)),
             bytes_out: self.bytes_out,
             latency_ms: self.started.elapsed().as_millis() as u64,
         };
