@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 
 use turnpike_store::period::{monthly_period, Period};
-use turnpike_store::{NewInvoice, NewInvoiceLine, Plan, PlanChange, PlanPriceRow, Store, StoreError, Subscription};
+use turnpike_store::{Audit, NewInvoice, NewInvoiceLine, Plan, PlanChange, PlanPriceRow, Store, StoreError, Subscription};
 
 use turnpike_billing::{
     change_adjustments, forecast_exhaustion, invoice, prorate_charge, prorate_credit, BillingError, Currency, Invoice, Overage, PlanPrice,
@@ -412,6 +412,18 @@ pub enum Subscribed {
 /// ([`resubscribe`]). Ownership and visibility are the caller's to check. A concurrent change of
 /// the same subscription is [`StoreError::Stale`] and records nothing.
 pub async fn subscribe(store: &Store, app_id: i64, plan_id: i64, now: i64) -> Result<(Subscription, Subscribed), LedgerError> {
+    subscribe_audited(store, app_id, plan_id, None, now).await
+}
+
+/// [`subscribe`] writing `audit` (target: the subscription) in the transaction of the change, so
+/// the subscription and its audit row are kept or lost together. An unchanged plan writes neither.
+pub async fn subscribe_audited(
+    store: &Store,
+    app_id: i64,
+    plan_id: i64,
+    audit: Option<&Audit>,
+    now: i64,
+) -> Result<(Subscription, Subscribed), LedgerError> {
     let plan = store.get_plan(plan_id).await?;
     let existing = match store.list_subscriptions(app_id).await?.into_iter().find(|s| s.api_id == plan.api_id) {
         // What fell due first (a scheduled cancellation may have ended it), then decide.
@@ -422,17 +434,17 @@ pub async fn subscribe(store: &Store, app_id: i64, plan_id: i64, now: i64) -> Re
         None => None,
     };
     Ok(match existing {
-        None => match store.subscribe(app_id, plan_id, now).await {
+        None => match store.subscribe_audited(app_id, plan_id, audit, now).await {
             Ok(sub) => (sub, Subscribed::New),
             // Someone created it in between: their subscription stands; reload and decide.
             Err(StoreError::Conflict) => return Err(StoreError::Stale.into()),
             Err(e) => return Err(e.into()),
         },
         Some(sub) if sub.status != "canceled" => {
-            let outcome = change_plan(store, sub.id, plan_id, now).await?;
+            let outcome = change_plan_audited(store, sub.id, plan_id, audit, now).await?;
             (store.get_subscription(sub.id).await?, Subscribed::Changed(outcome))
         }
-        Some(sub) => (resubscribe(store, sub.id, plan_id, now).await?, Subscribed::Resumed),
+        Some(sub) => (resubscribe(store, sub.id, plan_id, audit, now).await?, Subscribed::Resumed),
     })
 }
 
@@ -446,7 +458,13 @@ pub async fn subscribe(store: &Store, app_id: i64, plan_id: i64, now: i64) -> Re
 /// - Canceled in an **earlier** period (all of whose periods are invoiced by then): a fresh
 ///   period starts on the hour, as for a new subscription; the months in between are not billed.
 ///   The trial is not given again (it counts from the first subscription).
-pub async fn resubscribe(store: &Store, subscription_id: i64, plan_id: i64, now: i64) -> Result<Subscription, LedgerError> {
+pub async fn resubscribe(
+    store: &Store,
+    subscription_id: i64,
+    plan_id: i64,
+    audit: Option<&Audit>,
+    now: i64,
+) -> Result<Subscription, LedgerError> {
     finalize_subscription(store, subscription_id, now, &mut FinalizeSummary::default()).await?;
     let sub = store.get_subscription(subscription_id).await?;
     if sub.status != "canceled" {
@@ -459,7 +477,7 @@ pub async fn resubscribe(store: &Store, subscription_id: i64, plan_id: i64, now:
     if canceled_at <= period.start {
         let anchor = turnpike_store::clock::hour_start(now);
         let change = PlanChange::Resubscribe { plan: plan_id, anchor: Some(anchor) };
-        return Ok(store.change_subscription(sub.id, sub.revision, change, &[], now).await?);
+        return Ok(store.change_subscription(sub.id, sub.revision, change, &[], audit, now).await?);
     }
     let len = period.end - period.start;
     let old = price_at(store, sub.plan_id, canceled_at).await?;
@@ -473,7 +491,7 @@ pub async fn resubscribe(store: &Store, subscription_id: i64, plan_id: i64, now:
         adj.extend(change_lines(&old, &new, period, now)?);
     }
     let change = PlanChange::Resubscribe { plan: plan_id, anchor: None };
-    Ok(store.change_subscription(sub.id, sub.revision, change, &adj, now).await?)
+    Ok(store.change_subscription(sub.id, sub.revision, change, &adj, audit, now).await?)
 }
 
 /// The two lines of a change from `old` to `new` at `now` inside `period` (see
@@ -495,6 +513,17 @@ fn change_lines(old: &EffectivePrice, new: &EffectivePrice, period: Period, now:
 /// The write is conditional on the subscription being as read: a concurrent change makes this
 /// [`StoreError::Stale`] and records nothing (no second proration).
 pub async fn change_plan(store: &Store, subscription_id: i64, new_plan_id: i64, now: i64) -> Result<ChangeOutcome, LedgerError> {
+    change_plan_audited(store, subscription_id, new_plan_id, None, now).await
+}
+
+/// [`change_plan`] writing `audit` (target: the subscription) in the change's transaction.
+pub async fn change_plan_audited(
+    store: &Store,
+    subscription_id: i64,
+    new_plan_id: i64,
+    audit: Option<&Audit>,
+    now: i64,
+) -> Result<ChangeOutcome, LedgerError> {
     // Ended periods are invoiced on the plan they ended on before anything changes.
     finalize_subscription(store, subscription_id, now, &mut FinalizeSummary::default()).await?;
     let sub = store.get_subscription(subscription_id).await?;
@@ -503,7 +532,7 @@ pub async fn change_plan(store: &Store, subscription_id: i64, new_plan_id: i64, 
     }
     if new_plan_id == sub.plan_id {
         if sub.pending_plan_id.is_some() || sub.cancel_at_period_end {
-            store.change_subscription(sub.id, sub.revision, PlanChange::Resume, &[], now).await?;
+            store.change_subscription(sub.id, sub.revision, PlanChange::Resume, &[], audit, now).await?;
         }
         return Ok(ChangeOutcome::Unchanged);
     }
@@ -515,21 +544,32 @@ pub async fn change_plan(store: &Store, subscription_id: i64, new_plan_id: i64, 
     let new = price_at(store, new_plan_id, now).await?;
     let period = monthly_period(sub.billing_anchor, now);
     if needs_payment(&new.price) && new.base_fee() < old.base_fee() {
-        store.change_subscription(sub.id, sub.revision, PlanChange::AtPeriodEnd(Some(new_plan_id)), &[], now).await?;
+        store.change_subscription(sub.id, sub.revision, PlanChange::AtPeriodEnd(Some(new_plan_id)), &[], audit, now).await?;
         return Ok(ChangeOutcome::AtPeriodEnd(period.end));
     }
     let adj = change_lines(&old, &new, period, now)?;
-    store.change_subscription(sub.id, sub.revision, PlanChange::Now(new_plan_id), &adj, now).await?;
+    store.change_subscription(sub.id, sub.revision, PlanChange::Now(new_plan_id), &adj, audit, now).await?;
     Ok(ChangeOutcome::Now)
 }
 
 /// Cancel a subscription now (crediting the unused base fee, rounded down) or at the period end.
 /// Conditional like [`change_plan`]: a concurrent change makes this [`StoreError::Stale`].
 pub async fn cancel(store: &Store, subscription_id: i64, at_period_end: bool, now: i64) -> Result<(), LedgerError> {
+    cancel_audited(store, subscription_id, at_period_end, None, now).await
+}
+
+/// [`cancel`] writing `audit` (target: the subscription) in the change's transaction.
+pub async fn cancel_audited(
+    store: &Store,
+    subscription_id: i64,
+    at_period_end: bool,
+    audit: Option<&Audit>,
+    now: i64,
+) -> Result<(), LedgerError> {
     finalize_subscription(store, subscription_id, now, &mut FinalizeSummary::default()).await?;
     let sub = store.get_subscription(subscription_id).await?;
     if at_period_end {
-        store.change_subscription(sub.id, sub.revision, PlanChange::CancelAtPeriodEnd(true), &[], now).await?;
+        store.change_subscription(sub.id, sub.revision, PlanChange::CancelAtPeriodEnd(true), &[], audit, now).await?;
         return Ok(());
     }
     let price = price_at(store, sub.plan_id, now).await?;
@@ -543,7 +583,7 @@ pub async fn cancel(store: &Store, subscription_id: i64, at_period_end: bool, no
     } else {
         vec![]
     };
-    store.change_subscription(sub.id, sub.revision, PlanChange::CancelNow, &adj, now).await?;
+    store.change_subscription(sub.id, sub.revision, PlanChange::CancelNow, &adj, audit, now).await?;
     Ok(())
 }
 

@@ -24,6 +24,7 @@ mod error;
 mod invoices;
 mod keys;
 mod outbox;
+mod plans;
 mod sessions;
 mod subscriptions;
 mod throttle;
@@ -32,8 +33,7 @@ mod tokens;
 mod usage;
 
 pub use accounts::{Account, AccountStatus, PasswordEvent, Role};
-pub use apis::{check_upstream_url, Api, NewApi, NewPlan, Plan, Upstream, Visibility};
-pub use apis::{NewPlanPrice, PlanPriceRow};
+pub use apis::{check_upstream_url, Api, NewApi, Upstream, Visibility};
 pub use apps::App;
 pub use audit::{Audit, AuditEntry};
 pub use billing_reports::DriftRow;
@@ -43,6 +43,8 @@ pub use error::StoreError;
 pub use invoices::{invoice_number, InvoiceLineRow, InvoiceRow, InvoiceSummary, NewInvoice, NewInvoiceLine};
 pub use keys::{KeyAuth, KeyRecord, KeyStatus};
 pub use outbox::OutboxMessage;
+pub use plans::{NewPlan, Plan};
+pub use plans::{NewPlanPrice, PlanLimits, PlanPriceRow};
 pub use sessions::SESSION_ACCOUNT_KEY;
 pub use subscriptions::{Adjustment, PlanChange};
 pub use subscriptions::{Entitlement, Subscription};
@@ -51,7 +53,7 @@ pub use usage::{UsageRow, UsageSummary};
 
 mod admin;
 pub use admin::{AdminCounts, AuditFilter, AuditRow, DeveloperRow, Page};
-pub use apis::{ApiSettings, Lifecycle, PlanLimits};
+pub use apis::{ApiSettings, Lifecycle};
 // Personal access tokens and the JSON API's extra queries (issue 4).
 mod pats;
 pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};

@@ -140,13 +140,15 @@ impl Store {
 
     /// Revoke one of the account's tokens. Revoking twice keeps the first instant; another
     /// account's token is [`StoreError::NotFound`].
-    pub async fn revoke_pat(&self, account_id: i64, token_id: i64, now: i64) -> Result<(), StoreError> {
-        let n = on_pool!(self, p => sqlx::query(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND account_id = $2")
-            .bind(token_id).bind(account_id).bind(now).execute(p).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+    pub async fn revoke_pat(&self, account_id: i64, token_id: i64, audit: &crate::Audit, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let n = sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND account_id = $2")
+                .bind(token_id).bind(account_id).bind(now).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            crate::audit::record_audit!(tx, audit, now);
+        });
         Ok(())
     }
 

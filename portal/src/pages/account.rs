@@ -13,10 +13,11 @@ use axum::routing::{get, post};
 use axum::Form;
 use serde::Deserialize;
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
-use turnpike_store::{Account, AccountStatus, Role, StoreError, TokenPurpose};
+use turnpike_store::{Account, AccountStatus, TokenPurpose};
 
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
+use crate::service::{self, ServiceError};
 use crate::throttle::{self, ClientIp};
 use crate::PortalState;
 
@@ -90,12 +91,9 @@ pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Fo
     // Hashed whether or not the account exists: the same work either way.
     let hash = hash_password(&password).await?;
     let base = public_url(&state);
-    match state.store.create_account(&email, &hash, Role::Developer, now).await {
-        Ok(account) => {
-            send_verification(&state, &account, now).await?;
-            state.store.audit(Some(account.id), "signup", &format!("account:{}", account.id), "", now).await?;
-        }
-        Err(StoreError::Conflict) => {
+    match service::accounts::signup(&state.store, &email, &hash, now).await {
+        Ok(account) => send_verification(&state, &account, now).await?,
+        Err(ServiceError::EmailTaken) => {
             let body = format!(
                 "Someone (hopefully you) tried to create a Turnpike developer account with {email}, \
                  but this address already has one.\n\n\

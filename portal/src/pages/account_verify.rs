@@ -141,11 +141,9 @@ pub async fn verify(
         throttle::refund(&state, attempt).await?;
     }
     // Used once, now that the visitor has shown both.
-    if state.store.consume_token(&f.token, TokenPurpose::VerifyEmail, now).await?.is_none() {
+    if crate::service::accounts::verify_email(&state.store, &f.token, now).await?.is_none() {
         return dead_link(&ctx, DEAD_VERIFY).await;
     }
-    state.store.mark_email_verified(account.id, now).await?;
-    state.store.audit(Some(account.id), "email.verify", &format!("account:{}", account.id), "", now).await?;
     if account.status != AccountStatus::Active {
         return dead_link(&ctx, "This account is suspended. Contact support to restore access.").await;
     }

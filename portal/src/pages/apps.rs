@@ -55,16 +55,6 @@ fn app_name_refusal(e: ServiceError, typed: String) -> PortalResult<(StatusCode,
     }
 }
 
-impl From<ServiceError> for PortalError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::NotFound => PortalError::NotFound,
-            ServiceError::Store(e) => PortalError::Store(e),
-            other => PortalError::Store(StoreError::Corrupt(format!("unhandled refusal: {other}"))),
-        }
-    }
-}
-
 /// A form with one `name` field.
 #[derive(Debug, Deserialize)]
 pub struct NameForm {

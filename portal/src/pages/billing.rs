@@ -14,13 +14,14 @@ use axum::Form;
 use serde::Deserialize;
 use turnpike_billing::{Currency, Money, Overage, PlanPrice, Pricing, Tier};
 use turnpike_ledger::{self as ledger, ChangeOutcome, Figure, LedgerError, Report};
-use turnpike_store::{InvoiceLineRow, InvoiceSummary, NewPlanPrice, StoreError};
+use turnpike_store::{InvoiceLineRow, InvoiceSummary, StoreError};
 
 use super::parse_id;
 use super::stripe::StripeEnabled;
 use crate::ctx::{Chrome, Ctx, Flash, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime};
+use crate::service::{self, ServiceError, ServiceResult};
 use crate::{charts, csv, PortalState};
 
 /// What a developer reads when a concurrent change of the same subscription won (nothing of
@@ -377,21 +378,17 @@ pub async fn change_plan(
     if let Some(r) = stripe_checkout(&state, stripe.as_ref().map(|e| &e.0), &ctx, sub.app_id, plan.id).await? {
         return Ok(r);
     }
-    let msg = match ledger::change_plan(&state.store, sub.id, plan.id, now).await {
+    let msg = match service::subscriptions::change_plan(&state.store, account_id, &sub, &plan, now).await {
         Ok(ChangeOutcome::Now) => format!("You are now on {}. Gateways apply its limits within a second.", plan.name),
         Ok(ChangeOutcome::AtPeriodEnd(at)) => format!("You will move to {} on {}, at the end of this period.", plan.name, datetime(at)),
         Ok(ChangeOutcome::Unchanged) => format!("You stay on {}.", plan.name),
-        Err(LedgerError::Store(StoreError::NotFound)) => "This subscription is canceled.".to_owned(),
-        Err(LedgerError::Store(StoreError::Stale)) => {
+        Err(ServiceError::NotFound) => "This subscription is canceled.".to_owned(),
+        Err(ServiceError::Stale) => {
             ctx.flash(FlashKind::Error, CHANGED_MEANWHILE).await?;
             return Ok(Redirect::to(&format!("/billing#sub-{}", sub.id)).into_response());
         }
-        Err(e) => return Err(ledger_err(e)),
+        Err(e) => return Err(e.into()),
     };
-    state
-        .store
-        .audit(Some(account_id), "subscription.plan", &format!("subscription:{}", sub.id), &format!("plan:{}", plan.id), now)
-        .await?;
     ctx.flash(FlashKind::Success, msg).await?;
     Ok(Redirect::to(&format!("/billing#sub-{}", sub.id)).into_response())
 }
@@ -421,23 +418,18 @@ pub async fn cancel(
         }
     };
     let now = state.clock.now();
-    match ledger::cancel(&state.store, sub.id, at_period_end, now).await {
-        Ok(()) => {}
-        Err(LedgerError::Store(StoreError::NotFound)) => {
+    let msg = match service::subscriptions::cancel(&state.store, account_id, &sub, at_period_end, now).await {
+        Ok(()) if at_period_end => "Your subscription ends with this period.",
+        Ok(()) => "Your subscription is canceled. Gateways refuse its keys within a second.",
+        Err(ServiceError::NotFound) => {
             ctx.flash(FlashKind::Error, "This subscription is already canceled.").await?;
             return Ok(Redirect::to("/billing").into_response());
         }
-        Err(LedgerError::Store(StoreError::Stale)) => {
+        Err(ServiceError::Stale) => {
             ctx.flash(FlashKind::Error, CHANGED_MEANWHILE).await?;
             return Ok(Redirect::to("/billing").into_response());
         }
-        Err(e) => return Err(ledger_err(e)),
-    }
-    state.store.audit(Some(account_id), "subscription.cancel", &format!("subscription:{}", sub.id), &form.when, now).await?;
-    let msg = if at_period_end {
-        "Your subscription ends with this period."
-    } else {
-        "Your subscription is canceled. Gateways refuse its keys within a second."
+        Err(e) => return Err(e.into()),
     };
     ctx.flash(FlashKind::Success, msg).await?;
     Ok(Redirect::to("/billing").into_response())
@@ -774,29 +766,11 @@ pub async fn pricing_post(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    let monthly_quota = match price.pricing() {
-        Pricing::Quota { included, overage: Overage::HardCap, .. } => Some(Some(i64::try_from(*included).unwrap_or(i64::MAX))),
-        Pricing::Quota { overage: Overage::Metered { .. }, .. } => Some(None),
-        _ => None,
-    };
     let now = state.clock.now();
-    let row = state
-        .store
-        .set_plan_price(
-            plan_id,
-            &NewPlanPrice {
-                currency: price.currency().code().to_owned(),
-                pricing: serde_json::to_string(price.pricing()).map_err(|e| PortalError::Store(StoreError::Corrupt(e.to_string())))?,
-                trial_days,
-                billable: billable.as_str().to_owned(),
-                base_fee: ledger::base_fee(price.pricing()),
-                monthly_quota,
-            },
-            now,
-        )
-        .await?;
     let actor = ctx.account.as_ref().map(|a| a.id);
-    state.store.audit(actor, "plan.price", &format!("plan:{plan_id}"), &format!("v{}: {}", row.version, describe(&price)), now).await?;
+    let summary = describe(&price);
+    let new = service::plans::NewPrice { price, trial_days, billable };
+    let row = service::plans::set_price(&state.store, actor, &plan, &new, &summary, now).await?;
     ctx.flash(FlashKind::Success, format!("Saved price v{} of {}.", row.version, plan.name)).await?;
     Ok(Redirect::to(&format!("/admin/plans/{plan_id}/pricing")).into_response())
 }
@@ -864,29 +838,20 @@ pub async fn admin_invoice(State(state): State<PortalState>, ctx: Ctx, Path(id):
 
 /// `POST /admin/invoices/{id}/paid`: the local ledger's "payment received".
 pub async fn mark_paid(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    let id = parse_id(&id)?;
-    let now = state.clock.now();
-    match state.store.mark_invoice_paid(id, now).await {
-        Ok(()) => {
-            state.store.audit(ctx.account.as_ref().map(|a| a.id), "invoice.paid", &format!("invoice:{id}"), "", now).await?;
-            ctx.flash(FlashKind::Success, "Invoice marked paid.").await?;
-        }
-        Err(StoreError::NotFound) => ctx.flash(FlashKind::Error, "Only open invoices can be marked paid.").await?,
-        Err(e) => return Err(e.into()),
-    }
-    Ok(Redirect::to("/admin/invoices").into_response())
+    let done = service::invoices::mark_paid(&state.store, ctx.account.as_ref().map(|a| a.id), parse_id(&id)?, state.clock.now()).await;
+    invoice_changed(&ctx, done, "Invoice marked paid.", "Only open invoices can be marked paid.").await
 }
 
 /// `POST /admin/invoices/{id}/void`.
 pub async fn void(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    let id = parse_id(&id)?;
-    let now = state.clock.now();
-    match state.store.void_invoice(id).await {
-        Ok(()) => {
-            state.store.audit(ctx.account.as_ref().map(|a| a.id), "invoice.void", &format!("invoice:{id}"), "", now).await?;
-            ctx.flash(FlashKind::Success, "Invoice voided.").await?;
-        }
-        Err(StoreError::NotFound) => ctx.flash(FlashKind::Error, "Only open invoices can be voided.").await?,
+    let done = service::invoices::void(&state.store, ctx.account.as_ref().map(|a| a.id), parse_id(&id)?, state.clock.now()).await;
+    invoice_changed(&ctx, done, "Invoice voided.", "Only open invoices can be voided.").await
+}
+
+async fn invoice_changed(ctx: &Ctx, done: ServiceResult<()>, success: &str, not_open: &str) -> PortalResult<Response> {
+    match done {
+        Ok(()) => ctx.flash(FlashKind::Success, success).await?,
+        Err(ServiceError::NotOpen) => ctx.flash(FlashKind::Error, not_open).await?,
         Err(e) => return Err(e.into()),
     }
     Ok(Redirect::to("/admin/invoices").into_response())

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use turnpike_store::domain::Slug;
-use turnpike_store::{Api, ApiSettings, Lifecycle, StoreError, Upstream, Visibility};
+use turnpike_store::{Api, ApiSettings, Lifecycle, Upstream, Visibility};
 
 use super::common::{actor, check_name, FieldErrors, PlanFormValues, Section};
 use crate::ctx::{Chrome, Ctx, FlashKind};
@@ -19,6 +19,7 @@ use crate::error::PortalResult;
 use crate::format::{count, datetime};
 use crate::openapi_import::{self, ImportedSpec};
 use crate::pages::parse_id;
+use crate::service::{self, ServiceError};
 use crate::views::PlanView;
 use crate::PortalState;
 
@@ -558,29 +559,11 @@ async fn check_submission(state: &PortalState, headers: &HeaderMap, body: Bytes,
     Ok(Checked { values: values.with_spare_rows(), result })
 }
 
-/// The audit detail of an API change: what an admin would want to see, never a secret.
 /// The form's errors when another API has the slug.
 fn slug_taken() -> (FieldErrors, Vec<String>) {
     let mut e = FieldErrors::default();
     e.add("slug", "Another API already uses this slug. Pick another.");
     (e, Vec::new())
-}
-
-fn audit_detail(s: &ApiSettings, spec: Option<&ImportedSpec>) -> String {
-    let targets: Vec<String> = s.upstreams.iter().map(|u| format!("{} (weight {})", u.url, u.weight)).collect();
-    let mut d = format!(
-        "{} {} visibility={} lifecycle={} prefix={} targets={}",
-        s.slug,
-        s.name,
-        s.visibility.as_str(),
-        s.lifecycle.as_str(),
-        s.route_prefix,
-        targets.join(", ")
-    );
-    if let Some(spec) = spec {
-        d.push_str(&format!("; openapi {} “{}” {} ({} operations)", spec.openapi, spec.title, spec.version, spec.operations));
-    }
-    d
 }
 
 /// `POST /admin/apis`: publish a new API (optionally with its OpenAPI document).
@@ -590,16 +573,12 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, headers: Hea
     let (errors, spec_errors) = match checked.result {
         Ok((settings, spec)) => {
             let now = state.clock.now();
-            match state.store.create_api_with(&settings, spec.as_ref().map(|s| s.json.as_str()), now).await {
+            match service::apis::publish(&state.store, admin, &settings, spec.as_ref(), now).await {
                 Ok(api) => {
-                    state
-                        .store
-                        .audit(Some(admin), "api.create", &format!("api:{}", api.id), &audit_detail(&settings, spec.as_ref()), now)
-                        .await?;
                     ctx.flash(FlashKind::Success, format!("Created “{}”. Add a plan so developers can subscribe.", api.name)).await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
                 }
-                Err(StoreError::Conflict) => slug_taken(),
+                Err(ServiceError::SlugTaken) => slug_taken(),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -638,10 +617,8 @@ pub async fn update(
     let (errors, spec_errors) = match checked.result {
         Ok((settings, spec)) => {
             let now = state.clock.now();
-            match state.store.update_api(api.id, &settings, spec.as_ref().map(|s| s.json.as_str()), now).await {
+            match service::apis::update(&state.store, admin, api.id, &settings, spec.as_ref(), now).await {
                 Ok(updated) => {
-                    let target = format!("api:{}", api.id);
-                    state.store.audit(Some(admin), "api.update", &target, &audit_detail(&settings, spec.as_ref()), now).await?;
                     let msg = match &spec {
                         Some(s) => format!("Saved “{}” with its OpenAPI document ({} operations).", updated.name, s.operations),
                         None => format!("Saved “{}”. Gateways apply the change within a second.", updated.name),
@@ -649,7 +626,7 @@ pub async fn update(
                     ctx.flash(FlashKind::Success, msg).await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
                 }
-                Err(StoreError::Conflict) => slug_taken(),
+                Err(ServiceError::SlugTaken) => slug_taken(),
                 Err(e) => return Err(e.into()),
             }
         }
