@@ -1,23 +1,19 @@
 //! Page handlers, one module per area, each with its templates' structs.
 
 pub mod account;
-pub mod account_reset;
-pub mod account_settings;
-pub mod account_verify;
 pub mod admin;
 pub mod apps;
 pub mod billing;
 pub mod catalog;
 pub mod dashboard;
-pub mod errors;
 pub mod stripe;
 
 use crate::ctx::Ctx;
 use crate::error::{PortalError, PortalResult};
 
 /// Fallback: the 404 page, with the visitor's nav.
-pub async fn not_found(ctx: Ctx) -> errors::ErrorPage {
-    let page = errors::ErrorPage::not_found();
+pub async fn not_found(ctx: Ctx) -> crate::error_page::ErrorPage {
+    let page = crate::error_page::ErrorPage::not_found();
     match ctx.chrome().await {
         Ok(chrome) => page.with_chrome(chrome),
         Err(_) => page,
@@ -49,8 +45,6 @@ pub fn admin_routes() -> admin::AdminRoutes {
 }
 
 /// A numeric id from the path; anything else is a 404, like an id that does not exist.
-pub(crate) fn parse_id(raw: &str) -> PortalResult<i64> {
-    raw.parse::<i64>().map_err(|_| PortalError::NotFound)
-}
+pub(crate) use crate::error::parse_id;
 pub mod subscribe;
 pub mod usage;

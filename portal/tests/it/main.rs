@@ -17,4 +17,5 @@ mod ledger;
 mod perf;
 mod security;
 mod stripe;
+mod structure;
 mod subscribe;

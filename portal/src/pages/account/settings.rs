@@ -11,7 +11,7 @@ use serde::Deserialize;
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
 use turnpike_store::{Account, PasswordEvent};
 
-use super::account::{capitalise, public_url};
+use super::common::{capitalise, public_url};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
 use crate::service::{self, ServiceError};
