@@ -88,6 +88,25 @@ impl AccountRow {
     }
 }
 
+/// Refuse (with [`StoreError::Unverified`], from the enclosing function) unless account
+/// `$account_id` may hold new credentials. **The one rule for API keys and personal access
+/// tokens alike**: only an account whose email address is verified, and that is not deleted, gets
+/// working credentials (a pre-registered address must not before its owner confirms it). Checked
+/// inside the transaction that creates the credential, so a deletion cannot slip in between.
+macro_rules! require_credential_holder {
+    ($tx:expr, $account_id:expr) => {{
+        let holder: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL AND deleted_at IS NULL")
+                .bind($account_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        if holder.is_none() {
+            return Err($crate::StoreError::Unverified);
+        }
+    }};
+}
+pub(crate) use require_credential_holder;
+
 const ACCOUNT_COLUMNS: &str = "id, email, password_hash, role, status, email_verified_at, created_at";
 
 impl Store {

@@ -15,15 +15,16 @@ pub struct NewKey {
     pub secret: ApiKey,
 }
 
-/// Create a key for `app`. Refused while `actor`'s email address is unverified.
+/// Create a key for `app`. Refused ([`ServiceError::EmailUnverified`]) while `actor`'s email
+/// address is unverified: the store's one credential rule, the one personal access tokens follow.
 pub async fn create_key(store: &Store, actor: &Account, app: &App, raw_name: &str, now: i64) -> ServiceResult<NewKey> {
-    if actor.email_verified_at.is_none() {
-        return Err(ServiceError::EmailUnverified);
-    }
     let name = parse_name(raw_name).map_err(ServiceError::InvalidName)?;
     let secret = ApiKey::generate();
     let audit = Audit::new(Some(actor.id), "key.create", "", format!("{name} ({}…)", secret.display_prefix()));
-    let record = store.create_key_audited(app.id, &name, &secret, now, Some(audit)).await?;
+    let record = store.create_key_as(actor.id, app.id, &name, &secret, audit, now).await.map_err(|e| match e {
+        StoreError::Unverified => ServiceError::EmailUnverified,
+        e => e.into(),
+    })?;
     Ok(NewKey { record, secret })
 }
 
