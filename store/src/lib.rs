@@ -20,6 +20,8 @@ mod audit;
 mod billing_reports;
 mod changes;
 mod db;
+mod ids;
+pub use ids::{AccountId, ApiId, AppId, InvoiceId, KeyId, PlanId, SubscriptionId};
 mod error;
 mod invoices;
 mod keys;

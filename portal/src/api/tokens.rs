@@ -160,7 +160,7 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, Form(form): 
 
 /// `POST /account/tokens/{id}/revoke`.
 pub async fn revoke(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    let account_id = ctx.require_account()?.id;
+    let account_id = turnpike_store::AccountId(ctx.require_account()?.id);
     let id = crate::error::parse_id(&id)?;
     let now = state.clock.now();
     crate::service::accounts::revoke_token(&state.store, account_id, id, now).await?;

@@ -33,8 +33,8 @@ pub async fn static_file(axum::extract::Path(path): axum::extract::Path<String>)
 /// The app with id `raw_id` if the logged-in account owns it; 404 otherwise (never 403). Shared by
 /// the app, key and usage pages.
 pub(crate) async fn owned_app(state: &crate::PortalState, ctx: &Ctx, raw_id: &str) -> PortalResult<turnpike_store::App> {
-    let account_id = ctx.require_account()?.id;
-    Ok(crate::service::apps::owned_app(&state.store, account_id, parse_id(raw_id)?).await?)
+    let account_id = turnpike_store::AccountId(ctx.require_account()?.id);
+    Ok(crate::service::apps::owned_app(&state.store, account_id, turnpike_store::AppId(parse_id(raw_id)?)).await?)
 }
 
 /// Every admin route: the console's own and those other areas (billing's pricing, invoices and

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use turnpike_ledger::{self as ledger, ChangeOutcome, LedgerError, Subscribed};
-use turnpike_store::{StoreError, Visibility};
+use turnpike_store::{AccountId, StoreError, Visibility};
 use turnpike_stripe::Stripe;
 
 use super::stripe::checkout_for;
@@ -73,7 +73,7 @@ pub async fn subscribe(
             return checkout_for(&state, stripe, &ctx, &account, &app, plan.id, &back).await;
         }
     }
-    let (sub, outcome) = match service::subscriptions::subscribe(&state.store, account.id, &app, &plan, now).await {
+    let (sub, outcome) = match service::subscriptions::subscribe(&state.store, AccountId(account.id), &app, &plan, now).await {
         Ok(done) => done,
         Err(ServiceError::Stale) => {
             ctx.flash(FlashKind::Error, super::billing::CHANGED_MEANWHILE).await?;

@@ -3,7 +3,7 @@
 
 use turnpike_ledger as ledger;
 use turnpike_store::domain::Email;
-use turnpike_store::{Account, Audit, IssuedToken, Role, Store, StoreError, TokenPurpose};
+use turnpike_store::{Account, AccountId, Audit, IssuedToken, Role, Store, StoreError, TokenPurpose};
 
 use super::{ServiceError, ServiceResult};
 
@@ -20,8 +20,8 @@ pub async fn signup(store: &Store, email: &Email, password_hash: &str, now: i64)
 
 /// Use an email-verification link: the account's email is confirmed (audited). `None`: the
 /// link is dead (used, expired or unknown) and nothing changed.
-pub async fn verify_email(store: &Store, token: &str, now: i64) -> ServiceResult<Option<i64>> {
-    Ok(store.verify_email(token, now).await?)
+pub async fn verify_email(store: &Store, token: &str, now: i64) -> ServiceResult<Option<AccountId>> {
+    Ok(store.verify_email(token, now).await?.map(AccountId))
 }
 
 /// Issue the link that moves `account` to `new_email` (audited `email.change_requested`); the
@@ -33,7 +33,8 @@ pub async fn request_email_change(store: &Store, account: &Account, new_email: &
 
 /// Revoke one of `account_id`'s personal access tokens; another account's token is
 /// [`ServiceError::NotFound`].
-pub async fn revoke_token(store: &Store, account_id: i64, token_id: i64, now: i64) -> ServiceResult<()> {
+pub async fn revoke_token(store: &Store, account_id: AccountId, token_id: i64, now: i64) -> ServiceResult<()> {
+    let account_id = account_id.get();
     let audit = Audit::new(Some(account_id), "token.revoke", format!("token:{token_id}"), "");
     Ok(store.revoke_pat(account_id, token_id, &audit, now).await?)
 }

@@ -1,7 +1,7 @@
 //! An administrator's API actions: publish a new API, change one (settings and, optionally, its
 //! OpenAPI document). Gateways load the change from the change log within a second.
 
-use turnpike_store::{Api, ApiSettings, Audit, Store, StoreError};
+use turnpike_store::{AccountId, Api, ApiSettings, Audit, Store, StoreError};
 
 use super::{ServiceError, ServiceResult};
 use crate::openapi_import::ImportedSpec;
@@ -33,21 +33,28 @@ fn audit_detail(s: &ApiSettings, spec: Option<&ImportedSpec>) -> String {
 
 /// Publish a new API with `settings` and, optionally, its OpenAPI document. A taken slug is
 /// [`ServiceError::SlugTaken`] and stores nothing.
-pub async fn publish(store: &Store, admin_id: i64, settings: &ApiSettings, spec: Option<&ImportedSpec>, now: i64) -> ServiceResult<Api> {
-    let audit = Audit::new(Some(admin_id), "api.create", "", audit_detail(settings, spec));
-    store.create_api_with(settings, spec.map(|s| s.json.as_str()), &audit, now).await.map_err(slug_taken)
-}
-
-/// Replace API `api_id`'s settings and, when `spec` is given, its document. A slug another API
-/// uses is [`ServiceError::SlugTaken`].
-pub async fn update(
+pub async fn publish(
     store: &Store,
-    admin_id: i64,
-    api_id: i64,
+    admin_id: AccountId,
     settings: &ApiSettings,
     spec: Option<&ImportedSpec>,
     now: i64,
 ) -> ServiceResult<Api> {
+    let audit = Audit::new(Some(admin_id.get()), "api.create", "", audit_detail(settings, spec));
+    store.create_api_with(settings, spec.map(|s| s.json.as_str()), &audit, now).await.map_err(slug_taken)
+}
+
+/// Replace `api`'s settings and, when `spec` is given, its document. A slug another API
+/// uses is [`ServiceError::SlugTaken`].
+pub async fn update(
+    store: &Store,
+    admin_id: AccountId,
+    api: &Api,
+    settings: &ApiSettings,
+    spec: Option<&ImportedSpec>,
+    now: i64,
+) -> ServiceResult<Api> {
+    let (admin_id, api_id) = (admin_id.get(), api.id);
     let audit = Audit::new(Some(admin_id), "api.update", format!("api:{api_id}"), audit_detail(settings, spec));
     store.update_api_audited(api_id, settings, spec.map(|s| s.json.as_str()), Some(&audit), now).await.map_err(slug_taken)
 }

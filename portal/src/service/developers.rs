@@ -1,25 +1,25 @@
 //! An administrator's actions on developers: suspend or reactivate an account or one key.
 
-use turnpike_store::{Account, AccountStatus, Audit, Store, StoreError};
+use turnpike_store::{Account, AccountId, AccountStatus, Audit, KeyId, Store, StoreError};
 
 use super::ServiceResult;
 
 /// Suspend `account`: no login, every key refused by the gateways.
-pub async fn suspend(store: &Store, admin_id: i64, account: &Account, now: i64) -> ServiceResult<()> {
+pub async fn suspend(store: &Store, admin_id: AccountId, account: &Account, now: i64) -> ServiceResult<()> {
     set_status(store, admin_id, account, AccountStatus::Suspended, now).await
 }
 
 /// Reactivate a suspended `account`.
-pub async fn reactivate(store: &Store, admin_id: i64, account: &Account, now: i64) -> ServiceResult<()> {
+pub async fn reactivate(store: &Store, admin_id: AccountId, account: &Account, now: i64) -> ServiceResult<()> {
     set_status(store, admin_id, account, AccountStatus::Active, now).await
 }
 
-async fn set_status(store: &Store, admin_id: i64, account: &Account, status: AccountStatus, now: i64) -> ServiceResult<()> {
+async fn set_status(store: &Store, admin_id: AccountId, account: &Account, status: AccountStatus, now: i64) -> ServiceResult<()> {
     let action = match status {
         AccountStatus::Suspended => "account.suspend",
         AccountStatus::Active => "account.reactivate",
     };
-    let audit = Audit::new(Some(admin_id), action, format!("account:{}", account.id), account.email.clone());
+    let audit = Audit::new(Some(admin_id.get()), action, format!("account:{}", account.id), account.email.clone());
     Ok(store.set_account_status_audited(account.id, status, Some(&audit), now).await?)
 }
 
@@ -35,7 +35,8 @@ pub struct KeyChange {
 }
 
 /// Suspend (`suspended`) or reactivate key `key_id`; gateways apply it within a second.
-pub async fn set_key_suspended(store: &Store, admin_id: i64, key_id: i64, suspended: bool, now: i64) -> ServiceResult<KeyChange> {
+pub async fn set_key_suspended(store: &Store, admin_id: AccountId, key_id: KeyId, suspended: bool, now: i64) -> ServiceResult<KeyChange> {
+    let (admin_id, key_id) = (admin_id.get(), key_id.get());
     let (app_id, account_id) = store.key_owner(key_id).await?;
     let action = if suspended { "key.suspend" } else { "key.reactivate" };
     let audit = Audit::new(Some(admin_id), action, format!("key:{key_id}"), format!("app:{app_id} account:{account_id}"));

@@ -2,7 +2,7 @@
 
 use turnpike_billing::{Overage, PlanPrice, Pricing};
 use turnpike_ledger::{self as ledger, Billable};
-use turnpike_store::{Api, Audit, NewPlan, NewPlanPrice, Plan, PlanLimits, PlanPriceRow, Store, StoreError};
+use turnpike_store::{AccountId, Api, Audit, NewPlan, NewPlanPrice, Plan, PlanLimits, PlanPriceRow, Store, StoreError};
 
 use super::{ServiceError, ServiceResult};
 
@@ -28,7 +28,7 @@ fn limits_detail(l: &PlanLimits) -> String {
 /// prices it). A slug the API already uses is [`ServiceError::SlugTaken`].
 pub async fn create(
     store: &Store,
-    admin_id: i64,
+    admin_id: AccountId,
     api: &Api,
     l: &PlanLimits,
     fail_open_seconds: Option<i64>,
@@ -45,7 +45,7 @@ pub async fn create(
         unit_price_minor_per_1000: 0,
         is_default: l.is_default,
     };
-    let audit = Audit::new(Some(admin_id), "plan.create", "", format!("{} on {}: {}", l.slug, api.slug, limits_detail(l)));
+    let audit = Audit::new(Some(admin_id.get()), "plan.create", "", format!("{} on {}: {}", l.slug, api.slug, limits_detail(l)));
     store.create_plan_audited(api.id, &new, fail_open_seconds, &audit, now).await.map_err(slug_taken)
 }
 
@@ -53,13 +53,13 @@ pub async fn create(
 /// limits within a second. A slug the API already uses is [`ServiceError::SlugTaken`].
 pub async fn update(
     store: &Store,
-    admin_id: i64,
+    admin_id: AccountId,
     plan: &Plan,
     l: &PlanLimits,
     fail_open_seconds: Option<i64>,
     now: i64,
 ) -> ServiceResult<Plan> {
-    let audit = Audit::new(Some(admin_id), "plan.update", format!("plan:{}", plan.id), limits_detail(l));
+    let audit = Audit::new(Some(admin_id.get()), "plan.update", format!("plan:{}", plan.id), limits_detail(l));
     store.update_plan(plan.id, l, fail_open_seconds, &audit, now).await.map_err(slug_taken)
 }
 
@@ -78,7 +78,7 @@ pub struct NewPrice {
 /// gateway quota). `summary` describes the price for the audit log.
 pub async fn set_price(
     store: &Store,
-    actor_id: Option<i64>,
+    actor_id: Option<AccountId>,
     plan: &Plan,
     new: &NewPrice,
     summary: &str,
@@ -99,6 +99,6 @@ pub async fn set_price(
         base_fee: ledger::base_fee(price.pricing()),
         monthly_quota,
     };
-    let audit = Audit::new(actor_id, "plan.price", format!("plan:{}", plan.id), summary);
+    let audit = Audit::new(actor_id.map(AccountId::get), "plan.price", format!("plan:{}", plan.id), summary);
     Ok(store.set_plan_price_audited(plan.id, &row, Some(&audit), now).await?)
 }

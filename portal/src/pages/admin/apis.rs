@@ -617,7 +617,7 @@ pub async fn update(
     let (errors, spec_errors) = match checked.result {
         Ok((settings, spec)) => {
             let now = state.clock.now();
-            match service::apis::update(&state.store, admin, api.id, &settings, spec.as_ref(), now).await {
+            match service::apis::update(&state.store, admin, &api, &settings, spec.as_ref(), now).await {
                 Ok(updated) => {
                     let msg = match &spec {
                         Some(s) => format!("Saved “{}” with its OpenAPI document ({} operations).", updated.name, s.operations),

@@ -239,7 +239,9 @@ pub async fn reactivate(State(state): State<PortalState>, ctx: Ctx, Path(id): Pa
 
 async fn set_key(state: &PortalState, ctx: &Ctx, raw_id: &str, suspended: bool) -> PortalResult<Response> {
     let admin = actor(ctx)?;
-    let done = service::developers::set_key_suspended(&state.store, admin, parse_id(raw_id)?, suspended, state.clock.now()).await?;
+    let done =
+        service::developers::set_key_suspended(&state.store, admin, turnpike_store::KeyId(parse_id(raw_id)?), suspended, state.clock.now())
+            .await?;
     if done.changed {
         let verb = if suspended { "Suspended" } else { "Reactivated" };
         ctx.flash(FlashKind::Success, format!("{verb} the key. Gateways apply it within a second.")).await?;

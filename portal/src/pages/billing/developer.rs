@@ -17,6 +17,7 @@ use crate::pages::parse_id;
 use crate::pages::stripe::StripeEnabled;
 use crate::service::{self, ServiceError};
 use crate::PortalState;
+use turnpike_store::AccountId;
 
 use super::invoices::InvoiceListRow;
 use super::{describe, ledger_err, not_found, unit_price_text, LineView, CHANGED_MEANWHILE};
@@ -248,7 +249,7 @@ pub async fn change_plan(
     if let Some(r) = stripe_checkout(&state, stripe.as_ref().map(|e| &e.0), &ctx, sub.app_id, plan.id).await? {
         return Ok(r);
     }
-    let msg = match service::subscriptions::change_plan(&state.store, account_id, &sub, &plan, now).await {
+    let msg = match service::subscriptions::change_plan(&state.store, AccountId(account_id), &sub, &plan, now).await {
         Ok(ChangeOutcome::Now) => format!("You are now on {}. Gateways apply its limits within a second.", plan.name),
         Ok(ChangeOutcome::AtPeriodEnd(at)) => format!("You will move to {} on {}, at the end of this period.", plan.name, datetime(at)),
         Ok(ChangeOutcome::Unchanged) => format!("You stay on {}.", plan.name),
@@ -288,7 +289,7 @@ pub async fn cancel(
         }
     };
     let now = state.clock.now();
-    let msg = match service::subscriptions::cancel(&state.store, account_id, &sub, at_period_end, now).await {
+    let msg = match service::subscriptions::cancel(&state.store, AccountId(account_id), &sub, at_period_end, now).await {
         Ok(()) if at_period_end => "Your subscription ends with this period.",
         Ok(()) => "Your subscription is canceled. Gateways refuse its keys within a second.",
         Err(ServiceError::NotFound) => {

@@ -5,7 +5,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use turnpike_billing::Money;
-use turnpike_store::{InvoiceLineRow, InvoiceSummary};
+use turnpike_store::{InvoiceId, InvoiceLineRow, InvoiceSummary};
 
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
@@ -141,13 +141,13 @@ pub async fn admin_invoice(State(state): State<PortalState>, ctx: Ctx, Path(id):
 
 /// `POST /admin/invoices/{id}/paid`: the local ledger's "payment received".
 pub async fn mark_paid(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    let done = service::invoices::mark_paid(&state.store, ctx.account.as_ref().map(|a| a.id), parse_id(&id)?, state.clock.now()).await;
+    let done = service::invoices::mark_paid(&state.store, ctx.account_id(), InvoiceId(parse_id(&id)?), state.clock.now()).await;
     invoice_changed(&ctx, done, "Invoice marked paid.", "Only open invoices can be marked paid.").await
 }
 
 /// `POST /admin/invoices/{id}/void`.
 pub async fn void(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    let done = service::invoices::void(&state.store, ctx.account.as_ref().map(|a| a.id), parse_id(&id)?, state.clock.now()).await;
+    let done = service::invoices::void(&state.store, ctx.account_id(), InvoiceId(parse_id(&id)?), state.clock.now()).await;
     invoice_changed(&ctx, done, "Invoice voided.", "Only open invoices can be voided.").await
 }
 

@@ -270,7 +270,7 @@ pub async fn pricing_post(
         }
     };
     let now = state.clock.now();
-    let actor = ctx.account.as_ref().map(|a| a.id);
+    let actor = ctx.account_id();
     let summary = describe(&price);
     let new = service::plans::NewPrice { price, trial_days, billable };
     let row = service::plans::set_price(&state.store, actor, &plan, &new, &summary, now).await?;
