@@ -68,6 +68,11 @@ impl Ctx {
         self.account.as_ref().ok_or(PortalError::LoginRequired)
     }
 
+    /// The logged-in account's id, if any (the actor of an action).
+    pub fn account_id(&self) -> Option<turnpike_store::AccountId> {
+        self.account.as_ref().map(|a| turnpike_store::AccountId(a.id))
+    }
+
     /// Whether the visitor is a logged-in admin.
     pub fn is_admin(&self) -> bool {
         self.account.as_ref().is_some_and(|a| a.role == Role::Admin)

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use turnpike_store::StoreError;
 
-use crate::pages::errors::ErrorPage;
+use crate::error_page::ErrorPage;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,3 +72,9 @@ impl IntoResponse for PortalError {
 
 /// Handler result.
 pub type PortalResult<T> = Result<T, PortalError>;
+
+/// An id from a URL path segment; anything else is the 404 page (a typo or a probe never learns
+/// more than "not found").
+pub(crate) fn parse_id(raw: &str) -> PortalResult<i64> {
+    raw.parse::<i64>().map_err(|_| PortalError::NotFound)
+}

@@ -27,6 +27,7 @@ pub mod chrome;
 pub mod csv;
 pub mod ctx;
 pub mod error;
+pub mod error_page;
 pub mod format;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
@@ -75,7 +76,7 @@ const SESSION_IDLE: time::Duration = time::Duration::days(7);
 
 /// The complete portal router: pages, static assets, sessions, CSRF guard, security headers.
 pub fn app(state: PortalState) -> Router {
-    use pages::{account, admin, apps, billing, catalog, dashboard, errors, stripe};
+    use pages::{account, admin, apps, billing, catalog, dashboard, stripe};
 
     let sessions = SessionManagerLayer::new(state.store.clone())
         .with_name(if state.config.secure_cookies { SECURE_COOKIE_NAME } else { PLAIN_COOKIE_NAME })
@@ -104,7 +105,7 @@ pub fn app(state: PortalState) -> Router {
         .layer(frame)
         .layer(referrer)
         .layer(csp)
-        .layer(CatchPanicLayer::custom(errors::panic_response))
+        .layer(CatchPanicLayer::custom(error_page::panic_response))
         .with_state(state)
 }
 

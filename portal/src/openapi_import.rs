@@ -107,27 +107,36 @@ fn check(doc: Value) -> Result<ImportedSpec, Vec<String>> {
         return Err(vec!["The document must be an object with `openapi`, `info` and `paths` at the top.".to_owned()]);
     };
     let mut errors = Vec::new();
+    let openapi = check_version(root, &mut errors);
+    let (title, version, description) = check_info(root, &mut errors);
+    let (paths, operations) = check_paths(root, &openapi, &mut errors);
+    if errors.len() >= MAX_ERRORS {
+        errors.truncate(MAX_ERRORS);
+        errors.push("More problems may follow; fix these and upload again.".to_owned());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let json = serde_json::to_string(&doc).map_err(|e| vec![format!("The document could not be stored as JSON: {e}.")])?;
+    Ok(ImportedSpec { json, openapi, title, version, description, paths, operations })
+}
 
-    let openapi = match root.get("openapi") {
-        Some(Value::String(v)) if supported_version(v) => v.clone(),
-        Some(Value::String(v)) => {
-            errors.push(format!("`openapi` is “{v}”; Turnpike accepts OpenAPI 3.0.x and 3.1.x."));
-            String::new()
-        }
-        Some(_) => {
-            errors.push("`openapi` must be a string such as \"3.1.0\" (quote it in YAML).".to_owned());
-            String::new()
-        }
+/// The `openapi` field: a supported version, else empty with the reason in `errors`.
+fn check_version(root: &serde_json::Map<String, Value>, errors: &mut Vec<String>) -> String {
+    match root.get("openapi") {
+        Some(Value::String(v)) if supported_version(v) => return v.clone(),
+        Some(Value::String(v)) => errors.push(format!("`openapi` is “{v}”; Turnpike accepts OpenAPI 3.0.x and 3.1.x.")),
+        Some(_) => errors.push("`openapi` must be a string such as \"3.1.0\" (quote it in YAML).".to_owned()),
         None if root.contains_key("swagger") => {
-            errors.push("This is a Swagger 2.0 document; convert it to OpenAPI 3.0 or 3.1 first.".to_owned());
-            String::new()
+            errors.push("This is a Swagger 2.0 document; convert it to OpenAPI 3.0 or 3.1 first.".to_owned())
         }
-        None => {
-            errors.push("`openapi` is missing; it names the OpenAPI version, e.g. \"3.1.0\".".to_owned());
-            String::new()
-        }
-    };
+        None => errors.push("`openapi` is missing; it names the OpenAPI version, e.g. \"3.1.0\".".to_owned()),
+    }
+    String::new()
+}
 
+/// `info`: its title, version and description.
+fn check_info(root: &serde_json::Map<String, Value>, errors: &mut Vec<String>) -> (String, String, Option<String>) {
     let (mut title, mut version, mut description) = (String::new(), String::new(), None);
     match root.get("info") {
         Some(Value::Object(info)) => {
@@ -151,7 +160,11 @@ fn check(doc: Value) -> Result<ImportedSpec, Vec<String>> {
         Some(_) => errors.push("`info` must be an object with `title` and `version`.".to_owned()),
         None => errors.push("`info` is missing; it holds the API's `title` and `version`.".to_owned()),
     }
+    (title, version, description)
+}
 
+/// `paths`: how many paths and operations it describes.
+fn check_paths(root: &serde_json::Map<String, Value>, openapi: &str, errors: &mut Vec<String>) -> (usize, usize) {
     let (mut paths, mut operations) = (0, 0);
     match root.get("paths") {
         Some(Value::Object(map)) => {
@@ -164,19 +177,16 @@ fn check(doc: Value) -> Result<ImportedSpec, Vec<String>> {
                 if !path.starts_with('/') {
                     errors.push(format!("Path “{path}” must start with “/”."));
                 }
-                match item {
-                    Value::Object(ops) => {
-                        for (method, op) in ops {
-                            if METHODS.contains(&method.as_str()) {
-                                if op.is_object() {
-                                    operations += 1;
-                                } else if errors.len() < MAX_ERRORS {
-                                    errors.push(format!("`{method} {path}` must be an object describing the operation."));
-                                }
-                            }
-                        }
+                let Value::Object(ops) = item else {
+                    errors.push(format!("Path “{path}” must map to an object of operations."));
+                    continue;
+                };
+                for (method, op) in ops.iter().filter(|(m, _)| METHODS.contains(&m.as_str())) {
+                    if op.is_object() {
+                        operations += 1;
+                    } else if errors.len() < MAX_ERRORS {
+                        errors.push(format!("`{method} {path}` must be an object describing the operation."));
                     }
-                    _ => errors.push(format!("Path “{path}” must map to an object of operations.")),
                 }
             }
         }
@@ -185,15 +195,7 @@ fn check(doc: Value) -> Result<ImportedSpec, Vec<String>> {
         None if openapi.starts_with("3.1.") && (root.contains_key("webhooks") || root.contains_key("components")) => {}
         None => errors.push("`paths` is missing; Turnpike needs the API's paths to document it.".to_owned()),
     }
-    if errors.len() >= MAX_ERRORS {
-        errors.truncate(MAX_ERRORS);
-        errors.push("More problems may follow; fix these and upload again.".to_owned());
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let json = serde_json::to_string(&doc).map_err(|e| vec![format!("The document could not be stored as JSON: {e}.")])?;
-    Ok(ImportedSpec { json, openapi, title, version, description, paths, operations })
+    (paths, operations)
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ async fn multipart_token_matches(body: Bytes, boundary: &str, expected: &str) ->
 }
 
 fn upload_too_large() -> Response {
-    crate::pages::errors::ErrorPage::new(
+    crate::error_page::ErrorPage::new(
         axum::http::StatusCode::PAYLOAD_TOO_LARGE,
         "That upload is too large",
         "OpenAPI documents of up to 16 MiB can be uploaded. Go back and choose a smaller file.",

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::PortalResult;
-use crate::pages::errors::ErrorPage;
+use crate::error_page::ErrorPage;
 use crate::PortalState;
 
 /// An allowance: at most `max` counted attempts per `window` seconds for one key.

@@ -1,9 +1,10 @@
 use serde::Serialize;
 
+use crate::audit::{record_audit, record_audit_opt};
 use crate::changes::{record_change, ChangeKind};
 use crate::db::{in_tx, on_pool};
 use crate::domain::Email;
-use crate::{Store, StoreError};
+use crate::{Audit, Store, StoreError};
 
 /// Who an account is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,15 +88,52 @@ impl AccountRow {
     }
 }
 
+/// Refuse (with [`StoreError::Unverified`], from the enclosing function) unless account
+/// `$account_id` may hold new credentials. **The one rule for API keys and personal access
+/// tokens alike**: only an account whose email address is verified, and that is not deleted, gets
+/// working credentials (a pre-registered address must not before its owner confirms it). Checked
+/// inside the transaction that creates the credential, so a deletion cannot slip in between.
+macro_rules! require_credential_holder {
+    ($tx:expr, $account_id:expr) => {{
+        let holder: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL AND deleted_at IS NULL")
+                .bind($account_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        if holder.is_none() {
+            return Err($crate::StoreError::Unverified);
+        }
+    }};
+}
+pub(crate) use require_credential_holder;
+
 const ACCOUNT_COLUMNS: &str = "id, email, password_hash, role, status, email_verified_at, created_at";
 
 impl Store {
     /// Create an account. A taken email is [`StoreError::Conflict`] and stores nothing.
     pub async fn create_account(&self, email: &Email, password_hash: &str, role: Role, now: i64) -> Result<Account, StoreError> {
-        let row: AccountRow = on_pool!(self, p => sqlx::query_as(&format!(
-            "INSERT INTO accounts (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING {ACCOUNT_COLUMNS}"))
-            .bind(email.as_str()).bind(password_hash).bind(role.as_str()).bind(now)
-            .fetch_one(p).await?);
+        self.create_account_audited(email, password_hash, role, None, now).await
+    }
+
+    /// Create an account and write `audit` in one transaction (target: the new account; actor,
+    /// when `None`, the new account itself: a signup).
+    pub async fn create_account_audited(
+        &self,
+        email: &Email,
+        password_hash: &str,
+        role: Role,
+        audit: Option<&Audit>,
+        now: i64,
+    ) -> Result<Account, StoreError> {
+        let row: AccountRow = in_tx!(self, tx => {
+            let row: AccountRow = sqlx::query_as(&format!(
+                "INSERT INTO accounts (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING {ACCOUNT_COLUMNS}"))
+                .bind(email.as_str()).bind(password_hash).bind(role.as_str()).bind(now)
+                .fetch_one(&mut *tx).await?;
+            let audit = audit.map(|a| Audit { actor_id: a.actor_id.or(Some(row.id)), ..a.on(format!("account:{}", row.id)) });
+            record_audit_opt!(tx, audit, now);
+            row
+        });
         Ok(row.into_account()?.0)
     }
 
@@ -129,7 +167,7 @@ impl Store {
         Ok(n.0)
     }
 
-    /// Mark the email verified.
+    /// Mark the email verified (seeding and tests; the link's action is [`Store::verify_email`]).
     pub async fn mark_email_verified(&self, id: i64, now: i64) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
             "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1")
@@ -139,6 +177,17 @@ impl Store {
 
     /// Suspend or reactivate; gateways drop the account's cached keys.
     pub async fn set_account_status(&self, id: i64, status: AccountStatus, now: i64) -> Result<(), StoreError> {
+        self.set_account_status_audited(id, status, None, now).await
+    }
+
+    /// Suspend or reactivate and write `audit`, in one transaction.
+    pub async fn set_account_status_audited(
+        &self,
+        id: i64,
+        status: AccountStatus,
+        audit: Option<&Audit>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let s = match status {
             AccountStatus::Active => "active",
             AccountStatus::Suspended => "suspended",
@@ -150,6 +199,7 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             record_change!(tx, ChangeKind::Account, id.to_string(), now);
+            record_audit_opt!(tx, audit, now);
         });
         Ok(())
     }
@@ -216,7 +266,8 @@ impl Store {
     /// Soft-delete an account: revoke every key of every app (with change-log records, so
     /// gateways refuse them), anonymise the email, make the password unusable, suspend, set
     /// `deleted_at`, void its mailed tokens. Apps, usage and invoices stay for the books.
-    pub async fn delete_account(&self, id: i64, now: i64) -> Result<(), StoreError> {
+    /// `audit` is written in the same transaction.
+    pub async fn delete_account(&self, id: i64, audit: &Audit, now: i64) -> Result<(), StoreError> {
         in_tx!(self, tx => {
             let n = sqlx::query(
                 "UPDATE accounts SET email = $2, password_hash = '!', status = 'suspended', deleted_at = $3
@@ -237,6 +288,7 @@ impl Store {
             sqlx::query("UPDATE account_tokens SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL")
                 .bind(id).bind(now).execute(&mut *tx).await?;
             record_change!(tx, ChangeKind::Account, id.to_string(), now);
+            record_audit!(tx, audit, now);
         });
         Ok(())
     }

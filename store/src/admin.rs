@@ -117,7 +117,8 @@ impl Store {
 
     /// Suspend (`Suspended`) or reactivate (`Active`) one key. Revoked keys stay revoked
     /// ([`StoreError::NotFound`]). Gateways drop the key from their caches at once.
-    pub async fn set_key_suspended(&self, key_id: i64, suspended: bool, now: i64) -> Result<(), StoreError> {
+    /// `audit` is written in the same transaction.
+    pub async fn set_key_suspended(&self, key_id: i64, suspended: bool, audit: &crate::Audit, now: i64) -> Result<(), StoreError> {
         let (from, to) = if suspended { ("active", "suspended") } else { ("suspended", "active") };
         in_tx!(self, tx => {
             let hash: Option<(Vec<u8>,)> = sqlx::query_as(
@@ -125,6 +126,7 @@ impl Store {
                 .bind(key_id).bind(to).bind(from).fetch_optional(&mut *tx).await?;
             let Some((hash,)) = hash else { return Err(StoreError::NotFound) };
             record_change!(tx, ChangeKind::Key, hex::encode(hash), now);
+            crate::audit::record_audit!(tx, audit, now);
         });
         Ok(())
     }

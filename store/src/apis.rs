@@ -1,8 +1,9 @@
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{record_audit, record_audit_opt};
 use crate::changes::{record_change, ChangeKind};
 use crate::db::{in_tx, on_pool};
-use crate::{Store, StoreError};
+use crate::{Audit, Store, StoreError};
 
 /// Who can see an API in the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,63 +159,11 @@ pub struct NewApi {
     pub visibility: Visibility,
 }
 
-/// A plan: limits and prices for one API.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Plan {
-    /// Id.
-    pub id: i64,
-    /// The API it belongs to.
-    pub api_id: i64,
-    /// URL-safe name.
-    pub slug: String,
-    /// Display name.
-    pub name: String,
-    /// Sustained requests per second.
-    pub rate_per_second: i64,
-    /// Requests allowed at once above the sustained rate.
-    pub burst: i64,
-    /// Requests per billing period; `None` is unlimited.
-    pub monthly_quota: Option<i64>,
-    /// ISO 4217 code, lower case.
-    pub currency: String,
-    /// Flat price per period, minor units.
-    pub flat_price_minor: i64,
-    /// Price per 1,000 requests, minor units.
-    pub unit_price_minor_per_1000: i64,
-    /// Given to new apps automatically.
-    pub is_default: bool,
-}
-
-/// Fields of a new plan.
-#[derive(Debug, Clone)]
-pub struct NewPlan {
-    /// URL-safe name.
-    pub slug: String,
-    /// Display name.
-    pub name: String,
-    /// Requests per second.
-    pub rate_per_second: i64,
-    /// Burst.
-    pub burst: i64,
-    /// Requests per period.
-    pub monthly_quota: Option<i64>,
-    /// Currency.
-    pub currency: String,
-    /// Flat price, minor units.
-    pub flat_price_minor: i64,
-    /// Per-1,000 price, minor units.
-    pub unit_price_minor_per_1000: i64,
-    /// Given to new apps automatically.
-    pub is_default: bool,
-}
-
 const API_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
 /// [`API_COLUMNS`] without the document (up to 16 MiB each): `openapi` reads `Some("")` when
 /// there is one (an imported document is never empty), `None` when not.
 const API_LIST_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams,
     CASE WHEN openapi IS NULL THEN NULL ELSE '' END AS openapi, visibility, allow_query_key, updated_at";
-const PLAN_COLUMNS: &str =
-    "id, api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default";
 
 impl Store {
     /// Publish a new API. A taken slug is [`StoreError::Conflict`].
@@ -272,86 +221,6 @@ impl Store {
             .bind(slug).fetch_optional(p).await?)
         .ok_or(StoreError::NotFound)?;
         row.try_into()
-    }
-
-    /// Add a plan to an API. A taken slug is [`StoreError::Conflict`].
-    pub async fn create_plan(&self, api_id: i64, plan: &NewPlan, now: i64) -> Result<Plan, StoreError> {
-        Ok(in_tx!(self, tx => {
-            let row: Plan = sqlx::query_as(&format!(
-                "INSERT INTO plans (api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {PLAN_COLUMNS}"))
-                .bind(api_id).bind(&plan.slug).bind(&plan.name).bind(plan.rate_per_second).bind(plan.burst)
-                .bind(plan.monthly_quota).bind(&plan.currency).bind(plan.flat_price_minor)
-                .bind(plan.unit_price_minor_per_1000).bind(plan.is_default).bind(now)
-                .fetch_one(&mut *tx).await?;
-            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
-            row
-        }))
-    }
-
-    /// Change a plan's limits; every gateway re-reads them at once.
-    pub async fn update_plan_limits(
-        &self,
-        plan_id: i64,
-        rate_per_second: i64,
-        burst: i64,
-        monthly_quota: Option<i64>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        in_tx!(self, tx => {
-            let api: Option<(i64,)> = sqlx::query_as(
-                "UPDATE plans SET rate_per_second = $2, burst = $3, monthly_quota = $4 WHERE id = $1 RETURNING api_id")
-                .bind(plan_id).bind(rate_per_second).bind(burst).bind(monthly_quota).fetch_optional(&mut *tx).await?;
-            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
-            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
-        });
-        Ok(())
-    }
-
-    /// A plan's policy for a counter-store outage: `None` fails closed, `Some(secs)` fails open.
-    pub async fn plan_failure_policy(&self, plan_id: i64) -> Result<Option<i64>, StoreError> {
-        let row: Option<(String, i64)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT redis_failure_policy, fail_open_seconds FROM plans WHERE id = $1").bind(plan_id).fetch_optional(p).await?);
-        let (policy, secs) = row.ok_or(StoreError::NotFound)?;
-        Ok((policy == "open").then_some(secs))
-    }
-
-    /// Set a plan's policy for a counter-store outage: `None` fails closed (503), `Some(secs)`
-    /// admits on local limits for that long. Gateways pick it up through the change log.
-    pub async fn set_plan_failure_policy(&self, plan_id: i64, fail_open_seconds: Option<i64>, now: i64) -> Result<(), StoreError> {
-        let (policy, secs) = match fail_open_seconds {
-            Some(s) => ("open", s.max(0)),
-            None => ("closed", 300),
-        };
-        in_tx!(self, tx => {
-            let api: Option<(i64,)> = sqlx::query_as(
-                "UPDATE plans SET redis_failure_policy = $2, fail_open_seconds = $3 WHERE id = $1 RETURNING api_id")
-                .bind(plan_id).bind(policy).bind(secs).fetch_optional(&mut *tx).await?;
-            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
-            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
-        });
-        Ok(())
-    }
-
-    /// The plans of an API, cheapest first.
-    pub async fn list_plans(&self, api_id: i64) -> Result<Vec<Plan>, StoreError> {
-        Ok(on_pool!(self, p => sqlx::query_as(&format!(
-            "SELECT {PLAN_COLUMNS} FROM plans WHERE api_id = $1 ORDER BY flat_price_minor, id"))
-            .bind(api_id).fetch_all(p).await?))
-    }
-
-    /// Every plan flagged default, one per API at most (the first by id).
-    pub async fn default_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        let plans: Vec<Plan> = on_pool!(self, p => sqlx::query_as(&format!(
-            "SELECT {PLAN_COLUMNS} FROM plans WHERE is_default ORDER BY api_id, id"))
-            .fetch_all(p).await?);
-        let mut out: Vec<Plan> = Vec::new();
-        for plan in plans {
-            if out.last().map(|l| l.api_id) != Some(plan.api_id) {
-                out.push(plan);
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -418,27 +287,11 @@ pub struct ApiSettings {
     pub lifecycle: Lifecycle,
 }
 
-/// A plan's fields an admin edits (prices belong to billing and are left alone).
-#[derive(Debug, Clone)]
-pub struct PlanLimits {
-    /// URL-safe name.
-    pub slug: String,
-    /// Display name.
-    pub name: String,
-    /// Requests per second.
-    pub rate_per_second: i64,
-    /// Burst.
-    pub burst: i64,
-    /// Requests per period; `None` is unlimited.
-    pub monthly_quota: Option<i64>,
-    /// Given to new apps automatically (at most one per API: setting it clears the others).
-    pub is_default: bool,
-}
-
 impl Store {
     /// Create an API with every admin setting and, optionally, its OpenAPI document (JSON text),
-    /// in one transaction. A taken slug is [`StoreError::Conflict`] and stores nothing.
-    pub async fn create_api_with(&self, s: &ApiSettings, openapi: Option<&str>, now: i64) -> Result<Api, StoreError> {
+    /// and `audit` (target: the new API), in one transaction. A taken slug is
+    /// [`StoreError::Conflict`] and stores nothing.
+    pub async fn create_api_with(&self, s: &ApiSettings, openapi: Option<&str>, audit: &Audit, now: i64) -> Result<Api, StoreError> {
         let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row: ApiRow = in_tx!(self, tx => {
             let row: ApiRow = sqlx::query_as(&format!(
@@ -448,6 +301,7 @@ impl Store {
                 .bind(upstreams).bind(openapi).bind(s.visibility.as_str()).bind(s.allow_query_key).bind(s.lifecycle.as_str()).bind(now)
                 .fetch_one(&mut *tx).await?;
             record_change!(tx, ChangeKind::Api, row.id.to_string(), now);
+            record_audit!(tx, audit.on(format!("api:{}", row.id)), now);
             row
         });
         row.try_into()
@@ -456,6 +310,18 @@ impl Store {
     /// Replace an API's settings and, when `openapi` is `Some`, its OpenAPI document; gateways
     /// reload its route at once. A slug taken by another API is [`StoreError::Conflict`].
     pub async fn update_api(&self, id: i64, s: &ApiSettings, openapi: Option<&str>, now: i64) -> Result<Api, StoreError> {
+        self.update_api_audited(id, s, openapi, None, now).await
+    }
+
+    /// [`Store::update_api`] and `audit`, in one transaction.
+    pub async fn update_api_audited(
+        &self,
+        id: i64,
+        s: &ApiSettings,
+        openapi: Option<&str>,
+        audit: Option<&Audit>,
+        now: i64,
+    ) -> Result<Api, StoreError> {
         let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row: ApiRow = in_tx!(self, tx => {
             let row: Option<ApiRow> = sqlx::query_as(&format!(
@@ -467,6 +333,7 @@ impl Store {
                 .fetch_optional(&mut *tx).await?;
             let Some(row) = row else { return Err(StoreError::NotFound) };
             record_change!(tx, ChangeKind::Api, id.to_string(), now);
+            record_audit_opt!(tx, audit, now);
             row
         });
         row.try_into()
@@ -495,140 +362,5 @@ impl Store {
         rows.into_iter()
             .map(|(id, s)| Lifecycle::parse(&s).map(|l| (id, l)).ok_or_else(|| StoreError::Corrupt(format!("lifecycle {s}"))))
             .collect()
-    }
-
-    /// A plan by id.
-    pub async fn get_plan(&self, id: i64) -> Result<Plan, StoreError> {
-        on_pool!(self, p => sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
-            .bind(id).fetch_optional(p).await?)
-        .ok_or(StoreError::NotFound)
-    }
-
-    /// Change a plan's name, slug, limits and default flag (never its prices); when it becomes the
-    /// default, the API's other plans stop being default. Gateways re-read the limits at once.
-    pub async fn update_plan(&self, plan_id: i64, l: &PlanLimits, now: i64) -> Result<Plan, StoreError> {
-        Ok(in_tx!(self, tx => {
-            let row: Option<Plan> = sqlx::query_as(&format!(
-                "UPDATE plans SET slug = $2, name = $3, rate_per_second = $4, burst = $5, monthly_quota = $6, is_default = $7
-                 WHERE id = $1 RETURNING {PLAN_COLUMNS}"))
-                .bind(plan_id).bind(&l.slug).bind(&l.name).bind(l.rate_per_second).bind(l.burst).bind(l.monthly_quota).bind(l.is_default)
-                .fetch_optional(&mut *tx).await?;
-            let Some(row) = row else { return Err(StoreError::NotFound) };
-            if l.is_default {
-                sqlx::query("UPDATE plans SET is_default = FALSE WHERE api_id = $1 AND id <> $2")
-                    .bind(row.api_id).bind(plan_id).execute(&mut *tx).await?;
-            }
-            record_change!(tx, ChangeKind::Api, row.api_id.to_string(), now);
-            row
-        }))
-    }
-
-    /// Make `plan_id` its API's only default plan (after creating a plan flagged default).
-    pub async fn make_default_plan(&self, plan_id: i64, now: i64) -> Result<(), StoreError> {
-        in_tx!(self, tx => {
-            let api: Option<(i64,)> = sqlx::query_as("UPDATE plans SET is_default = TRUE WHERE id = $1 RETURNING api_id")
-                .bind(plan_id).fetch_optional(&mut *tx).await?;
-            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
-            sqlx::query("UPDATE plans SET is_default = FALSE WHERE api_id = $1 AND id <> $2").bind(api_id).bind(plan_id).execute(&mut *tx).await?;
-            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
-        });
-        Ok(())
-    }
-}
-
-// ---- Plan pricing (billing) ----
-
-/// One version of a plan's price. `pricing` is `turnpike_billing::Pricing` as JSON; the store
-/// keeps it opaque.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct PlanPriceRow {
-    /// Id (recorded on invoices).
-    pub id: i64,
-    /// Plan.
-    pub plan_id: i64,
-    /// 1, 2, … per plan.
-    pub version: i64,
-    /// ISO 4217 code, lower case.
-    pub currency: String,
-    /// The price description, JSON.
-    pub pricing: String,
-    /// Free trial length.
-    pub trial_days: i64,
-    /// `admitted` or `admitted_non_5xx`.
-    pub billable: String,
-    /// When this version was created (unix seconds).
-    pub created_at: i64,
-}
-
-/// A new price version.
-#[derive(Debug, Clone)]
-pub struct NewPlanPrice {
-    /// ISO 4217 code, lower case.
-    pub currency: String,
-    /// `turnpike_billing::Pricing` as JSON.
-    pub pricing: String,
-    /// Free trial length.
-    pub trial_days: i64,
-    /// `admitted` or `admitted_non_5xx`.
-    pub billable: String,
-    /// Base fee (minor units), copied to `plans.flat_price_minor` for catalog ordering.
-    pub base_fee: i64,
-    /// `Some(q)`: set the plan's gateway quota to `q` (a hard cap, or `None` = unlimited).
-    pub monthly_quota: Option<Option<i64>>,
-}
-
-const PRICE_COLUMNS: &str = "id, plan_id, version, currency, pricing, trial_days, billable, created_at";
-
-impl Store {
-    /// Every plan of every API, by API then price.
-    pub async fn list_all_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        Ok(on_pool!(self, p => sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY api_id, flat_price_minor, id"))
-            .fetch_all(p).await?))
-    }
-
-    /// Store a new price version for `plan_id` (version = previous + 1) and apply its quota to the
-    /// plan; gateways re-read the plan at once.
-    pub async fn set_plan_price(&self, plan_id: i64, price: &NewPlanPrice, now: i64) -> Result<PlanPriceRow, StoreError> {
-        Ok(in_tx!(self, tx => {
-            let api: Option<(i64,)> = sqlx::query_as(
-                "UPDATE plans SET currency = $2, flat_price_minor = $3 WHERE id = $1 RETURNING api_id")
-                .bind(plan_id).bind(&price.currency).bind(price.base_fee).fetch_optional(&mut *tx).await?;
-            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
-            if let Some(quota) = price.monthly_quota {
-                sqlx::query("UPDATE plans SET monthly_quota = $2 WHERE id = $1").bind(plan_id).bind(quota).execute(&mut *tx).await?;
-            }
-            let row: PlanPriceRow = sqlx::query_as(&format!(
-                "INSERT INTO plan_prices (plan_id, version, currency, pricing, trial_days, billable, created_at)
-                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM plan_prices WHERE plan_id = $1
-                 RETURNING {PRICE_COLUMNS}"))
-                .bind(plan_id).bind(&price.currency).bind(&price.pricing).bind(price.trial_days).bind(&price.billable).bind(now)
-                .fetch_one(&mut *tx).await?;
-            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
-            row
-        }))
-    }
-
-    /// The price version in effect at `at`: the newest created at or before it, else the first
-    /// version ever (a price set after `at` still applies to a plan that had none). `None` when the
-    /// plan has no stored price (its legacy columns apply).
-    pub async fn plan_price_at(&self, plan_id: i64, at: i64) -> Result<Option<PlanPriceRow>, StoreError> {
-        Ok(on_pool!(self, p => sqlx::query_as(&format!(
-            "SELECT {PRICE_COLUMNS} FROM plan_prices WHERE plan_id = $1
-             ORDER BY CASE WHEN created_at <= $2 THEN 0 ELSE 1 END, CASE WHEN created_at <= $2 THEN -version ELSE version END LIMIT 1"))
-            .bind(plan_id).bind(at).fetch_optional(p).await?))
-    }
-
-    /// A price version by id.
-    pub async fn get_plan_price(&self, id: i64) -> Result<PlanPriceRow, StoreError> {
-        on_pool!(self, p => sqlx::query_as(&format!("SELECT {PRICE_COLUMNS} FROM plan_prices WHERE id = $1"))
-            .bind(id).fetch_optional(p).await?)
-        .ok_or(StoreError::NotFound)
-    }
-
-    /// Every price version of a plan, newest first.
-    pub async fn plan_price_history(&self, plan_id: i64) -> Result<Vec<PlanPriceRow>, StoreError> {
-        Ok(on_pool!(self, p => sqlx::query_as(&format!(
-            "SELECT {PRICE_COLUMNS} FROM plan_prices WHERE plan_id = $1 ORDER BY version DESC"))
-            .bind(plan_id).fetch_all(p).await?))
     }
 }

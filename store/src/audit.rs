@@ -40,6 +40,11 @@ impl Audit {
     pub fn new(actor_id: Option<i64>, action: &'static str, target: impl Into<String>, detail: impl Into<String>) -> Audit {
         Audit { actor_id, action, target: target.into(), detail: detail.into() }
     }
+
+    /// The same entry about `target` (for a row the store creates: `key:42`).
+    pub fn on(&self, target: impl Into<String>) -> Audit {
+        Audit { target: target.into(), ..self.clone() }
+    }
 }
 
 /// Insert `$audit` (an [`Audit`]) inside the caller's transaction.
@@ -58,9 +63,22 @@ macro_rules! record_audit {
 }
 pub(crate) use record_audit;
 
+/// Insert `$audit` (an `Option<&Audit>` or `Option<Audit>`) when there is one.
+macro_rules! record_audit_opt {
+    ($tx:expr, $audit:expr, $now:expr) => {{
+        if let Some(audit) = $audit {
+            $crate::audit::record_audit!($tx, audit, $now);
+        }
+    }};
+}
+pub(crate) use record_audit_opt;
+
 impl Store {
-    /// Append to the audit log (for events that change nothing else; an action's row goes
-    /// through [`Audit`] in the action's own transaction).
+    /// Append to the audit log, on its own. Only for **events that change nothing else**: a
+    /// login, a refused login, a signup attempt with a taken address, a password-reset request
+    /// (`login`, `login.refused`, `signup.existing_email`, `password.reset_requested`) and the
+    /// CLI's seeding. An action that changes something writes its row through [`Audit`] in the
+    /// action's own transaction, so the change and its row are kept or lost together.
     pub async fn audit(&self, actor_id: Option<i64>, action: &str, target: &str, detail: &str, now: i64) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query("INSERT INTO audit_log (at, actor_id, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(now).bind(actor_id).bind(action).bind(target).bind(detail).execute(p).await?.rows_affected());

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::db::{in_tx, on_pool};
-use crate::{Store, StoreError};
+use crate::{Audit, Store, StoreError};
 
 /// An invoice.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -281,23 +281,28 @@ impl Store {
             .bind(invoice_id).fetch_all(p).await?))
     }
 
-    /// Mark an open invoice paid. [`StoreError::NotFound`] if it is not open.
-    pub async fn mark_invoice_paid(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        let n = on_pool!(self, p => sqlx::query("UPDATE invoices SET status = 'paid', paid_at = $2 WHERE id = $1 AND status = 'open'")
-            .bind(id).bind(now).execute(p).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+    /// Mark an open invoice paid and write `audit`, in one transaction. [`StoreError::NotFound`]
+    /// if it is not open.
+    pub async fn mark_invoice_paid(&self, id: i64, audit: &Audit, now: i64) -> Result<(), StoreError> {
+        self.close_invoice(id, "paid", audit, now).await
     }
 
-    /// Void an open invoice. [`StoreError::NotFound`] if it is not open.
-    pub async fn void_invoice(&self, id: i64) -> Result<(), StoreError> {
-        let n = on_pool!(self, p => sqlx::query("UPDATE invoices SET status = 'void' WHERE id = $1 AND status = 'open'")
-            .bind(id).execute(p).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+    /// Void an open invoice and write `audit`, in one transaction. [`StoreError::NotFound`] if it
+    /// is not open.
+    pub async fn void_invoice(&self, id: i64, audit: &Audit, now: i64) -> Result<(), StoreError> {
+        self.close_invoice(id, "void", audit, now).await
+    }
+
+    async fn close_invoice(&self, id: i64, status: &str, audit: &Audit, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let n = sqlx::query(
+                "UPDATE invoices SET status = $2, paid_at = CASE WHEN $2 = 'paid' THEN $3 ELSE paid_at END WHERE id = $1 AND status = 'open'")
+                .bind(id).bind(status).bind(now).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            crate::audit::record_audit!(tx, audit, now);
+        });
         Ok(())
     }
 

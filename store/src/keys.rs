@@ -99,23 +99,42 @@ pub struct KeyAuth {
 const KEY_COLUMNS: &str = "id, app_id, name, display_prefix, status, created_at, last_used_at, expires_at";
 
 impl Store {
-    /// Store a new key's hash for `app_id` (seeding and tests; the portal's action is
-    /// [`Store::create_key_audited`]).
+    /// Store a new key's hash for `app_id` (the operator's seeding and the tests; the portal's
+    /// action is [`Store::create_key_as`]).
     pub async fn create_key(&self, app_id: i64, name: &str, key: &ApiKey, now: i64) -> Result<KeyRecord, StoreError> {
-        self.create_key_audited(app_id, name, key, now, None).await
+        self.insert_key(None, app_id, name, key, None, now).await
     }
 
-    /// Store a new key's hash for `app_id` and `audit` (target: the new key) in one transaction.
-    pub async fn create_key_audited(
+    /// Store a new key's hash for app `app_id` of `account_id` and `audit` (target: the new key)
+    /// in one transaction, if the account may hold credentials (a verified email address, not
+    /// deleted: the rule personal access tokens follow too); otherwise [`StoreError::Unverified`]
+    /// and nothing is stored.
+    pub async fn create_key_as(
         &self,
+        account_id: i64,
         app_id: i64,
         name: &str,
         key: &ApiKey,
+        audit: Audit,
         now: i64,
+    ) -> Result<KeyRecord, StoreError> {
+        self.insert_key(Some(account_id), app_id, name, key, Some(audit), now).await
+    }
+
+    async fn insert_key(
+        &self,
+        holder: Option<i64>,
+        app_id: i64,
+        name: &str,
+        key: &ApiKey,
         audit: Option<Audit>,
+        now: i64,
     ) -> Result<KeyRecord, StoreError> {
         let hash = key.hash();
         let row: KeyRow = in_tx!(self, tx => {
+            if let Some(account_id) = holder {
+                crate::accounts::require_credential_holder!(tx, account_id);
+            }
             let row: KeyRow = sqlx::query_as(&format!(
                 "INSERT INTO api_keys (app_id, name, display_prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {KEY_COLUMNS}"))
                 .bind(app_id).bind(name).bind(key.display_prefix()).bind(hash.0.to_vec()).bind(now)

@@ -105,9 +105,9 @@ pub struct KeyUsage {
 
 impl Store {
     /// Store a new token's hash for `account_id` and audit it (`actor`: who asked; `None` for the
-    /// operator's CLI) in one transaction. **Only a verified account gets tokens** (the one place
-    /// this rule lives, for the page and the CLI alike): an unverified or deleted account is
-    /// [`StoreError::Unverified`] and nothing is stored.
+    /// operator's CLI) in one transaction. **Only a verified account gets tokens**, for the page
+    /// and the CLI alike (the rule API keys follow too: `require_credential_holder`): an
+    /// unverified or deleted account is [`StoreError::Unverified`] and nothing is stored.
     pub async fn create_pat(
         &self,
         account_id: i64,
@@ -118,13 +118,12 @@ impl Store {
         now: i64,
     ) -> Result<PatRecord, StoreError> {
         Ok(in_tx!(self, tx => {
-            let row: Option<PatRecord> = sqlx::query_as(&format!(
+            crate::accounts::require_credential_holder!(tx, account_id);
+            let row: PatRecord = sqlx::query_as(&format!(
                 "INSERT INTO api_tokens (account_id, name, display_prefix, token_hash, created_at, expires_at)
-                 SELECT id, $2, $3, $4, $5, $6 FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL AND deleted_at IS NULL
-                 RETURNING {PAT_COLUMNS}"))
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PAT_COLUMNS}"))
                 .bind(account_id).bind(name).bind(token.display_prefix()).bind(token.hash().to_vec()).bind(now).bind(expires_at)
-                .fetch_optional(&mut *tx).await?;
-            let Some(row) = row else { return Err(StoreError::Unverified) };
+                .fetch_one(&mut *tx).await?;
             let detail = format!("{} ({}…){}", row.name, row.display_prefix, if actor.is_none() { " via cli" } else { "" });
             crate::audit::record_audit!(tx, crate::Audit::new(actor, "token.create", format!("token:{}", row.id), detail), now);
             row
@@ -140,13 +139,15 @@ impl Store {
 
     /// Revoke one of the account's tokens. Revoking twice keeps the first instant; another
     /// account's token is [`StoreError::NotFound`].
-    pub async fn revoke_pat(&self, account_id: i64, token_id: i64, now: i64) -> Result<(), StoreError> {
-        let n = on_pool!(self, p => sqlx::query(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND account_id = $2")
-            .bind(token_id).bind(account_id).bind(now).execute(p).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+    pub async fn revoke_pat(&self, account_id: i64, token_id: i64, audit: &crate::Audit, now: i64) -> Result<(), StoreError> {
+        in_tx!(self, tx => {
+            let n = sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND account_id = $2")
+                .bind(token_id).bind(account_id).bind(now).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            crate::audit::record_audit!(tx, audit, now);
+        });
         Ok(())
     }
 

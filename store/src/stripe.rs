@@ -171,6 +171,53 @@ macro_rules! set_status_from_event {
 
 const STATE_COLUMNS: &str = "subscription_id, stripe_subscription_id, customer_id, last_event_created, past_due_since, grace_until";
 
+/// A checkout completed (`StripeAction::Activate`): put the app on the plan (a new subscription
+/// or a re-plan) and link it to Stripe's subscription, unless a newer event already moved it.
+/// Inside `apply_stripe_event`'s transaction; evaluates to the outcome.
+macro_rules! activate_from_event {
+    ($tx:ident, $app_id:expr, $plan_id:expr, $stripe_subscription_id:expr, $customer_id:expr, $created:expr, $now:expr) => {{
+        let (app_id, plan_id, stripe_subscription_id, customer_id, created, now) =
+            ($app_id, $plan_id, $stripe_subscription_id, $customer_id, $created, $now);
+        // Ordering first: an older checkout event must not re-plan a subscription
+        // that a newer event already moved.
+        let last: Option<(i64,)> = sqlx::query_as(
+            "SELECT ss.last_event_created FROM stripe_subscriptions ss
+             JOIN subscriptions s ON s.id = ss.subscription_id JOIN plans p ON p.api_id = s.api_id
+             WHERE s.app_id = $1 AND p.id = $2")
+            .bind(app_id).bind(plan_id).fetch_optional(&mut *$tx).await?;
+        if last.is_some_and(|(l,)| created < l) {
+            StripeEventOutcome::Stale
+        } else {
+            let anchor = crate::clock::hour_start(now);
+            let sub: Option<(i64, i64)> = sqlx::query_as(
+                "INSERT INTO subscriptions (app_id, api_id, plan_id, billing_anchor, created_at)
+                 SELECT a.id, p.api_id, p.id, $3, $3 FROM plans p, apps a WHERE p.id = $2 AND a.id = $1
+                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, status = 'active',
+                   revision = subscriptions.revision + 1
+                 RETURNING id, app_id")
+                .bind(app_id).bind(plan_id).bind(anchor).fetch_optional(&mut *$tx).await?;
+            match sub {
+                None => StripeEventOutcome::Unmatched,
+                Some((sub_id, app_id)) => {
+                    sqlx::query(
+                        "INSERT INTO stripe_subscriptions
+                           (subscription_id, stripe_subscription_id, customer_id, last_event_created, past_due_since, grace_until, updated_at)
+                         VALUES ($1, $2, $3, $4, NULL, NULL, $5)
+                         ON CONFLICT (subscription_id) DO UPDATE SET
+                           stripe_subscription_id = COALESCE(excluded.stripe_subscription_id, stripe_subscriptions.stripe_subscription_id),
+                           customer_id = COALESCE(excluded.customer_id, stripe_subscriptions.customer_id),
+                           last_event_created = excluded.last_event_created,
+                           past_due_since = NULL, grace_until = NULL, updated_at = excluded.updated_at")
+                        .bind(sub_id).bind(stripe_subscription_id).bind(customer_id).bind(created).bind(now)
+                        .execute(&mut *$tx).await?;
+                    record_change!($tx, ChangeKind::App, app_id.to_string(), now);
+                    StripeEventOutcome::Applied
+                }
+            }
+        }
+    }};
+}
+
 impl Store {
     /// The account's Stripe customer id, if one was created.
     pub async fn stripe_customer(&self, account_id: i64) -> Result<Option<String>, StoreError> {
@@ -213,43 +260,7 @@ impl Store {
                 let outcome = match action {
                     StripeAction::Ignore => StripeEventOutcome::Unmatched,
                     StripeAction::Activate { app_id, plan_id, stripe_subscription_id, customer_id } => {
-                        // Ordering first: an older checkout event must not re-plan a subscription
-                        // that a newer event already moved.
-                        let last: Option<(i64,)> = sqlx::query_as(
-                            "SELECT ss.last_event_created FROM stripe_subscriptions ss
-                             JOIN subscriptions s ON s.id = ss.subscription_id JOIN plans p ON p.api_id = s.api_id
-                             WHERE s.app_id = $1 AND p.id = $2")
-                            .bind(app_id).bind(plan_id).fetch_optional(&mut *tx).await?;
-                        if last.is_some_and(|(l,)| created < l) {
-                            StripeEventOutcome::Stale
-                        } else {
-                            let anchor = crate::clock::hour_start(now);
-                            let sub: Option<(i64, i64)> = sqlx::query_as(
-                                "INSERT INTO subscriptions (app_id, api_id, plan_id, billing_anchor, created_at)
-                                 SELECT a.id, p.api_id, p.id, $3, $3 FROM plans p, apps a WHERE p.id = $2 AND a.id = $1
-                                 ON CONFLICT (app_id, api_id) DO UPDATE SET plan_id = excluded.plan_id, status = 'active',
-                                   revision = subscriptions.revision + 1
-                                 RETURNING id, app_id")
-                                .bind(app_id).bind(plan_id).bind(anchor).fetch_optional(&mut *tx).await?;
-                            match sub {
-                                None => StripeEventOutcome::Unmatched,
-                                Some((sub_id, app_id)) => {
-                                    sqlx::query(
-                                        "INSERT INTO stripe_subscriptions
-                                           (subscription_id, stripe_subscription_id, customer_id, last_event_created, past_due_since, grace_until, updated_at)
-                                         VALUES ($1, $2, $3, $4, NULL, NULL, $5)
-                                         ON CONFLICT (subscription_id) DO UPDATE SET
-                                           stripe_subscription_id = COALESCE(excluded.stripe_subscription_id, stripe_subscriptions.stripe_subscription_id),
-                                           customer_id = COALESCE(excluded.customer_id, stripe_subscriptions.customer_id),
-                                           last_event_created = excluded.last_event_created,
-                                           past_due_since = NULL, grace_until = NULL, updated_at = excluded.updated_at")
-                                        .bind(sub_id).bind(stripe_subscription_id).bind(customer_id).bind(created).bind(now)
-                                        .execute(&mut *tx).await?;
-                                    record_change!(tx, ChangeKind::App, app_id.to_string(), now);
-                                    StripeEventOutcome::Applied
-                                }
-                            }
-                        }
+                        activate_from_event!(tx, app_id, plan_id, stripe_subscription_id, customer_id, created, now)
                     }
                     StripeAction::PaymentFailed { stripe_subscription_id, grace_until } => {
                         // The grace period starts once: a retried payment that fails again does

@@ -1,8 +1,9 @@
 use serde::Serialize;
 
+use crate::audit::record_audit_opt;
 use crate::changes::{record_change, ChangeKind};
 use crate::db::{in_tx, on_pool};
-use crate::{Store, StoreError};
+use crate::{Audit, Store, StoreError};
 
 /// An app's subscription to one API's plan.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -87,6 +88,11 @@ impl Store {
     /// up again here ([`StoreError::Conflict`]): that is a billing event, and the ledger's
     /// `subscribe` records what it costs. Unknown plan: [`StoreError::NotFound`].
     pub async fn subscribe(&self, app_id: i64, plan_id: i64, now: i64) -> Result<Subscription, StoreError> {
+        self.subscribe_audited(app_id, plan_id, None, now).await
+    }
+
+    /// [`Store::subscribe`] and `audit` (target: the subscription), in one transaction.
+    pub async fn subscribe_audited(&self, app_id: i64, plan_id: i64, audit: Option<&Audit>, now: i64) -> Result<Subscription, StoreError> {
         let anchor = crate::clock::hour_start(now);
         Ok(in_tx!(self, tx => {
             let row: Option<Subscription> = sqlx::query_as(&format!(
@@ -102,6 +108,7 @@ impl Store {
                 return Err(if plan.is_some() { StoreError::Conflict } else { StoreError::NotFound });
             };
             record_change!(tx, ChangeKind::App, app_id.to_string(), now);
+            record_audit_opt!(tx, audit.map(|a| a.on(format!("subscription:{}", row.id))), now);
             row
         }))
     }
@@ -205,13 +212,15 @@ impl Store {
     /// one the caller read and priced the change from). Another write in between (a concurrent
     /// plan change, a webhook, a period end) makes this [`StoreError::Stale`] and records nothing;
     /// a change that does not apply to the subscription's state is [`StoreError::NotFound`]. The
-    /// change log tells gateways at once.
+    /// change log tells gateways at once. `audit`, when given, is written in the same transaction
+    /// (target: the subscription).
     pub async fn change_subscription(
         &self,
         subscription_id: i64,
         revision: i64,
         change: PlanChange,
         adjustments: &[(i64, String, i64)],
+        audit: Option<&Audit>,
         now: i64,
     ) -> Result<Subscription, StoreError> {
         Ok(in_tx!(self, tx => {
@@ -260,6 +269,7 @@ impl Store {
             let row: Subscription = sqlx::query_as(&format!("SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = $1"))
                 .bind(subscription_id).fetch_one(&mut *tx).await?;
             record_change!(tx, ChangeKind::App, row.app_id.to_string(), now);
+            record_audit_opt!(tx, audit.map(|a| a.on(format!("subscription:{subscription_id}"))), now);
             row
         }))
     }

@@ -5,8 +5,8 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::on_pool;
-use crate::{Store, StoreError};
+use crate::db::{in_tx, on_pool};
+use crate::{Audit, Store, StoreError};
 
 /// What a token may be used for. A token of one purpose is refused for any other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +75,28 @@ impl Store {
         new_email: Option<&str>,
         now: i64,
     ) -> Result<IssuedToken, StoreError> {
+        self.issue_token_audited(account_id, purpose, new_email, None, now).await
+    }
+
+    /// [`Store::issue_token`] and `audit`, in one transaction.
+    pub async fn issue_token_audited(
+        &self,
+        account_id: i64,
+        purpose: TokenPurpose,
+        new_email: Option<&str>,
+        audit: Option<&Audit>,
+        now: i64,
+    ) -> Result<IssuedToken, StoreError> {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
-        on_pool!(self, p => sqlx::query(
-            "INSERT INTO account_tokens (account_id, purpose, token_hash, new_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(account_id).bind(purpose.as_str()).bind(token_hash(&token)).bind(new_email).bind(now).bind(now + purpose.ttl())
-            .execute(p).await?.rows_affected());
+        in_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO account_tokens (account_id, purpose, token_hash, new_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(account_id).bind(purpose.as_str()).bind(token_hash(&token)).bind(new_email).bind(now).bind(now + purpose.ttl())
+                .execute(&mut *tx).await?;
+            crate::audit::record_audit_opt!(tx, audit, now);
+        });
         Ok(IssuedToken(token))
     }
 
@@ -103,6 +118,25 @@ impl Store {
              RETURNING account_id, new_email")
             .bind(token_hash(token)).bind(purpose.as_str()).bind(now).fetch_optional(p).await?);
         Ok(row.map(|(account_id, new_email)| TokenGrant { account_id, new_email }))
+    }
+
+    /// Use an email-verification `token` and mark its account's email verified, audited
+    /// (`email.verify`), in one transaction. The account's id, or `None` for a dead link (nothing
+    /// changes).
+    pub async fn verify_email(&self, token: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        Ok(in_tx!(self, tx => {
+            let row: Option<(i64,)> = sqlx::query_as(
+                "UPDATE account_tokens SET used_at = $3
+                 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+                 RETURNING account_id")
+                .bind(token_hash(token)).bind(TokenPurpose::VerifyEmail.as_str()).bind(now).fetch_optional(&mut *tx).await?;
+            if let Some((id,)) = row {
+                sqlx::query("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1")
+                    .bind(id).bind(now).execute(&mut *tx).await?;
+                crate::audit::record_audit!(tx, Audit::new(Some(id), "email.verify", format!("account:{id}"), ""), now);
+            }
+            row.map(|(id,)| id)
+        }))
     }
 
     /// Void every unused token of `purpose` for the account (e.g. older reset links once one

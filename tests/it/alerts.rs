@@ -155,10 +155,9 @@ async fn webhooks_are_signed_retried_with_backoff_and_logged() {
 
         let acc = s.create_account(&Email::parse("hooks@example.com").unwrap(), "x", AccountRole::Developer, now).await.unwrap();
         let app = s.create_app(acc.id, "app", now).await.unwrap();
-        let key = s
-            .create_key_audited(app.id, "k", &ApiKey::generate(), now, Some(Audit::new(Some(acc.id), "key.create", "", "")))
-            .await
-            .unwrap();
+        s.mark_email_verified(acc.id, now).await.unwrap();
+        let key =
+            s.create_key_as(acc.id, app.id, "k", &ApiKey::generate(), Audit::new(Some(acc.id), "key.create", "", ""), now).await.unwrap();
         s.revoke_key_audited(app.id, key.id, now, Some(Audit::new(Some(acc.id), "key.revoke", format!("key:{}", key.id), "")))
             .await
             .unwrap();

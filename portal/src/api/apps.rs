@@ -11,6 +11,7 @@ use super::auth::Caller;
 use super::problem::{ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, OwnedErrors, Problem, WriteErrors};
 use crate::service;
 use crate::PortalState;
+use turnpike_store::{AccountId, AppId};
 
 /// An app: owns keys and subscriptions.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,7 +40,7 @@ pub struct NameIn {
 
 /// The app, if the caller owns it.
 pub(crate) async fn owned_app(state: &PortalState, caller: &Caller, app_id: i64) -> ApiResult<App> {
-    Ok(service::apps::owned_app(&state.store, caller.account.id, app_id).await?)
+    Ok(service::apps::owned_app(&state.store, AccountId(caller.account.id), AppId(app_id)).await?)
 }
 
 /// The caller's apps, oldest first.

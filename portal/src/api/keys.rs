@@ -115,5 +115,5 @@ pub async fn revoke_key(
     ApiPath((app_id, key_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<Json<KeyOut>> {
     let app = owned_app(&state, &caller, app_id).await?;
-    Ok(Json(service::keys::revoke_key(&state.store, &caller.account, &app, key_id, state.clock.now()).await?.into()))
+    Ok(Json(service::keys::revoke_key(&state.store, &caller.account, &app, turnpike_store::KeyId(key_id), state.clock.now()).await?.into()))
 }

@@ -130,6 +130,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::HasBillingHistory => ApiError::Conflict(
                 "This app has metered usage or invoices, which are kept for billing. Revoke its keys to stop it instead.".into(),
             ),
+            ServiceError::SlugTaken => ApiError::Conflict("This slug is taken.".into()),
+            ServiceError::EmailTaken => ApiError::Conflict("This email address already has an account.".into()),
+            ServiceError::NotOpen => ApiError::Conflict("Only open invoices can change.".into()),
+            ServiceError::Stale => ApiError::Conflict("This changed meanwhile: reload and try again.".into()),
+            ServiceError::StripeBilled => ApiError::Conflict("This is billed through Stripe: change it there.".into()),
+            ServiceError::Billing(e) => ApiError::Internal(e),
             ServiceError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use turnpike_store::{PatRecord, PersonalToken, StoreError};
 
 use crate::ctx::{Chrome, Ctx, FlashKind};
-use crate::error::{PortalError, PortalResult};
+use crate::error::PortalResult;
 use crate::format::datetime;
-use crate::pages::apps::MAX_NAME_CHARS;
+use crate::service::MAX_NAME_CHARS;
 use crate::PortalState;
 
 /// Expiry choices offered by the form, in days; 0 is "never".
@@ -160,14 +160,10 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, Form(form): 
 
 /// `POST /account/tokens/{id}/revoke`.
 pub async fn revoke(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    let account_id = ctx.require_account()?.id;
-    let id = crate::pages::parse_id(&id)?;
+    let account_id = turnpike_store::AccountId(ctx.require_account()?.id);
+    let id = crate::error::parse_id(&id)?;
     let now = state.clock.now();
-    state.store.revoke_pat(account_id, id, now).await.map_err(|e| match e {
-        StoreError::NotFound => PortalError::NotFound,
-        e => e.into(),
-    })?;
-    state.store.audit(Some(account_id), "token.revoke", &format!("token:{id}"), "", now).await?;
+    crate::service::accounts::revoke_token(&state.store, account_id, id, now).await?;
     ctx.flash(FlashKind::Success, "Token revoked. Requests using it are refused from now on.").await?;
     Ok(Redirect::to("/account/tokens").into_response())
 }

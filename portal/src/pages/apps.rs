@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Form;
 use serde::Deserialize;
 use turnpike_store::domain::ApiKey;
-use turnpike_store::{App, KeyStatus, StoreError};
+use turnpike_store::{App, KeyId, KeyStatus, StoreError};
 
 use super::{owned_app, parse_id};
 use crate::ctx::{Chrome, Ctx, FlashKind};
@@ -55,16 +55,6 @@ fn app_name_refusal(e: ServiceError, typed: String) -> PortalResult<(StatusCode,
     }
 }
 
-impl From<ServiceError> for PortalError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::NotFound => PortalError::NotFound,
-            ServiceError::Store(e) => PortalError::Store(e),
-            other => PortalError::Store(StoreError::Corrupt(format!("unhandled refusal: {other}"))),
-        }
-    }
-}
-
 /// A form with one `name` field.
 #[derive(Debug, Deserialize)]
 pub struct NameForm {
@@ -87,8 +77,8 @@ pub async fn create_app(State(state): State<PortalState>, ctx: Ctx, Form(form): 
 }
 
 /// `/apps/{id}/keys/{key_id}/…`: the app (owned, else 404) and the key id (a number, else 404).
-async fn owned_key_path(state: &PortalState, ctx: &Ctx, app_id: &str, key_id: &str) -> PortalResult<(App, i64)> {
-    Ok((owned_app(state, ctx, app_id).await?, parse_id(key_id)?))
+async fn owned_key_path(state: &PortalState, ctx: &Ctx, app_id: &str, key_id: &str) -> PortalResult<(App, KeyId)> {
+    Ok((owned_app(state, ctx, app_id).await?, KeyId(parse_id(key_id)?)))
 }
 
 /// A subscription row.
@@ -288,7 +278,7 @@ pub async fn rename_key(
             Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response())
         }
         Err(ServiceError::InvalidName(e)) => {
-            let page = render_app(&state, &ctx, app, None, Some((key_id, form.name, name_message(e, "key")))).await?;
+            let page = render_app(&state, &ctx, app, None, Some((key_id.get(), form.name, name_message(e, "key")))).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(e.into()),
@@ -311,7 +301,7 @@ pub async fn rotate_key(
     Form(form): Form<RotateForm>,
 ) -> PortalResult<Response> {
     let (app, key_id) = owned_key_path(&state, &ctx, &id, &key_id).await?;
-    let old = state.store.get_key(app.id, key_id).await.map_err(not_found)?;
+    let old = state.store.get_key(app.id, key_id.get()).await.map_err(not_found)?;
     let Some(grace) = form.grace.trim().parse::<i64>().ok().filter(|g| GRACES.iter().any(|(s, _)| s == g)) else {
         ctx.flash(FlashKind::Error, "Choose how long the old key keeps working.").await?;
         return Ok(Redirect::to(&format!("/apps/{}", app.id)).into_response());

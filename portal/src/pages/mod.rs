@@ -1,23 +1,19 @@
 //! Page handlers, one module per area, each with its templates' structs.
 
 pub mod account;
-pub mod account_reset;
-pub mod account_settings;
-pub mod account_verify;
 pub mod admin;
 pub mod apps;
 pub mod billing;
 pub mod catalog;
 pub mod dashboard;
-pub mod errors;
 pub mod stripe;
 
 use crate::ctx::Ctx;
 use crate::error::{PortalError, PortalResult};
 
 /// Fallback: the 404 page, with the visitor's nav.
-pub async fn not_found(ctx: Ctx) -> errors::ErrorPage {
-    let page = errors::ErrorPage::not_found();
+pub async fn not_found(ctx: Ctx) -> crate::error_page::ErrorPage {
+    let page = crate::error_page::ErrorPage::not_found();
     match ctx.chrome().await {
         Ok(chrome) => page.with_chrome(chrome),
         Err(_) => page,
@@ -37,8 +33,8 @@ pub async fn static_file(axum::extract::Path(path): axum::extract::Path<String>)
 /// The app with id `raw_id` if the logged-in account owns it; 404 otherwise (never 403). Shared by
 /// the app, key and usage pages.
 pub(crate) async fn owned_app(state: &crate::PortalState, ctx: &Ctx, raw_id: &str) -> PortalResult<turnpike_store::App> {
-    let account_id = ctx.require_account()?.id;
-    Ok(crate::service::apps::owned_app(&state.store, account_id, parse_id(raw_id)?).await?)
+    let account_id = turnpike_store::AccountId(ctx.require_account()?.id);
+    Ok(crate::service::apps::owned_app(&state.store, account_id, turnpike_store::AppId(parse_id(raw_id)?)).await?)
 }
 
 /// Every admin route: the console's own and those other areas (billing's pricing, invoices and
@@ -49,8 +45,6 @@ pub fn admin_routes() -> admin::AdminRoutes {
 }
 
 /// A numeric id from the path; anything else is a 404, like an id that does not exist.
-pub(crate) fn parse_id(raw: &str) -> PortalResult<i64> {
-    raw.parse::<i64>().map_err(|_| PortalError::NotFound)
-}
+pub(crate) use crate::error::parse_id;
 pub mod subscribe;
 pub mod usage;

@@ -7,13 +7,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use turnpike_ledger::{self as ledger, ChangeOutcome, LedgerError, Subscribed};
-use turnpike_store::{StoreError, Visibility};
+use turnpike_store::{AccountId, StoreError, Visibility};
 use turnpike_stripe::Stripe;
 
 use super::stripe::checkout_for;
 use crate::ctx::{Ctx, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::datetime;
+use crate::service::{self, ServiceError};
 use crate::PortalState;
 
 /// The subscribe form: which app goes on which plan.
@@ -72,13 +73,13 @@ pub async fn subscribe(
             return checkout_for(&state, stripe, &ctx, &account, &app, plan.id, &back).await;
         }
     }
-    let (sub, outcome) = match ledger::subscribe(&state.store, app.id, plan.id, now).await {
+    let (sub, outcome) = match service::subscriptions::subscribe(&state.store, AccountId(account.id), &app, &plan, now).await {
         Ok(done) => done,
-        Err(LedgerError::Store(StoreError::Stale)) => {
+        Err(ServiceError::Stale) => {
             ctx.flash(FlashKind::Error, super::billing::CHANGED_MEANWHILE).await?;
             return Ok(Redirect::to(&back).into_response());
         }
-        Err(e) => return Err(ledger_err(e)),
+        Err(e) => return Err(e.into()),
     };
     let sub_id = sub.id;
     let applied = format!("Subscribed {} to {}. Gateways apply its limits within a second.", app.name, plan.name);
@@ -89,16 +90,6 @@ pub async fn subscribe(
         }
         Subscribed::Changed(ChangeOutcome::Unchanged) => format!("{} is already on {}.", app.name, plan.name),
     };
-    state
-        .store
-        .audit(
-            Some(account.id),
-            "subscription.subscribe",
-            &format!("subscription:{sub_id}"),
-            &format!("app:{} plan:{}", app.id, plan.id),
-            now,
-        )
-        .await?;
     ctx.flash(FlashKind::Success, msg).await?;
     Ok(Redirect::to(&format!("/billing#sub-{sub_id}")).into_response())
 }

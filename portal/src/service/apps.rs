@@ -1,12 +1,12 @@
 //! App actions: create, rename, delete, and the one ownership check.
 
-use turnpike_store::{Account, App, Audit, Store, StoreError};
+use turnpike_store::{Account, AccountId, App, AppId, Audit, Store, StoreError};
 
 use super::{parse_name, ServiceError, ServiceResult};
 
 /// App `app_id` if `account_id` owns it; [`ServiceError::NotFound`] otherwise (never 403).
-pub async fn owned_app(store: &Store, account_id: i64, app_id: i64) -> ServiceResult<App> {
-    Ok(store.get_app(account_id, app_id).await?)
+pub async fn owned_app(store: &Store, account_id: AccountId, app_id: AppId) -> ServiceResult<App> {
+    Ok(store.get_app(account_id.get(), app_id.get()).await?)
 }
 
 fn name_taken(name: &str) -> impl FnOnce(StoreError) -> ServiceError + '_ {

@@ -3,10 +3,17 @@
 //! alike: the HTML pages, the JSON API and, later, the admin API. Handlers only parse the
 //! request, call one of these and render the result or the [`ServiceError`] their own way.
 
+pub mod accounts;
+pub mod apis;
 pub mod apps;
+pub mod developers;
+pub mod invoices;
 pub mod keys;
+pub mod plans;
+pub mod subscriptions;
 pub mod webhooks;
 
+use turnpike_ledger::LedgerError;
 use turnpike_store::StoreError;
 
 /// Why an action was refused or failed. Surfaces choose the words and the status; the variant is
@@ -33,9 +40,37 @@ pub enum ServiceError {
     /// An app with metered usage or invoices is kept for billing.
     #[error("app has billing history")]
     HasBillingHistory,
+    /// A slug (of a plan or an API) is taken; nothing changed.
+    #[error("slug taken")]
+    SlugTaken,
+    /// The email address already has an account; nothing changed.
+    #[error("email taken")]
+    EmailTaken,
+    /// The invoice is not open (already paid or void); nothing changed.
+    #[error("invoice not open")]
+    NotOpen,
+    /// The resource changed meanwhile (a concurrent plan change, a webhook); nothing changed.
+    #[error("changed meanwhile")]
+    Stale,
+    /// Stripe bills one of the account's subscriptions: it is changed there, not here.
+    #[error("billed through stripe")]
+    StripeBilled,
+    /// Pricing failed or a stored price is unreadable (logged, never shown).
+    #[error("billing: {0}")]
+    Billing(String),
     /// The database failed (logged, never shown).
     #[error("store: {0}")]
     Store(StoreError),
+}
+
+impl From<LedgerError> for ServiceError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Store(StoreError::Stale) => ServiceError::Stale,
+            LedgerError::Store(e) => e.into(),
+            e => ServiceError::Billing(e.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -43,6 +78,18 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound => ServiceError::NotFound,
             e => ServiceError::Store(e),
+        }
+    }
+}
+
+/// A refusal the page did not handle itself: a missing resource is the 404 page, anything else
+/// the 500 page (with the cause logged).
+impl From<ServiceError> for crate::error::PortalError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound => crate::error::PortalError::NotFound,
+            ServiceError::Store(e) => crate::error::PortalError::Store(e),
+            other => crate::error::PortalError::Store(StoreError::Corrupt(format!("unhandled refusal: {other}"))),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! call these). Deliveries are the worker's (`turnpike::alerts`).
 
 use rand::RngCore;
-use turnpike_store::{Audit, Store, StoreError, EVENT_TYPES};
+use turnpike_store::{AccountId, Audit, Store, StoreError, EVENT_TYPES};
 
 /// Why an endpoint was refused; nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub struct Created {
 }
 
 /// Register `url` for `events` (each one of [`EVENT_TYPES`], or `*` for all), audited.
-pub async fn create(store: &Store, actor: i64, url: &str, events: &[String], now: i64) -> Result<Created, WebhookError> {
+pub async fn create(store: &Store, actor: AccountId, url: &str, events: &[String], now: i64) -> Result<Created, WebhookError> {
     let url = url.trim();
     turnpike_store::check_upstream_url(url).map_err(|why| WebhookError::Url(format!("Endpoint URL: {why}.")))?;
     let events: Vec<&str> = events.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).collect();
@@ -42,12 +42,12 @@ pub async fn create(store: &Store, actor: i64, url: &str, events: &[String], now
     let mut random = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut random);
     let secret = format!("whsec_{}", hex::encode(random));
-    let audit = Audit::new(Some(actor), "webhook.create", "", format!("{url} events={events}"));
+    let audit = Audit::new(Some(actor.get()), "webhook.create", "", format!("{url} events={events}"));
     let id = store.create_webhook(url, &secret, &events, &audit, now).await?;
     Ok(Created { id, secret })
 }
 
 /// Remove endpoint `id` and its delivery log, audited.
-pub async fn delete(store: &Store, actor: i64, id: i64, now: i64) -> Result<(), StoreError> {
-    store.delete_webhook(id, &Audit::new(Some(actor), "webhook.delete", format!("webhook:{id}"), ""), now).await
+pub async fn delete(store: &Store, actor: AccountId, id: i64, now: i64) -> Result<(), StoreError> {
+    store.delete_webhook(id, &Audit::new(Some(actor.get()), "webhook.delete", format!("webhook:{id}"), ""), now).await
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use turnpike_store::domain::Email;
 use turnpike_store::{KeyStatus, Role, Visibility};
 
-use crate::helpers::{each, location, seed_api, unescape, TestApp, NOW};
+use crate::helpers::{browser, each, location, seed_api, unescape, TestApp, NOW, PASSWORD};
 
 /// Run `statements` straight on the test database.
 async fn exec(url: &str, statements: &[&str]) {
@@ -149,5 +149,162 @@ async fn an_action_whose_audit_row_cannot_be_written_changes_nothing() {
         let audit = app.store.recent_audit(1000).await.unwrap();
         assert_eq!(audit.len(), audit_rows + 1);
         assert_eq!((audit[0].action.as_str(), audit[0].target.clone()), ("key.revoke", format!("key:{}", key.id)));
+    }
+}
+
+/// A `multipart/form-data` body of plain fields (the admin API form's encoding).
+fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "----turnpike-actions-boundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body.into_bytes())
+}
+
+/// Everything the actions below could change, read back for comparison.
+async fn snapshot(app: &TestApp, ids: &Ids) -> String {
+    let s = &app.store;
+    let sub = s.get_subscription(ids.sub).await.unwrap();
+    let plans: Vec<_> = s.list_plans(ids.api).await.unwrap().iter().map(|p| (p.slug.clone(), p.rate_per_second, p.is_default)).collect();
+    let prices = s.plan_price_history(ids.free).await.unwrap().len();
+    let invoice = s.invoice_summary(ids.invoice).await.unwrap().status;
+    let dev = s.get_account(ids.dev).await.unwrap();
+    let key = s.get_key(ids.app, ids.key).await.unwrap().status;
+    let apis: Vec<_> = s.list_apis().await.unwrap().iter().map(|a| (a.slug.clone(), a.name.clone())).collect();
+    let pats: Vec<_> = s.list_pats(ids.dev).await.unwrap().iter().map(|p| p.revoked_at).collect();
+    let bob = s.find_account_by_email(&Email::parse("bob@example.com").unwrap()).await.unwrap().unwrap().0.email_verified_at;
+    let carol = s.find_account_by_email(&Email::parse("carol@example.com").unwrap()).await.unwrap().is_some();
+    let moved = s.emails_to("ada.new@example.com").await.unwrap().len();
+    format!(
+        "{:?}",
+        (
+            (sub.plan_id, sub.status, sub.revision, sub.cancel_at_period_end, sub.pending_plan_id),
+            plans,
+            prices,
+            invoice,
+            (dev.email, dev.status, key),
+            apis,
+            pats,
+            (bob, carol, moved),
+            s.recent_audit(1000).await.unwrap().len(),
+            s.latest_change().await.unwrap(),
+        )
+    )
+}
+
+struct Ids {
+    api: i64,
+    free: i64,
+    dev: i64,
+    app: i64,
+    key: i64,
+    sub: i64,
+    invoice: i64,
+}
+
+#[tokio::test]
+async fn every_action_whose_audit_row_cannot_be_written_changes_nothing() {
+    for app in each("actions_audit_atomic_all").await {
+        let url = app.db_url.clone();
+        let (api, free) = seed_api(&app.store, "echo", "Echo", Visibility::Public).await;
+        let pro_plan =
+            turnpike_store::NewPlan { slug: "pro".into(), name: "Pro".into(), is_default: false, ..turnpike_testkit::free_plan() };
+        let pro = app.store.create_plan(api, &pro_plan, NOW).await.unwrap().id;
+        let (root, _) = app.login_new("root@example.com", Role::Admin).await;
+        let ada = app.developer("ada@example.com").await;
+        let dev = app.store.find_account_by_email(&Email::parse("ada@example.com").unwrap()).await.unwrap().unwrap().0.id;
+        let app_id = app.create_app(&ada, "Bot").await;
+        assert_eq!(app.create_key(&ada, app_id, "main").await.status(), StatusCode::OK);
+        let key = app.store.list_keys(app_id).await.unwrap().remove(0).id;
+        let sub = app.store.list_subscriptions(app_id).await.unwrap().remove(0).id;
+        let token = turnpike_store::PersonalToken::generate();
+        let token = app.store.create_pat(dev, "ci", &token, None, Some(dev), NOW).await.unwrap().id;
+        // An open invoice: a priced plan of another app, finalized after its first period.
+        let other = app.store.create_app(dev, "Billed", NOW).await.unwrap();
+        let billed = app.store.subscribe(other.id, pro, NOW).await.unwrap();
+        let flat = turnpike_store::NewPlanPrice {
+            currency: "usd".into(),
+            pricing: r#"{"model":"flat","amount":1000}"#.into(),
+            trial_days: 0,
+            billable: "admitted".into(),
+            base_fee: 1000,
+            monthly_quota: None,
+        };
+        app.store.set_plan_price(pro, &flat, NOW - 86_400).await.unwrap();
+        turnpike_ledger::finalize_subscription(&app.store, billed.id, NOW + 40 * 86_400, &mut Default::default()).await.unwrap();
+        let invoice = app.store.all_invoices().await.unwrap().into_iter().find(|i| i.status == "open").expect("an open invoice").id;
+        // Bob signed up and holds his verification link, unused.
+        assert_eq!(app.signup(&browser(), "bob@example.com", PASSWORD).await.status(), StatusCode::OK);
+        let bob_link = app.mailed_link("bob@example.com", "/verify-email?token=").await;
+        let ids = Ids { api, free, dev, app: app_id, key, sub, invoice };
+        let before = snapshot(&app, &ids).await;
+
+        refuse_audit(&url).await;
+        let failed = StatusCode::INTERNAL_SERVER_ERROR;
+        let post = |client: &'static str, path: String, form: Vec<(&'static str, String)>| {
+            let (app, c) = (&app, if client == "root" { &root } else { &ada });
+            async move {
+                let csrf = app.csrf(c, "/dashboard").await;
+                let mut f: Vec<(&str, String)> = vec![("csrf", csrf)];
+                f.extend(form);
+                c.post(app.url(&path)).form(&f).send().await.unwrap().status()
+            }
+        };
+        let s = |v: &str| v.to_owned();
+        // The developer's actions.
+        let subscribe = vec![("app_id", app_id.to_string()), ("plan_id", pro.to_string())];
+        assert_eq!(post("ada", s("/apis/echo/subscribe"), subscribe).await, failed, "subscribe");
+        assert_eq!(post("ada", format!("/billing/subscriptions/{sub}/plan"), vec![("plan_id", pro.to_string())]).await, failed, "plan");
+        assert_eq!(post("ada", format!("/billing/subscriptions/{sub}/cancel"), vec![("when", s("now"))]).await, failed, "cancel now");
+        let at_end = vec![("when", s("period_end"))];
+        assert_eq!(post("ada", format!("/billing/subscriptions/{sub}/cancel"), at_end).await, failed, "cancel at period end");
+        assert_eq!(post("ada", format!("/account/tokens/{token}/revoke"), vec![]).await, failed, "token revoke");
+        let change = vec![("password", s(PASSWORD)), ("new_email", s("ada.new@example.com"))];
+        assert_eq!(post("ada", s("/account/email"), change).await, failed, "email change request");
+        assert_eq!(post("ada", s("/account/delete"), vec![("password", s(PASSWORD))]).await, failed, "account delete");
+        assert_eq!(app.signup(&browser(), "carol@example.com", PASSWORD).await.status(), failed, "signup");
+        assert_eq!(app.confirm_link(&browser(), &bob_link).await.status(), failed, "email verify");
+        // The administrator's actions.
+        let limits = |slug: &str| {
+            [("name", "Team"), ("slug", slug), ("rate_per_second", "7"), ("burst", "9"), ("monthly_quota", ""), ("is_default", "on")]
+                .map(|(k, v)| (k, v.to_owned()))
+                .to_vec()
+        };
+        assert_eq!(post("root", format!("/admin/apis/{api}/plans"), limits("team")).await, failed, "plan create");
+        assert_eq!(post("root", format!("/admin/plans/{free}"), limits("free")).await, failed, "plan update");
+        let price = [("currency", "usd"), ("model", "flat"), ("billable", "admitted_non_5xx"), ("trial_days", "0"), ("base_fee", "12.50")];
+        assert_eq!(post("root", format!("/admin/plans/{free}/pricing"), price.map(|(k, v)| (k, s(v))).to_vec()).await, failed, "price");
+        assert_eq!(post("root", format!("/admin/invoices/{invoice}/paid"), vec![]).await, failed, "invoice paid");
+        assert_eq!(post("root", format!("/admin/invoices/{invoice}/void"), vec![]).await, failed, "invoice void");
+        assert_eq!(post("root", format!("/admin/developers/{dev}/suspend"), vec![]).await, failed, "developer suspend");
+        assert_eq!(post("root", format!("/admin/keys/{key}/suspend"), vec![]).await, failed, "key suspend");
+        for (path, slug) in [(s("/admin/apis"), "pets"), (format!("/admin/apis/{api}"), "echo")] {
+            let csrf = app.csrf(&root, "/admin/apis/new").await;
+            let fields = [
+                ("csrf", csrf.as_str()),
+                ("name", "Renamed"),
+                ("slug", slug),
+                ("description", "Adopt a pet."),
+                ("route_prefix", "/pets/v1"),
+                ("host", ""),
+                ("upstream_url", "http://127.0.0.1:9/v1"),
+                ("upstream_weight", "1"),
+                ("visibility", "public"),
+                ("lifecycle", "beta"),
+            ];
+            let (content_type, body) = multipart(&fields);
+            let res = root.post(app.url(&path)).header("content-type", content_type).body(body).send().await.unwrap();
+            assert_eq!(res.status(), failed, "API {path}");
+        }
+
+        assert_eq!(snapshot(&app, &ids).await, before, "nothing changed");
+
+        // Writable again, the same requests succeed (so the failures above were the audit's).
+        allow_audit(&url).await;
+        assert_eq!(post("root", format!("/admin/invoices/{invoice}/void"), vec![]).await, StatusCode::SEE_OTHER);
+        assert_eq!(app.store.invoice_summary(invoice).await.unwrap().status, "void");
+        assert_eq!(app.confirm_link(&browser(), &bob_link).await.status(), StatusCode::SEE_OTHER);
     }
 }

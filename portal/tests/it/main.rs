@@ -19,5 +19,6 @@ mod ledger;
 mod perf;
 mod security;
 mod stripe;
+mod structure;
 mod subscribe;
 mod webhooks;

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use turnpike_store::{Api, ApiSettings, Lifecycle, StoreError, Visibility};
+use turnpike_store::{Api, Lifecycle, Visibility};
 
 mod form;
 
@@ -24,6 +24,7 @@ use crate::format::{count, datetime};
 use crate::openapi_import::{self, ImportedSpec};
 use crate::pages::catalog::unroutable_reason;
 use crate::pages::parse_id;
+use crate::service::{self, ServiceError};
 use crate::views::PlanView;
 use crate::PortalState;
 
@@ -235,24 +236,6 @@ pub async fn edit_form(State(state): State<PortalState>, mut ctx: Ctx, Path(id):
     edit_page(&state, &mut ctx, &api, None, FieldErrors::default(), Vec::new(), None).await
 }
 
-/// The audit detail of an API change: what an admin would want to see, never a secret.
-fn audit_detail(s: &ApiSettings, spec: Option<&ImportedSpec>) -> String {
-    let targets: Vec<String> = s.upstreams.iter().map(|u| format!("{} (weight {})", u.url, u.weight)).collect();
-    let mut d = format!(
-        "{} {} visibility={} lifecycle={} prefix={} targets={}",
-        s.slug,
-        s.name,
-        s.visibility.as_str(),
-        s.lifecycle.as_str(),
-        s.route_prefix,
-        targets.join(", ")
-    );
-    if let Some(spec) = spec {
-        d.push_str(&format!("; openapi {} “{}” {} ({} operations)", spec.openapi, spec.title, spec.version, spec.operations));
-    }
-    d
-}
-
 /// `POST /admin/apis`: publish a new API (optionally with its OpenAPI document).
 pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, headers: HeaderMap, body: Bytes) -> PortalResult<Response> {
     let admin = actor(&ctx)?;
@@ -260,16 +243,12 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, headers: Hea
     let (errors, spec_errors) = match checked.result {
         Ok((settings, spec)) => {
             let now = state.clock.now();
-            match state.store.create_api_with(&settings, spec.as_ref().map(|s| s.json.as_str()), now).await {
+            match service::apis::publish(&state.store, admin, &settings, spec.as_ref(), now).await {
                 Ok(api) => {
-                    state
-                        .store
-                        .audit(Some(admin), "api.create", &format!("api:{}", api.id), &audit_detail(&settings, spec.as_ref()), now)
-                        .await?;
                     ctx.flash(FlashKind::Success, format!("Created “{}”. Add a plan so developers can subscribe.", api.name)).await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
                 }
-                Err(StoreError::Conflict) => slug_taken(),
+                Err(ServiceError::SlugTaken) => slug_taken(),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -309,10 +288,8 @@ pub async fn update(
     let (errors, spec_errors) = match checked.result {
         Ok((settings, spec)) => {
             let now = state.clock.now();
-            match state.store.update_api(api.id, &settings, spec.as_ref().map(|s| s.json.as_str()), now).await {
+            match service::apis::update(&state.store, admin, &api, &settings, spec.as_ref(), now).await {
                 Ok(updated) => {
-                    let target = format!("api:{}", api.id);
-                    state.store.audit(Some(admin), "api.update", &target, &audit_detail(&settings, spec.as_ref()), now).await?;
                     let msg = match &spec {
                         Some(s) => format!("Saved “{}” with its OpenAPI document ({} operations).", updated.name, s.operations),
                         None => format!("Saved “{}”. Gateways apply the change within a second.", updated.name),
@@ -320,7 +297,7 @@ pub async fn update(
                     ctx.flash(FlashKind::Success, msg).await?;
                     return Ok(Redirect::to(&format!("/admin/apis/{}", api.id)).into_response());
                 }
-                Err(StoreError::Conflict) => slug_taken(),
+                Err(ServiceError::SlugTaken) => slug_taken(),
                 Err(e) => return Err(e.into()),
             }
         }

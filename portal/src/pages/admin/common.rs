@@ -41,8 +41,8 @@ impl Section {
 }
 
 /// The acting admin's account id (the guard already let only admins through).
-pub(crate) fn actor(ctx: &crate::ctx::Ctx) -> crate::error::PortalResult<i64> {
-    Ok(ctx.require_account()?.id)
+pub(crate) fn actor(ctx: &crate::ctx::Ctx) -> crate::error::PortalResult<turnpike_store::AccountId> {
+    Ok(turnpike_store::AccountId(ctx.require_account()?.id))
 }
 
 /// Rows per page in the console's lists.

@@ -6,13 +6,14 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use turnpike_store::{AccountStatus, KeyStatus, Role, StoreError};
+use turnpike_store::{AccountStatus, KeyStatus, Role};
 
 use super::common::{actor, page_offset, Section, PER_PAGE};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, datetime};
 use crate::pages::parse_id;
+use crate::service;
 use crate::PortalState;
 
 /// `?q=&page=`.
@@ -219,50 +220,35 @@ pub async fn detail(State(state): State<PortalState>, mut ctx: Ctx, Path(id): Pa
     })
 }
 
-async fn set_developer_status(state: &PortalState, ctx: &Ctx, raw_id: &str, status: AccountStatus) -> PortalResult<Response> {
-    let admin = actor(ctx)?;
-    let account = developer(state, raw_id).await?;
-    let now = state.clock.now();
-    state.store.set_account_status(account.id, status, now).await?;
-    let (action, text) = match status {
-        AccountStatus::Suspended => {
-            ("account.suspend", format!("Suspended {}. Their keys are refused and their sessions end.", account.email))
-        }
-        AccountStatus::Active => ("account.reactivate", format!("Reactivated {}.", account.email)),
-    };
-    state.store.audit(Some(admin), action, &format!("account:{}", account.id), &account.email, now).await?;
+/// `POST /admin/developers/{id}/suspend`: no login, every key refused by the gateways.
+pub async fn suspend(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
+    let account = developer(&state, &id).await?;
+    service::developers::suspend(&state.store, actor(&ctx)?, &account, state.clock.now()).await?;
+    let text = format!("Suspended {}. Their keys are refused and their sessions end.", account.email);
     ctx.flash(FlashKind::Success, text).await?;
     Ok(Redirect::to(&format!("/admin/developers/{}", account.id)).into_response())
 }
 
-/// `POST /admin/developers/{id}/suspend`: no login, every key refused by the gateways.
-pub async fn suspend(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    set_developer_status(&state, &ctx, &id, AccountStatus::Suspended).await
-}
-
 /// `POST /admin/developers/{id}/reactivate`.
 pub async fn reactivate(State(state): State<PortalState>, ctx: Ctx, Path(id): Path<String>) -> PortalResult<Response> {
-    set_developer_status(&state, &ctx, &id, AccountStatus::Active).await
+    let account = developer(&state, &id).await?;
+    service::developers::reactivate(&state.store, actor(&ctx)?, &account, state.clock.now()).await?;
+    ctx.flash(FlashKind::Success, format!("Reactivated {}.", account.email)).await?;
+    Ok(Redirect::to(&format!("/admin/developers/{}", account.id)).into_response())
 }
 
 async fn set_key(state: &PortalState, ctx: &Ctx, raw_id: &str, suspended: bool) -> PortalResult<Response> {
     let admin = actor(ctx)?;
-    let key_id = parse_id(raw_id)?;
-    let (app_id, account_id) = state.store.key_owner(key_id).await?;
-    let now = state.clock.now();
-    let (action, done) = if suspended { ("key.suspend", "Suspended") } else { ("key.reactivate", "Reactivated") };
-    match state.store.set_key_suspended(key_id, suspended, now).await {
-        Ok(()) => {
-            state.store.audit(Some(admin), action, &format!("key:{key_id}"), &format!("app:{app_id} account:{account_id}"), now).await?;
-            ctx.flash(FlashKind::Success, format!("{done} the key. Gateways apply it within a second.")).await?;
-        }
-        // A revoked key stays revoked; a key already in the asked state needs nothing.
-        Err(StoreError::NotFound) => {
-            ctx.flash(FlashKind::Error, "That key cannot change: it is revoked, or already in that state.").await?;
-        }
-        Err(e) => return Err(e.into()),
+    let done =
+        service::developers::set_key_suspended(&state.store, admin, turnpike_store::KeyId(parse_id(raw_id)?), suspended, state.clock.now())
+            .await?;
+    if done.changed {
+        let verb = if suspended { "Suspended" } else { "Reactivated" };
+        ctx.flash(FlashKind::Success, format!("{verb} the key. Gateways apply it within a second.")).await?;
+    } else {
+        ctx.flash(FlashKind::Error, "That key cannot change: it is revoked, or already in that state.").await?;
     }
-    Ok(Redirect::to(&format!("/admin/developers/{account_id}#app-{app_id}")).into_response())
+    Ok(Redirect::to(&format!("/admin/developers/{}#app-{}", done.account_id, done.app_id)).into_response())
 }
 
 /// `POST /admin/keys/{id}/suspend`.

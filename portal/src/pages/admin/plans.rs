@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use turnpike_store::domain::Slug;
-use turnpike_store::{Api, NewPlan, Plan, PlanLimits, StoreError};
+use turnpike_store::{Api, Plan, PlanLimits};
 
 use super::apis::edit_page;
 use super::common::{actor, check_name, FieldErrors, PlanFormValues, Section};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
 use crate::pages::parse_id;
+use crate::service::{self, ServiceError};
 use crate::views::PlanView;
 use crate::PortalState;
 
@@ -60,40 +61,14 @@ pub async fn create_plan(
     let admin = actor(&ctx)?;
     let api = state.store.get_api(parse_id(&id)?).await?;
     let errors = match limits_of(&form).and_then(|l| fail_open_of(&form).map(|f| (l, f))) {
-        Ok((l, fail_open)) => {
-            let now = state.clock.now();
-            let new = NewPlan {
-                slug: l.slug.clone(),
-                name: l.name.clone(),
-                rate_per_second: l.rate_per_second,
-                burst: l.burst,
-                monthly_quota: l.monthly_quota,
-                currency: "usd".into(),
-                flat_price_minor: 0,
-                unit_price_minor_per_1000: 0,
-                is_default: l.is_default,
-            };
-            match state.store.create_plan(api.id, &new, now).await {
-                Ok(plan) => {
-                    if plan.is_default {
-                        state.store.make_default_plan(plan.id, now).await?;
-                    }
-                    if fail_open.is_some() {
-                        state.store.set_plan_failure_policy(plan.id, fail_open, now).await?;
-                    }
-                    let detail = format!("{} on {}: {}", plan.slug, api.slug, limits_detail(&l));
-                    state.store.audit(Some(admin), "plan.create", &format!("plan:{}", plan.id), &detail, now).await?;
-                    ctx.flash(FlashKind::Success, format!("Added the plan “{}”.", plan.name)).await?;
-                    return Ok(Redirect::to(&format!("/admin/apis/{}#plans", api.id)).into_response());
-                }
-                Err(StoreError::Conflict) => {
-                    let mut e = FieldErrors::default();
-                    e.add("plan_slug", "This API already has a plan with this slug.");
-                    e
-                }
-                Err(e) => return Err(e.into()),
+        Ok((l, fail_open)) => match service::plans::create(&state.store, admin, &api, &l, fail_open, state.clock.now()).await {
+            Ok(plan) => {
+                ctx.flash(FlashKind::Success, format!("Added the plan “{}”.", plan.name)).await?;
+                return Ok(Redirect::to(&format!("/admin/apis/{}#plans", api.id)).into_response());
             }
-        }
+            Err(ServiceError::SlugTaken) => slug_taken(),
+            Err(e) => return Err(e.into()),
+        },
         Err(e) => e,
     };
     let page = edit_page(&state, &mut ctx, &api, None, FieldErrors::default(), Vec::new(), Some((form, errors))).await?;
@@ -115,14 +90,11 @@ fn fail_open_of(v: &PlanFormValues) -> Result<Option<i64>, FieldErrors> {
     }
 }
 
-fn limits_detail(l: &PlanLimits) -> String {
-    format!(
-        "rate={}/s burst={} quota={} default={}",
-        l.rate_per_second,
-        l.burst,
-        l.monthly_quota.map_or_else(|| "unlimited".to_owned(), |q| q.to_string()),
-        l.is_default
-    )
+/// The form's errors when the API has another plan with the slug.
+fn slug_taken() -> FieldErrors {
+    let mut e = FieldErrors::default();
+    e.add("plan_slug", "This API already has a plan with this slug.");
+    e
 }
 
 /// `GET /admin/plans/{id}`.
@@ -172,27 +144,15 @@ pub async fn update_plan(
     let admin = actor(&ctx)?;
     let plan = state.store.get_plan(parse_id(&id)?).await?;
     let errors = match limits_of(&form).and_then(|l| fail_open_of(&form).map(|f| (l, f))) {
-        Ok((l, fail_open)) => {
-            let now = state.clock.now();
-            match state.store.update_plan(plan.id, &l, now).await {
-                Ok(updated) => {
-                    state.store.set_plan_failure_policy(plan.id, fail_open, now).await?;
-                    state.store.audit(Some(admin), "plan.update", &format!("plan:{}", plan.id), &limits_detail(&l), now).await?;
-                    ctx.flash(
-                        FlashKind::Success,
-                        format!("Saved the plan “{}”. Gateways apply the new limits within a second.", updated.name),
-                    )
-                    .await?;
-                    return Ok(Redirect::to(&format!("/admin/apis/{}#plans", plan.api_id)).into_response());
-                }
-                Err(StoreError::Conflict) => {
-                    let mut e = FieldErrors::default();
-                    e.add("plan_slug", "This API already has a plan with this slug.");
-                    e
-                }
-                Err(e) => return Err(e.into()),
+        Ok((l, fail_open)) => match service::plans::update(&state.store, admin, &plan, &l, fail_open, state.clock.now()).await {
+            Ok(updated) => {
+                let msg = format!("Saved the plan “{}”. Gateways apply the new limits within a second.", updated.name);
+                ctx.flash(FlashKind::Success, msg).await?;
+                return Ok(Redirect::to(&format!("/admin/apis/{}#plans", plan.api_id)).into_response());
             }
-        }
+            Err(ServiceError::SlugTaken) => slug_taken(),
+            Err(e) => return Err(e.into()),
+        },
         Err(e) => e,
     };
     let page = plan_page(&state, &mut ctx, &plan, form, errors).await?;

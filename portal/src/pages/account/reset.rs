@@ -11,8 +11,7 @@ use serde::Deserialize;
 use turnpike_store::domain::{hash_password, Email, Password};
 use turnpike_store::{PasswordEvent, TokenPurpose};
 
-use super::account::{capitalise, email_subject, public_url, CheckEmailPage};
-use super::account_verify::dead_link;
+use super::common::{capitalise, dead_link, email_subject, public_url, CheckEmailPage};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
 use crate::throttle::{self, ClientIp};

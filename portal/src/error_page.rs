@@ -1,5 +1,5 @@
-//! Error pages. They depend on no request context: `crate::error` renders them from
-//! anywhere, and the fallback for unknown routes (`pages::not_found`) adds the visitor's nav.
+//! Error pages. They depend on no request context and on no page: `crate::error` renders them
+//! from anywhere, and the fallback for unknown routes (`pages::not_found`) adds the visitor's nav.
 
 use askama::Template;
 use axum::http::StatusCode;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use turnpike_store::domain::Email;
 use turnpike_store::{AccountStatus, StoreError, TokenPurpose};
 
-use super::account::send_verification;
+use super::common::{dead_link, send_verification, MessagePage};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
 use crate::throttle;
@@ -34,17 +34,6 @@ pub struct ConfirmTokenPage {
     pub(crate) error: Option<&'static str>,
 }
 
-/// A short message page (a dead link, a refused change).
-#[derive(Debug, Template, WebTemplate)]
-#[template(path = "account_message.html")]
-pub struct MessagePage {
-    pub(crate) chrome: Chrome,
-    pub(crate) heading: &'static str,
-    pub(crate) message: &'static str,
-    pub(crate) link: &'static str,
-    pub(crate) link_label: &'static str,
-}
-
 /// `?token=` or a form's `token` field.
 #[derive(Debug, Deserialize)]
 pub struct TokenParam {
@@ -59,18 +48,6 @@ pub struct VerifyForm {
     token: String,
     #[serde(default)]
     password: String,
-}
-
-/// Answer for a link that is unknown, used, expired or meant for something else.
-pub(crate) async fn dead_link(ctx: &Ctx, what: &'static str) -> PortalResult<Response> {
-    let page = MessagePage {
-        chrome: ctx.chrome().await?,
-        heading: "This link no longer works",
-        message: what,
-        link: "/login",
-        link_label: "Go to log in",
-    };
-    Ok((StatusCode::BAD_REQUEST, page).into_response())
 }
 
 const DEAD_VERIFY: &str = "Verification links work once and expire after 24 hours. Log in and use \
@@ -141,11 +118,9 @@ pub async fn verify(
         throttle::refund(&state, attempt).await?;
     }
     // Used once, now that the visitor has shown both.
-    if state.store.consume_token(&f.token, TokenPurpose::VerifyEmail, now).await?.is_none() {
+    if crate::service::accounts::verify_email(&state.store, &f.token, now).await?.is_none() {
         return dead_link(&ctx, DEAD_VERIFY).await;
     }
-    state.store.mark_email_verified(account.id, now).await?;
-    state.store.audit(Some(account.id), "email.verify", &format!("account:{}", account.id), "", now).await?;
     if account.status != AccountStatus::Active {
         return dead_link(&ctx, "This account is suspended. Contact support to restore access.").await;
     }

@@ -1,5 +1,4 @@
-//! Sign up, log in, log out. Email verification, password reset and the settings page live in
-//! `account_verify`, `account_reset` and `account_settings`; their routes are merged here.
+//! Sign up, log in, log out.
 //!
 //! Signup never reveals whether an email has an account: known and unknown addresses get the
 //! same "check your email" page after the same argon2 work; the mailbox owner learns the rest.
@@ -9,14 +8,15 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::Form;
 use serde::Deserialize;
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
-use turnpike_store::{Account, AccountStatus, Role, StoreError, TokenPurpose};
+use turnpike_store::AccountStatus;
 
+use super::common::{capitalise, email_subject, public_url, send_verification, CheckEmailPage};
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
+use crate::service::{self, ServiceError};
 use crate::throttle::{self, ClientIp};
 use crate::PortalState;
 
@@ -43,16 +43,6 @@ pub struct SignupForm {
     email: String,
     #[serde(default)]
     password: String,
-}
-
-/// "Check your email": the one answer to a signup or a reset request, whoever asked.
-#[derive(Debug, Template, WebTemplate)]
-#[template(path = "check_email.html")]
-pub struct CheckEmailPage {
-    pub(crate) chrome: Chrome,
-    pub(crate) heading: &'static str,
-    pub(crate) email: String,
-    pub(crate) message: &'static str,
 }
 
 /// `GET /signup`.
@@ -90,12 +80,9 @@ pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Fo
     // Hashed whether or not the account exists: the same work either way.
     let hash = hash_password(&password).await?;
     let base = public_url(&state);
-    match state.store.create_account(&email, &hash, Role::Developer, now).await {
-        Ok(account) => {
-            send_verification(&state, &account, now).await?;
-            state.store.audit(Some(account.id), "signup", &format!("account:{}", account.id), "", now).await?;
-        }
-        Err(StoreError::Conflict) => {
+    match service::accounts::signup(&state.store, &email, &hash, now).await {
+        Ok(account) => send_verification(&state, &account, now).await?,
+        Err(ServiceError::EmailTaken) => {
             let body = format!(
                 "Someone (hopefully you) tried to create a Turnpike developer account with {email}, \
                  but this address already has one.\n\n\
@@ -117,27 +104,6 @@ pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Fo
                   signing up. If you already have an account, the message explains how to log in.",
     }
     .into_response())
-}
-
-/// Issue a verification token for the account's current email and queue the email.
-pub(crate) async fn send_verification(state: &PortalState, account: &Account, now: i64) -> PortalResult<()> {
-    let token = state.store.issue_token(account.id, TokenPurpose::VerifyEmail, None, now).await?;
-    let base = public_url(state);
-    let body = format!(
-        "Welcome to Turnpike!\n\n\
-         Confirm your email address to finish setting up your developer account:\n\n\
-         {base}/verify-email?token={}\n\n\
-         The link works once and expires in 24 hours.\n\
-         If you did not sign up, you can ignore this message.\n",
-        token.expose(),
-    );
-    state.store.enqueue_email("verify_email", &account.email, "Confirm your email for Turnpike", &body, now).await?;
-    Ok(())
-}
-
-/// The portal's public base URL without a trailing slash, for links in emails.
-pub(crate) fn public_url(state: &PortalState) -> &str {
-    state.config.public_url.trim_end_matches('/')
 }
 
 /// `GET/POST /login`.
@@ -165,11 +131,6 @@ pub async fn login_form(mut ctx: Ctx) -> PortalResult<Response> {
     }
     ctx.ensure_csrf().await?;
     Ok(LoginPage { chrome: ctx.chrome().await?, ..LoginPage::default() }.into_response())
-}
-
-/// The throttle subject for an email as typed: the normalised address when it parses.
-pub(crate) fn email_subject(raw: &str) -> String {
-    Email::parse(raw).map_or_else(|_| raw.trim().to_lowercase(), |e| e.to_string())
 }
 
 /// `POST /login`.
@@ -214,27 +175,4 @@ pub async fn login(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx,
 pub async fn logout(mut ctx: Ctx) -> PortalResult<Redirect> {
     ctx.log_out().await?;
     Ok(Redirect::to("/"))
-}
-
-pub(crate) fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
-}
-
-/// Signup, login, logout, verification, password reset and account settings.
-pub fn routes() -> axum::Router<PortalState> {
-    use super::{account_reset as reset, account_settings as settings, account_verify as verify};
-    axum::Router::new()
-        .route("/signup", get(signup_form).post(signup))
-        .route("/login", get(login_form).post(login))
-        .route("/logout", post(logout))
-        .route("/verify-email", get(verify::verify_form).post(verify::verify))
-        .route("/verify-email/resend", post(verify::resend))
-        .route("/confirm-email", get(verify::confirm_email_form).post(verify::confirm_email))
-        .route("/reset-password", get(reset::request_form).post(reset::request))
-        .route("/reset-password/confirm", get(reset::reset_form).post(reset::reset))
-        .route("/account", get(settings::page))
-        .route("/account/password", post(settings::change_password))
-        .route("/account/email", post(settings::change_email))
-        .route("/account/delete", post(settings::delete_account))
 }

@@ -8,13 +8,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use turnpike_ledger::{self as ledger, LedgerError};
 use turnpike_store::domain::{hash_password, verify_password, Email, Password};
-use turnpike_store::{Account, PasswordEvent, StoreError, TokenPurpose};
+use turnpike_store::{Account, PasswordEvent};
 
-use super::account::{capitalise, public_url};
+use super::common::{capitalise, public_url};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
+use crate::service::{self, ServiceError};
 use crate::throttle::{self, ClientIp};
 use crate::PortalState;
 
@@ -158,7 +158,7 @@ pub async fn change_email(State(state): State<PortalState>, ip: ClientIp, ctx: C
         }
     };
     let now = state.clock.now();
-    let token = state.store.issue_token(account.id, TokenPurpose::ChangeEmail, Some(new_email.as_str()), now).await?;
+    let token = service::accounts::request_email_change(&state.store, &account, &new_email, now).await?;
     let base = public_url(&state);
     let body = format!(
         "Someone (hopefully you) asked to move the Turnpike account {} to this address.\n\n\
@@ -174,7 +174,6 @@ pub async fn change_email(State(state): State<PortalState>, ip: ClientIp, ctx: C
          address is opened.\n\nIf this was not you, change your password now: {base}/account\n"
     );
     state.store.enqueue_email("change_email_notice", &account.email, "Your Turnpike email is about to change", &notice, now).await?;
-    state.store.audit(Some(account.id), "email.change_requested", &format!("account:{}", account.id), "", now).await?;
     ctx.flash(FlashKind::Success, format!("We sent a confirmation link to {new_email}. Your email changes once you open it.")).await?;
     Ok(Redirect::to("/account").into_response())
 }
@@ -197,30 +196,15 @@ pub async fn delete_account(
         page.delete_error = Some(WRONG_PASSWORD.to_owned());
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    let now = state.clock.now();
-    let subscriptions: Vec<_> =
-        state.store.account_subscriptions(account.id).await?.into_iter().filter(|s| s.status != "canceled").collect();
-    for sub in &subscriptions {
-        // Stripe bills these on its own schedule: deleting here would leave Stripe charging a
-        // deleted account, so the developer cancels there first.
-        if state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some()) {
+    match service::accounts::delete(&state.store, &account, state.clock.now()).await {
+        Ok(()) => {}
+        Err(ServiceError::StripeBilled) => {
             let mut page = AccountPage::for_account(&ctx, &account).await?;
             page.delete_error = Some(STRIPE_BILLED.to_owned());
             return Ok((StatusCode::CONFLICT, page).into_response());
         }
+        Err(e) => return Err(e.into()),
     }
-    // Every other subscription ends now: the usage so far and the unused base fee are settled
-    // on the period's final invoice, which stays in the books.
-    for sub in &subscriptions {
-        match ledger::cancel(&state.store, sub.id, false, now).await {
-            Ok(()) | Err(LedgerError::Store(StoreError::NotFound)) => {}
-            Err(LedgerError::Store(e)) => return Err(e.into()),
-            Err(e) => return Err(StoreError::Corrupt(e.to_string()).into()),
-        }
-    }
-    state.store.delete_account(account.id, now).await?;
-    state.store.delete_account_sessions(account.id, None).await?;
-    state.store.audit(Some(account.id), "account.delete", &format!("account:{}", account.id), "", now).await?;
     ctx.log_out().await?;
     ctx.flash(FlashKind::Success, "Your account was deleted and its API keys revoked.").await?;
     Ok(Redirect::to("/").into_response())

@@ -1,0 +1,147 @@
+//! The admin's revenue reports, their chart and their CSV exports.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::response::Response;
+use turnpike_billing::Money;
+use turnpike_ledger::{self as ledger, Figure, Report};
+
+use crate::ctx::{Chrome, Ctx};
+use crate::error::PortalResult;
+use crate::format::count;
+use crate::{charts, csv, PortalState};
+
+use super::{date, ledger_err};
+
+/// A formatted figure row.
+#[derive(Debug, Clone)]
+pub struct FigureRow {
+    /// Label.
+    pub label: String,
+    /// Calls.
+    pub calls: String,
+    /// Revenue.
+    pub revenue: String,
+    /// Paid.
+    pub paid: String,
+    /// Invoices.
+    pub invoices: i64,
+}
+
+fn rows(figs: &[Figure]) -> Vec<FigureRow> {
+    figs.iter()
+        .map(|f| FigureRow {
+            label: f.label.clone(),
+            calls: count(f.calls),
+            revenue: Money::from_stored(f.revenue, &f.currency).format(),
+            paid: Money::from_stored(f.paid, &f.currency).format(),
+            invoices: f.invoices,
+        })
+        .collect()
+}
+
+/// `GET /admin/reports`.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "billing/reports.html")]
+pub struct ReportsPage {
+    chrome: Chrome,
+    by_month: Vec<FigureRow>,
+    mrr: Vec<(String, String, String)>,
+    by_api: Vec<FigureRow>,
+    by_plan: Vec<FigureRow>,
+    top_by_calls: Vec<FigureRow>,
+    top_by_revenue: Vec<FigureRow>,
+    overdue: Vec<(String, String, String, String)>,
+    drift_checked: usize,
+    drift_total: i64,
+    drift: Vec<(String, String, String)>,
+    invoiced_total: String,
+    stripe_reported: Option<String>,
+    revenue_chart: String,
+    api_chart: String,
+}
+
+/// `GET /admin/reports`.
+pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<ReportsPage> {
+    let r: Report = ledger::report(&state.store, state.clock.now()).await.map_err(ledger_err)?;
+    let mrr = r
+        .mrr
+        .iter()
+        .map(|(c, last, before)| {
+            let change = last - before;
+            let sign = if change >= 0 { "+" } else { "" };
+            (c.to_uppercase(), Money::from_stored(*last, c).format(), format!("{sign}{}", Money::from_stored(change, c).format()))
+        })
+        .collect();
+    let revenue_chart = charts::hbars(
+        "Revenue per month",
+        &r.by_month
+            .iter()
+            .map(|f| (format!("{} {}", f.label, f.currency.to_uppercase()), f.revenue, Money::from_stored(f.revenue, &f.currency).format()))
+            .collect::<Vec<_>>(),
+    );
+    let api_chart =
+        charts::hbars("Calls per API", &r.by_api.iter().map(|f| (f.label.clone(), f.calls, count(f.calls))).collect::<Vec<_>>());
+    Ok(ReportsPage {
+        chrome: ctx.chrome().await?,
+        by_month: rows(&r.by_month),
+        mrr,
+        by_api: rows(&r.by_api),
+        by_plan: rows(&r.by_plan),
+        top_by_calls: rows(&r.top_by_calls),
+        top_by_revenue: rows(&r.top_by_revenue),
+        overdue: r.overdue.iter().map(|(n, e, c, t, d)| (n.clone(), e.clone(), Money::from_stored(*t, c).format(), date(*d))).collect(),
+        drift_checked: r.drift_checked,
+        drift_total: r.drift_total,
+        drift: r.drift.iter().map(|d| (d.number.clone(), count(d.invoiced), count(d.metered))).collect(),
+        invoiced_total: count(r.invoiced_total),
+        stripe_reported: r.stripe_reported.map(count),
+        revenue_chart,
+        api_chart,
+    })
+}
+
+/// `GET /admin/reports/revenue.csv`: revenue per month, API, plan and consumer, in minor units and
+/// as decimals of the currency (three places for KWD, none for JPY).
+pub async fn revenue_csv(State(state): State<PortalState>) -> PortalResult<Response> {
+    let r = ledger::report(&state.store, state.clock.now()).await.map_err(ledger_err)?;
+    let mut rows = Vec::new();
+    for (section, figs) in [("month", r.by_month), ("api", r.by_api), ("plan", r.by_plan), ("consumer", r.top_by_revenue)] {
+        rows.extend(figs.into_iter().map(move |f| {
+            csv::Row::new()
+                .value(section)
+                .text(&f.label)
+                .value(&f.currency)
+                .value(f.calls)
+                .value(f.revenue)
+                .value(f.paid)
+                .value(f.invoices)
+                .value(Money::from_stored(f.revenue, &f.currency).to_decimal_string())
+                .value(Money::from_stored(f.paid, &f.currency).to_decimal_string())
+        }));
+    }
+    Ok(csv::download("turnpike-revenue.csv", "section,label,currency,calls,revenue_minor,paid_minor,invoices,revenue,paid", rows))
+}
+
+/// `GET /admin/reports/invoices.csv`: every invoice; the total in minor units and as a decimal.
+pub async fn invoices_csv(State(state): State<PortalState>) -> PortalResult<Response> {
+    let rows = state.store.all_invoices().await?.into_iter().map(|i| {
+        csv::Row::new()
+            .text(&i.number.unwrap_or_default())
+            .value(&i.status)
+            .value(date(i.period_start))
+            .value(date(i.period_end))
+            .text(&i.email)
+            .text(&i.app_name)
+            .text(&i.api_name)
+            .text(&i.plan_name)
+            .value(i.usage_quantity)
+            .value(&i.currency)
+            .value(i.total_minor)
+            .value(i.due_at.map(date).unwrap_or_default())
+            .value(Money::from_stored(i.total_minor, &i.currency).to_decimal_string())
+    });
+    let header = "number,status,period_start,period_end,email,app,api,plan,calls,currency,total_minor,due,total";
+    Ok(csv::download("turnpike-invoices.csv", header, rows))
+}
