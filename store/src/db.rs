@@ -96,6 +96,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(7, "stripe", include_str!(concat!("../../migrations/", $dir, "/0007_stripe.sql"))),
                 migration(8, "ledger revision", include_str!(concat!("../../migrations/", $dir, "/0008_ledger_revision.sql"))),
                 migration(13, "session account", include_str!(concat!("../../migrations/", $dir, "/0013_session_account.sql"))),
+                migration(20, "stripe mirror", include_str!(concat!("../../migrations/", $dir, "/0020_stripe_mirror.sql"))),
             ]
         };
     }

@@ -56,6 +56,8 @@ pub use apis::{ApiSettings, Lifecycle, PlanLimits};
 mod pats;
 pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
 mod stripe;
+mod stripe_mirror;
 pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};
+pub use stripe_mirror::{StripePrice, StripeSyncDue};
 mod usage_series;
 pub use usage_series::{HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};

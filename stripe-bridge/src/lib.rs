@@ -1,6 +1,8 @@
-//! Turnpike's optional Stripe bridge (issue #5): one Stripe customer per developer account,
-//! Checkout Sessions for paid plans, Customer Portal sessions, signature-verified webhooks that
-//! drive subscription state, and usage pushed as invoice items with idempotency keys.
+//! Turnpike's optional Stripe bridge (issues #5, #16): one Stripe customer per developer account,
+//! a catalogue of Stripe Products/Prices mirroring the paid plans, Checkout Sessions on those
+//! Prices, Customer Portal sessions, signature-verified webhooks that drive subscription state, a
+//! worker that pushes local lifecycle changes to Stripe (see `sync`), and usage pushed as invoice
+//! items with idempotency keys.
 //!
 //! Requests go through async-stripe's client (retries, `Idempotency-Key`, base-URL override for
 //! the tests' fake server). Request bodies are built here and responses read into small local
@@ -27,6 +29,11 @@ use turnpike_store::{Account, Plan, Store, StoreError, StripeAction, StripeEvent
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod sync;
+
+pub use sync::{
+    ensure_plan_price, ensure_price, lookup_key, plan_of_lookup_key, product_id, sync_catalogue, sync_subscriptions, CatalogueSync,
+};
 
 /// Largest accepted distance between a signature's timestamp and now, seconds (Stripe's default).
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -153,33 +160,20 @@ struct CheckoutForm<'a> {
     client_reference_id: String,
     success_url: String,
     cancel_url: String,
-    line_items: Vec<LineItem<'a>>,
+    line_items: Vec<LineItem>,
     metadata: PlanMeta,
     subscription_data: SubscriptionData,
 }
 
 #[derive(Serialize)]
-struct LineItem<'a> {
+struct LineItem {
     quantity: i64,
-    price_data: PriceData<'a>,
-}
-
-#[derive(Serialize)]
-struct PriceData<'a> {
-    currency: &'a str,
-    unit_amount: i64,
-    recurring: Recurring,
-    product_data: ProductData,
+    price: String,
 }
 
 #[derive(Serialize)]
 struct Recurring {
     interval: &'static str,
-}
-
-#[derive(Serialize)]
-struct ProductData {
-    name: String,
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -260,19 +254,12 @@ impl Stripe {
         Ok(store.set_stripe_customer(account.id, &c.id, now).await?)
     }
 
-    /// A Checkout Session (mode `subscription`, the plan's flat price monthly, metadata carrying
-    /// `app_id` and `plan_id`); returns its URL. The caller checked that the account owns the app
+    /// A Checkout Session (mode `subscription`, the catalogue Price of the plan's current version,
+    /// see [`ensure_plan_price`]; metadata carrying `app_id` and `plan_id`); returns its URL. The caller checked that the account owns the app
     /// and that the plan is paid.
-    pub async fn checkout_url(
-        &self,
-        store: &Store,
-        account: &Account,
-        app_id: i64,
-        plan: &Plan,
-        api_name: &str,
-        now: i64,
-    ) -> Result<String, BridgeError> {
+    pub async fn checkout_url(&self, store: &Store, account: &Account, app_id: i64, plan: &Plan, now: i64) -> Result<String, BridgeError> {
         let customer = self.ensure_customer(store, account, now).await?;
+        let price = ensure_plan_price(store, self, plan.id, now).await?;
         let base = self.settings.portal_url.trim_end_matches('/');
         let meta = PlanMeta { app_id, plan_id: plan.id };
         let form = CheckoutForm {
@@ -281,15 +268,7 @@ impl Stripe {
             client_reference_id: format!("app-{app_id}"),
             success_url: format!("{base}/billing?checkout=success"),
             cancel_url: format!("{base}/billing?checkout=canceled"),
-            line_items: vec![LineItem {
-                quantity: 1,
-                price_data: PriceData {
-                    currency: &plan.currency,
-                    unit_amount: plan.flat_price_minor,
-                    recurring: Recurring { interval: "month" },
-                    product_data: ProductData { name: format!("{api_name} — {}", plan.name) },
-                },
-            }],
+            line_items: vec![LineItem { quantity: 1, price: price.stripe_price_id }],
             metadata: meta,
             subscription_data: SubscriptionData { metadata: meta },
         };
@@ -508,6 +487,17 @@ pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
         "invoice.payment_failed" => invoice_subscription(o).map(|s| StripeAction::PaymentFailed { stripe_subscription_id: s, grace_until }),
         "invoice.paid" | "invoice.payment_succeeded" => invoice_subscription(o).map(|s| StripeAction::Paid { stripe_subscription_id: s }),
         "customer.subscription.deleted" => id_of(&o["id"]).map(|s| StripeAction::Canceled { stripe_subscription_id: s }),
+        "customer.subscription.updated" => id_of(&o["id"]).map(|s| {
+            let price = &o["items"]["data"][0]["price"];
+            let plan_id =
+                price["lookup_key"].as_str().and_then(plan_of_lookup_key).or_else(|| meta_i64(&price["metadata"], "turnpike_plan_id"));
+            StripeAction::SubscriptionUpdated {
+                stripe_subscription_id: s,
+                plan_id,
+                cancel_at_period_end: o["cancel_at_period_end"].as_bool().unwrap_or(false),
+                status: o["status"].as_str().unwrap_or("active").to_owned(),
+            }
+        }),
         _ => None,
     };
     action.unwrap_or(StripeAction::Ignore)
