@@ -142,3 +142,32 @@ impl Store {
         Ok(())
     }
 }
+
+/// A finalized local invoice of a Stripe-billed subscription, for the drift check against Stripe.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StripeDriftCandidate {
+    /// Local invoice.
+    pub invoice_id: i64,
+    /// Local subscription.
+    pub subscription_id: i64,
+    /// Period start (unix seconds).
+    pub period_start: i64,
+    /// Period end (unix seconds, exclusive).
+    pub period_end: i64,
+    /// The Stripe customer billed.
+    pub customer_id: String,
+}
+
+impl Store {
+    /// Finalized (open or paid) invoices of Stripe-billed subscriptions for periods inside
+    /// `[from, until)`, by subscription then period.
+    pub async fn stripe_drift_candidates(&self, from: i64, until: i64) -> Result<Vec<StripeDriftCandidate>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT i.id AS invoice_id, i.subscription_id, i.period_start, i.period_end, ss.customer_id
+             FROM invoices i JOIN stripe_subscriptions ss ON ss.subscription_id = i.subscription_id
+             WHERE i.status IN ('open', 'paid') AND i.finalized_at IS NOT NULL AND ss.customer_id IS NOT NULL
+               AND i.period_start >= $1 AND i.period_end <= $2
+             ORDER BY i.subscription_id, i.period_start")
+            .bind(from).bind(until).fetch_all(p).await?))
+    }
+}

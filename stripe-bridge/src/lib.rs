@@ -26,11 +26,13 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 use turnpike_store::period::Period;
 use turnpike_store::{Account, Plan, Store, StoreError, StripeAction, StripeEventOutcome, StripeUsagePush};
 
+mod drift;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod sync;
 
+pub use drift::{drift_against_stripe, StripeDrift, StripeDriftReport};
 pub use sync::{
     ensure_plan_price, ensure_price, lookup_key, plan_of_lookup_key, product_id, sync_catalogue, sync_subscriptions, CatalogueSync,
 };

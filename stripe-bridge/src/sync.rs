@@ -126,7 +126,7 @@ struct ItemPrice {
 struct NoParams {}
 
 impl Stripe {
-    async fn get<T: miniserde::Deserialize>(&self, path: &str, query: &impl Serialize) -> Result<T, BridgeError> {
+    pub(crate) async fn get<T: miniserde::Deserialize>(&self, path: &str, query: &impl Serialize) -> Result<T, BridgeError> {
         Ok(RequestBuilder::new(StripeMethod::Get, path).query(query).customize::<T>().send(&self.client).await?)
     }
 

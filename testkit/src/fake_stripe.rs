@@ -300,6 +300,8 @@ async fn handle(
                         v["type"] = json!("recurring");
                     }
                     "invoiceitem" => {
+                        v["invoice"] = Value::Null;
+                        v["description"] = json!(field(&form, "description"));
                         v["customer"] = json!(field(&form, "customer"));
                         v["amount"] = json!(field(&form, "amount").and_then(|a| a.parse::<i64>().ok()));
                         v["currency"] = json!(field(&form, "currency"));
@@ -409,6 +411,38 @@ impl FakeStripe {
         let sub = inner.objects.get_mut(sub_id).expect("a subscription the fake holds");
         sub["items"]["data"][0]["price"] = price;
         sub.clone()
+    }
+
+    /// What Stripe's next billing cycle does with pending invoice items: one paid invoice per
+    /// customer holding them as lines (each line carries its item's amount and metadata). Returns
+    /// the invoice ids created.
+    pub fn invoice_pending_items(&self) -> Vec<String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let pending: Vec<Value> =
+            inner.objects.values().filter(|o| o["object"] == "invoiceitem" && o["invoice"].is_null()).cloned().collect();
+        let mut customers: Vec<String> = pending.iter().filter_map(|i| i["customer"].as_str().map(str::to_owned)).collect();
+        customers.dedup();
+        let mut made = Vec::new();
+        for customer in customers {
+            let id = inner.new_id("in");
+            let mut lines = Vec::new();
+            for item in pending.iter().filter(|i| i["customer"] == customer.as_str()) {
+                let line_id = inner.new_id("il");
+                lines.push(json!({"id": line_id, "object": "line_item", "amount": item["amount"], "currency": item["currency"],
+                                  "description": item["description"], "metadata": item["metadata"],
+                                  "parent": {"type": "invoice_item_details", "invoice_item_details": {"invoice_item": item["id"]}}}));
+                if let Some(o) = inner.objects.get_mut(item["id"].as_str().unwrap_or_default()) {
+                    o["invoice"] = json!(id);
+                }
+            }
+            let total: i64 = lines.iter().filter_map(|l| l["amount"].as_i64()).sum();
+            let invoice = json!({"id": id, "object": "invoice", "customer": customer, "status": "paid", "total": total,
+                                 "hosted_invoice_url": format!("https://invoice.stripe.test/i/{id}"),
+                                 "lines": {"object": "list", "has_more": false, "url": format!("/v1/invoices/{id}/lines"), "data": lines}});
+            inner.objects.insert(id.clone(), invoice);
+            made.push(id);
+        }
+        made
     }
 
     /// Put an invoice into the fake as Stripe would hold it (e.g. one Stripe finalized for a

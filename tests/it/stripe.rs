@@ -655,3 +655,70 @@ async fn stripe_catalogue_sync_twice_creates_no_duplicate_product_or_price() {
         catalogue_is_mirrored_without_duplicates(db).await;
     }
 }
+
+/// Finalize the period containing `now`'s predecessor and wait (on the fake, not on time) until
+/// the worker pushed its usage; then Stripe's billing cycle puts it on an invoice.
+async fn close_period(s: &Setup, sub: i64) -> turnpike_store::period::Period {
+    let anchor = s.app.store.get_subscription(sub).await.unwrap().billing_anchor;
+    let period = turnpike_store::period::monthly_period(anchor, s.clock.now());
+    let pushed = s.fake.requests_to("/v1/invoiceitems").len();
+    s.clock.set(period.end + 5);
+    turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
+    let started = Instant::now();
+    while s.app.store.stripe_usage_push(sub, period.start).await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the worker never pushed the usage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.fake.requests_to("/v1/invoiceitems").len(), pushed + 1);
+    assert_eq!(s.fake.invoice_pending_items().len(), 1);
+    period
+}
+
+async fn drift_is_checked_against_stripes_invoices(db: TestDb) {
+    let s = setup(&db, "drift@example.com").await;
+    let stripe = bridge(&s);
+    let (sub, _) = subscribe_through_checkout(&s).await;
+    // Some metered traffic in the first month, none in the second.
+    for _ in 0..5 {
+        assert_eq!(s.gateway_get().await.status(), 200);
+    }
+    let first = close_period(&s, sub).await;
+    let second = close_period(&s, sub).await;
+
+    // The seeded two-month scenario: Stripe holds exactly what Turnpike invoiced.
+    let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, 0, i64::MAX).await.unwrap();
+    assert_eq!((report.checked, report.drift.as_slice()), (2, &[][..]), "{report:?}");
+
+    // Someone edits the first month's line at Stripe: exactly that subscription and period.
+    let invoices = s.fake.objects("invoice");
+    let first_invoice = invoices
+        .iter()
+        .find(|i| i["lines"]["data"][0]["metadata"]["period_start"] == first.start.to_string())
+        .expect("the first month's invoice at Stripe");
+    let turnpike_minor = first_invoice["lines"]["data"][0]["amount"].as_i64().unwrap();
+    s.fake.edit_object(first_invoice["id"].as_str().unwrap(), |i| i["lines"]["data"][0]["amount"] = json!(turnpike_minor + 777));
+    let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, 0, i64::MAX).await.unwrap();
+    assert_eq!(report.checked, 2);
+    assert_eq!(
+        report.drift,
+        vec![turnpike_stripe::StripeDrift {
+            subscription_id: sub,
+            period_start: first.start,
+            period_end: first.end,
+            turnpike_minor,
+            stripe_minor: Some(turnpike_minor + 777),
+        }]
+    );
+    // Only the second month asked about: no drift there.
+    let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, second.start, second.end).await.unwrap();
+    assert_eq!((report.checked, report.drift.len()), (1, 0));
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_drift_check_reads_stripes_invoices_and_names_the_edited_one() {
+    for db in TestDb::each("stripe_drift").await {
+        println!("backend: {}", db.backend());
+        drift_is_checked_against_stripes_invoices(db).await;
+    }
+}
