@@ -26,3 +26,15 @@ CREATE TABLE stripe_prices (
 );
 CREATE INDEX stripe_prices_plan_idx ON stripe_prices(plan_id, version);
 CREATE INDEX stripe_prices_price_idx ON stripe_prices(stripe_price_id);
+
+-- Refunds Stripe reported (`charge.refunded`), by charge: the cumulative amount refunded, for the
+-- revenue reports. Redeliveries and reordering keep the largest amount seen.
+CREATE TABLE stripe_refunds (
+    charge_id        TEXT PRIMARY KEY,
+    customer_id      TEXT,
+    account_id       BIGINT REFERENCES accounts(id) ON DELETE SET NULL,
+    currency         TEXT NOT NULL,
+    amount_refunded  BIGINT NOT NULL CHECK (amount_refunded >= 0),
+    refunded_at      BIGINT NOT NULL
+);
+CREATE INDEX stripe_refunds_at_idx ON stripe_refunds(refunded_at);

@@ -58,6 +58,6 @@ pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
 mod stripe;
 mod stripe_mirror;
 pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};
-pub use stripe_mirror::{StripeDriftCandidate, StripePrice, StripeSyncDue};
+pub use stripe_mirror::{StripeDriftCandidate, StripePrice, StripeRefundTotal, StripeSyncDue};
 mod usage_series;
 pub use usage_series::{HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};

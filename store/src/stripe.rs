@@ -55,6 +55,26 @@ pub enum StripeAction {
         /// Stripe's `status` (`active`, `trialing`, `past_due`, `canceled`, …).
         status: String,
     },
+    /// `invoice.payment_action_required` (SCA): email the developer the hosted invoice link.
+    PaymentActionRequired {
+        /// The invoice's customer.
+        customer_id: String,
+        /// `in_…`.
+        invoice_id: String,
+        /// Stripe's hosted invoice page, where the developer authenticates the payment.
+        hosted_invoice_url: String,
+    },
+    /// `charge.refunded`: the charge's cumulative refunded amount, for the revenue reports.
+    Refunded {
+        /// `ch_…`.
+        charge_id: String,
+        /// The charge's customer.
+        customer_id: Option<String>,
+        /// ISO 4217 code, lower case.
+        currency: String,
+        /// Cumulative amount refunded (minor units).
+        amount_refunded: i64,
+    },
     /// An event type Turnpike does not act on (recorded so a redelivery is cheap).
     Ignore,
 }
@@ -74,6 +94,12 @@ impl StripeAction {
             StripeAction::SubscriptionUpdated { stripe_subscription_id, plan_id, cancel_at_period_end, status } => {
                 let plan = plan_id.map_or_else(|| "unknown plan".to_owned(), |p| format!("plan {p}"));
                 format!("{stripe_subscription_id}: {status}, {plan}, cancel at period end {cancel_at_period_end}")
+            }
+            StripeAction::PaymentActionRequired { customer_id, invoice_id, .. } => {
+                format!("{invoice_id} of {customer_id}: payment needs authentication, developer emailed")
+            }
+            StripeAction::Refunded { charge_id, currency, amount_refunded, .. } => {
+                format!("{charge_id}: {amount_refunded} {currency} refunded in total")
             }
             StripeAction::Ignore => "ignored".into(),
         }
@@ -289,6 +315,37 @@ impl Store {
                         sqlx::query("UPDATE stripe_subscriptions SET stripe_status = 'canceled' WHERE stripe_subscription_id = $1")
                             .bind(stripe_subscription_id).execute(&mut *tx).await?;
                         set_status_from_event!(tx, stripe_subscription_id, created, "canceled", now)
+                    }
+                    StripeAction::PaymentActionRequired { customer_id, invoice_id, hosted_invoice_url } => {
+                        // In the event's transaction: one email per event, however often delivered.
+                        let to: Option<(String,)> = sqlx::query_as(
+                            "SELECT a.email FROM stripe_customers c JOIN accounts a ON a.id = c.account_id WHERE c.customer_id = $1")
+                            .bind(customer_id).fetch_optional(&mut *tx).await?;
+                        match to {
+                            None => StripeEventOutcome::Unmatched,
+                            Some((email,)) => {
+                                let body = format!(
+                                    "Your bank asks you to confirm a payment to Turnpike (invoice {invoice_id}).\n\n\
+                                     Confirm it here: {hosted_invoice_url}\n\n\
+                                     Until it is confirmed the invoice stays unpaid; your keys keep working during the grace period.\n");
+                                sqlx::query("INSERT INTO outbox (kind, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+                                    .bind("stripe_payment_action_required").bind(&email).bind("Confirm your payment to Turnpike")
+                                    .bind(body).bind(now).execute(&mut *tx).await?;
+                                StripeEventOutcome::Applied
+                            }
+                        }
+                    }
+                    StripeAction::Refunded { charge_id, customer_id, currency, amount_refunded } => {
+                        let account: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM stripe_customers WHERE customer_id = $1")
+                            .bind(customer_id).fetch_optional(&mut *tx).await?;
+                        let n = sqlx::query(
+                            "INSERT INTO stripe_refunds (charge_id, customer_id, account_id, currency, amount_refunded, refunded_at)
+                             VALUES ($1, $2, $3, $4, $5, $6)
+                             ON CONFLICT (charge_id) DO UPDATE SET amount_refunded = excluded.amount_refunded, refunded_at = excluded.refunded_at
+                             WHERE stripe_refunds.amount_refunded < excluded.amount_refunded")
+                            .bind(charge_id).bind(customer_id).bind(account.map(|a| a.0)).bind(currency).bind(amount_refunded).bind(created)
+                            .execute(&mut *tx).await?.rows_affected();
+                        if n > 0 { StripeEventOutcome::Applied } else { StripeEventOutcome::Stale }
                     }
                     StripeAction::SubscriptionUpdated { stripe_subscription_id, plan_id, cancel_at_period_end, status } => {
                         // Locks the mirror row (PostgreSQL) and checks the event order; the mirror

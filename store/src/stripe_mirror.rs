@@ -171,3 +171,25 @@ impl Store {
             .bind(from).bind(until).fetch_all(p).await?))
     }
 }
+
+/// Refunds Stripe reported in a window, per currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct StripeRefundTotal {
+    /// ISO 4217 code, lower case.
+    pub currency: String,
+    /// Refunded, minor units.
+    pub refunded: i64,
+    /// Charges refunded (fully or in part).
+    pub charges: i64,
+}
+
+impl Store {
+    /// Refunds reported by `charge.refunded` whose latest refund falls in `[from, until)`, per
+    /// currency (the revenue reports subtract these).
+    pub async fn stripe_refund_totals(&self, from: i64, until: i64) -> Result<Vec<StripeRefundTotal>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT currency, CAST(SUM(amount_refunded) AS BIGINT) AS refunded, COUNT(*) AS charges FROM stripe_refunds
+             WHERE refunded_at >= $1 AND refunded_at < $2 GROUP BY currency ORDER BY currency")
+            .bind(from).bind(until).fetch_all(p).await?))
+    }
+}

@@ -489,6 +489,21 @@ pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
         "invoice.payment_failed" => invoice_subscription(o).map(|s| StripeAction::PaymentFailed { stripe_subscription_id: s, grace_until }),
         "invoice.paid" | "invoice.payment_succeeded" => invoice_subscription(o).map(|s| StripeAction::Paid { stripe_subscription_id: s }),
         "customer.subscription.deleted" => id_of(&o["id"]).map(|s| StripeAction::Canceled { stripe_subscription_id: s }),
+        "invoice.payment_action_required" => match (id_of(&o["customer"]), id_of(&o["id"]), o["hosted_invoice_url"].as_str()) {
+            (Some(customer_id), Some(invoice_id), Some(url)) if url.starts_with("https://") => {
+                Some(StripeAction::PaymentActionRequired { customer_id, invoice_id, hosted_invoice_url: url.to_owned() })
+            }
+            _ => None,
+        },
+        "charge.refunded" => match (id_of(&o["id"]), o["currency"].as_str(), o["amount_refunded"].as_i64()) {
+            (Some(charge_id), Some(currency), Some(amount)) if amount >= 0 => Some(StripeAction::Refunded {
+                charge_id,
+                customer_id: id_of(&o["customer"]),
+                currency: currency.to_ascii_lowercase(),
+                amount_refunded: amount,
+            }),
+            _ => None,
+        },
         "customer.subscription.updated" => id_of(&o["id"]).map(|s| {
             let price = &o["items"]["data"][0]["price"];
             let plan_id =
@@ -569,7 +584,9 @@ mod tests {
             ..old.clone()
         };
         assert_eq!(action_for(&new, 9), StripeAction::PaymentFailed { stripe_subscription_id: "sub_2".into(), grace_until: 9 });
-        let other = Event { event_type: "charge.refunded".into(), ..old };
+        let other = Event { event_type: "charge.refunded".into(), ..old.clone() };
+        assert_eq!(action_for(&other, 0), StripeAction::Ignore, "a charge without amounts is ignored");
+        let other = Event { event_type: "customer.created".into(), ..old };
         assert_eq!(action_for(&other, 0), StripeAction::Ignore);
     }
 }

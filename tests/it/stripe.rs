@@ -693,7 +693,7 @@ async fn drift_is_checked_against_stripes_invoices(db: TestDb) {
     let invoices = s.fake.objects("invoice");
     let first_invoice = invoices
         .iter()
-        .find(|i| i["lines"]["data"][0]["metadata"]["period_start"] == first.start.to_string())
+        .find(|i| i["lines"]["data"][0]["metadata"]["period_start"].as_str() == Some(first.start.to_string().as_str()))
         .expect("the first month's invoice at Stripe");
     let turnpike_minor = first_invoice["lines"]["data"][0]["amount"].as_i64().unwrap();
     s.fake.edit_object(first_invoice["id"].as_str().unwrap(), |i| i["lines"]["data"][0]["amount"] = json!(turnpike_minor + 777));
@@ -720,5 +720,88 @@ async fn stripe_drift_check_reads_stripes_invoices_and_names_the_edited_one() {
     for db in TestDb::each("stripe_drift").await {
         println!("backend: {}", db.backend());
         drift_is_checked_against_stripes_invoices(db).await;
+    }
+}
+
+/// Deliver `payload` ten times at once (signed now); the outcomes, in completion order.
+async fn storm(s: &Setup, payload: &[u8]) -> Vec<String> {
+    let sig = signature(WEBHOOK_SECRET, payload, s.clock.now());
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (h, url, body, sig) = (s.app.http.clone(), s.p("/webhooks/stripe"), payload.to_vec(), sig.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = h.post(url).header("stripe-signature", sig).body(body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["outcome"].as_str().unwrap_or_default().to_owned()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    outcomes
+}
+
+/// One delivery did `first`, the nine others were duplicates.
+fn once(outcomes: &[String], first: &str) {
+    assert_eq!(outcomes.iter().filter(|o| *o == first).count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 9, "{outcomes:?}");
+}
+
+async fn async_payments_sca_and_refunds(db: TestDb) {
+    let s = setup(&db, "async@example.com").await;
+    let email = "async@example.com";
+
+    // A SEPA debit: Checkout completes unpaid. Not active until the payment succeeds.
+    let dash = s.portal.get(s.p("/dashboard")).send().await.unwrap().text().await.unwrap();
+    let form = [("app_id", s.app_id.to_string()), ("plan_id", s.pro_plan.to_string()), ("csrf", csrf(&dash))];
+    let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
+    let session_id = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let pending = s.fake.complete_checkout(&session_id, "unpaid");
+    let before = s.app.store.latest_change().await.unwrap();
+    once(&storm(&s, &event("evt_cs_unpaid", "checkout.session.completed", T0 + 1, pending.clone())).await, "unmatched");
+    assert_eq!(s.app.store.latest_change().await.unwrap(), before, "nothing changed");
+    s.app.gateway.follow().await.unwrap();
+    assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=20;"), "still the free plan while the debit is pending");
+    // A failed asynchronous payment (of another session) activates nothing either.
+    let mut failed = pending.clone();
+    failed["id"] = json!("cs_test_other");
+    once(&storm(&s, &event("evt_cs_failed", "checkout.session.async_payment_failed", T0 + 2, failed)).await, "unmatched");
+    assert_eq!(s.app.store.latest_change().await.unwrap(), before);
+    // The debit clears.
+    let mut paid = pending;
+    paid["payment_status"] = json!("paid");
+    once(&storm(&s, &event("evt_cs_paid", "checkout.session.async_payment_succeeded", T0 + 3, paid)).await, "applied");
+    s.app.gateway.follow().await.unwrap();
+    assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=150;"), "pro once paid");
+    assert_eq!(s.app.store.latest_change().await.unwrap() - before, 1);
+
+    // SCA: the renewal needs the developer's authentication: one email with the hosted link.
+    let sca = json!({"id": "in_sca_1", "object": "invoice", "customer": "cus_000001", "status": "open",
+                     "hosted_invoice_url": "https://invoice.stripe.test/i/in_sca_1"});
+    once(&storm(&s, &event("evt_sca", "invoice.payment_action_required", T0 + 4, sca)).await, "applied");
+    let mails: Vec<_> =
+        s.app.store.emails_to(email).await.unwrap().into_iter().filter(|m| m.subject.contains("Confirm your payment")).collect();
+    assert_eq!(mails.len(), 1, "one email for ten deliveries");
+    assert!(mails[0].body.contains("https://invoice.stripe.test/i/in_sca_1"), "{}", mails[0].body);
+
+    // Refunds: the later (larger, cumulative) report first, the earlier one after it.
+    let refund = |amount: i64| {
+        json!({"id": "ch_1", "object": "charge", "customer": "cus_000001", "currency": "usd",
+                                      "amount": 2900, "amount_refunded": amount, "refunded": amount == 2900})
+    };
+    once(&storm(&s, &event("evt_refund_full", "charge.refunded", T0 + 6, refund(2900))).await, "applied");
+    once(&storm(&s, &event("evt_refund_part", "charge.refunded", T0 + 5, refund(1000))).await, "stale");
+    let totals = s.app.store.stripe_refund_totals(0, i64::MAX).await.unwrap();
+    assert_eq!(totals, vec![turnpike_store::StripeRefundTotal { currency: "usd".into(), refunded: 2900, charges: 1 }]);
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_async_payments_sca_emails_and_refunds_apply_once_under_duplicate_storms() {
+    for db in TestDb::each("stripe_async_sca_refund").await {
+        println!("backend: {}", db.backend());
+        async_payments_sca_and_refunds(db).await;
     }
 }
