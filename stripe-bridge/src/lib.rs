@@ -357,17 +357,60 @@ pub async fn push_usage(
         description: format!("API usage: {quantity} requests"),
         metadata: UsageMeta { subscription_id, period_start: period.start, period_end: period.end, quantity },
     };
-    let item: Created = stripe.post("/invoiceitems", &form, key(&idempotency_key)?).await?;
+    // Stripe forgets idempotency keys after 24 hours: a push Stripe accepted whose record was lost
+    // (a crash, a database outage) is found by its metadata before anything is created again.
+    let item_id = match usage_item_at_stripe(stripe, &customer, subscription_id, period.start).await? {
+        Some(id) => id,
+        None => stripe.post::<Created>("/invoiceitems", &form, key(&idempotency_key)?).await?.id,
+    };
     let push = StripeUsagePush {
         subscription_id,
         period_start: period.start,
         period_end: period.end,
         quantity,
         idempotency_key,
-        stripe_item_id: item.id,
+        stripe_item_id: item_id,
     };
     store.record_stripe_usage_push(&push, now).await?;
     Ok(Some(push))
+}
+
+#[derive(miniserde::Deserialize)]
+struct ItemList {
+    data: Vec<ItemObj>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ItemObj {
+    id: String,
+    metadata: Option<ItemMeta>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ItemMeta {
+    subscription_id: Option<String>,
+    period_start: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ItemsOf<'a> {
+    customer: &'a str,
+    limit: i64,
+}
+
+/// The customer's invoice item (pending or invoiced) already holding this period's usage.
+async fn usage_item_at_stripe(
+    stripe: &Stripe,
+    customer: &str,
+    subscription_id: i64,
+    period_start: i64,
+) -> Result<Option<String>, BridgeError> {
+    let items: ItemList = stripe.get("/invoiceitems", &ItemsOf { customer, limit: 100 }).await?;
+    let (sub, start) = (subscription_id.to_string(), period_start.to_string());
+    Ok(items.data.into_iter().find_map(|i| {
+        let m = i.metadata?;
+        (m.subscription_id.as_deref() == Some(sub.as_str()) && m.period_start.as_deref() == Some(start.as_str())).then_some(i.id)
+    }))
 }
 
 /// Worker step: flip subscriptions whose grace period ended to `past_due`.

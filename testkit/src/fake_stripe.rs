@@ -3,6 +3,7 @@
 //! `POST /v1/customers`, `/v1/checkout/sessions`, `/v1/billing_portal/sessions`, `/v1/invoiceitems`,
 //! `/v1/products` (custom `id` allowed, like Stripe), `/v1/prices`, `/v1/prices/{id}` (archive),
 //! `GET /v1/products?ids[]=…`, `GET /v1/prices?lookup_keys[]=…`, `GET /v1/subscriptions/{id}`,
+//! `GET /v1/invoices?customer=…`, `GET /v1/invoiceitems?customer=…`,
 //! `POST /v1/subscriptions/{id}` (cancel at period end, price change) and
 //! `DELETE /v1/subscriptions/{id}` (cancel now). It records every request (method, path,
 //! `Idempotency-Key`, form fields) and, like Stripe, answers a repeated idempotency key with the
@@ -193,6 +194,17 @@ async fn handle(
                 .cloned()
                 .collect();
             Ok(list(data, "/v1/invoices"))
+        }
+        (Method::GET, ["invoiceitems"]) => {
+            let customer = field(&form, "customer").map(str::to_owned);
+            let data = inner
+                .objects
+                .values()
+                .filter(|o| o["object"] == "invoiceitem")
+                .filter(|o| customer.as_deref().is_none_or(|c| o["customer"] == c))
+                .cloned()
+                .collect();
+            Ok(list(data, "/v1/invoiceitems"))
         }
         (Method::GET, ["subscriptions", id]) => match inner.objects.get(*id) {
             Some(o) if o["object"] == "subscription" => Ok(o.clone()),

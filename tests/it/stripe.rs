@@ -290,14 +290,14 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     let usage_minor: i64 =
         s.app.store.invoice_lines(invoice.id).await.unwrap().iter().filter(|l| l.kind == "usage").map(|l| l.amount_minor).sum();
     let started = std::time::Instant::now();
-    while s.fake.requests_to("/v1/invoiceitems").is_empty() {
+    while s.fake.requests_with("POST", "/v1/invoiceitems").is_empty() {
         assert!(started.elapsed() < Duration::from_secs(10), "the worker never pushed the usage");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Another worker tick and another finalization run push nothing more.
     turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let items = s.fake.requests_to("/v1/invoiceitems");
+    let items = s.fake.requests_with("POST", "/v1/invoiceitems");
     assert_eq!(items.len(), 1, "one push per subscription and period");
     assert_eq!(items[0].idempotency_key.as_deref(), Some(format!("tp-usage-{sub}-{}", period.start).as_str()));
     let amount = usage_minor.to_string();
@@ -656,12 +656,28 @@ async fn stripe_catalogue_sync_twice_creates_no_duplicate_product_or_price() {
     }
 }
 
-/// Finalize the period containing `now`'s predecessor and wait (on the fake, not on time) until
-/// the worker pushed its usage; then Stripe's billing cycle puts it on an invoice.
-async fn close_period(s: &Setup, sub: i64) -> turnpike_store::period::Period {
+/// Finalize the current period and wait (on the store, not on time) until the worker pushed its
+/// usage; then Stripe's billing cycle puts it on an invoice. `crashed_before_record`: Stripe
+/// already holds the push (an earlier attempt whose answer was lost, its idempotency key expired),
+/// so the worker must find it instead of creating a second item.
+async fn close_period(s: &Setup, sub: i64, crashed_before_record: bool) -> turnpike_store::period::Period {
     let anchor = s.app.store.get_subscription(sub).await.unwrap().billing_anchor;
     let period = turnpike_store::period::monthly_period(anchor, s.clock.now());
-    let pushed = s.fake.requests_to("/v1/invoiceitems").len();
+    let earlier = if crashed_before_record {
+        let form = [
+            ("customer", "cus_000001".to_owned()),
+            ("currency", "usd".to_owned()),
+            ("amount", "0".to_owned()),
+            ("metadata[subscription_id]", sub.to_string()),
+            ("metadata[period_start]", period.start.to_string()),
+        ];
+        let r = s.app.http.post(format!("{}v1/invoiceitems", s.fake.base)).bearer_auth(SECRET_KEY).form(&form).send().await.unwrap();
+        let v: Value = r.json().await.unwrap();
+        Some(v["id"].as_str().unwrap().to_owned())
+    } else {
+        None
+    };
+    let pushed = s.fake.requests_with("POST", "/v1/invoiceitems").len();
     s.clock.set(period.end + 5);
     turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
     let started = Instant::now();
@@ -669,7 +685,14 @@ async fn close_period(s: &Setup, sub: i64) -> turnpike_store::period::Period {
         assert!(started.elapsed() < Duration::from_secs(10), "the worker never pushed the usage");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(s.fake.requests_to("/v1/invoiceitems").len(), pushed + 1);
+    let push = s.app.store.stripe_usage_push(sub, period.start).await.unwrap().unwrap();
+    match earlier {
+        Some(id) => {
+            assert_eq!(s.fake.requests_with("POST", "/v1/invoiceitems").len(), pushed, "found at Stripe, not created again");
+            assert_eq!(push.stripe_item_id, id);
+        }
+        None => assert_eq!(s.fake.requests_with("POST", "/v1/invoiceitems").len(), pushed + 1),
+    }
     assert_eq!(s.fake.invoice_pending_items().len(), 1);
     period
 }
@@ -682,8 +705,8 @@ async fn drift_is_checked_against_stripes_invoices(db: TestDb) {
     for _ in 0..5 {
         assert_eq!(s.gateway_get().await.status(), 200);
     }
-    let first = close_period(&s, sub).await;
-    let second = close_period(&s, sub).await;
+    let first = close_period(&s, sub, false).await;
+    let second = close_period(&s, sub, true).await;
 
     // The seeded two-month scenario: Stripe holds exactly what Turnpike invoiced.
     let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, 0, i64::MAX).await.unwrap();
