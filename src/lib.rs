@@ -362,7 +362,8 @@ pub fn stripe_bridge(cfg: &Config, portal_url: &str) -> anyhow::Result<Option<tu
 const STRIPE_TICK: Duration = Duration::from_secs(1);
 
 /// Background task (worker role, Stripe configured): every second, subscriptions whose grace
-/// period after a failed payment ended become `past_due` (gateways answer 402 within a second).
+/// period after a failed payment ended become `past_due` (gateways answer 402 within a second),
+/// and Stripe is brought in line with local changes ([`stripe_sync_step`]).
 /// Usage pushes are made by billing finalization through `turnpike_stripe::push_usage`.
 /// Every ten minutes: drop change-log rows gateways have long applied, throttle events past
 /// every window, and expired sessions. Idempotent, so several workers may run it.
@@ -392,6 +393,7 @@ async fn stripe_worker(store: Store, clock: SharedClock, stripe: Option<turnpike
             tracing::warn!(error = %e, "stripe grace check failed");
         }
         if let Some(stripe) = &stripe {
+            stripe_sync_step(&store, stripe, clock.now()).await;
             if let Err(e) = push_finalized_usage(&store, stripe, clock.now()).await {
                 tracing::warn!(error = %e, "pushing usage to Stripe failed; retried next tick");
             }
@@ -400,6 +402,18 @@ async fn stripe_worker(store: Store, clock: SharedClock, stripe: Option<turnpike
             _ = tokio::time::sleep(STRIPE_TICK) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+    }
+}
+
+/// One convergence step towards Stripe: the catalogue (a Price per paid plan version, superseded
+/// ones archived), then every local lifecycle change Stripe does not hold yet. Each part retries
+/// next tick on failure; both are idempotent (see `turnpike_stripe::sync_subscriptions`).
+pub async fn stripe_sync_step(store: &Store, stripe: &turnpike_stripe::Stripe, now: i64) {
+    if let Err(e) = turnpike_stripe::sync_catalogue(store, stripe, now).await {
+        tracing::warn!(error = %e, "Stripe catalogue sync failed; retried next tick");
+    }
+    if let Err(e) = turnpike_stripe::sync_subscriptions(store, stripe, now).await {
+        tracing::warn!(error = %e, "pushing subscription changes to Stripe failed; retried next tick");
     }
 }
 

@@ -97,6 +97,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(8, "ledger revision", include_str!(concat!("../../migrations/", $dir, "/0008_ledger_revision.sql"))),
                 migration(13, "session account", include_str!(concat!("../../migrations/", $dir, "/0013_session_account.sql"))),
                 migration(14, "usage daily", include_str!(concat!("../../migrations/", $dir, "/0014_usage_daily.sql"))),
+                migration(20, "stripe mirror", include_str!(concat!("../../migrations/", $dir, "/0020_stripe_mirror.sql"))),
                 migration(30, "alerts and webhooks", include_str!(concat!("../../migrations/", $dir, "/0030_alerts_webhooks.sql"))),
             ]
         };

@@ -62,6 +62,8 @@ pub use apis::{ApiSettings, Lifecycle};
 mod pats;
 pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
 mod stripe;
+mod stripe_mirror;
 pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};
+pub use stripe_mirror::{StripeDriftCandidate, StripePrice, StripeRefundTotal, StripeSyncDue};
 mod usage_series;
 pub use usage_series::{HourCalls, HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};

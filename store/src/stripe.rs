@@ -42,6 +42,39 @@ pub enum StripeAction {
         /// The deleted Stripe subscription.
         stripe_subscription_id: String,
     },
+    /// `customer.subscription.updated`: Stripe's side changed (Customer Portal, dashboard, dunning,
+    /// or the echo of Turnpike's own push). Only what differs from the mirror of Stripe's state
+    /// changes the local subscription, so an echo of a push never undoes a newer local change.
+    SubscriptionUpdated {
+        /// The Stripe subscription.
+        stripe_subscription_id: String,
+        /// The Turnpike plan of its price (by the catalogue's lookup key or metadata), if known.
+        plan_id: Option<i64>,
+        /// Stripe's `cancel_at_period_end`.
+        cancel_at_period_end: bool,
+        /// Stripe's `status` (`active`, `trialing`, `past_due`, `canceled`, …).
+        status: String,
+    },
+    /// `invoice.payment_action_required` (SCA): email the developer the hosted invoice link.
+    PaymentActionRequired {
+        /// The invoice's customer.
+        customer_id: String,
+        /// `in_…`.
+        invoice_id: String,
+        /// Stripe's hosted invoice page, where the developer authenticates the payment.
+        hosted_invoice_url: String,
+    },
+    /// `charge.refunded`: the charge's cumulative refunded amount, for the revenue reports.
+    Refunded {
+        /// `ch_…`.
+        charge_id: String,
+        /// The charge's customer.
+        customer_id: Option<String>,
+        /// ISO 4217 code, lower case.
+        currency: String,
+        /// Cumulative amount refunded (minor units).
+        amount_refunded: i64,
+    },
     /// An event type Turnpike does not act on (recorded so a redelivery is cheap).
     Ignore,
 }
@@ -58,6 +91,16 @@ impl StripeAction {
             }
             StripeAction::Paid { stripe_subscription_id } => format!("{stripe_subscription_id}: paid, active"),
             StripeAction::Canceled { stripe_subscription_id } => format!("{stripe_subscription_id}: canceled"),
+            StripeAction::SubscriptionUpdated { stripe_subscription_id, plan_id, cancel_at_period_end, status } => {
+                let plan = plan_id.map_or_else(|| "unknown plan".to_owned(), |p| format!("plan {p}"));
+                format!("{stripe_subscription_id}: {status}, {plan}, cancel at period end {cancel_at_period_end}")
+            }
+            StripeAction::PaymentActionRequired { customer_id, invoice_id, .. } => {
+                format!("{invoice_id} of {customer_id}: payment needs authentication, developer emailed")
+            }
+            StripeAction::Refunded { charge_id, currency, amount_refunded, .. } => {
+                format!("{charge_id}: {amount_refunded} {currency} refunded in total")
+            }
             StripeAction::Ignore => "ignored".into(),
         }
     }
@@ -201,14 +244,16 @@ macro_rules! activate_from_event {
                 Some((sub_id, app_id)) => {
                     sqlx::query(
                         "INSERT INTO stripe_subscriptions
-                           (subscription_id, stripe_subscription_id, customer_id, last_event_created, past_due_since, grace_until, updated_at)
-                         VALUES ($1, $2, $3, $4, NULL, NULL, $5)
+                           (subscription_id, stripe_subscription_id, customer_id, last_event_created, past_due_since, grace_until, updated_at,
+                            stripe_status, stripe_cancel_at_period_end, stripe_plan_id)
+                         VALUES ($1, $2, $3, $4, NULL, NULL, $5, 'active', FALSE, $6)
                          ON CONFLICT (subscription_id) DO UPDATE SET
+                           stripe_status = 'active', stripe_cancel_at_period_end = FALSE, stripe_plan_id = excluded.stripe_plan_id,
                            stripe_subscription_id = COALESCE(excluded.stripe_subscription_id, stripe_subscriptions.stripe_subscription_id),
                            customer_id = COALESCE(excluded.customer_id, stripe_subscriptions.customer_id),
                            last_event_created = excluded.last_event_created,
                            past_due_since = NULL, grace_until = NULL, updated_at = excluded.updated_at")
-                        .bind(sub_id).bind(stripe_subscription_id).bind(customer_id).bind(created).bind(now)
+                        .bind(sub_id).bind(stripe_subscription_id).bind(customer_id).bind(created).bind(now).bind(plan_id)
                         .execute(&mut *$tx).await?;
                     record_change!($tx, ChangeKind::App, app_id.to_string(), now);
                     StripeEventOutcome::Applied
@@ -278,7 +323,80 @@ impl Store {
                         set_status_from_event!(tx, stripe_subscription_id, created, "active", now)
                     }
                     StripeAction::Canceled { stripe_subscription_id } => {
+                        sqlx::query("UPDATE stripe_subscriptions SET stripe_status = 'canceled' WHERE stripe_subscription_id = $1")
+                            .bind(stripe_subscription_id).execute(&mut *tx).await?;
                         set_status_from_event!(tx, stripe_subscription_id, created, "canceled", now)
+                    }
+                    StripeAction::PaymentActionRequired { customer_id, invoice_id, hosted_invoice_url } => {
+                        // In the event's transaction: one email per event, however often delivered.
+                        let to: Option<(String,)> = sqlx::query_as(
+                            "SELECT a.email FROM stripe_customers c JOIN accounts a ON a.id = c.account_id WHERE c.customer_id = $1")
+                            .bind(customer_id).fetch_optional(&mut *tx).await?;
+                        match to {
+                            None => StripeEventOutcome::Unmatched,
+                            Some((email,)) => {
+                                let body = format!(
+                                    "Your bank asks you to confirm a payment to Turnpike (invoice {invoice_id}).\n\n\
+                                     Confirm it here: {hosted_invoice_url}\n\n\
+                                     Until it is confirmed the invoice stays unpaid; your keys keep working during the grace period.\n");
+                                sqlx::query("INSERT INTO outbox (kind, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+                                    .bind("stripe_payment_action_required").bind(&email).bind("Confirm your payment to Turnpike")
+                                    .bind(body).bind(now).execute(&mut *tx).await?;
+                                StripeEventOutcome::Applied
+                            }
+                        }
+                    }
+                    StripeAction::Refunded { charge_id, customer_id, currency, amount_refunded } => {
+                        let account: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM stripe_customers WHERE customer_id = $1")
+                            .bind(customer_id).fetch_optional(&mut *tx).await?;
+                        let n = sqlx::query(
+                            "INSERT INTO stripe_refunds (charge_id, customer_id, account_id, currency, amount_refunded, refunded_at)
+                             VALUES ($1, $2, $3, $4, $5, $6)
+                             ON CONFLICT (charge_id) DO UPDATE SET amount_refunded = excluded.amount_refunded, refunded_at = excluded.refunded_at
+                             WHERE stripe_refunds.amount_refunded < excluded.amount_refunded")
+                            .bind(charge_id).bind(customer_id).bind(account.map(|a| a.0)).bind(currency).bind(amount_refunded).bind(created)
+                            .execute(&mut *tx).await?.rows_affected();
+                        if n > 0 { StripeEventOutcome::Applied } else { StripeEventOutcome::Stale }
+                    }
+                    StripeAction::SubscriptionUpdated { stripe_subscription_id, plan_id, cancel_at_period_end, status } => {
+                        // Locks the mirror row (PostgreSQL) and checks the event order; the mirror
+                        // columns are returned as they were before this event.
+                        let mirror: Option<(i64, Option<String>, bool, Option<i64>)> = sqlx::query_as(
+                            "UPDATE stripe_subscriptions SET last_event_created = $2, updated_at = $3
+                             WHERE stripe_subscription_id = $1 AND last_event_created <= $2
+                             RETURNING subscription_id, stripe_status, stripe_cancel_at_period_end, stripe_plan_id")
+                            .bind(stripe_subscription_id).bind(created).bind(now).fetch_optional(&mut *tx).await?;
+                        match mirror {
+                            None => known_or_stale!(tx, stripe_subscription_id),
+                            Some((sub_id, was_status, was_cape, was_plan)) => {
+                                let ended = matches!(status.as_str(), "canceled" | "incomplete_expired");
+                                let cancel = ended && was_status.as_deref() != Some("canceled");
+                                let cape = (*cancel_at_period_end != was_cape).then_some(*cancel_at_period_end);
+                                let plan = plan_id.filter(|p| Some(*p) != was_plan);
+                                if cancel || cape.is_some() || plan.is_some() {
+                                    // A plan of another API is never taken (the metadata is Stripe's).
+                                    let app: Option<(i64,)> = sqlx::query_as(
+                                        "UPDATE subscriptions SET
+                                           plan_id = COALESCE((SELECT p.id FROM plans p WHERE p.id = $2 AND p.api_id = subscriptions.api_id), plan_id),
+                                           pending_plan_id = CASE WHEN $2 IS NULL THEN pending_plan_id ELSE NULL END,
+                                           cancel_at_period_end = COALESCE($3, cancel_at_period_end),
+                                           status = CASE WHEN $4 THEN 'canceled' ELSE status END,
+                                           canceled_at = CASE WHEN $4 THEN $5 ELSE canceled_at END,
+                                           revision = revision + 1
+                                         WHERE id = $1 AND status <> 'canceled' RETURNING app_id")
+                                        .bind(sub_id).bind(plan).bind(cape).bind(cancel).bind(now).fetch_optional(&mut *tx).await?;
+                                    if let Some((app_id,)) = app {
+                                        record_change!(tx, ChangeKind::App, app_id.to_string(), now);
+                                    }
+                                }
+                                let stripe_status = if ended { "canceled" } else { "active" };
+                                sqlx::query(
+                                    "UPDATE stripe_subscriptions SET stripe_status = $2, stripe_cancel_at_period_end = $3,
+                                       stripe_plan_id = COALESCE($4, stripe_plan_id) WHERE subscription_id = $1")
+                                    .bind(sub_id).bind(stripe_status).bind(cancel_at_period_end).bind(plan_id).execute(&mut *tx).await?;
+                                StripeEventOutcome::Applied
+                            }
+                        }
                     }
                 };
                 if outcome == StripeEventOutcome::Applied {

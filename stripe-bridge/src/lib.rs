@@ -1,6 +1,8 @@
-//! Turnpike's optional Stripe bridge (issue #5): one Stripe customer per developer account,
-//! Checkout Sessions for paid plans, Customer Portal sessions, signature-verified webhooks that
-//! drive subscription state, and usage pushed as invoice items with idempotency keys.
+//! Turnpike's optional Stripe bridge (issues #5, #16): one Stripe customer per developer account,
+//! a catalogue of Stripe Products/Prices mirroring the paid plans, Checkout Sessions on those
+//! Prices, Customer Portal sessions, signature-verified webhooks that drive subscription state, a
+//! worker that pushes local lifecycle changes to Stripe (see `sync`), and usage pushed as invoice
+//! items with idempotency keys.
 //!
 //! Requests go through async-stripe's client (retries, `Idempotency-Key`, base-URL override for
 //! the tests' fake server). Request bodies are built here and responses read into small local
@@ -24,9 +26,16 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 use turnpike_store::period::Period;
 use turnpike_store::{Account, Plan, Store, StoreError, StripeAction, StripeEventOutcome, StripeUsagePush};
 
+mod drift;
 #[doc(hidden)]
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod sync;
+
+pub use drift::{drift_against_stripe, StripeDrift, StripeDriftReport};
+pub use sync::{
+    ensure_plan_price, ensure_price, lookup_key, plan_of_lookup_key, product_id, sync_catalogue, sync_subscriptions, CatalogueSync,
+};
 
 /// Largest accepted distance between a signature's timestamp and now, seconds (Stripe's default).
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -153,33 +162,20 @@ struct CheckoutForm<'a> {
     client_reference_id: String,
     success_url: String,
     cancel_url: String,
-    line_items: Vec<LineItem<'a>>,
+    line_items: Vec<LineItem>,
     metadata: PlanMeta,
     subscription_data: SubscriptionData,
 }
 
 #[derive(Serialize)]
-struct LineItem<'a> {
+struct LineItem {
     quantity: i64,
-    price_data: PriceData<'a>,
-}
-
-#[derive(Serialize)]
-struct PriceData<'a> {
-    currency: &'a str,
-    unit_amount: i64,
-    recurring: Recurring,
-    product_data: ProductData,
+    price: String,
 }
 
 #[derive(Serialize)]
 struct Recurring {
     interval: &'static str,
-}
-
-#[derive(Serialize)]
-struct ProductData {
-    name: String,
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -260,19 +256,12 @@ impl Stripe {
         Ok(store.set_stripe_customer(account.id, &c.id, now).await?)
     }
 
-    /// A Checkout Session (mode `subscription`, the plan's flat price monthly, metadata carrying
-    /// `app_id` and `plan_id`); returns its URL. The caller checked that the account owns the app
+    /// A Checkout Session (mode `subscription`, the catalogue Price of the plan's current version,
+    /// see [`ensure_plan_price`]; metadata carrying `app_id` and `plan_id`); returns its URL. The caller checked that the account owns the app
     /// and that the plan is paid.
-    pub async fn checkout_url(
-        &self,
-        store: &Store,
-        account: &Account,
-        app_id: i64,
-        plan: &Plan,
-        api_name: &str,
-        now: i64,
-    ) -> Result<String, BridgeError> {
+    pub async fn checkout_url(&self, store: &Store, account: &Account, app_id: i64, plan: &Plan, now: i64) -> Result<String, BridgeError> {
         let customer = self.ensure_customer(store, account, now).await?;
+        let price = ensure_plan_price(store, self, plan.id, now).await?;
         let base = self.settings.portal_url.trim_end_matches('/');
         let meta = PlanMeta { app_id, plan_id: plan.id };
         let form = CheckoutForm {
@@ -281,15 +270,7 @@ impl Stripe {
             client_reference_id: format!("app-{app_id}"),
             success_url: format!("{base}/billing?checkout=success"),
             cancel_url: format!("{base}/billing?checkout=canceled"),
-            line_items: vec![LineItem {
-                quantity: 1,
-                price_data: PriceData {
-                    currency: &plan.currency,
-                    unit_amount: plan.flat_price_minor,
-                    recurring: Recurring { interval: "month" },
-                    product_data: ProductData { name: format!("{api_name} — {}", plan.name) },
-                },
-            }],
+            line_items: vec![LineItem { quantity: 1, price: price.stripe_price_id }],
             metadata: meta,
             subscription_data: SubscriptionData { metadata: meta },
         };
@@ -376,17 +357,60 @@ pub async fn push_usage(
         description: format!("API usage: {quantity} requests"),
         metadata: UsageMeta { subscription_id, period_start: period.start, period_end: period.end, quantity },
     };
-    let item: Created = stripe.post("/invoiceitems", &form, key(&idempotency_key)?).await?;
+    // Stripe forgets idempotency keys after 24 hours: a push Stripe accepted whose record was lost
+    // (a crash, a database outage) is found by its metadata before anything is created again.
+    let item_id = match usage_item_at_stripe(stripe, &customer, subscription_id, period.start).await? {
+        Some(id) => id,
+        None => stripe.post::<Created>("/invoiceitems", &form, key(&idempotency_key)?).await?.id,
+    };
     let push = StripeUsagePush {
         subscription_id,
         period_start: period.start,
         period_end: period.end,
         quantity,
         idempotency_key,
-        stripe_item_id: item.id,
+        stripe_item_id: item_id,
     };
     store.record_stripe_usage_push(&push, now).await?;
     Ok(Some(push))
+}
+
+#[derive(miniserde::Deserialize)]
+struct ItemList {
+    data: Vec<ItemObj>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ItemObj {
+    id: String,
+    metadata: Option<ItemMeta>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ItemMeta {
+    subscription_id: Option<String>,
+    period_start: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ItemsOf<'a> {
+    customer: &'a str,
+    limit: i64,
+}
+
+/// The customer's invoice item (pending or invoiced) already holding this period's usage.
+async fn usage_item_at_stripe(
+    stripe: &Stripe,
+    customer: &str,
+    subscription_id: i64,
+    period_start: i64,
+) -> Result<Option<String>, BridgeError> {
+    let items: ItemList = stripe.get("/invoiceitems", &ItemsOf { customer, limit: 100 }).await?;
+    let (sub, start) = (subscription_id.to_string(), period_start.to_string());
+    Ok(items.data.into_iter().find_map(|i| {
+        let m = i.metadata?;
+        (m.subscription_id.as_deref() == Some(sub.as_str()) && m.period_start.as_deref() == Some(start.as_str())).then_some(i.id)
+    }))
 }
 
 /// Worker step: flip subscriptions whose grace period ended to `past_due`.
@@ -508,6 +532,32 @@ pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
         "invoice.payment_failed" => invoice_subscription(o).map(|s| StripeAction::PaymentFailed { stripe_subscription_id: s, grace_until }),
         "invoice.paid" | "invoice.payment_succeeded" => invoice_subscription(o).map(|s| StripeAction::Paid { stripe_subscription_id: s }),
         "customer.subscription.deleted" => id_of(&o["id"]).map(|s| StripeAction::Canceled { stripe_subscription_id: s }),
+        "invoice.payment_action_required" => match (id_of(&o["customer"]), id_of(&o["id"]), o["hosted_invoice_url"].as_str()) {
+            (Some(customer_id), Some(invoice_id), Some(url)) if url.starts_with("https://") => {
+                Some(StripeAction::PaymentActionRequired { customer_id, invoice_id, hosted_invoice_url: url.to_owned() })
+            }
+            _ => None,
+        },
+        "charge.refunded" => match (id_of(&o["id"]), o["currency"].as_str(), o["amount_refunded"].as_i64()) {
+            (Some(charge_id), Some(currency), Some(amount)) if amount >= 0 => Some(StripeAction::Refunded {
+                charge_id,
+                customer_id: id_of(&o["customer"]),
+                currency: currency.to_ascii_lowercase(),
+                amount_refunded: amount,
+            }),
+            _ => None,
+        },
+        "customer.subscription.updated" => id_of(&o["id"]).map(|s| {
+            let price = &o["items"]["data"][0]["price"];
+            let plan_id =
+                price["lookup_key"].as_str().and_then(plan_of_lookup_key).or_else(|| meta_i64(&price["metadata"], "turnpike_plan_id"));
+            StripeAction::SubscriptionUpdated {
+                stripe_subscription_id: s,
+                plan_id,
+                cancel_at_period_end: o["cancel_at_period_end"].as_bool().unwrap_or(false),
+                status: o["status"].as_str().unwrap_or("active").to_owned(),
+            }
+        }),
         _ => None,
     };
     action.unwrap_or(StripeAction::Ignore)
@@ -577,7 +627,9 @@ mod tests {
             ..old.clone()
         };
         assert_eq!(action_for(&new, 9), StripeAction::PaymentFailed { stripe_subscription_id: "sub_2".into(), grace_until: 9 });
-        let other = Event { event_type: "charge.refunded".into(), ..old };
+        let other = Event { event_type: "charge.refunded".into(), ..old.clone() };
+        assert_eq!(action_for(&other, 0), StripeAction::Ignore, "a charge without amounts is ignored");
+        let other = Event { event_type: "customer.created".into(), ..old };
         assert_eq!(action_for(&other, 0), StripeAction::Ignore);
     }
 }

@@ -1,18 +1,25 @@
 //! A fake Stripe API on a loopback port, for tests (never the network). It implements exactly the
-//! endpoints Turnpike calls: `POST /v1/customers`, `/v1/checkout/sessions`,
-//! `/v1/billing_portal/sessions` and `/v1/invoiceitems`. It records every request (path,
+//! endpoints Turnpike calls, with the real API's shapes for the fields Turnpike reads:
+//! `POST /v1/customers`, `/v1/checkout/sessions`, `/v1/billing_portal/sessions`, `/v1/invoiceitems`,
+//! `/v1/products` (custom `id` allowed, like Stripe), `/v1/prices`, `/v1/prices/{id}` (archive),
+//! `GET /v1/products?ids[]=…`, `GET /v1/prices?lookup_keys[]=…`, `GET /v1/subscriptions/{id}`,
+//! `GET /v1/invoices?customer=…`, `GET /v1/invoiceitems?customer=…`,
+//! `POST /v1/subscriptions/{id}` (cancel at period end, price change) and
+//! `DELETE /v1/subscriptions/{id}` (cancel now). It records every request (method, path,
 //! `Idempotency-Key`, form fields) and, like Stripe, answers a repeated idempotency key with the
-//! first response without creating anything new. It also signs webhook payloads the way Stripe
+//! first response without changing anything. Subscriptions come into being when a test completes a
+//! Checkout Session ([`FakeStripe::complete_checkout`]). It also signs webhook payloads the way Stripe
 //! does (an independent HMAC-SHA256 implementation, so the code under test is not its own oracle).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 use axum::{Form, Json, Router};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -20,13 +27,15 @@ use serde_json::{json, Value};
 /// One request the fake received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// `GET`, `POST` or `DELETE`.
+    pub method: String,
     /// e.g. `/v1/customers`.
     pub path: String,
     /// The `Idempotency-Key` header, if sent.
     pub idempotency_key: Option<String>,
     /// Whether `Authorization: Bearer <the configured key>` was sent.
     pub authorized: bool,
-    /// Form fields, in order (`line_items[0][price_data][currency]` style keys).
+    /// Form fields (or query parameters of a GET), in order (`line_items[0][price]` style keys).
     pub form: Vec<(String, String)>,
 }
 
@@ -42,7 +51,17 @@ struct Inner {
     requests: Vec<Recorded>,
     by_key: HashMap<String, Value>,
     created: HashMap<&'static str, Vec<Value>>,
-    next: u64,
+    /// Live objects by id (products, prices, subscriptions, sessions, …).
+    objects: BTreeMap<String, Value>,
+    next: HashMap<&'static str, u64>,
+}
+
+impl Inner {
+    fn new_id(&mut self, prefix: &'static str) -> String {
+        let n = self.next.entry(prefix).or_default();
+        *n += 1;
+        format!("{prefix}_{:06}", *n)
+    }
 }
 
 /// The running fake.
@@ -76,56 +95,247 @@ fn object_kind(resource: &str) -> Option<(&'static str, &'static str)> {
         "checkout/sessions" => ("checkout.session", "cs_test"),
         "billing_portal/sessions" => ("billing_portal.session", "bps"),
         "invoiceitems" => ("invoiceitem", "ii"),
+        "products" => ("product", "prod"),
+        "prices" => ("price", "price"),
         _ => return None,
     })
 }
 
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": {"type": "invalid_request_error", "message": message}}))).into_response()
+}
+
+/// Form fields `prefix[k]=v` as a JSON object (Stripe's metadata encoding).
+fn map_of(form: &[(String, String)], prefix: &str) -> Value {
+    let mut m = json!({});
+    for (k, val) in form {
+        if let Some(name) = k.strip_prefix(prefix).and_then(|r| r.strip_prefix('[')).and_then(|r| r.strip_suffix(']')) {
+            if !name.contains('[') {
+                m[name] = json!(val);
+            }
+        }
+    }
+    m
+}
+
+fn field<'a>(form: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+}
+
+/// Values of an array parameter, encoded either `k[]=v` or `k[0]=v`.
+fn array_of(form: &[(String, String)], k: &str) -> Vec<String> {
+    form.iter()
+        .filter(|(key, _)| key.strip_prefix(k).is_some_and(|r| r.starts_with('[') && r.ends_with(']')))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+fn list(data: Vec<Value>, url: &str) -> Value {
+    json!({"object": "list", "url": url, "has_more": false, "data": data})
+}
+
 async fn handle(
     State(fake): State<FakeStripe>,
+    method: Method,
     Path(resource): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<Vec<(String, String)>>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let path = format!("/v1/{resource}");
+    // A GET's query string, a POST's body; a DELETE may have neither.
+    let form = form.map(|f| f.0).unwrap_or_default();
     let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(format!("Bearer {}", fake.secret_key).as_str());
     let mut inner = fake.inner.lock().unwrap_or_else(|e| e.into_inner());
-    inner.requests.push(Recorded { path: path.clone(), idempotency_key: idempotency_key.clone(), authorized, form: form.clone() });
+    inner.requests.push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        idempotency_key: idempotency_key.clone(),
+        authorized,
+        form: form.clone(),
+    });
     if !authorized {
-        let e = json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}});
-        return (StatusCode::UNAUTHORIZED, Json(e)).into_response();
+        return error(StatusCode::UNAUTHORIZED, "Invalid API Key provided");
     }
-    let Some((object, prefix)) = object_kind(&resource) else {
-        let e = json!({"error": {"type": "invalid_request_error", "message": format!("Unrecognized request URL (POST: {path})")}});
-        return (StatusCode::NOT_FOUND, Json(e)).into_response();
+    let replay_key = idempotency_key.as_ref().map(|k| format!("{method} {path} {k}"));
+    if let Some(v) = replay_key.as_ref().and_then(|k| inner.by_key.get(k)) {
+        return (StatusCode::OK, [("idempotent-replayed", "true")], Json(v.clone())).into_response();
+    }
+    let answer = match (method.clone(), resource.split('/').collect::<Vec<_>>().as_slice()) {
+        (Method::GET, ["prices"]) => {
+            let keys = array_of(&form, "lookup_keys");
+            let data = inner
+                .objects
+                .values()
+                .filter(|o| o["object"] == "price" && o["active"] == true)
+                .filter(|o| keys.is_empty() || o["lookup_key"].as_str().is_some_and(|k| keys.iter().any(|x| x == k)))
+                .cloned()
+                .collect();
+            Ok(list(data, "/v1/prices"))
+        }
+        (Method::GET, ["products"]) => {
+            let ids = array_of(&form, "ids");
+            let data = inner
+                .objects
+                .values()
+                .filter(|o| o["object"] == "product")
+                .filter(|o| ids.is_empty() || o["id"].as_str().is_some_and(|k| ids.iter().any(|x| x == k)))
+                .cloned()
+                .collect();
+            Ok(list(data, "/v1/products"))
+        }
+        (Method::GET, ["invoices"]) => {
+            let customer = field(&form, "customer").map(str::to_owned);
+            let data = inner
+                .objects
+                .values()
+                .filter(|o| o["object"] == "invoice")
+                .filter(|o| customer.as_deref().is_none_or(|c| o["customer"] == c))
+                .cloned()
+                .collect();
+            Ok(list(data, "/v1/invoices"))
+        }
+        (Method::GET, ["invoiceitems"]) => {
+            let customer = field(&form, "customer").map(str::to_owned);
+            let data = inner
+                .objects
+                .values()
+                .filter(|o| o["object"] == "invoiceitem")
+                .filter(|o| customer.as_deref().is_none_or(|c| o["customer"] == c))
+                .cloned()
+                .collect();
+            Ok(list(data, "/v1/invoiceitems"))
+        }
+        (Method::GET, ["subscriptions", id]) => match inner.objects.get(*id) {
+            Some(o) if o["object"] == "subscription" => Ok(o.clone()),
+            _ => Err(error(StatusCode::NOT_FOUND, &format!("No such subscription: '{id}'"))),
+        },
+        (Method::DELETE, ["subscriptions", id]) => match inner.objects.get_mut(*id) {
+            Some(o) if o["object"] == "subscription" && o["status"] != "canceled" => {
+                o["status"] = json!("canceled");
+                o["canceled_at"] = json!(1_700_000_000);
+                o["ended_at"] = json!(1_700_000_000);
+                let o = o.clone();
+                inner.created.entry("subscription.canceled").or_default().push(o.clone());
+                Ok(o)
+            }
+            Some(o) if o["object"] == "subscription" => Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("A canceled subscription can only update its cancellation_details and metadata: '{}'", o["id"]),
+            )),
+            _ => Err(error(StatusCode::NOT_FOUND, &format!("No such subscription: '{id}'"))),
+        },
+        (Method::POST, ["subscriptions", id]) => {
+            let price = field(&form, "items[0][price]").and_then(|p| inner.objects.get(p)).cloned();
+            match inner.objects.get_mut(*id) {
+                Some(o) if o["object"] == "subscription" && o["status"] != "canceled" => {
+                    if let Some(c) = field(&form, "cancel_at_period_end") {
+                        o["cancel_at_period_end"] = json!(c == "true");
+                    }
+                    if let Some(p) = price {
+                        if field(&form, "items[0][id]") != o["items"]["data"][0]["id"].as_str() {
+                            return error(StatusCode::BAD_REQUEST, "No such subscription item");
+                        }
+                        o["items"]["data"][0]["price"] = p;
+                    }
+                    if let Some(b) = field(&form, "proration_behavior") {
+                        o["turnpike_fake_last_proration_behavior"] = json!(b);
+                    }
+                    let o = o.clone();
+                    inner.created.entry("subscription.update").or_default().push(o.clone());
+                    Ok(o)
+                }
+                Some(_) => Err(error(StatusCode::BAD_REQUEST, "A canceled subscription cannot be updated")),
+                None => Err(error(StatusCode::NOT_FOUND, &format!("No such subscription: '{id}'"))),
+            }
+        }
+        (Method::POST, ["prices", id]) => match inner.objects.get_mut(*id) {
+            Some(o) if o["object"] == "price" => {
+                if let Some(a) = field(&form, "active") {
+                    o["active"] = json!(a == "true");
+                }
+                Ok(o.clone())
+            }
+            _ => Err(error(StatusCode::NOT_FOUND, &format!("No such price: '{id}'"))),
+        },
+        (Method::POST, _) => match object_kind(&resource) {
+            None => Err(error(StatusCode::NOT_FOUND, &format!("Unrecognized request URL (POST: {path})"))),
+            Some((object, prefix)) => {
+                let id = match (object, field(&form, "id")) {
+                    ("product", Some(custom)) => {
+                        if inner.objects.contains_key(custom) {
+                            return error(StatusCode::BAD_REQUEST, &format!("Product already exists: '{custom}'"));
+                        }
+                        custom.to_owned()
+                    }
+                    _ => inner.new_id(prefix),
+                };
+                let mut v = json!({"id": id, "object": object, "livemode": false, "created": 1_700_000_000});
+                v["metadata"] = map_of(&form, "metadata");
+                match object {
+                    "checkout.session" => {
+                        v["url"] = json!(format!("https://checkout.stripe.test/c/pay/{id}"));
+                        v["mode"] = json!(field(&form, "mode"));
+                        v["customer"] = json!(field(&form, "customer"));
+                        v["payment_status"] = json!("unpaid");
+                        v["status"] = json!("open");
+                        v["subscription"] = Value::Null;
+                        // Kept for complete_checkout; not part of Stripe's session object.
+                        v["turnpike_fake_form"] = json!(form);
+                    }
+                    "billing_portal.session" => v["url"] = json!(format!("https://billing.stripe.test/p/session/{id}")),
+                    "product" => {
+                        v["name"] = json!(field(&form, "name"));
+                        v["active"] = json!(true);
+                    }
+                    "price" => {
+                        let lookup_key = field(&form, "lookup_key").map(str::to_owned);
+                        if let Some(k) = &lookup_key {
+                            // Stripe refuses a second active price with a lookup key unless
+                            // `transfer_lookup_key` is set.
+                            let taken = inner.objects.values().any(|o| o["object"] == "price" && o["lookup_key"] == k.as_str());
+                            if taken && field(&form, "transfer_lookup_key") != Some("true") {
+                                return error(StatusCode::BAD_REQUEST, &format!("A price (`{k}`) already uses that lookup key."));
+                            }
+                        }
+                        let product = field(&form, "product").unwrap_or_default().to_owned();
+                        if !inner.objects.contains_key(&product) {
+                            return error(StatusCode::BAD_REQUEST, &format!("No such product: '{product}'"));
+                        }
+                        v["active"] = json!(true);
+                        v["lookup_key"] = json!(lookup_key);
+                        v["product"] = json!(product);
+                        v["currency"] = json!(field(&form, "currency"));
+                        v["unit_amount"] = json!(field(&form, "unit_amount").and_then(|a| a.parse::<i64>().ok()));
+                        v["recurring"] =
+                            json!({"interval": field(&form, "recurring[interval]"), "interval_count": 1, "usage_type": "licensed"});
+                        v["type"] = json!("recurring");
+                    }
+                    "invoiceitem" => {
+                        v["invoice"] = Value::Null;
+                        v["description"] = json!(field(&form, "description"));
+                        v["customer"] = json!(field(&form, "customer"));
+                        v["amount"] = json!(field(&form, "amount").and_then(|a| a.parse::<i64>().ok()));
+                        v["currency"] = json!(field(&form, "currency"));
+                    }
+                    _ => {}
+                }
+                inner.objects.insert(id, v.clone());
+                inner.created.entry(object).or_default().push(v.clone());
+                Ok(v)
+            }
+        },
+        _ => Err(error(StatusCode::NOT_FOUND, &format!("Unrecognized request URL ({method}: {path})"))),
     };
-    if let Some(k) = &idempotency_key {
-        if let Some(v) = inner.by_key.get(&format!("{path} {k}")) {
-            return (StatusCode::OK, [("idempotent-replayed", "true")], Json(v.clone())).into_response();
+    match answer {
+        Ok(v) => {
+            if let Some(k) = replay_key {
+                inner.by_key.insert(k, v.clone());
+            }
+            (StatusCode::OK, Json(v)).into_response()
         }
+        Err(r) => r,
     }
-    inner.next += 1;
-    let id = format!("{prefix}_{:06}", inner.next);
-    let mut v = json!({"id": id, "object": object, "livemode": false, "created": 1_700_000_000});
-    match object {
-        "checkout.session" => {
-            v["url"] = json!(format!("https://checkout.stripe.test/c/pay/{id}"));
-            v["mode"] = json!(form.iter().find(|(k, _)| k == "mode").map(|(_, v)| v.clone()));
-        }
-        "billing_portal.session" => v["url"] = json!(format!("https://billing.stripe.test/p/session/{id}")),
-        _ => {}
-    }
-    v["metadata"] = json!({});
-    for (k, val) in &form {
-        if let Some(m) = k.strip_prefix("metadata[").and_then(|r| r.strip_suffix(']')) {
-            v["metadata"][m] = json!(val);
-        }
-    }
-    if let Some(k) = &idempotency_key {
-        inner.by_key.insert(format!("{path} {k}"), v.clone());
-    }
-    inner.created.entry(object).or_default().push(v.clone());
-    (StatusCode::OK, Json(v)).into_response()
 }
 
 impl FakeStripe {
@@ -136,7 +346,7 @@ impl FakeStripe {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let placeholder = Arc::new(tokio::spawn(async {}));
         let mut fake = FakeStripe { base: format!("http://{addr}/"), secret_key: secret_key.to_owned(), inner, server: placeholder };
-        let app = Router::new().route("/v1/{*resource}", post(handle)).with_state(fake.clone());
+        let app = Router::new().route("/v1/{*resource}", any(handle)).with_state(fake.clone());
         fake.server = Arc::new(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
@@ -151,6 +361,113 @@ impl FakeStripe {
     /// Requests to `path` (e.g. `/v1/customers`).
     pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
         self.requests().into_iter().filter(|r| r.path == path).collect()
+    }
+
+    /// Requests with `method` to `path` (e.g. `DELETE`, `/v1/subscriptions/sub_000001`).
+    pub fn requests_with(&self, method: &str, path: &str) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| r.method == method && r.path == path).collect()
+    }
+
+    /// The live object with this id (product, price, subscription, …), as the API would show it.
+    pub fn object(&self, id: &str) -> Option<Value> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).objects.get(id).cloned()
+    }
+
+    /// Live objects of `object` kind (`product`, `price`, `subscription`, …), by id.
+    pub fn objects(&self, object: &str) -> Vec<Value> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).objects.values().filter(|o| o["object"] == object).cloned().collect()
+    }
+
+    /// The customer pays Checkout Session `session_id`: Stripe creates the subscription on the
+    /// session's price (with `subscription_data[metadata]` as its metadata). Returns the session
+    /// as `checkout.session.completed` carries it, `payment_status` = `payment_status` (`paid`, or
+    /// `unpaid` for an asynchronous payment method still pending).
+    pub fn complete_checkout(&self, session_id: &str, payment_status: &str) -> Value {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let session = inner.objects.get(session_id).cloned().expect("a session the fake created");
+        let form: Vec<(String, String)> = serde_json::from_value(session["turnpike_fake_form"].clone()).unwrap_or_default();
+        let price = field(&form, "line_items[0][price]").and_then(|p| inner.objects.get(p)).cloned().unwrap_or(Value::Null);
+        let sub_id = inner.new_id("sub");
+        let item_id = inner.new_id("si");
+        let sub = json!({
+            "id": sub_id, "object": "subscription", "livemode": false, "created": 1_700_000_000,
+            "customer": session["customer"], "status": "active", "cancel_at_period_end": false,
+            "canceled_at": null, "ended_at": null, "metadata": map_of(&form, "subscription_data[metadata]"),
+            "items": {"object": "list", "has_more": false, "url": format!("/v1/subscription_items?subscription={sub_id}"),
+                      "data": [{"id": item_id, "object": "subscription_item", "quantity": 1, "subscription": sub_id, "price": price}]},
+        });
+        inner.objects.insert(sub_id.clone(), sub.clone());
+        inner.created.entry("subscription").or_default().push(sub);
+        let mut done = session.clone();
+        if let Some(o) = done.as_object_mut() {
+            o.remove("turnpike_fake_form");
+        }
+        done["status"] = json!("complete");
+        done["payment_status"] = json!(payment_status);
+        done["subscription"] = json!(sub_id);
+        inner.objects.insert(session_id.to_owned(), done.clone());
+        done
+    }
+
+    /// What a change in Stripe's Customer Portal (or dashboard) does: subscription `sub_id` moves
+    /// to the price with `lookup_key`. Returns the subscription as `customer.subscription.updated`
+    /// carries it.
+    pub fn portal_switch_price(&self, sub_id: &str, lookup_key: &str) -> Value {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let price = inner
+            .objects
+            .values()
+            .find(|o| o["object"] == "price" && o["lookup_key"] == lookup_key && o["active"] == true)
+            .cloned()
+            .expect("an active price with that lookup key");
+        let sub = inner.objects.get_mut(sub_id).expect("a subscription the fake holds");
+        sub["items"]["data"][0]["price"] = price;
+        sub.clone()
+    }
+
+    /// What Stripe's next billing cycle does with pending invoice items: one paid invoice per
+    /// customer holding them as lines (each line carries its item's amount and metadata). Returns
+    /// the invoice ids created.
+    pub fn invoice_pending_items(&self) -> Vec<String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let pending: Vec<Value> =
+            inner.objects.values().filter(|o| o["object"] == "invoiceitem" && o["invoice"].is_null()).cloned().collect();
+        let mut customers: Vec<String> = pending.iter().filter_map(|i| i["customer"].as_str().map(str::to_owned)).collect();
+        customers.dedup();
+        let mut made = Vec::new();
+        for customer in customers {
+            let id = inner.new_id("in");
+            let mut lines = Vec::new();
+            for item in pending.iter().filter(|i| i["customer"] == customer.as_str()) {
+                let line_id = inner.new_id("il");
+                lines.push(json!({"id": line_id, "object": "line_item", "amount": item["amount"], "currency": item["currency"],
+                                  "description": item["description"], "metadata": item["metadata"],
+                                  "parent": {"type": "invoice_item_details", "invoice_item_details": {"invoice_item": item["id"]}}}));
+                if let Some(o) = inner.objects.get_mut(item["id"].as_str().unwrap_or_default()) {
+                    o["invoice"] = json!(id);
+                }
+            }
+            let total: i64 = lines.iter().filter_map(|l| l["amount"].as_i64()).sum();
+            let invoice = json!({"id": id, "object": "invoice", "customer": customer, "status": "paid", "total": total,
+                                 "hosted_invoice_url": format!("https://invoice.stripe.test/i/{id}"),
+                                 "lines": {"object": "list", "has_more": false, "url": format!("/v1/invoices/{id}/lines"), "data": lines}});
+            inner.objects.insert(id.clone(), invoice);
+            made.push(id);
+        }
+        made
+    }
+
+    /// Put an invoice into the fake as Stripe would hold it (e.g. one Stripe finalized for a
+    /// period); tests may edit it later with [`FakeStripe::edit_object`].
+    pub fn insert_object(&self, object: Value) {
+        let id = object["id"].as_str().expect("an id").to_owned();
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).objects.insert(id, object);
+    }
+
+    /// Change a live object in place (e.g. an invoice line's amount, for a drift test).
+    pub fn edit_object(&self, id: &str, edit: impl FnOnce(&mut Value)) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        edit(inner.objects.get_mut(id).expect("an object the fake holds"));
     }
 
     /// Objects actually created of `object` kind (`customer`, `checkout.session`, …): idempotent

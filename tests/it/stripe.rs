@@ -179,10 +179,10 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     let form = [("app_id", s.app_id.to_string()), ("plan_id", s.pro_plan.to_string()), ("csrf", token.clone())];
     let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "https://checkout.stripe.test/c/pay/cs_test_000002");
+    assert_eq!(r.headers()["location"], "https://checkout.stripe.test/c/pay/cs_test_000001");
     // A double click in the same second: the same session (idempotent replay), no second customer.
     let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
-    assert_eq!(r.headers()["location"], "https://checkout.stripe.test/c/pay/cs_test_000002");
+    assert_eq!(r.headers()["location"], "https://checkout.stripe.test/c/pay/cs_test_000001");
     let customers = s.fake.requests_to("/v1/customers");
     assert_eq!(customers.len(), 1, "the customer id is stored after the first call");
     assert_eq!(customers[0].idempotency_key.as_deref(), Some(format!("tp-customer-{}", s.account_id).as_str()));
@@ -197,9 +197,11 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     assert_eq!(cs.field("metadata[app_id]"), Some(s.app_id.to_string().as_str()));
     assert_eq!(cs.field("metadata[plan_id]"), Some(s.pro_plan.to_string().as_str()));
     assert_eq!(cs.field("subscription_data[metadata][app_id]"), Some(s.app_id.to_string().as_str()));
-    assert_eq!(cs.field("line_items[0][price_data][unit_amount]"), Some("2900"));
-    assert_eq!(cs.field("line_items[0][price_data][currency]"), Some("usd"));
-    assert_eq!(cs.field("line_items[0][price_data][recurring][interval]"), Some("month"));
+    // Checkout sells the catalogue's Price of the plan's current version, not ad-hoc price_data.
+    let price = s.fake.objects("price").into_iter().find(|p| p["lookup_key"] == format!("turnpike_plan_{}_v0", s.pro_plan)).unwrap();
+    assert_eq!(cs.field("line_items[0][price]"), price["id"].as_str());
+    assert_eq!((price["unit_amount"].as_i64(), price["currency"].as_str()), (Some(2900), Some("usd")));
+    assert_eq!(price["recurring"]["interval"], "month");
     assert_eq!(s.fake.created("checkout.session").len(), 1, "the replay created nothing");
     // Nothing changed locally yet: still the free plan.
     assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=20;"));
@@ -288,14 +290,14 @@ async fn checkout_to_grace_to_402_and_back(db: TestDb) {
     let usage_minor: i64 =
         s.app.store.invoice_lines(invoice.id).await.unwrap().iter().filter(|l| l.kind == "usage").map(|l| l.amount_minor).sum();
     let started = std::time::Instant::now();
-    while s.fake.requests_to("/v1/invoiceitems").is_empty() {
+    while s.fake.requests_with("POST", "/v1/invoiceitems").is_empty() {
         assert!(started.elapsed() < Duration::from_secs(10), "the worker never pushed the usage");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Another worker tick and another finalization run push nothing more.
     turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let items = s.fake.requests_to("/v1/invoiceitems");
+    let items = s.fake.requests_with("POST", "/v1/invoiceitems");
     assert_eq!(items.len(), 1, "one push per subscription and period");
     assert_eq!(items[0].idempotency_key.as_deref(), Some(format!("tp-usage-{sub}-{}", period.start).as_str()));
     let amount = usage_minor.to_string();
@@ -398,4 +400,431 @@ async fn without_stripe_configured_the_routes_are_404() {
     assert_eq!(r.status(), 404);
     assert_eq!(app.http.get(format!("{}/billing/portal", app.portal_url)).send().await.unwrap().status(), 404);
     app.stop().await;
+}
+
+// ------------------------------------------------------------------ issue #16: Stripe as a mirror
+
+/// A bridge on the same fake, for driving the worker's steps directly (the running worker does
+/// the same every second; both are idempotent, which these tests rely on and check).
+fn bridge(s: &Setup) -> turnpike_stripe::Stripe {
+    turnpike_stripe::Stripe::new(turnpike_stripe::StripeSettings {
+        secret_key: SECRET_KEY.into(),
+        webhook_secret: WEBHOOK_SECRET.into(),
+        api_base: Some(s.fake.base.clone()),
+        grace_seconds: 3600,
+        portal_url: s.app.portal_url.clone(),
+    })
+    .unwrap()
+}
+
+/// A cheaper paid plan on the echo API, with its own limits.
+async fn basic_plan(s: &Setup) -> i64 {
+    let echo = s.app.store.get_api_by_slug("echo").await.unwrap();
+    let plan = NewPlan {
+        slug: "basic".into(),
+        name: "Basic".into(),
+        rate_per_second: 10,
+        burst: 40,
+        monthly_quota: Some(10_000),
+        currency: "usd".into(),
+        flat_price_minor: 900,
+        unit_price_minor_per_1000: 10,
+        is_default: false,
+    };
+    s.app.store.create_plan(echo.id, &plan, T0).await.unwrap().id
+}
+
+/// Through the portal's Checkout and the fake's hosted page to an active Pro subscription that
+/// Stripe holds; returns (local subscription, Stripe subscription).
+async fn subscribe_through_checkout(s: &Setup) -> (i64, String) {
+    let dash = s.portal.get(s.p("/dashboard")).send().await.unwrap().text().await.unwrap();
+    let form = [("app_id", s.app_id.to_string()), ("plan_id", s.pro_plan.to_string()), ("csrf", csrf(&dash))];
+    let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let session_id = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let session = s.fake.complete_checkout(&session_id, "paid");
+    let stripe_sub = session["subscription"].as_str().unwrap().to_owned();
+    let (_, v) = s.send(&event("evt_checkout_done", "checkout.session.completed", s.clock.now(), session)).await;
+    assert_eq!(v["outcome"], "applied");
+    s.app.gateway.follow().await.unwrap();
+    assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=150;"), "pro limits");
+    (s.sub_id().await, stripe_sub)
+}
+
+async fn portal_cancel_reaches_stripe_once(db: TestDb) {
+    let s = setup(&db, "cancel@example.com").await;
+    let stripe = bridge(&s);
+    let (sub, stripe_sub) = subscribe_through_checkout(&s).await;
+    let path = format!("/v1/subscriptions/{stripe_sub}");
+    assert_eq!(s.fake.object(&stripe_sub).unwrap()["status"], "active");
+
+    // Cancel at the period end in the portal: Stripe is told cancel_at_period_end, once.
+    let page = s.portal.get(s.p("/billing")).send().await.unwrap().text().await.unwrap();
+    let r = s
+        .portal
+        .post(s.p(&format!("/billing/subscriptions/{sub}/cancel")))
+        .form(&[("when", "period_end"), ("csrf", &csrf(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let rev = s.app.store.get_subscription(sub).await.unwrap().revision;
+    turnpike::stripe_sync_step(&s.app.store, &stripe, s.clock.now()).await;
+    assert_eq!(s.fake.object(&stripe_sub).unwrap()["cancel_at_period_end"], true);
+    let updates = s.fake.requests_with("POST", &path);
+    assert!(!updates.is_empty());
+    let want = format!("tp-sub-{sub}-r{rev}");
+    assert!(updates.iter().all(|r| r.idempotency_key.as_deref() == Some(want.as_str()) && r.field("cancel_at_period_end") == Some("true")));
+    assert_eq!(s.fake.created("subscription.update").len(), 1, "applied once at Stripe (other requests were replays)");
+    assert_eq!(s.app.store.stripe_pushed_revision(sub).await.unwrap(), Some(rev));
+
+    // Stripe's echo of that push changes nothing locally.
+    let before = s.app.store.latest_change().await.unwrap();
+    let echo = s.fake.object(&stripe_sub).unwrap();
+    s.clock.set(T0 + 20);
+    let (_, v) = s.send(&event("evt_echo", "customer.subscription.updated", T0 + 20, echo)).await;
+    assert_eq!(v["outcome"], "applied");
+    assert_eq!(s.app.store.latest_change().await.unwrap(), before, "an echo is not a change");
+
+    // Cancel now: one DELETE at Stripe; more sync steps and the deleted webhook send nothing more.
+    let page = s.portal.get(s.p("/billing")).send().await.unwrap().text().await.unwrap();
+    let r = s
+        .portal
+        .post(s.p(&format!("/billing/subscriptions/{sub}/cancel")))
+        .form(&[("when", "now"), ("csrf", &csrf(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.app.store.get_subscription(sub).await.unwrap().status, "canceled");
+    let rev = s.app.store.get_subscription(sub).await.unwrap().revision;
+    for _ in 0..3 {
+        turnpike::stripe_sync_step(&s.app.store, &stripe, s.clock.now()).await;
+    }
+    assert_eq!(s.fake.object(&stripe_sub).unwrap()["status"], "canceled");
+    assert_eq!(s.fake.created("subscription.canceled").len(), 1, "Stripe subscription canceled exactly once");
+    let deletes = s.fake.requests_with("DELETE", &path);
+    let want = format!("tp-sub-{sub}-r{rev}");
+    assert!(deletes.iter().all(|r| r.idempotency_key.as_deref() == Some(want.as_str())), "one key: {deletes:?}");
+    let n = s.fake.requests().len();
+    let deleted = s.fake.object(&stripe_sub).unwrap();
+    let (_, v) = s.send(&event("evt_deleted_echo", "customer.subscription.deleted", T0 + 30, deleted)).await;
+    assert_eq!(v["outcome"], "applied");
+    turnpike::stripe_sync_step(&s.app.store, &stripe, s.clock.now()).await;
+    assert_eq!(s.fake.requests().len(), n, "nothing more is sent to Stripe");
+
+    // A crash after Stripe answered but before the mirror was recorded: the re-sent request has
+    // the same key, and Stripe (the fake, like Stripe) replays its answer without acting again.
+    let replay = s
+        .app
+        .http
+        .delete(format!("{}v1/subscriptions/{stripe_sub}", s.fake.base))
+        .bearer_auth(SECRET_KEY)
+        .header("idempotency-key", &want)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    assert_eq!(s.fake.created("subscription.canceled").len(), 1);
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_portal_cancel_cancels_the_stripe_subscription_exactly_once() {
+    for db in TestDb::each("stripe_cancel_sync").await {
+        println!("backend: {}", db.backend());
+        portal_cancel_reaches_stripe_once(db).await;
+    }
+}
+
+async fn customer_portal_downgrade_reaches_the_gateway(db: TestDb) {
+    let s = setup(&db, "downgrade@example.com").await;
+    let basic = basic_plan(&s).await;
+    let stripe = bridge(&s);
+    let (sub, stripe_sub) = subscribe_through_checkout(&s).await;
+    turnpike_stripe::sync_catalogue(&s.app.store, &stripe, s.clock.now()).await.unwrap();
+
+    // The developer switches to Basic in Stripe's Customer Portal; Stripe sends the update.
+    let updated = s.fake.portal_switch_price(&stripe_sub, &turnpike_stripe::lookup_key(basic, 0));
+    s.clock.set(T0 + 50);
+    let payload = event("evt_portal_downgrade", "customer.subscription.updated", T0 + 50, updated.clone());
+    let older = event("evt_portal_older", "customer.subscription.updated", T0 + 40, updated.clone());
+    let before = s.app.store.latest_change().await.unwrap();
+
+    // Ten concurrent deliveries of the same event, plus an older one delivered late.
+    let sig = signature(WEBHOOK_SECRET, &payload, T0 + 50);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (h, url, body, sig) = (s.app.http.clone(), s.p("/webhooks/stripe"), payload.clone(), sig.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = h.post(url).header("stripe-signature", sig).body(body).send().await.unwrap();
+            let v: Value = r.json().await.unwrap();
+            v["outcome"].as_str().unwrap_or_default().to_owned()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert_eq!(outcomes.iter().filter(|o| *o == "applied").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 9, "{outcomes:?}");
+    let (_, v) = s.send(&older).await;
+    assert_eq!(v["outcome"], "stale");
+    assert_eq!(s.app.store.latest_change().await.unwrap() - before, 1, "one change record");
+
+    // The gateway follows its change log and applies Basic's limits.
+    s.app.gateway.follow().await.unwrap();
+    let r = s.gateway_get().await;
+    assert_eq!(r.status(), 200);
+    assert!(policy(&r).starts_with("\"burst\";q=40;"), "basic limits: {}", policy(&r));
+    let local = s.app.store.get_subscription(sub).await.unwrap();
+    assert_eq!((local.plan_id, local.status.as_str()), (basic, "active"));
+
+    // Nothing is pushed back to Stripe: it already holds this.
+    let n = s.fake.requests_with("POST", &format!("/v1/subscriptions/{stripe_sub}")).len();
+    turnpike::stripe_sync_step(&s.app.store, &stripe, s.clock.now()).await;
+    assert_eq!(s.fake.requests_with("POST", &format!("/v1/subscriptions/{stripe_sub}")).len(), n);
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_customer_portal_downgrade_changes_the_gateway_limits() {
+    for db in TestDb::each("stripe_portal_downgrade").await {
+        println!("backend: {}", db.backend());
+        customer_portal_downgrade_reaches_the_gateway(db).await;
+    }
+}
+
+async fn catalogue_is_mirrored_without_duplicates(db: TestDb) {
+    let s = setup(&db, "catalogue@example.com").await;
+    let basic = basic_plan(&s).await;
+    let stripe = bridge(&s);
+    let now = s.clock.now();
+    // Twice in a row, and a third time concurrently with itself (the worker runs it too).
+    for _ in 0..2 {
+        turnpike_stripe::sync_catalogue(&s.app.store, &stripe, now).await.unwrap();
+    }
+    let (a, b) = tokio::join!(
+        turnpike_stripe::sync_catalogue(&s.app.store, &stripe, now),
+        turnpike_stripe::sync_catalogue(&s.app.store, &stripe, now)
+    );
+    a.unwrap();
+    b.unwrap();
+    let products = s.fake.objects("product");
+    let prices = s.fake.objects("price");
+    let mut keys: Vec<String> = prices.iter().map(|p| p["lookup_key"].as_str().unwrap().to_owned()).collect();
+    keys.sort();
+    let mut want = vec![turnpike_stripe::lookup_key(s.pro_plan, 0), turnpike_stripe::lookup_key(basic, 0)];
+    want.sort();
+    assert_eq!(keys, want, "one Price per paid plan version");
+    assert_eq!(products.len(), 2, "one Product per paid plan: {products:?}");
+    assert_eq!(s.fake.created("product").len(), 2);
+    assert_eq!(s.fake.created("price").len(), 2);
+    let basic_price = prices.iter().find(|p| p["lookup_key"] == turnpike_stripe::lookup_key(basic, 0)).unwrap();
+    assert_eq!(basic_price["product"], turnpike_stripe::product_id(basic));
+    assert_eq!(basic_price["unit_amount"], 900);
+    assert_eq!(basic_price["metadata"]["turnpike_plan_id"], basic.to_string());
+
+    // A new price version: a new Price, the old one archived (kept for existing subscriptions).
+    let price = turnpike_store::NewPlanPrice {
+        currency: "usd".into(),
+        pricing: r#"{"model":"flat","amount":1200}"#.into(),
+        trial_days: 0,
+        billable: "admitted_non_5xx".into(),
+        base_fee: 1200,
+        monthly_quota: None,
+    };
+    let v = s.app.store.set_plan_price(basic, &price, now + 1).await.unwrap().version;
+    for _ in 0..2 {
+        let done = turnpike_stripe::sync_catalogue(&s.app.store, &stripe, now + 2).await.unwrap();
+        assert_eq!(done.prices, 2);
+    }
+    let old = s.fake.objects("price").into_iter().find(|p| p["lookup_key"] == turnpike_stripe::lookup_key(basic, 0)).unwrap();
+    assert_eq!(old["active"], false, "superseded version archived");
+    let new = s.fake.objects("price").into_iter().find(|p| p["lookup_key"] == turnpike_stripe::lookup_key(basic, v)).unwrap();
+    assert_eq!((new["active"].as_bool(), new["unit_amount"].as_i64()), (Some(true), Some(1200)));
+    assert_eq!(s.fake.created("price").len(), 3);
+    assert_eq!(s.fake.created("product").len(), 2, "the new version reuses the plan's Product");
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_catalogue_sync_twice_creates_no_duplicate_product_or_price() {
+    for db in TestDb::each("stripe_catalogue").await {
+        println!("backend: {}", db.backend());
+        catalogue_is_mirrored_without_duplicates(db).await;
+    }
+}
+
+/// Finalize the current period and wait (on the store, not on time) until the worker pushed its
+/// usage; then Stripe's billing cycle puts it on an invoice. `crashed_before_record`: Stripe
+/// already holds the push (an earlier attempt whose answer was lost, its idempotency key expired),
+/// so the worker must find it instead of creating a second item.
+async fn close_period(s: &Setup, sub: i64, crashed_before_record: bool) -> turnpike_store::period::Period {
+    let anchor = s.app.store.get_subscription(sub).await.unwrap().billing_anchor;
+    let period = turnpike_store::period::monthly_period(anchor, s.clock.now());
+    let earlier = if crashed_before_record {
+        let form = [
+            ("customer", "cus_000001".to_owned()),
+            ("currency", "usd".to_owned()),
+            ("amount", "0".to_owned()),
+            ("metadata[subscription_id]", sub.to_string()),
+            ("metadata[period_start]", period.start.to_string()),
+        ];
+        let r = s.app.http.post(format!("{}v1/invoiceitems", s.fake.base)).bearer_auth(SECRET_KEY).form(&form).send().await.unwrap();
+        let v: Value = r.json().await.unwrap();
+        Some(v["id"].as_str().unwrap().to_owned())
+    } else {
+        None
+    };
+    let pushed = s.fake.requests_with("POST", "/v1/invoiceitems").len();
+    s.clock.set(period.end + 5);
+    turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
+    let started = Instant::now();
+    while s.app.store.stripe_usage_push(sub, period.start).await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the worker never pushed the usage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let push = s.app.store.stripe_usage_push(sub, period.start).await.unwrap().unwrap();
+    match earlier {
+        Some(id) => {
+            assert_eq!(s.fake.requests_with("POST", "/v1/invoiceitems").len(), pushed, "found at Stripe, not created again");
+            assert_eq!(push.stripe_item_id, id);
+        }
+        None => assert_eq!(s.fake.requests_with("POST", "/v1/invoiceitems").len(), pushed + 1),
+    }
+    assert_eq!(s.fake.invoice_pending_items().len(), 1);
+    period
+}
+
+async fn drift_is_checked_against_stripes_invoices(db: TestDb) {
+    let s = setup(&db, "drift@example.com").await;
+    let stripe = bridge(&s);
+    let (sub, _) = subscribe_through_checkout(&s).await;
+    // Some metered traffic in the first month, none in the second.
+    for _ in 0..5 {
+        assert_eq!(s.gateway_get().await.status(), 200);
+    }
+    let first = close_period(&s, sub, false).await;
+    let second = close_period(&s, sub, true).await;
+
+    // The seeded two-month scenario: Stripe holds exactly what Turnpike invoiced.
+    let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, 0, i64::MAX).await.unwrap();
+    assert_eq!((report.checked, report.drift.as_slice()), (2, &[][..]), "{report:?}");
+
+    // Someone edits the first month's line at Stripe: exactly that subscription and period.
+    let invoices = s.fake.objects("invoice");
+    let first_invoice = invoices
+        .iter()
+        .find(|i| i["lines"]["data"][0]["metadata"]["period_start"].as_str() == Some(first.start.to_string().as_str()))
+        .expect("the first month's invoice at Stripe");
+    let turnpike_minor = first_invoice["lines"]["data"][0]["amount"].as_i64().unwrap();
+    s.fake.edit_object(first_invoice["id"].as_str().unwrap(), |i| i["lines"]["data"][0]["amount"] = json!(turnpike_minor + 777));
+    let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, 0, i64::MAX).await.unwrap();
+    assert_eq!(report.checked, 2);
+    assert_eq!(
+        report.drift,
+        vec![turnpike_stripe::StripeDrift {
+            subscription_id: sub,
+            period_start: first.start,
+            period_end: first.end,
+            turnpike_minor,
+            stripe_minor: Some(turnpike_minor + 777),
+        }]
+    );
+    // Only the second month asked about: no drift there.
+    let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, second.start, second.end).await.unwrap();
+    assert_eq!((report.checked, report.drift.len()), (1, 0));
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_drift_check_reads_stripes_invoices_and_names_the_edited_one() {
+    for db in TestDb::each("stripe_drift").await {
+        println!("backend: {}", db.backend());
+        drift_is_checked_against_stripes_invoices(db).await;
+    }
+}
+
+/// Deliver `payload` ten times at once (signed now); the outcomes, in completion order.
+async fn storm(s: &Setup, payload: &[u8]) -> Vec<String> {
+    let sig = signature(WEBHOOK_SECRET, payload, s.clock.now());
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (h, url, body, sig) = (s.app.http.clone(), s.p("/webhooks/stripe"), payload.to_vec(), sig.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = h.post(url).header("stripe-signature", sig).body(body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["outcome"].as_str().unwrap_or_default().to_owned()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    outcomes
+}
+
+/// One delivery did `first`, the nine others were duplicates.
+fn once(outcomes: &[String], first: &str) {
+    assert_eq!(outcomes.iter().filter(|o| *o == first).count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 9, "{outcomes:?}");
+}
+
+async fn async_payments_sca_and_refunds(db: TestDb) {
+    let s = setup(&db, "async@example.com").await;
+    let email = "async@example.com";
+
+    // A SEPA debit: Checkout completes unpaid. Not active until the payment succeeds.
+    let dash = s.portal.get(s.p("/dashboard")).send().await.unwrap().text().await.unwrap();
+    let form = [("app_id", s.app_id.to_string()), ("plan_id", s.pro_plan.to_string()), ("csrf", csrf(&dash))];
+    let r = s.portal.post(s.p("/billing/checkout")).form(&form).send().await.unwrap();
+    let session_id = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let pending = s.fake.complete_checkout(&session_id, "unpaid");
+    let before = s.app.store.latest_change().await.unwrap();
+    once(&storm(&s, &event("evt_cs_unpaid", "checkout.session.completed", T0 + 1, pending.clone())).await, "unmatched");
+    assert_eq!(s.app.store.latest_change().await.unwrap(), before, "nothing changed");
+    s.app.gateway.follow().await.unwrap();
+    assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=20;"), "still the free plan while the debit is pending");
+    // A failed asynchronous payment (of another session) activates nothing either.
+    let mut failed = pending.clone();
+    failed["id"] = json!("cs_test_other");
+    once(&storm(&s, &event("evt_cs_failed", "checkout.session.async_payment_failed", T0 + 2, failed)).await, "unmatched");
+    assert_eq!(s.app.store.latest_change().await.unwrap(), before);
+    // The debit clears.
+    let mut paid = pending;
+    paid["payment_status"] = json!("paid");
+    once(&storm(&s, &event("evt_cs_paid", "checkout.session.async_payment_succeeded", T0 + 3, paid)).await, "applied");
+    s.app.gateway.follow().await.unwrap();
+    assert!(policy(&s.gateway_get().await).starts_with("\"burst\";q=150;"), "pro once paid");
+    assert_eq!(s.app.store.latest_change().await.unwrap() - before, 1);
+
+    // SCA: the renewal needs the developer's authentication: one email with the hosted link.
+    let sca = json!({"id": "in_sca_1", "object": "invoice", "customer": "cus_000001", "status": "open",
+                     "hosted_invoice_url": "https://invoice.stripe.test/i/in_sca_1"});
+    once(&storm(&s, &event("evt_sca", "invoice.payment_action_required", T0 + 4, sca)).await, "applied");
+    let mails: Vec<_> =
+        s.app.store.emails_to(email).await.unwrap().into_iter().filter(|m| m.subject.contains("Confirm your payment")).collect();
+    assert_eq!(mails.len(), 1, "one email for ten deliveries");
+    assert!(mails[0].body.contains("https://invoice.stripe.test/i/in_sca_1"), "{}", mails[0].body);
+
+    // Refunds: the later (larger, cumulative) report first, the earlier one after it.
+    let refund = |amount: i64| {
+        json!({"id": "ch_1", "object": "charge", "customer": "cus_000001", "currency": "usd",
+                                      "amount": 2900, "amount_refunded": amount, "refunded": amount == 2900})
+    };
+    once(&storm(&s, &event("evt_refund_full", "charge.refunded", T0 + 6, refund(2900))).await, "applied");
+    once(&storm(&s, &event("evt_refund_part", "charge.refunded", T0 + 5, refund(1000))).await, "stale");
+    let totals = s.app.store.stripe_refund_totals(0, i64::MAX).await.unwrap();
+    assert_eq!(totals, vec![turnpike_store::StripeRefundTotal { currency: "usd".into(), refunded: 2900, charges: 1 }]);
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_async_payments_sca_emails_and_refunds_apply_once_under_duplicate_storms() {
+    for db in TestDb::each("stripe_async_sca_refund").await {
+        println!("backend: {}", db.backend());
+        async_payments_sca_and_refunds(db).await;
+    }
 }

@@ -115,7 +115,7 @@ pub(crate) async fn checkout_for(
     back: &str,
 ) -> PortalResult<Response> {
     let back_with_error = |msg: String| back_to(ctx, back, msg);
-    let (plan, api_name) = match state.store.stripe_checkout_plan(app.id, plan_id).await {
+    let (plan, _api_name) = match state.store.stripe_checkout_plan(app.id, plan_id).await {
         Ok(p) => p,
         Err(StoreError::NotFound) => return back_with_error("That plan does not exist.".to_owned()).await,
         Err(e) => return Err(e.into()),
@@ -143,7 +143,7 @@ pub(crate) async fn checkout_for(
             }
         }
     }
-    match stripe.checkout_url(&state.store, account, app.id, &plan, &api_name, now).await {
+    match stripe.checkout_url(&state.store, account, app.id, &plan, now).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
         Err(e) => {
             tracing::error!(error = %e, "stripe checkout failed");
