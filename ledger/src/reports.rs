@@ -148,3 +148,17 @@ pub async fn report(store: &Store, now: i64) -> Result<Report, LedgerError> {
         invoiced_total: rows.iter().map(|r| r.usage_quantity).sum(),
     })
 }
+
+/// The periods in progress: per currency, what the drafts of every subscription that is not
+/// canceled come to so far (the invoices they become if nothing else happens before each period
+/// ends). `invoices` counts the drafts, `calls` their billable requests; nothing is paid yet.
+pub async fn so_far(store: &Store, now: i64) -> Result<Vec<Figure>, LedgerError> {
+    let mut by_currency = BTreeMap::new();
+    for sub in store.all_subscriptions().await?.into_iter().filter(|s| s.status != "canceled") {
+        let d = draft(store, &sub, now).await?;
+        let calls = i64::try_from(d.bill.billable).unwrap_or(i64::MAX);
+        let code = d.bill.price.price.currency().code().to_owned();
+        add(&mut by_currency, &code.to_uppercase(), &code, calls, d.bill.total, 0);
+    }
+    Ok(by_currency.into_values().collect())
+}

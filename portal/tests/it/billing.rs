@@ -355,3 +355,44 @@ async fn a_free_trial_credits_the_base_fee_for_the_trial_seconds_in_the_period()
         assert_eq!(inv.total_minor, 2_099);
     }
 }
+
+/// What a developer reads about a plan comes from the limits the gateway enforces: a flat fee
+/// with a monthly quota is not "unlimited".
+#[tokio::test]
+async fn plan_labels_state_the_enforced_quota_not_unlimited() {
+    for app in each("billing_plan_words").await {
+        let (_, _, basic, _) = plans(&app.store).await;
+        let quota = app.store.get_plan(basic).await.unwrap().monthly_quota.expect("Basic has a quota");
+        let dev = app.developer("words@example.com").await;
+        let a = app.create_app(&dev, "one").await;
+        let s = sub_of(&app, a).await;
+        let r = post_form(&app, &dev, &format!("/billing/subscriptions/{}/plan", s.id), &[("plan_id", &basic.to_string())]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = unescape(&app.get(&dev, "/billing").await.text().await.unwrap());
+        assert!(!page.to_lowercase().contains("unlimited"), "a quota'd plan is never called unlimited: {page}");
+        let words = format!("$10.00/month · {} requests/month", turnpike_portal::format::count(quota));
+        assert!(page.contains(&words), "the enforced quota ({words}) is stated");
+    }
+}
+
+/// Mid-month, before any period has ended, the revenue page shows the periods in progress and
+/// says plainly that no invoice is final yet (no empty tables or blank charts).
+#[tokio::test]
+async fn the_revenue_page_shows_the_periods_in_progress_before_any_invoice() {
+    for app in each("billing_so_far").await {
+        let (_, _, _, pro) = plans(&app.store).await;
+        let dev = app.developer("sofar@example.com").await;
+        let a = app.create_app(&dev, "one").await;
+        let s = sub_of(&app, a).await;
+        let r = post_form(&app, &dev, &format!("/billing/subscriptions/{}/plan", s.id), &[("plan_id", &pro.to_string())]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let admin = admin(&app).await;
+        let page = unescape(&app.get(&admin, "/admin/reports").await.text().await.unwrap());
+        assert!(page.contains("id=\"no-invoices\""), "says no invoice is final yet");
+        let so_far = page.split("id=\"so-far\"").nth(1).and_then(|s| s.split("</section>").next()).unwrap_or_default().to_owned();
+        let now = turnpike_store::clock::Clock::now(&*app.clock);
+        let draft = turnpike_ledger::draft(&app.store, &sub_of(&app, a).await, now).await.unwrap();
+        let drafted = turnpike_billing::Money::from_stored(draft.bill.total, "usd").format();
+        assert!(draft.bill.total > 0 && so_far.contains("USD") && so_far.contains(&drafted), "the draft ({drafted}) is shown: {so_far}");
+    }
+}

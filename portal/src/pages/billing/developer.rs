@@ -16,6 +16,7 @@ use crate::format::{count, datetime};
 use crate::pages::parse_id;
 use crate::pages::stripe::StripeEnabled;
 use crate::service::{self, ServiceError};
+use crate::views::PlanView;
 use crate::PortalState;
 use turnpike_store::AccountId;
 
@@ -135,7 +136,7 @@ pub async fn billing_page(
             let p = ledger::price_at(&state.store, plan.id, now).await.map_err(ledger_err)?;
             options.push(PlanOption {
                 id: plan.id,
-                label: format!("{} — {}", plan.name, describe(&p.price)),
+                label: format!("{} — {} · {}", plan.name, describe(&p.price), PlanView::from(&plan).quota),
                 current: plan.id == sub.plan_id,
             });
         }
@@ -156,7 +157,7 @@ pub async fn billing_page(
             app_name,
             api_name,
             plan_name: draft.bill.price.plan.name.clone(),
-            price: describe(&draft.bill.price.price),
+            price: format!("{} · {}", describe(&draft.bill.price.price), PlanView::from(&draft.bill.price.plan).quota),
             status: sub.status.clone(),
             pending,
             period: format!("{} – {}", datetime(period.start), datetime(period.end)),

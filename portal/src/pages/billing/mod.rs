@@ -61,14 +61,16 @@ pub struct LineView {
     pub source: String,
 }
 
-/// A price in words: "$49.00/month, 100,000 included, then $0.50 per 1,000".
+/// A price in words: "$49.00/month, 100,000 included, then $0.50 per 1,000". Only what is
+/// charged: the limits the gateway enforces (quota, rate) are the plan's, in words by
+/// [`crate::views::PlanView`] (a flat fee is not "unlimited" when the plan has a quota).
 pub fn describe(price: &PlanPrice) -> String {
     let c = price.currency();
     let m = |minor: i64| Money::new(minor, c).format();
     let per = |unit: i64, per: u64| if per == 1 { format!("{} each", m(unit)) } else { format!("{} per {}", m(unit), count(per as i64)) };
     match price.pricing() {
         Pricing::Free => "Free".to_owned(),
-        Pricing::Flat { amount } => format!("{}/month, unlimited", m(*amount)),
+        Pricing::Flat { amount } => format!("{}/month", m(*amount)),
         Pricing::PerUnit { unit_price, per: p } => per(*unit_price, *p),
         Pricing::Graduated { tiers } => format!("Graduated: {}", tiers_text(c, tiers)),
         Pricing::Volume { tiers } => format!("Volume: {}", tiers_text(c, tiers)),

@@ -47,6 +47,8 @@ fn rows(figs: &[Figure]) -> Vec<FigureRow> {
 pub struct ReportsPage {
     chrome: Chrome,
     by_month: Vec<FigureRow>,
+    /// Drafts of the periods in progress, per currency.
+    so_far: Vec<FigureRow>,
     mrr: Vec<(String, String, String)>,
     by_api: Vec<FigureRow>,
     by_plan: Vec<FigureRow>,
@@ -86,6 +88,7 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
     Ok(ReportsPage {
         chrome: ctx.chrome().await?,
         by_month: rows(&r.by_month),
+        so_far: rows(&ledger::so_far(&state.store, state.clock.now()).await.map_err(ledger_err)?),
         mrr,
         by_api: rows(&r.by_api),
         by_plan: rows(&r.by_plan),
