@@ -15,12 +15,12 @@ const DAY: i64 = 86_400;
 async fn hourly(app: &TestApp, sql: &str) -> Vec<(i64, i64, i64)> {
     if app.store.backend() == turnpike_store::Backend::Sqlite {
         let pool = sqlx::SqlitePool::connect(&app.db_url).await.unwrap();
-        let rows = sqlx::query_as(&sql).fetch_all(&pool).await.unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
         pool.close().await;
         rows
     } else {
         let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
-        let rows = sqlx::query_as(&sql).fetch_all(&pool).await.unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
         pool.close().await;
         rows
     }
