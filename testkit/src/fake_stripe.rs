@@ -57,6 +57,12 @@ struct Inner {
 }
 
 impl Inner {
+    /// A list object of the live `object`s that `keep`, as Stripe's list endpoints answer.
+    fn list(&self, object: &str, url: &str, keep: impl Fn(&Value) -> bool) -> Value {
+        let data: Vec<Value> = self.objects.values().filter(|o| o["object"] == object && keep(o)).cloned().collect();
+        json!({"object": "list", "url": url, "has_more": false, "data": data})
+    }
+
     fn new_id(&mut self, prefix: &'static str) -> String {
         let n = self.next.entry(prefix).or_default();
         *n += 1;
@@ -130,10 +136,6 @@ fn array_of(form: &[(String, String)], k: &str) -> Vec<String> {
         .collect()
 }
 
-fn list(data: Vec<Value>, url: &str) -> Value {
-    json!({"object": "list", "url": url, "has_more": false, "data": data})
-}
-
 async fn handle(
     State(fake): State<FakeStripe>,
     method: Method,
@@ -164,47 +166,18 @@ async fn handle(
     let answer = match (method.clone(), resource.split('/').collect::<Vec<_>>().as_slice()) {
         (Method::GET, ["prices"]) => {
             let keys = array_of(&form, "lookup_keys");
-            let data = inner
-                .objects
-                .values()
-                .filter(|o| o["object"] == "price" && o["active"] == true)
-                .filter(|o| keys.is_empty() || o["lookup_key"].as_str().is_some_and(|k| keys.iter().any(|x| x == k)))
-                .cloned()
-                .collect();
-            Ok(list(data, "/v1/prices"))
+            Ok(inner.list("price", "/v1/prices", |o| {
+                o["active"] == true && (keys.is_empty() || o["lookup_key"].as_str().is_some_and(|k| keys.iter().any(|x| x == k)))
+            }))
         }
         (Method::GET, ["products"]) => {
             let ids = array_of(&form, "ids");
-            let data = inner
-                .objects
-                .values()
-                .filter(|o| o["object"] == "product")
-                .filter(|o| ids.is_empty() || o["id"].as_str().is_some_and(|k| ids.iter().any(|x| x == k)))
-                .cloned()
-                .collect();
-            Ok(list(data, "/v1/products"))
+            Ok(inner.list("product", "/v1/products", |o| ids.is_empty() || o["id"].as_str().is_some_and(|k| ids.iter().any(|x| x == k))))
         }
-        (Method::GET, ["invoices"]) => {
+        (Method::GET, [kind @ ("invoices" | "invoiceitems")]) => {
             let customer = field(&form, "customer").map(str::to_owned);
-            let data = inner
-                .objects
-                .values()
-                .filter(|o| o["object"] == "invoice")
-                .filter(|o| customer.as_deref().is_none_or(|c| o["customer"] == c))
-                .cloned()
-                .collect();
-            Ok(list(data, "/v1/invoices"))
-        }
-        (Method::GET, ["invoiceitems"]) => {
-            let customer = field(&form, "customer").map(str::to_owned);
-            let data = inner
-                .objects
-                .values()
-                .filter(|o| o["object"] == "invoiceitem")
-                .filter(|o| customer.as_deref().is_none_or(|c| o["customer"] == c))
-                .cloned()
-                .collect();
-            Ok(list(data, "/v1/invoiceitems"))
+            let object = if *kind == "invoices" { "invoice" } else { "invoiceitem" };
+            Ok(inner.list(object, &path, |o| customer.as_deref().is_none_or(|c| o["customer"] == c)))
         }
         (Method::GET, ["subscriptions", id]) => match inner.objects.get(*id) {
             Some(o) if o["object"] == "subscription" => Ok(o.clone()),

@@ -552,22 +552,7 @@ async fn customer_portal_downgrade_reaches_the_gateway(db: TestDb) {
     let before = s.app.store.latest_change().await.unwrap();
 
     // Ten concurrent deliveries of the same event, plus an older one delivered late.
-    let sig = signature(WEBHOOK_SECRET, &payload, T0 + 50);
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let (h, url, body, sig) = (s.app.http.clone(), s.p("/webhooks/stripe"), payload.clone(), sig.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = h.post(url).header("stripe-signature", sig).body(body).send().await.unwrap();
-            let v: Value = r.json().await.unwrap();
-            v["outcome"].as_str().unwrap_or_default().to_owned()
-        }));
-    }
-    let mut outcomes = Vec::new();
-    for t in tasks {
-        outcomes.push(t.await.unwrap());
-    }
-    assert_eq!(outcomes.iter().filter(|o| *o == "applied").count(), 1, "{outcomes:?}");
-    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 9, "{outcomes:?}");
+    once(&storm(&s, &payload).await, "applied");
     let (_, v) = s.send(&older).await;
     assert_eq!(v["outcome"], "stale");
     assert_eq!(s.app.store.latest_change().await.unwrap() - before, 1, "one change record");
@@ -826,5 +811,68 @@ async fn stripe_async_payments_sca_emails_and_refunds_apply_once_under_duplicate
     for db in TestDb::each("stripe_async_sca_refund").await {
         println!("backend: {}", db.backend());
         async_payments_sca_and_refunds(db).await;
+    }
+}
+
+async fn plan_changes_reach_stripe_with_turnpikes_proration(db: TestDb) {
+    let s = setup(&db, "planchange@example.com").await;
+    let basic = basic_plan(&s).await;
+    let echo = s.app.store.get_api_by_slug("echo").await.unwrap();
+    let max_plan = NewPlan {
+        slug: "max".into(),
+        name: "Max".into(),
+        rate_per_second: 100,
+        burst: 300,
+        monthly_quota: None,
+        currency: "usd".into(),
+        flat_price_minor: 9900,
+        unit_price_minor_per_1000: 5,
+        is_default: false,
+    };
+    let max = s.app.store.create_plan(echo.id, &max_plan, T0).await.unwrap().id;
+    let stripe = bridge(&s);
+    let (sub, stripe_sub) = subscribe_through_checkout(&s).await;
+    let price_of = |plan: i64| {
+        let k = turnpike_stripe::lookup_key(plan, 0);
+        s.fake.objects("price").into_iter().find(|p| p["lookup_key"] == k.as_str()).map(|p| p["id"].clone())
+    };
+
+    // Upgrade (what the portal's plan change does through the ledger): pushed at once, prorated.
+    s.clock.set(T0 + 100);
+    assert_eq!(turnpike_ledger::change_plan(&s.app.store, sub, max, s.clock.now()).await.unwrap(), turnpike_ledger::ChangeOutcome::Now);
+    let rev = s.app.store.get_subscription(sub).await.unwrap().revision;
+    turnpike::stripe_sync_step(&s.app.store, &stripe, s.clock.now()).await;
+    let at_stripe = s.fake.object(&stripe_sub).unwrap();
+    assert_eq!(at_stripe["items"]["data"][0]["price"]["id"], price_of(max).unwrap());
+    assert_eq!(at_stripe["turnpike_fake_last_proration_behavior"], "create_prorations");
+    let posts = s.fake.requests_with("POST", &format!("/v1/subscriptions/{stripe_sub}"));
+    let want = format!("tp-sub-{sub}-r{rev}");
+    assert!(posts.iter().all(|r| r.idempotency_key.as_deref() == Some(want.as_str())), "{posts:?}");
+    assert!(posts.iter().all(|r| r.field("items[0][id]") == at_stripe["items"]["data"][0]["id"].as_str()));
+
+    // Downgrade to a paid plan: Turnpike waits for the period end, so Stripe hears of it then,
+    // unprorated.
+    let outcome = turnpike_ledger::change_plan(&s.app.store, sub, basic, s.clock.now()).await.unwrap();
+    assert!(matches!(outcome, turnpike_ledger::ChangeOutcome::AtPeriodEnd(_)), "{outcome:?}");
+    turnpike::stripe_sync_step(&s.app.store, &stripe, s.clock.now()).await;
+    assert_eq!(s.fake.object(&stripe_sub).unwrap()["items"]["data"][0]["price"]["id"], price_of(max).unwrap(), "not yet");
+    let anchor = s.app.store.get_subscription(sub).await.unwrap().billing_anchor;
+    let period = turnpike_store::period::monthly_period(anchor, s.clock.now());
+    s.clock.set(period.end + 5);
+    turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
+    assert_eq!(s.app.store.get_subscription(sub).await.unwrap().plan_id, basic);
+    turnpike::stripe_sync_step(&s.app.store, &stripe, s.clock.now()).await;
+    let at_stripe = s.fake.object(&stripe_sub).unwrap();
+    assert_eq!(at_stripe["items"]["data"][0]["price"]["id"], price_of(basic).unwrap());
+    assert_eq!(at_stripe["turnpike_fake_last_proration_behavior"], "none");
+    assert_eq!(s.fake.created("subscription.update").len(), 2, "two changes, each applied once");
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_plan_changes_are_pushed_with_turnpikes_proration() {
+    for db in TestDb::each("stripe_plan_change").await {
+        println!("backend: {}", db.backend());
+        plan_changes_reach_stripe_with_turnpikes_proration(db).await;
     }
 }
