@@ -202,7 +202,10 @@ async fn with_stripe_a_paid_plan_goes_to_checkout_and_subscribes_nothing_yet() {
         let cs = &fake.requests_to("/v1/checkout/sessions")[0];
         assert_eq!(cs.field("metadata[app_id]"), Some(app_id.to_string().as_str()));
         assert_eq!(cs.field("metadata[plan_id]"), Some(pro.to_string().as_str()));
-        assert_eq!(cs.field("line_items[0][price_data][unit_amount]"), Some("1000"));
+        // Checkout sells the plan's catalogue Price (Stripe's own object, found by lookup key).
+        let price_id = cs.field("line_items[0][price]").expect("a catalogue Price").to_owned();
+        let price = fake.object(&price_id).expect("the Price exists at Stripe");
+        assert_eq!(price["unit_amount"], 1000, "{price}");
         // Nothing is subscribed until Stripe's webhook says the checkout completed.
         assert_eq!(sub_on(&app.store, app_id, api).await, None);
         assert_eq!(app.store.latest_change().await.unwrap(), version);

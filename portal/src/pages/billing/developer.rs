@@ -241,14 +241,15 @@ pub async fn change_plan(
         Err(e) => return Err(e.into()),
     };
     let now = state.clock.now();
-    // A subscription Stripe already bills changes plan in Stripe's Customer Portal: a second
-    // Checkout would start a second Stripe subscription and bill twice.
-    if stripe.is_some() && state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some()) {
-        ctx.flash(FlashKind::Error, "This plan is paid through Stripe: change it with “Manage payment”.").await?;
-        return Ok(Redirect::to("/billing").into_response());
-    }
-    if let Some(r) = stripe_checkout(&state, stripe.as_ref().map(|e| &e.0), &ctx, sub.app_id, plan.id).await? {
-        return Ok(r);
+    // A subscription Stripe already bills changes plan here like any other (the ledger's rules);
+    // the Stripe worker then pushes the change to that Stripe subscription. Only a subscription
+    // Stripe does not bill yet goes through Checkout (a second Checkout would bill twice).
+    let stripe_billed =
+        stripe.is_some() && state.store.stripe_subscription_state(sub.id).await?.is_some_and(|s| s.stripe_subscription_id.is_some());
+    if !stripe_billed {
+        if let Some(r) = stripe_checkout(&state, stripe.as_ref().map(|e| &e.0), &ctx, sub.app_id, plan.id).await? {
+            return Ok(r);
+        }
     }
     let msg = match service::subscriptions::change_plan(&state.store, AccountId(account_id), &sub, &plan, now).await {
         Ok(ChangeOutcome::Now) => format!("You are now on {}. Gateways apply its limits within a second.", plan.name),

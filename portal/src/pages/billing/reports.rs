@@ -49,6 +49,8 @@ pub struct ReportsPage {
     by_month: Vec<FigureRow>,
     /// Drafts of the periods in progress, per currency.
     so_far: Vec<FigureRow>,
+    /// Refunded through Stripe, per currency: (currency, amount, charges).
+    refunds: Vec<(String, String, i64)>,
     mrr: Vec<(String, String, String)>,
     by_api: Vec<FigureRow>,
     by_plan: Vec<FigureRow>,
@@ -89,6 +91,13 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
         chrome: ctx.chrome().await?,
         by_month: rows(&r.by_month),
         so_far: rows(&ledger::so_far(&state.store, state.clock.now()).await.map_err(ledger_err)?),
+        refunds: state
+            .store
+            .stripe_refund_totals(0, state.clock.now().saturating_add(1))
+            .await?
+            .into_iter()
+            .map(|r| (r.currency.to_uppercase(), Money::from_stored(r.refunded, &r.currency).format(), r.charges))
+            .collect(),
         mrr,
         by_api: rows(&r.by_api),
         by_plan: rows(&r.by_plan),
