@@ -5,17 +5,14 @@ use turnpike_ledger as ledger;
 use turnpike_store::domain::Email;
 use turnpike_store::{Account, AccountId, Audit, IssuedToken, Role, Store, StoreError, TokenPurpose};
 
-use super::{ServiceError, ServiceResult};
+use super::{taken, ServiceError, ServiceResult};
 
 /// Create a developer account for `email` with an already hashed password, audited (`signup`,
 /// by the new account).
 /// A taken address is [`ServiceError::EmailTaken`] and stores nothing.
 pub async fn signup(store: &Store, email: &Email, password_hash: &str, now: i64) -> ServiceResult<Account> {
     let audit = Audit::new(None, "signup", "", "");
-    store.create_account_audited(email, password_hash, Role::Developer, Some(&audit), now).await.map_err(|e| match e {
-        StoreError::Conflict => ServiceError::EmailTaken,
-        e => e.into(),
-    })
+    store.create_account_audited(email, password_hash, Role::Developer, Some(&audit), now).await.map_err(taken(ServiceError::EmailTaken))
 }
 
 /// Use an email-verification link: the account's email is confirmed (audited). `None`: the

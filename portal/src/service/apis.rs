@@ -1,17 +1,10 @@
 //! An administrator's API actions: publish a new API, change one (settings and, optionally, its
 //! OpenAPI document). Gateways load the change from the change log within a second.
 
-use turnpike_store::{AccountId, Api, ApiSettings, Audit, Store, StoreError};
+use turnpike_store::{AccountId, Api, ApiSettings, Audit, Store};
 
-use super::{ServiceError, ServiceResult};
+use super::{taken, ServiceError, ServiceResult};
 use crate::openapi_import::ImportedSpec;
-
-fn slug_taken(e: StoreError) -> ServiceError {
-    match e {
-        StoreError::Conflict => ServiceError::SlugTaken,
-        e => e.into(),
-    }
-}
 
 /// The audit detail of an API change: what an admin would want to see, never a secret.
 fn audit_detail(s: &ApiSettings, spec: Option<&ImportedSpec>) -> String {
@@ -41,7 +34,7 @@ pub async fn publish(
     now: i64,
 ) -> ServiceResult<Api> {
     let audit = Audit::new(Some(admin_id.get()), "api.create", "", audit_detail(settings, spec));
-    store.create_api_with(settings, spec.map(|s| s.json.as_str()), &audit, now).await.map_err(slug_taken)
+    store.create_api_with(settings, spec.map(|s| s.json.as_str()), &audit, now).await.map_err(taken(ServiceError::SlugTaken))
 }
 
 /// Replace `api`'s settings and, when `spec` is given, its document. A slug another API
@@ -56,5 +49,8 @@ pub async fn update(
 ) -> ServiceResult<Api> {
     let (admin_id, api_id) = (admin_id.get(), api.id);
     let audit = Audit::new(Some(admin_id), "api.update", format!("api:{api_id}"), audit_detail(settings, spec));
-    store.update_api_audited(api_id, settings, spec.map(|s| s.json.as_str()), Some(&audit), now).await.map_err(slug_taken)
+    store
+        .update_api_audited(api_id, settings, spec.map(|s| s.json.as_str()), Some(&audit), now)
+        .await
+        .map_err(taken(ServiceError::SlugTaken))
 }

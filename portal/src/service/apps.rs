@@ -9,11 +9,8 @@ pub async fn owned_app(store: &Store, account_id: AccountId, app_id: AppId) -> S
     Ok(store.get_app(account_id.get(), app_id.get()).await?)
 }
 
-fn name_taken(name: &str) -> impl FnOnce(StoreError) -> ServiceError + '_ {
-    move |e| match e {
-        StoreError::Conflict => ServiceError::AppNameTaken(name.to_owned()),
-        e => e.into(),
-    }
+fn name_taken(name: &str) -> impl FnOnce(StoreError) -> ServiceError {
+    super::taken(ServiceError::AppNameTaken(name.to_owned()))
 }
 
 /// Create an app for `actor` (audited with it), then subscribe it to the default plan of every

@@ -94,6 +94,15 @@ impl From<ServiceError> for crate::error::PortalError {
     }
 }
 
+/// A unique-constraint refusal ([`StoreError::Conflict`]) as `taken`, any other store error as
+/// itself: the one mapping for "that name, slug or address is already used".
+pub(crate) fn taken(taken: ServiceError) -> impl FnOnce(StoreError) -> ServiceError {
+    move |e| match e {
+        StoreError::Conflict => taken,
+        e => e.into(),
+    }
+}
+
 /// Service result.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 

@@ -4,14 +4,7 @@ use turnpike_billing::{Overage, PlanPrice, Pricing};
 use turnpike_ledger::{self as ledger, Billable};
 use turnpike_store::{AccountId, Api, Audit, NewPlan, NewPlanPrice, Plan, PlanLimits, PlanPriceRow, Store, StoreError};
 
-use super::{ServiceError, ServiceResult};
-
-fn slug_taken(e: StoreError) -> ServiceError {
-    match e {
-        StoreError::Conflict => ServiceError::SlugTaken,
-        e => e.into(),
-    }
-}
+use super::{taken, ServiceError, ServiceResult};
 
 /// The audit detail of a plan's limits.
 fn limits_detail(l: &PlanLimits) -> String {
@@ -46,7 +39,7 @@ pub async fn create(
         is_default: l.is_default,
     };
     let audit = Audit::new(Some(admin_id.get()), "plan.create", "", format!("{} on {}: {}", l.slug, api.slug, limits_detail(l)));
-    store.create_plan_audited(api.id, &new, fail_open_seconds, &audit, now).await.map_err(slug_taken)
+    store.create_plan_audited(api.id, &new, fail_open_seconds, &audit, now).await.map_err(taken(ServiceError::SlugTaken))
 }
 
 /// Change `plan`'s name, slug, limits, default flag and outage policy; gateways apply the new
@@ -60,7 +53,7 @@ pub async fn update(
     now: i64,
 ) -> ServiceResult<Plan> {
     let audit = Audit::new(Some(admin_id.get()), "plan.update", format!("plan:{}", plan.id), limits_detail(l));
-    store.update_plan(plan.id, l, fail_open_seconds, &audit, now).await.map_err(slug_taken)
+    store.update_plan(plan.id, l, fail_open_seconds, &audit, now).await.map_err(taken(ServiceError::SlugTaken))
 }
 
 /// A price version as the admin's form gives it.

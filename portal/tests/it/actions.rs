@@ -221,28 +221,6 @@ async fn every_action_whose_audit_row_cannot_be_written_changes_nothing() {
         let sub = app.store.list_subscriptions(app_id).await.unwrap().remove(0).id;
         let token = turnpike_store::PersonalToken::generate();
         let token = app.store.create_pat(dev, "ci", &token, None, Some(dev), NOW).await.unwrap().id;
-        // An open invoice: a priced plan of another app, finalized after its first period.
-        let other = app.store.create_app(dev, "Billed", NOW).await.unwrap();
-        let billed = app.store.subscribe(other.id, pro, NOW).await.unwrap();
-        let flat = turnpike_store::NewPlanPrice {
-            currency: "usd".into(),
-            pricing: r#"{"model":"flat","amount":1000}"#.into(),
-            trial_days: 0,
-            billable: "admitted".into(),
-            base_fee: 1000,
-            monthly_quota: None,
-        };
-        app.store.set_plan_price(pro, &flat, NOW - 86_400).await.unwrap();
-        turnpike_ledger::finalize_subscription(&app.store, billed.id, NOW + 40 * 86_400, &mut Default::default()).await.unwrap();
-        let invoice = app.store.all_invoices().await.unwrap().into_iter().find(|i| i.status == "open").expect("an open invoice").id;
-        // Bob signed up and holds his verification link, unused.
-        assert_eq!(app.signup(&browser(), "bob@example.com", PASSWORD).await.status(), StatusCode::OK);
-        let bob_link = app.mailed_link("bob@example.com", "/verify-email?token=").await;
-        let ids = Ids { api, free, dev, app: app_id, key, sub, invoice };
-        let before = snapshot(&app, &ids).await;
-
-        refuse_audit(&url).await;
-        let failed = StatusCode::INTERNAL_SERVER_ERROR;
         let post = |client: &'static str, path: String, form: Vec<(&'static str, String)>| {
             let (app, c) = (&app, if client == "root" { &root } else { &ada });
             async move {
@@ -253,6 +231,22 @@ async fn every_action_whose_audit_row_cannot_be_written_changes_nothing() {
             }
         };
         let s = |v: &str| v.to_owned();
+        // An open invoice: a priced plan of another app, finalized after its first period.
+        let other = app.store.create_app(dev, "Billed", NOW).await.unwrap();
+        let billed = app.store.subscribe(other.id, pro, NOW).await.unwrap();
+        let flat = [("currency", "usd"), ("model", "flat"), ("billable", "admitted"), ("trial_days", "0"), ("base_fee", "10.00")];
+        let flat = flat.map(|(k, v)| (k, s(v))).to_vec();
+        assert_eq!(post("root", format!("/admin/plans/{pro}/pricing"), flat).await, StatusCode::SEE_OTHER, "priced");
+        turnpike_ledger::finalize_subscription(&app.store, billed.id, NOW + 40 * 86_400, &mut Default::default()).await.unwrap();
+        let invoice = app.store.all_invoices().await.unwrap().into_iter().find(|i| i.status == "open").expect("an open invoice").id;
+        // Bob signed up and holds his verification link, unused.
+        assert_eq!(app.signup(&browser(), "bob@example.com", PASSWORD).await.status(), StatusCode::OK);
+        let bob_link = app.mailed_link("bob@example.com", "/verify-email?token=").await;
+        let ids = Ids { api, free, dev, app: app_id, key, sub, invoice };
+        let before = snapshot(&app, &ids).await;
+
+        refuse_audit(&url).await;
+        let failed = StatusCode::INTERNAL_SERVER_ERROR;
         // The developer's actions.
         let subscribe = vec![("app_id", app_id.to_string()), ("plan_id", pro.to_string())];
         assert_eq!(post("ada", s("/apis/echo/subscribe"), subscribe).await, failed, "subscribe");
