@@ -102,3 +102,86 @@ async fn proxy_protocol_v1_and_v2_name_the_client_and_a_connection_without_a_hea
     assert_eq!(through_proxy_protocol(&app, b"", key.expose()).await, "", "no header: closed unanswered");
     app.stop().await;
 }
+
+/// The access log of the real binary names the forwarded client only when the peer is a trusted
+/// proxy; otherwise the TCP peer, whatever the client claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_names_the_forwarded_client_only_behind_a_trusted_proxy() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let up = crate::upstreams::start(crate::upstreams::Behaviour::Named("up")).await;
+    for (trusted, expected) in [(Some("[\"127.0.0.1\"]"), "198.51.100.4"), (None, "127.0.0.1")] {
+        let db = TestDb::sqlite().await;
+        let s = &db.store;
+        let now = turnpike_store::clock::Clock::now(&turnpike_store::clock::SystemClock);
+        let plan = turnpike_testkit::free_plan();
+        turnpike_testkit::publish(s, "echo", "Echo", &[(&format!("http://{up}"), 1)], turnpike_store::Visibility::Public, &plan, now).await;
+        let acc = s
+            .create_account(&turnpike_store::domain::Email::parse("log@example.com").unwrap(), "x", turnpike_store::Role::Developer, now)
+            .await
+            .unwrap();
+        let app_row = s.create_app(acc.id, "app", now).await.unwrap();
+        s.subscribe_defaults(app_row.id, now).await.unwrap();
+        let key = turnpike_store::domain::ApiKey::generate();
+        s.create_key(app_row.id, "k", &key, now).await.unwrap();
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TURNPIKE_")) {
+            cmd.env_remove(k);
+        }
+        cmd.arg("gateway")
+            .env("TURNPIKE_DATABASE_URL", &db.url)
+            .env("TURNPIKE_GATEWAY_ADDR", "127.0.0.1:0")
+            .env("TURNPIKE_METRICS_ADDR", "127.0.0.1:0")
+            .env("TURNPIKE_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(t) = trusted {
+            cmd.env("TURNPIKE_TRUSTED_PROXIES", t);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut gateway = None;
+        for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("gateway: ") {
+                gateway = Some(url.trim().to_owned());
+            }
+            if line == "ready" {
+                break;
+            }
+        }
+        // Every stderr line, as it comes.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let r = reqwest::Client::new()
+            .get(format!("{}/echo/x", gateway.expect("the gateway's URL")))
+            .header("x-api-key", key.expose())
+            .header("x-forwarded-for", "6.6.6.6, 198.51.100.4")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(l) = rx.recv().await {
+                if l.contains(&id) {
+                    return l;
+                }
+            }
+            panic!("stderr closed before the access-log line");
+        })
+        .await
+        .expect("the access-log line is written");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(entry["client"], expected, "trusted={trusted:?}: {line}");
+        assert!(!line.contains("6.6.6.6"), "a spoofed hop never reaches the log: {line}");
+        assert!(!line.contains(key.expose()), "the key never reaches the log");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = child.wait();
+    }
+}
