@@ -104,6 +104,26 @@ pub struct Api {
     pub updated_at: i64,
 }
 
+impl Api {
+    /// Why the gateway routes none of this API's upstream targets, if it routes none: every
+    /// target fails [`check_upstream_url`] (the check `turnpike_gateway::check_target` applies
+    /// when it builds its route table), or there is no target at all. `None` when at least one
+    /// target is routed (the gateway leaves the others out). The admin console and the catalog
+    /// ask this, so they say what the gateway does: saving an unroutable target is refused, but
+    /// stored rows can still hold one (older data, direct SQL, a future `apply`).
+    pub fn unroutable_reason(&self) -> Option<String> {
+        let mut first_problem = None;
+        for (i, u) in self.upstreams.iter().enumerate() {
+            match check_upstream_url(&u.url) {
+                Ok(()) => return None,
+                Err(why) if first_problem.is_none() => first_problem = Some(format!("upstream target {} ({}): {why}", i + 1, u.url)),
+                Err(_) => {}
+            }
+        }
+        Some(first_problem.unwrap_or_else(|| "no upstream target".to_owned()))
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct ApiRow {
     id: i64,
@@ -362,5 +382,36 @@ impl Store {
         rows.into_iter()
             .map(|(id, s)| Lifecycle::parse(&s).map(|l| (id, l)).ok_or_else(|| StoreError::Corrupt(format!("lifecycle {s}"))))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod unroutable_tests {
+    use super::*;
+    use crate::{Upstream, Visibility};
+
+    fn api(urls: &[&str]) -> Api {
+        Api {
+            id: 1,
+            slug: "a".into(),
+            name: "A".into(),
+            description: String::new(),
+            route_prefix: "/a".into(),
+            host: None,
+            upstreams: urls.iter().map(|u| Upstream { url: (*u).into(), weight: 1 }).collect(),
+            visibility: Visibility::Public,
+            allow_query_key: false,
+            openapi: None,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn routed_when_any_target_is_usable() {
+        assert_eq!(api(&["https://api.example.com/v1"]).unroutable_reason(), None);
+        assert_eq!(api(&["ftp://x", "http://10.0.0.5:8080"]).unroutable_reason(), None);
+        let why = api(&["ftp://files.example.com", "http://u:p@h"]).unroutable_reason().unwrap_or_default();
+        assert!(why.starts_with("upstream target 1 (ftp://files.example.com): the scheme"), "{why}");
+        assert_eq!(api(&[]).unroutable_reason().as_deref(), Some("no upstream target"));
     }
 }

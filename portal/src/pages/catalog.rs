@@ -11,9 +11,6 @@ use turnpike_store::{Api, StoreError, Visibility};
 
 mod openapi_rewrite;
 mod quickstart;
-mod routing;
-
-pub use routing::unroutable_reason;
 
 use turnpike_ledger as ledger;
 
@@ -37,7 +34,7 @@ pub async fn index(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<I
     let mut apis = Vec::new();
     for api in state.store.list_apis().await? {
         // An API the gateway answers with `no_route` is not offered.
-        if api.visibility == Visibility::Public && unroutable_reason(&api).is_none() {
+        if api.visibility == Visibility::Public && api.unroutable_reason().is_none() {
             let plans = state.store.list_plans(api.id).await?;
             apis.push(ApiView::new(&api, &plans, &state.config.gateway_url));
         }
@@ -152,7 +149,7 @@ pub async fn api_detail(
 ) -> PortalResult<Response> {
     let api = visible_api(&state, &ctx, &slug).await?;
     let plans = state.store.list_plans(api.id).await?;
-    let unavailable = if api.visibility == Visibility::Draft { None } else { unroutable_reason(&api) };
+    let unavailable = if api.visibility == Visibility::Draft { None } else { api.unroutable_reason() };
     let subscribable = api.visibility == Visibility::Public && unavailable.is_none();
     let mut apps = Vec::new();
     if let (Some(account), true) = (&ctx.account, subscribable) {

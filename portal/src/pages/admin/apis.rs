@@ -22,7 +22,6 @@ use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
 use crate::format::{count, datetime};
 use crate::openapi_import::{self, ImportedSpec};
-use crate::pages::catalog::unroutable_reason;
 use crate::pages::parse_id;
 use crate::service::{self, ServiceError};
 use crate::views::PlanView;
@@ -168,7 +167,7 @@ pub async fn list(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<Ap
 /// What the gateway does with `api`: a draft is not routed by choice; a listed or unlisted API
 /// whose targets the gateway cannot use says so instead of "Published".
 fn routing_badge(api: &Api) -> (&'static str, &'static str, Option<String>) {
-    match (api.visibility, unroutable_reason(api)) {
+    match (api.visibility, api.unroutable_reason()) {
         (Visibility::Draft, _) => ("warn", "Draft, not routed", None),
         (_, Some(why)) => ("suspended", "Not routed", Some(why)),
         (Visibility::Public, None) => ("active", "Published", None),
@@ -218,7 +217,7 @@ pub(super) async fn edit_page(
         api_id: Some(api.id),
         stored_slug: api.slug.clone(),
         stored_visibility: api.visibility.as_str().to_owned(),
-        not_routed: if api.visibility == Visibility::Draft { None } else { unroutable_reason(api) },
+        not_routed: if api.visibility == Visibility::Draft { None } else { api.unroutable_reason() },
         form: form.unwrap_or_else(|| ApiFormValues::from_api(api, lifecycle)),
         errors,
         spec_errors,
