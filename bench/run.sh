@@ -280,7 +280,7 @@ def rps(n):
     v = by[n]
     return f"{statistics.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})"
 print(f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {rounds} interleaved rounds of `wrk -t1 -c50 -d{secs}s` per target;")
-print(f"latency from `oha -z {secs}s -c 50 -q 5000 --latency-correction` (open loop, below saturation).")
+print(f"latency from `oha -z {secs}s -c 50 -q 5000 --latency-correction` (open loop, below saturation)." if lat else "latency not measured (oha missing).")
 print("`floor`: a bare hyper 1.x proxy, no policy (gateway/examples/floor.rs). The `-https-up` rows proxy to the")
 print("upstream over TLS (nginx: `proxy_pass https://`, keepalive, session reuse; Turnpike: an `https://` target).\n")
 print("| target | RPS median (min–max) | ÷ direct | ÷ nginx-keys | ÷ haproxy-keys | ÷ floor | RPS per proxy CPU-s | p50 ms | p99 ms | added p99 ms |")
