@@ -56,9 +56,9 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Remove hop-by-hop headers, including those listed in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // One pass over the few names a message has, instead of ten hashed lookups: most requests
-    // and responses carry none (issue 14: the lookups cost 3,209 instructions per request in
-    // callgrind, for the request and the response together).
+    // Most requests and responses carry none of these: one pass over the names first. Issue 14:
+    // 3,209 instructions per request (request and response, callgrind) before, 3,043 after; the
+    // comparisons of custom names are what is left, a bitmask over standard names would do better.
     if !h.keys().any(|k| k == header::UPGRADE || HOP_BY_HOP.contains(k)) {
         return;
     }
