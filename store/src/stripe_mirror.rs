@@ -96,13 +96,13 @@ impl Store {
         Ok(row.and_then(|r| r.0))
     }
 
-    /// Paid plans (base fee above zero) with their current price version (0 when the plan has
+    /// Paid plans (a base fee or a usage price above zero) with their current price version (0 when the plan has
     /// none stored): what the Stripe catalogue must hold.
     pub async fn stripe_catalogue_plans(&self) -> Result<Vec<(Plan, i64)>, StoreError> {
         let plans: Vec<Plan> = on_pool!(self, p => sqlx::query_as(
             "SELECT id, api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor,
                     unit_price_minor_per_1000, is_default
-             FROM plans WHERE flat_price_minor > 0 ORDER BY id").fetch_all(p).await?);
+             FROM plans WHERE flat_price_minor > 0 OR unit_price_minor_per_1000 > 0 ORDER BY id").fetch_all(p).await?);
         let mut out = Vec::with_capacity(plans.len());
         for plan in plans {
             let v: (Option<i64>,) = on_pool!(self, p => sqlx::query_as(

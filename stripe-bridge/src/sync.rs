@@ -198,7 +198,7 @@ pub async fn ensure_plan_price(store: &Store, stripe: &Stripe, plan_id: i64, now
         .await?
         .into_iter()
         .find(|(p, _)| p.id == plan_id)
-        .ok_or_else(|| BridgeError::Config(format!("plan {plan_id} has no base fee: nothing to sell through Stripe")))?;
+        .ok_or_else(|| BridgeError::Config(format!("plan {plan_id} is free: nothing to sell through Stripe")))?;
     ensure_price(store, stripe, &plan, version, now).await
 }
 

@@ -108,7 +108,10 @@ async fn checkout_only_for_own_apps_and_paid_plans_and_stripe_is_not_called_othe
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert!(location(&r).starts_with("https://checkout.stripe.test/c/pay/cs_test_"), "{}", location(&r));
         let cs = &fake.requests_to("/v1/checkout/sessions")[0];
-        assert_eq!(cs.field("line_items[0][price_data][currency]"), Some("eur"));
+        // The plan's catalogue Price: the base fee a month (0 for a usage-only plan; its usage is
+        // pushed as invoice items), in the plan's currency.
+        let price = fake.object(cs.field("line_items[0][price]").expect("a catalogue Price")).expect("the Price exists at Stripe");
+        assert_eq!((price["currency"].as_str(), price["unit_amount"].as_i64()), (Some("eur"), Some(0)), "{price}");
         assert_eq!(cs.field("success_url"), Some(format!("{PUBLIC_URL}/billing?checkout=success").as_str()));
         assert_eq!(cs.field("cancel_url"), Some(format!("{PUBLIC_URL}/billing?checkout=canceled").as_str()));
         // Now GET /billing/portal works too.
