@@ -94,7 +94,8 @@ fn api_out(state: &PortalState, api: &Api, plans: &[Plan]) -> ApiOut {
     ))]
 pub async fn list_apis(State(state): State<PortalState>) -> ApiResult<Json<Vec<ApiOut>>> {
     let mut out = Vec::new();
-    for api in state.store.list_apis().await?.iter().filter(|a| a.visibility == Visibility::Public) {
+    // Like the HTML catalog: public APIs the gateway routes (see `Api::unroutable_reason`).
+    for api in state.store.list_apis().await?.iter().filter(|a| a.visibility == Visibility::Public && a.unroutable_reason().is_none()) {
         let plans = state.store.list_plans(api.id).await?;
         out.push(api_out(&state, api, &plans));
     }

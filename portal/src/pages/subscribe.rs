@@ -58,6 +58,12 @@ pub async fn subscribe(
         return Err(PortalError::NotFound);
     }
     let back = format!("/apis/{}", api.slug);
+    // The page offers no subscription while the gateway routes none of the API's targets; a
+    // form posted anyway is refused the same way.
+    if api.unroutable_reason().is_some() {
+        ctx.flash(FlashKind::Error, "This API is unavailable right now: it cannot be subscribed to.").await?;
+        return Ok(Redirect::to(&back).into_response());
+    }
     let (Ok(app_id), Ok(plan_id)) = (form.app_id.trim().parse::<i64>(), form.plan_id.trim().parse::<i64>()) else {
         ctx.flash(FlashKind::Error, "Choose an app to subscribe.").await?;
         return Ok(Redirect::to(&back).into_response());

@@ -78,6 +78,25 @@ async fn an_api_with_unroutable_stored_targets_is_never_shown_as_published() {
         // An admin is told why.
         let page = unescape(&app.get(&adm, "/apis/broken").await.text().await.unwrap());
         assert!(page.contains("not routed: upstream target 1 (ftp://files.example.com/v1)"), "{page}");
+
+        // The JSON catalog lists it no more than the HTML one does.
+        let list: serde_json::Value = browser().get(app.url("/api/v1/apis")).send().await.unwrap().json().await.unwrap();
+        let slugs: Vec<&str> = list.as_array().unwrap().iter().filter_map(|a| a["slug"].as_str()).collect();
+        assert!(slugs.contains(&"echo") && !slugs.contains(&"broken"), "{slugs:?}");
+        // A subscription posted anyway is refused and nothing is subscribed.
+        let dev = app.developer("sub@example.com").await;
+        let app_id = app.create_app(&dev, "mine").await;
+        let plan = app.store.list_plans(broken_id).await.unwrap()[0].id;
+        let csrf = app.csrf(&dev, "/dashboard").await;
+        let before = format!("{:?}", app.store.list_subscriptions(app_id).await.unwrap());
+        let changes = app.store.latest_change().await.unwrap();
+        let form = [("csrf", csrf.as_str()), ("app_id", &app_id.to_string()), ("plan_id", &plan.to_string())];
+        let r = app.post(&dev, "/apis/broken/subscribe", &form).await;
+        assert_eq!(crate::helpers::location(&r), "/apis/broken");
+        let page = unescape(&app.get(&dev, "/apis/broken").await.text().await.unwrap());
+        assert!(page.contains("This API is unavailable right now"), "the refusal is said: {page}");
+        assert_eq!(format!("{:?}", app.store.list_subscriptions(app_id).await.unwrap()), before, "nothing changed");
+        assert_eq!(app.store.latest_change().await.unwrap(), changes);
     }
 }
 
