@@ -252,8 +252,7 @@ impl Store {
                         .execute(&mut *tx).await?;
                 }
                 let (to, subject, body) = &alert.email;
-                sqlx::query("INSERT INTO outbox (kind, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(format!("alert_{}", alert.kind)).bind(to).bind(subject).bind(body).bind(now).execute(&mut *tx).await?;
+                crate::outbox::queue_email!(&mut *tx, format!("alert_{}", alert.kind), to, subject, body, now);
                 let _ = record_event!(tx, &key, alert.event.0, &payload, now);
             }
             n == 1

@@ -18,13 +18,28 @@ pub struct OutboxMessage {
     pub body: String,
 }
 
+/// Queue an email on `$conn` (a pool, or the caller's transaction so the email goes out only if
+/// the change that causes it commits); evaluates to the message id.
+macro_rules! queue_email {
+    ($conn:expr, $kind:expr, $recipient:expr, $subject:expr, $body:expr, $now:expr) => {{
+        let id: (i64,) =
+            sqlx::query_as("INSERT INTO outbox (kind, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                .bind($kind)
+                .bind($recipient)
+                .bind($subject)
+                .bind($body)
+                .bind($now)
+                .fetch_one($conn)
+                .await?;
+        id.0
+    }};
+}
+pub(crate) use queue_email;
+
 impl Store {
     /// Queue an email; the mailer worker delivers it.
     pub async fn enqueue_email(&self, kind: &str, recipient: &str, subject: &str, body: &str, now: i64) -> Result<i64, StoreError> {
-        let id: (i64,) = on_pool!(self, p => sqlx::query_as(
-            "INSERT INTO outbox (kind, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-            .bind(kind).bind(recipient).bind(subject).bind(body).bind(now).fetch_one(p).await?);
-        Ok(id.0)
+        Ok(on_pool!(self, p => queue_email!(p, kind, recipient, subject, body, now)))
     }
 
     /// Oldest unsent messages.

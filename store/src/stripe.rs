@@ -339,9 +339,7 @@ impl Store {
                                     "Your bank asks you to confirm a payment to Turnpike (invoice {invoice_id}).\n\n\
                                      Confirm it here: {hosted_invoice_url}\n\n\
                                      Until it is confirmed the invoice stays unpaid; your keys keep working during the grace period.\n");
-                                sqlx::query("INSERT INTO outbox (kind, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5)")
-                                    .bind("stripe_payment_action_required").bind(&email).bind("Confirm your payment to Turnpike")
-                                    .bind(body).bind(now).execute(&mut *tx).await?;
+                                crate::outbox::queue_email!(&mut *tx, "stripe_payment_action_required", &email, "Confirm your payment to Turnpike", body, now);
                                 StripeEventOutcome::Applied
                             }
                         }
