@@ -150,11 +150,16 @@ impl std::hash::Hasher for IdHasher {
         self.write_u64(n as u64);
     }
     fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        splitmix64(self.0)
     }
+}
+
+/// splitmix64's finaliser: a bijection on u64 in which every output bit depends on every input
+/// bit (the id hasher's finish, and the request id's counter half).
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// A map keyed by the gateway's own ids.

@@ -82,15 +82,8 @@ fn new_request_id() -> HeaderValue {
     });
     let mut id = [0u8; 32];
     hex(prefix, &mut id[..16]);
-    hex(mix(n), &mut id[16..]);
+    hex(crate::counters::splitmix64(n), &mut id[16..]);
     HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
-}
-
-/// splitmix64's finaliser: a bijection on u64.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn hex(v: u64, out: &mut [u8]) {
