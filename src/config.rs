@@ -92,6 +92,10 @@ pub struct Config {
     pub tls_reload_interval_ms: u64,
     /// Meter flush interval, milliseconds.
     pub flush_interval_ms: u64,
+    /// How long after a billing period ends its invoice is finalized, seconds: long enough for
+    /// every gateway to have flushed the period's last requests (also after a short Redis or
+    /// database outage).
+    pub invoice_settle_seconds: u64,
     /// Change-log poll interval, milliseconds.
     pub follow_interval_ms: u64,
     /// Upstream connect timeout, milliseconds.
@@ -165,6 +169,7 @@ impl Default for Config {
             portal_tls_key_file: None,
             tls_reload_interval_ms: 10_000,
             flush_interval_ms: 1000,
+            invoice_settle_seconds: 600,
             follow_interval_ms: 250,
             upstream_connect_timeout_ms: 5_000,
             upstream_timeout_ms: 30_000,

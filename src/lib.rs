@@ -289,7 +289,13 @@ impl App {
                 tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stripe.clone(), stop_rx.clone()));
             }
             // Billing: finalize ended periods into invoices (exactly once, safe on several workers).
-            tasks.spawn(turnpike_ledger::run_worker(self.store.clone(), self.clock.clone(), Duration::from_secs(60), stop_rx.clone()));
+            tasks.spawn(turnpike_ledger::run_worker(
+                self.store.clone(),
+                self.clock.clone(),
+                Duration::from_secs(60),
+                i64::try_from(self.config.invoice_settle_seconds).unwrap_or(i64::MAX),
+                stop_rx.clone(),
+            ));
         }
 
         shutdown.await;

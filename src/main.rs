@@ -62,6 +62,13 @@ enum AdminCommand {
         #[arg(long)]
         expires_days: Option<u32>,
     },
+    /// Compare the usage Turnpike invoiced with Stripe's invoices (read from Stripe now), line by
+    /// line; prints each subscription and period that differs and exits 1 if any does.
+    StripeDrift {
+        /// How far back to look, in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -150,6 +157,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     anyhow::bail!("{email} has not confirmed its email address yet: no tokens until it does")
                 }
                 Err(e) => return Err(e.into()),
+            }
+            return Ok(());
+        }
+        Command::Admin { command: AdminCommand::StripeDrift { days } } => {
+            let store = turnpike::open_store(&config).await?;
+            // Reads only: no Checkout or portal return URL is needed.
+            let stripe = turnpike::stripe_bridge(&config, "")?
+                .ok_or_else(|| anyhow::anyhow!("Stripe is not configured (stripe_secret_key and stripe_webhook_secret)"))?;
+            let now = SystemClock.now();
+            let report = turnpike_stripe::drift_against_stripe(&store, &stripe, now - i64::from(days) * 86_400, now + 1).await?;
+            for d in &report.drift {
+                println!("{}", turnpike_stripe::describe_drift(d));
+            }
+            println!("{} of {} invoices differ from Stripe", report.drift.len(), report.checked);
+            if !report.drift.is_empty() {
+                std::process::exit(1);
             }
             return Ok(());
         }

@@ -149,13 +149,24 @@ pub struct FinalizeSummary {
 /// Finalize every ended, not yet invoiced period of one subscription, oldest first, applying
 /// scheduled changes at each period end.
 pub async fn finalize_subscription(store: &Store, subscription_id: i64, now: i64, out: &mut FinalizeSummary) -> Result<(), LedgerError> {
+    finalize_subscription_ended_by(store, subscription_id, now, now, out).await
+}
+
+/// [`finalize_subscription`] for the periods that ended by `ended_by` (≤ `now`).
+async fn finalize_subscription_ended_by(
+    store: &Store,
+    subscription_id: i64,
+    ended_by: i64,
+    now: i64,
+    out: &mut FinalizeSummary,
+) -> Result<(), LedgerError> {
     loop {
         let sub = store.get_subscription(subscription_id).await?;
         // A subscription taken up again after the periods of its cancellation starts afresh at
         // its new anchor: the months in between were not subscribed and are not billed.
         let from = store.last_invoiced_period_end(sub.id).await?.unwrap_or(sub.billing_anchor).max(sub.billing_anchor);
         let period = monthly_period(sub.billing_anchor, from);
-        if period.end > now {
+        if period.end > ended_by {
             return Ok(());
         }
         if sub.status == "canceled" && sub.canceled_at.is_some_and(|c| c <= period.start) {
@@ -187,22 +198,32 @@ pub async fn finalize_subscription(store: &Store, subscription_id: i64, now: i64
 /// Finalize every subscription's ended periods (the worker's job). Safe to run twice or on two
 /// workers at once: each period yields one invoice.
 pub async fn finalize_due(store: &Store, now: i64) -> Result<FinalizeSummary, LedgerError> {
+    finalize_settled(store, now, 0).await
+}
+
+/// [`finalize_due`] for the periods that ended at least `settle_seconds` before `now`. Gateways
+/// write a period's last requests into the usage buckets up to a flush later (longer while Redis
+/// or the database is unreachable), so the worker waits this long after a period ends before its
+/// invoice becomes final and can no longer take them.
+pub async fn finalize_settled(store: &Store, now: i64, settle_seconds: i64) -> Result<FinalizeSummary, LedgerError> {
     let mut out = FinalizeSummary::default();
+    let ended_by = now.saturating_sub(settle_seconds.max(0));
     for sub in store.all_subscriptions().await? {
-        finalize_subscription(store, sub.id, now, &mut out).await?;
+        finalize_subscription_ended_by(store, sub.id, ended_by, now, &mut out).await?;
     }
     Ok(out)
 }
 
-/// Run [`finalize_due`] every `interval` until `stop` turns true; the clock is the injected one.
+/// Run [`finalize_settled`] every `interval` until `stop` turns true; the clock is the injected one.
 pub async fn run_worker(
     store: Store,
     clock: turnpike_store::clock::SharedClock,
     interval: std::time::Duration,
+    settle_seconds: i64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        match finalize_due(&store, clock.now()).await {
+        match finalize_settled(&store, clock.now(), settle_seconds).await {
             Ok(s) if !s.created.is_empty() => tracing::info!(invoices = s.created.len(), "billing: finalized invoices"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "billing: finalizing invoices failed"),

@@ -57,10 +57,8 @@ pub struct Report {
     pub drift: Vec<Drift>,
     /// Sum of |invoiced − metered| over every invoice; must read zero.
     pub drift_total: i64,
-    /// Usage Stripe reports for the same invoices, when Stripe is configured: the Stripe
-    /// integration fills this in (`None` = not configured) and compares it with the invoiced total.
-    pub stripe_reported: Option<i64>,
-    /// Billable requests on every non-void invoice (what Stripe's figure is compared with).
+    /// Billable requests on every non-void invoice. (What Stripe holds is compared with
+    /// Turnpike's invoices by `turnpike_stripe::drift_against_stripe`, which asks Stripe.)
     pub invoiced_total: i64,
 }
 
@@ -119,20 +117,7 @@ pub async fn report(store: &Store, now: i64) -> Result<Report, LedgerError> {
             drift_total = drift_total.saturating_add((metered - r.usage_quantity).abs());
             drift.push(Drift { number: r.number.clone().unwrap_or_default(), invoiced: r.usage_quantity, metered });
         }
-        // What Stripe was told for this invoice must equal what was invoiced.
-        if let Some(pushed) = r.stripe_quantity {
-            if pushed != r.usage_quantity {
-                drift_total = drift_total.saturating_add((pushed - r.usage_quantity).abs());
-                drift.push(Drift {
-                    number: format!("{} (Stripe)", r.number.clone().unwrap_or_default()),
-                    invoiced: r.usage_quantity,
-                    metered: pushed,
-                });
-            }
-        }
     }
-    let pushed: Vec<i64> = rows.iter().filter_map(|r| r.stripe_quantity).collect();
-    let stripe_reported = (!pushed.is_empty()).then(|| pushed.iter().sum());
     Ok(Report {
         by_month,
         mrr,
@@ -144,7 +129,6 @@ pub async fn report(store: &Store, now: i64) -> Result<Report, LedgerError> {
         drift_checked: rows.len(),
         drift,
         drift_total,
-        stripe_reported,
         invoiced_total: rows.iter().map(|r| r.usage_quantity).sum(),
     })
 }

@@ -21,8 +21,6 @@ pub struct DriftRow {
     pub status_5xx: i64,
     /// The price version's billable rule (`None`: the default).
     pub billable: Option<String>,
-    /// The quantity pushed to Stripe for this subscription and period, if any.
-    pub stripe_quantity: Option<i64>,
 }
 
 impl Store {
@@ -34,9 +32,8 @@ impl Store {
                         AND u.hour >= i.period_start AND u.hour < i.period_end), 0) AS BIGINT) AS admitted,
                     CAST(COALESCE((SELECT SUM(u.status_5xx) FROM usage_hourly u WHERE u.subscription_id = i.subscription_id
                         AND u.hour >= i.period_start AND u.hour < i.period_end), 0) AS BIGINT) AS status_5xx,
-                    pp.billable, up.quantity AS stripe_quantity
+                    pp.billable
              FROM invoices i LEFT JOIN plan_prices pp ON pp.id = i.plan_price_id
-             LEFT JOIN stripe_usage_pushes up ON up.subscription_id = i.subscription_id AND up.period_start = i.period_start
              WHERE i.status <> 'void' ORDER BY i.id")
             .fetch_all(p).await?))
     }

@@ -156,6 +156,14 @@ pub struct StripeDriftCandidate {
     pub period_end: i64,
     /// The Stripe customer billed.
     pub customer_id: String,
+    /// The invoice's currency (ISO 4217, lower case).
+    pub currency: String,
+    /// The invoice's number.
+    pub number: Option<String>,
+    /// The subscribed app's name.
+    pub app_name: String,
+    /// Its developer's email.
+    pub email: String,
 }
 
 impl Store {
@@ -163,8 +171,10 @@ impl Store {
     /// `[from, until)`, by subscription then period.
     pub async fn stripe_drift_candidates(&self, from: i64, until: i64) -> Result<Vec<StripeDriftCandidate>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(
-            "SELECT i.id AS invoice_id, i.subscription_id, i.period_start, i.period_end, ss.customer_id
+            "SELECT i.id AS invoice_id, i.subscription_id, i.period_start, i.period_end, ss.customer_id, i.currency, i.number,
+                    a.name AS app_name, ac.email
              FROM invoices i JOIN stripe_subscriptions ss ON ss.subscription_id = i.subscription_id
+             JOIN subscriptions s ON s.id = i.subscription_id JOIN apps a ON a.id = s.app_id JOIN accounts ac ON ac.id = a.account_id
              WHERE i.status IN ('open', 'paid') AND i.finalized_at IS NOT NULL AND ss.customer_id IS NOT NULL
                AND i.period_start >= $1 AND i.period_end <= $2
              ORDER BY i.subscription_id, i.period_start")

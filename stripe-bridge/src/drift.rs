@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use stripe_shared::Invoice;
+use stripe_types::List;
 use turnpike_store::Store;
 
 use crate::{BridgeError, Stripe};
@@ -28,6 +30,14 @@ pub struct StripeDrift {
     pub turnpike_minor: i64,
     /// What Stripe's invoices hold for it (`None`: no line at Stripe).
     pub stripe_minor: Option<i64>,
+    /// Currency of both amounts (ISO 4217, lower case).
+    pub currency: String,
+    /// The local invoice's number.
+    pub invoice_number: Option<String>,
+    /// The subscribed app, for the reader.
+    pub app_name: String,
+    /// Its developer's email, for the reader.
+    pub email: String,
 }
 
 /// The outcome of one check.
@@ -39,37 +49,28 @@ pub struct StripeDriftReport {
     pub drift: Vec<StripeDrift>,
 }
 
-#[derive(miniserde::Deserialize)]
-struct InvoiceList {
-    data: Vec<InvoiceObj>,
-}
-
-#[derive(miniserde::Deserialize)]
-struct InvoiceObj {
-    lines: LineList,
-}
-
-#[derive(miniserde::Deserialize)]
-struct LineList {
-    data: Vec<LineObj>,
-}
-
-#[derive(miniserde::Deserialize)]
-struct LineObj {
-    amount: i64,
-    metadata: Option<LineMeta>,
-}
-
-#[derive(miniserde::Deserialize)]
-struct LineMeta {
-    subscription_id: Option<String>,
-    period_start: Option<String>,
-}
-
 #[derive(Serialize)]
 struct ByCustomer<'a> {
     customer: &'a str,
     limit: i64,
+}
+
+/// One line naming a drift for people and logs: subscription, period, invoice and both amounts
+/// (minor units with the currency; the pages format them as money).
+pub fn describe_drift(d: &StripeDrift) -> String {
+    let stripe = d.stripe_minor.map_or_else(|| "no line".to_owned(), |m| m.to_string());
+    format!(
+        "subscription {} ({}, {}) period [{}, {}) invoice {}: Turnpike {} {}, Stripe {}",
+        d.subscription_id,
+        d.app_name,
+        d.email,
+        d.period_start,
+        d.period_end,
+        d.invoice_number.as_deref().unwrap_or("-"),
+        d.turnpike_minor,
+        d.currency,
+        stripe
+    )
 }
 
 /// Compare the usage lines of local invoices for periods inside `[from, until)` with Stripe's.
@@ -82,10 +83,9 @@ pub async fn drift_against_stripe(store: &Store, stripe: &Stripe, from: i64, unt
     for c in &candidates {
         if !customers_read.contains(&c.customer_id.as_str()) {
             customers_read.push(&c.customer_id);
-            let list: InvoiceList = stripe.get("/invoices", &ByCustomer { customer: &c.customer_id, limit: 100 }).await?;
+            let list: List<Invoice> = stripe.get("/invoices", &ByCustomer { customer: &c.customer_id, limit: 100 }).await?;
             for line in list.data.into_iter().flat_map(|i| i.lines.data) {
-                let Some(meta) = line.metadata else { continue };
-                let (Some(sub), Some(start)) = (meta.subscription_id, meta.period_start) else { continue };
+                let (Some(sub), Some(start)) = (line.metadata.get("subscription_id"), line.metadata.get("period_start")) else { continue };
                 let (Ok(sub), Ok(start)) = (sub.parse::<i64>(), start.parse::<i64>()) else { continue };
                 *at_stripe.entry((sub, start)).or_default() += line.amount;
             }
@@ -101,6 +101,10 @@ pub async fn drift_against_stripe(store: &Store, stripe: &Stripe, from: i64, unt
                 period_end: c.period_end,
                 turnpike_minor,
                 stripe_minor,
+                currency: c.currency.clone(),
+                invoice_number: c.number.clone(),
+                app_name: c.app_name.clone(),
+                email: c.email.clone(),
             });
         }
     }

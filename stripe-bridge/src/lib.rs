@@ -32,7 +32,7 @@ mod drift;
 pub mod fuzzing;
 mod sync;
 
-pub use drift::{drift_against_stripe, StripeDrift, StripeDriftReport};
+pub use drift::{describe_drift, drift_against_stripe, StripeDrift, StripeDriftReport};
 pub use sync::{
     ensure_plan_price, ensure_price, lookup_key, plan_of_lookup_key, product_id, sync_catalogue, sync_subscriptions, CatalogueSync,
 };
@@ -133,14 +133,15 @@ impl std::fmt::Debug for Stripe {
     }
 }
 
+/// An invoice item as created (its type lives in async-stripe's billing crate, not built here).
 #[derive(miniserde::Deserialize)]
 struct Created {
     id: String,
 }
 
+/// A Customer Portal session (likewise outside async-stripe-shared).
 #[derive(miniserde::Deserialize)]
-struct WithUrl {
-    id: String,
+struct PortalSession {
     url: String,
 }
 
@@ -252,8 +253,8 @@ impl Stripe {
             return Ok(id);
         }
         let form = CustomerForm { email: &account.email, metadata: AccountMeta { turnpike_account_id: account.id } };
-        let c: Created = self.post("/customers", &form, key(&format!("tp-customer-{}", account.id))?).await?;
-        Ok(store.set_stripe_customer(account.id, &c.id, now).await?)
+        let c: stripe_shared::Customer = self.post("/customers", &form, key(&format!("tp-customer-{}", account.id))?).await?;
+        Ok(store.set_stripe_customer(account.id, c.id.as_str(), now).await?)
     }
 
     /// A Checkout Session (mode `subscription`, the catalogue Price of the plan's current version,
@@ -276,16 +277,16 @@ impl Stripe {
         };
         // A double submit within the same second reuses the session.
         let k = format!("tp-checkout-{}-{app_id}-{}-{now}", account.id, plan.id);
-        let s: WithUrl = self.post("/checkout/sessions", &form, key(&k)?).await?;
+        let s: stripe_shared::CheckoutSession = self.post("/checkout/sessions", &form, key(&k)?).await?;
         tracing::info!(session = %s.id, app_id, plan_id = plan.id, "stripe checkout session created");
-        Ok(s.url)
+        s.url.ok_or_else(|| BridgeError::Stripe(format!("checkout session {} has no url", s.id)))
     }
 
     /// A Customer Portal session for the account; returns its URL.
     pub async fn portal_url(&self, store: &Store, account: &Account, now: i64) -> Result<String, BridgeError> {
         let customer = self.ensure_customer(store, account, now).await?;
         let form = PortalForm { customer: &customer, return_url: format!("{}/billing", self.settings.portal_url.trim_end_matches('/')) };
-        let s: WithUrl = self.post("/billing_portal/sessions", &form, key(&format!("tp-portal-{}-{now}", account.id))?).await?;
+        let s: PortalSession = self.post("/billing_portal/sessions", &form, key(&format!("tp-portal-{}-{now}", account.id))?).await?;
         Ok(s.url)
     }
 

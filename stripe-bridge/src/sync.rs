@@ -37,26 +37,8 @@ pub fn plan_of_lookup_key(k: &str) -> Option<i64> {
     plan.parse().ok()
 }
 
-#[derive(miniserde::Deserialize)]
-struct List<T> {
-    data: Vec<T>,
-}
-
-#[derive(miniserde::Deserialize)]
-struct PriceObj {
-    id: String,
-    product: String,
-}
-
-#[derive(miniserde::Deserialize)]
-struct ObjId {
-    id: String,
-}
-
-#[derive(miniserde::Deserialize)]
-struct SubscriptionObj {
-    items: List<ObjId>,
-}
+use stripe_shared::{Price, Product, Subscription};
+use stripe_types::List;
 
 #[derive(Serialize)]
 struct ByLookupKeys<'a> {
@@ -152,19 +134,19 @@ pub async fn ensure_price(store: &Store, stripe: &Stripe, plan: &Plan, version: 
     if let Some(p) = store.stripe_price(&lk).await? {
         return Ok(p);
     }
-    let found: List<PriceObj> = stripe.get("/prices", &ByLookupKeys { lookup_keys: [&lk] }).await?;
+    let found: List<Price> = stripe.get("/prices", &ByLookupKeys { lookup_keys: [&lk] }).await?;
     let (price_id, product) = match found.data.into_iter().next() {
-        Some(p) => (p.id, p.product),
+        Some(p) => (p.id.to_string(), p.product.id().to_string()),
         None => {
             let product = product_id(plan.id);
-            let have: List<ObjId> = stripe.get("/products", &ByIds { ids: [&product] }).await?;
+            let have: List<Product> = stripe.get("/products", &ByIds { ids: [&product] }).await?;
             if have.data.is_empty() {
                 let name = match store.get_api(plan.api_id).await {
                     Ok(api) => format!("{} — {}", api.name, plan.name),
                     Err(_) => plan.name.clone(),
                 };
                 let form = ProductForm { id: &product, name: &name, metadata: PlanIdMeta { turnpike_plan_id: plan.id } };
-                let _: ObjId = stripe.post("/products", &form, key(&format!("tp-product-{}", plan.id))?).await?;
+                let _: Product = stripe.post("/products", &form, key(&format!("tp-product-{}", plan.id))?).await?;
             }
             let form = PriceForm {
                 product: &product,
@@ -174,9 +156,9 @@ pub async fn ensure_price(store: &Store, stripe: &Stripe, plan: &Plan, version: 
                 lookup_key: &lk,
                 metadata: PriceMeta { turnpike_plan_id: plan.id, turnpike_plan_version: version },
             };
-            let p: ObjId = stripe.post("/prices", &form, key(&format!("tp-price-{}-v{version}", plan.id))?).await?;
+            let p: Price = stripe.post("/prices", &form, key(&format!("tp-price-{}-v{version}", plan.id))?).await?;
             tracing::info!(price = %p.id, plan_id = plan.id, version, "stripe price created");
-            (p.id, product)
+            (p.id.to_string(), product)
         }
     };
     let row = StripePrice {
@@ -219,7 +201,7 @@ pub async fn sync_catalogue(store: &Store, stripe: &Stripe, now: i64) -> Result<
         done.prices += 1;
         for old in store.stripe_prices_superseded(plan.id, version).await? {
             let k = key(&format!("tp-archive-{}", old.lookup_key))?;
-            let _: ObjId = stripe.post(&format!("/prices/{}", old.stripe_price_id), &Archive { active: false }, k).await?;
+            let _: Price = stripe.post(&format!("/prices/{}", old.stripe_price_id), &Archive { active: false }, k).await?;
             store.archive_stripe_price(&old.lookup_key, now).await?;
             tracing::info!(price = %old.stripe_price_id, lookup_key = %old.lookup_key, "stripe price archived");
             done.archived += 1;
@@ -241,7 +223,7 @@ pub async fn sync_subscriptions(store: &Store, stripe: &Stripe, now: i64) -> Res
         let k = key(&format!("tp-sub-{}-r{}", d.subscription_id, d.revision))?;
         let path = format!("/subscriptions/{}", d.stripe_subscription_id);
         if d.status == "canceled" {
-            let _: ObjId = stripe.delete(&path, &CancelNow { prorate: true }, k).await?;
+            let _: Subscription = stripe.delete(&path, &CancelNow { prorate: true }, k).await?;
             store.record_stripe_pushed(d.subscription_id, d.revision, "canceled", d.cancel_at_period_end, d.plan_id, now).await?;
             tracing::info!(subscription_id = d.subscription_id, stripe = %d.stripe_subscription_id, "stripe subscription canceled");
             continue;
@@ -249,17 +231,17 @@ pub async fn sync_subscriptions(store: &Store, stripe: &Stripe, now: i64) -> Res
         let mut form = SubscriptionUpdate { cancel_at_period_end: d.cancel_at_period_end, items: Vec::new(), proration_behavior: None };
         if d.stripe_plan_id != Some(d.plan_id) {
             let price = ensure_plan_price(store, stripe, d.plan_id, now).await?;
-            let sub: SubscriptionObj = stripe.get(&path, &NoParams {}).await?;
+            let sub: Subscription = stripe.get(&path, &NoParams {}).await?;
             let item = sub.items.data.into_iter().next().ok_or_else(|| BridgeError::Stripe(format!("{path} has no item")))?;
             let old_fee = match d.stripe_plan_id {
                 Some(p) => store.get_plan(p).await?.flat_price_minor,
                 None => 0,
             };
             let new_fee = store.get_plan(d.plan_id).await?.flat_price_minor;
-            form.items.push(ItemPrice { id: item.id, price: price.stripe_price_id });
+            form.items.push(ItemPrice { id: item.id.to_string(), price: price.stripe_price_id });
             form.proration_behavior = Some(if new_fee > old_fee { "create_prorations" } else { "none" });
         }
-        let _: ObjId = stripe.post(&path, &form, k).await?;
+        let _: Subscription = stripe.post(&path, &form, k).await?;
         store.record_stripe_pushed(d.subscription_id, d.revision, "active", d.cancel_at_period_end, d.plan_id, now).await?;
         tracing::info!(subscription_id = d.subscription_id, revision = d.revision, stripe = %d.stripe_subscription_id, "stripe subscription updated");
     }

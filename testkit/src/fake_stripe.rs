@@ -209,6 +209,7 @@ async fn handle(
                         if field(&form, "items[0][id]") != o["items"]["data"][0]["id"].as_str() {
                             return error(StatusCode::BAD_REQUEST, "No such subscription item");
                         }
+                        o["items"]["data"][0]["plan"] = plan_of(&p);
                         o["items"]["data"][0]["price"] = p;
                     }
                     if let Some(b) = field(&form, "proration_behavior") {
@@ -253,6 +254,13 @@ async fn handle(
                         v["payment_status"] = json!("unpaid");
                         v["status"] = json!("open");
                         v["subscription"] = Value::Null;
+                        v["expires_at"] = json!(1_700_000_000 + 86_400);
+                        v["automatic_tax"] = json!({"enabled": false, "liability": null, "provider": null, "status": null});
+                        v["custom_fields"] = json!([]);
+                        v["custom_text"] =
+                            json!({"after_submit": null, "shipping_address": null, "submit": null, "terms_of_service_acceptance": null});
+                        v["payment_method_types"] = json!(["card"]);
+                        v["shipping_options"] = json!([]);
                         // Kept for complete_checkout; not part of Stripe's session object.
                         v["turnpike_fake_form"] = json!(form);
                     }
@@ -260,6 +268,10 @@ async fn handle(
                     "product" => {
                         v["name"] = json!(field(&form, "name"));
                         v["active"] = json!(true);
+                        v["type"] = json!("service");
+                        v["images"] = json!([]);
+                        v["marketing_features"] = json!([]);
+                        v["updated"] = v["created"].clone();
                     }
                     "price" => {
                         let lookup_key = field(&form, "lookup_key").map(str::to_owned);
@@ -283,6 +295,7 @@ async fn handle(
                         v["recurring"] =
                             json!({"interval": field(&form, "recurring[interval]"), "interval_count": 1, "usage_type": "licensed"});
                         v["type"] = json!("recurring");
+                        v["billing_scheme"] = json!("per_unit");
                     }
                     "invoiceitem" => {
                         v["invoice"] = Value::Null;
@@ -362,12 +375,18 @@ impl FakeStripe {
         let price = field(&form, "line_items[0][price]").and_then(|p| inner.objects.get(p)).cloned().unwrap_or(Value::Null);
         let sub_id = inner.new_id("sub");
         let item_id = inner.new_id("si");
+        let (start, end) = (1_700_000_000, 1_700_000_000 + 30 * 86_400);
         let sub = json!({
-            "id": sub_id, "object": "subscription", "livemode": false, "created": 1_700_000_000,
+            "id": sub_id, "object": "subscription", "livemode": false, "created": start,
             "customer": session["customer"], "status": "active", "cancel_at_period_end": false,
             "canceled_at": null, "ended_at": null, "metadata": map_of(&form, "subscription_data[metadata]"),
+            "currency": price["currency"], "start_date": start, "billing_cycle_anchor": start,
+            "collection_method": "charge_automatically", "discounts": [], "billing_schedules": [],
+            "automatic_tax": {"enabled": false, "disabled_reason": null, "liability": null},
+            "billing_mode": {"type": "classic", "flexible": null, "updated_at": null},
+            "invoice_settings": {"account_tax_ids": null, "issuer": {"type": "self"}},
             "items": {"object": "list", "has_more": false, "url": format!("/v1/subscription_items?subscription={sub_id}"),
-                      "data": [{"id": item_id, "object": "subscription_item", "quantity": 1, "subscription": sub_id, "price": price}]},
+                      "data": [subscription_item(&item_id, &sub_id, &price, start, end)]},
         });
         inner.objects.insert(sub_id.clone(), sub.clone());
         inner.created.entry("subscription").or_default().push(sub);
@@ -394,6 +413,7 @@ impl FakeStripe {
             .cloned()
             .expect("an active price with that lookup key");
         let sub = inner.objects.get_mut(sub_id).expect("a subscription the fake holds");
+        sub["items"]["data"][0]["plan"] = plan_of(&price);
         sub["items"]["data"][0]["price"] = price;
         sub.clone()
     }
@@ -413,15 +433,27 @@ impl FakeStripe {
             let mut lines = Vec::new();
             for item in pending.iter().filter(|i| i["customer"] == customer.as_str()) {
                 let line_id = inner.new_id("il");
-                lines.push(json!({"id": line_id, "object": "line_item", "amount": item["amount"], "currency": item["currency"],
-                                  "description": item["description"], "metadata": item["metadata"],
-                                  "parent": {"type": "invoice_item_details", "invoice_item_details": {"invoice_item": item["id"]}}}));
+                lines.push(json!({"id": line_id, "object": "line_item", "amount": item["amount"], "subtotal": item["amount"],
+                                  "currency": item["currency"], "description": item["description"], "metadata": item["metadata"],
+                                  "livemode": false, "discountable": true, "discounts": [],
+                                  "period": {"start": 1_700_000_000, "end": 1_700_000_000},
+                                  "parent": {"type": "invoice_item_details", "invoice_item_details": {"invoice_item": item["id"], "proration": false, "proration_details": null, "subscription": null}}}));
                 if let Some(o) = inner.objects.get_mut(item["id"].as_str().unwrap_or_default()) {
                     o["invoice"] = json!(id);
                 }
             }
             let total: i64 = lines.iter().filter_map(|l| l["amount"].as_i64()).sum();
+            let currency = lines.first().map_or(Value::Null, |l| l["currency"].clone());
             let invoice = json!({"id": id, "object": "invoice", "customer": customer, "status": "paid", "total": total,
+                                 "subtotal": total, "amount_due": total, "amount_paid": total, "amount_remaining": 0,
+                                 "amount_overpaid": 0, "amount_shipping": 0, "attempt_count": 1, "attempted": true,
+                                 "currency": currency, "created": 1_700_000_000, "livemode": false,
+                                 "period_start": 1_700_000_000, "period_end": 1_700_000_000, "starting_balance": 0,
+                                 "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
+                                 "collection_method": "charge_automatically", "default_tax_rates": [], "discounts": [],
+                                 "automatic_tax": {"enabled": false, "disabled_reason": null, "liability": null, "provider": null, "status": null},
+                                 "issuer": {"type": "self"}, "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
+                                 "status_transitions": {"finalized_at": 1_700_000_000, "marked_uncollectible_at": null, "paid_at": 1_700_000_000, "voided_at": null},
                                  "hosted_invoice_url": format!("https://invoice.stripe.test/i/{id}"),
                                  "lines": {"object": "list", "has_more": false, "url": format!("/v1/invoices/{id}/lines"), "data": lines}});
             inner.objects.insert(id.clone(), invoice);
@@ -450,12 +482,27 @@ impl FakeStripe {
     }
 }
 
+/// A subscription item on `price` (with the legacy `plan` view of it that Stripe still includes).
+fn subscription_item(id: &str, sub_id: &str, price: &Value, start: i64, end: i64) -> Value {
+    json!({"id": id, "object": "subscription_item", "quantity": 1, "subscription": sub_id, "created": start,
+           "current_period_start": start, "current_period_end": end, "discounts": [], "metadata": {},
+           "plan": plan_of(price), "price": price})
+}
+
+/// The `plan` object Stripe shows beside a recurring price.
+fn plan_of(price: &Value) -> Value {
+    json!({"id": price["id"], "object": "plan", "active": price["active"], "amount": price["unit_amount"],
+           "billing_scheme": "per_unit", "created": price["created"], "currency": price["currency"],
+           "interval": price["recurring"]["interval"], "interval_count": 1, "livemode": false,
+           "product": price["product"], "usage_type": "licensed", "metadata": {}})
+}
+
 /// A Stripe event envelope around `object`.
 pub fn event(id: &str, event_type: &str, created: i64, object: Value) -> Vec<u8> {
     json!({
         "id": id,
         "object": "event",
-        "api_version": "2025-03-31.basil",
+        "api_version": "2026-09-30.endive",
         "created": created,
         "livemode": false,
         "pending_webhooks": 1,

@@ -141,6 +141,10 @@ async fn a_request_at_235959_999_and_one_at_000000_000_land_on_different_invoice
         assert!(r.headers()["ratelimit"].to_str().unwrap().contains("\"quota\";r=2;"), "{:?}", r.headers()["ratelimit"]);
         flush_all(&app, 4, 0).await;
 
+        // The worker waits `invoice_settle_seconds` after a period ends (gateways may still be
+        // flushing its last requests): nothing is final 5 s after midnight, January is 10 min later.
+        assert_eq!(ledger::finalize_settled(&app.store, FEB1 + 5, 600).await.unwrap().created.len(), 0);
+        assert_eq!(ledger::finalize_settled(&app.store, FEB1 + 600, 600).await.unwrap().created.len(), 1);
         ledger::finalize_due(&app.store, MAR1).await.unwrap();
         let mut invoices: Vec<_> = app.store.all_invoices().await.unwrap().into_iter().filter(|i| i.subscription_id == sub.id).collect();
         invoices.sort_by_key(|i| i.period_start);

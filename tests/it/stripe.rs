@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use turnpike_store::clock::{Clock, ManualClock};
-use turnpike_store::domain::ApiKey;
+use turnpike_store::domain::{ApiKey, Email};
 use turnpike_store::NewPlan;
 use turnpike_testkit::fake_stripe::{event, signature, FakeStripe};
 use turnpike_testkit::TestDb;
@@ -49,6 +49,27 @@ impl Setup {
         self.deliver(payload, WEBHOOK_SECRET, Some(self.clock.now())).await
     }
 
+    /// `path` as a logged-in admin (made on first use), with its status asserted 200.
+    async fn admin_get(&self, path: &str) -> String {
+        const EMAIL: &str = "owner@example.com";
+        const PASSWORD: &str = "an admin's long password";
+        let admin = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        if self.app.store.find_account_by_email(&Email::parse(EMAIL).unwrap()).await.unwrap().is_none() {
+            turnpike::seed::create_admin(&self.app.store, EMAIL, Some(PASSWORD), self.clock.now()).await.unwrap();
+        }
+        let form = admin.get(self.p("/login")).send().await.unwrap().text().await.unwrap();
+        let r = admin
+            .post(self.p("/login"))
+            .form(&[("csrf", csrf(&form).as_str()), ("email", EMAIL), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "the admin logs in");
+        let r = admin.get(self.p(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.text().await.unwrap()
+    }
+
     async fn gateway_get(&self) -> reqwest::Response {
         self.app.http.get(self.app.gw("/echo/x")).bearer_auth(&self.key).send().await.unwrap()
     }
@@ -71,6 +92,11 @@ impl Setup {
         let subs = self.app.store.list_subscriptions(self.app_id).await.unwrap();
         subs.into_iter().find(|s| s.plan_id == self.pro_plan).expect("on the pro plan").id
     }
+}
+
+/// Minor units of USD as the pages show them.
+fn usd(minor: i64) -> String {
+    turnpike_billing::Money::from_stored(minor, "usd").format()
 }
 
 fn policy(r: &reqwest::Response) -> String {
@@ -663,6 +689,7 @@ async fn close_period(s: &Setup, sub: i64, crashed_before_record: bool) -> turnp
         None
     };
     let pushed = s.fake.requests_with("POST", "/v1/invoiceitems").len();
+    s.app.gateway.flush().await.unwrap();
     s.clock.set(period.end + 5);
     turnpike_ledger::finalize_due(&s.app.store, s.clock.now()).await.unwrap();
     let started = Instant::now();
@@ -707,16 +734,37 @@ async fn drift_is_checked_against_stripes_invoices(db: TestDb) {
     s.fake.edit_object(first_invoice["id"].as_str().unwrap(), |i| i["lines"]["data"][0]["amount"] = json!(turnpike_minor + 777));
     let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, 0, i64::MAX).await.unwrap();
     assert_eq!(report.checked, 2);
-    assert_eq!(
-        report.drift,
-        vec![turnpike_stripe::StripeDrift {
-            subscription_id: sub,
-            period_start: first.start,
-            period_end: first.end,
-            turnpike_minor,
-            stripe_minor: Some(turnpike_minor + 777),
-        }]
-    );
+    let named: Vec<_> =
+        report.drift.iter().map(|d| (d.subscription_id, d.period_start, d.period_end, d.turnpike_minor, d.stripe_minor)).collect();
+    assert_eq!(named, vec![(sub, first.start, first.end, turnpike_minor, Some(turnpike_minor + 777))]);
+    assert_eq!((report.drift[0].currency.as_str(), report.drift[0].email.as_str()), ("usd", "drift@example.com"));
+
+    // The admin's reconciliation page runs the same check and names the same subscription, period
+    // and both amounts; so does the command line.
+    let page = s.admin_get("/admin/reports/stripe").await;
+    assert!(page.contains("1 of 2 invoices differ"), "{page}");
+    let row = page.split("<tr id=\"drift-").nth(1).expect("a drift row");
+    assert!(row.starts_with(&format!("{sub}-{}", first.start)), "{row}");
+    for amount in [usd(turnpike_minor), usd(turnpike_minor + 777), usd(777)] {
+        assert!(row.contains(&amount), "{amount} in {row}");
+    }
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_turnpike"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TURNPIKE_")) {
+        cli.env_remove(k);
+    }
+    let cli = cli
+        .args(["--config", "/nonexistent/turnpike.toml", "admin", "stripe-drift"])
+        .env("TURNPIKE_DATABASE_URL", db.url.as_str())
+        .env("TURNPIKE_STRIPE_SECRET_KEY", SECRET_KEY)
+        .env("TURNPIKE_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("TURNPIKE_STRIPE_API_BASE", &s.fake.base)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(1), "drift exits 1: {out} {}", String::from_utf8_lossy(&cli.stderr));
+    assert!(out.contains(&format!("subscription {sub} (paid app, drift@example.com) period [{}, {})", first.start, first.end)), "{out}");
+    assert!(out.contains(&format!("Turnpike {turnpike_minor} usd, Stripe {}", turnpike_minor + 777)), "{out}");
+    assert!(out.contains("1 of 2 invoices differ from Stripe"), "{out}");
     // Only the second month asked about: no drift there.
     let report = turnpike_stripe::drift_against_stripe(&s.app.store, &stripe, second.start, second.end).await.unwrap();
     assert_eq!((report.checked, report.drift.len()), (1, 0));

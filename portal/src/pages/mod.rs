@@ -38,10 +38,10 @@ pub(crate) async fn owned_app(state: &crate::PortalState, ctx: &Ctx, raw_id: &st
 }
 
 /// Every admin route: the console's own and those other areas (billing's pricing, invoices and
-/// reports) register. Composed here, one level up, so `admin` and `billing` do not import each
+/// reports; Stripe's reconciliation) register. Composed here, one level up, so `admin` and `billing` do not import each
 /// other.
 pub fn admin_routes() -> admin::AdminRoutes {
-    billing::register_admin(admin::console())
+    stripe::register_admin(billing::register_admin(admin::console()))
 }
 
 /// A numeric id from the path; anything else is a 404, like an id that does not exist.

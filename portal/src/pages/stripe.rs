@@ -15,7 +15,11 @@ use turnpike_ledger as ledger;
 use turnpike_store::{Account, App, StoreError};
 use turnpike_stripe::{HandleError, Stripe};
 
-use crate::ctx::{Ctx, FlashKind};
+use askama::Template;
+use askama_web::WebTemplate;
+use turnpike_billing::Money;
+
+use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::PortalState;
 
@@ -207,4 +211,75 @@ pub async fn webhook(State(state): State<PortalState>, Bridge(stripe): Bridge, h
             problem(StatusCode::INTERNAL_SERVER_ERROR, "Webhook not processed", "Try again later.")
         }
     }
+}
+
+/// Stripe's admin page, added to the console behind its guard.
+pub fn register_admin(r: super::admin::AdminRoutes) -> super::admin::AdminRoutes {
+    r.get("/admin/reports/stripe", reconciliation)
+}
+
+/// How far back the reconciliation page looks.
+const RECONCILE_DAYS: i64 = 365;
+
+/// A subscription and period whose usage differs between Turnpike and Stripe, formatted.
+#[derive(Debug)]
+pub struct DriftView {
+    /// `{subscription}-{period_start}`, for the row's id.
+    pub key: String,
+    /// Local invoice number.
+    pub invoice: String,
+    /// App and developer.
+    pub app: String,
+    /// Developer's email.
+    pub email: String,
+    /// Period, as dates.
+    pub period: String,
+    /// What Turnpike invoiced.
+    pub turnpike: String,
+    /// What Stripe's invoices hold ("No line at Stripe" when none).
+    pub stripe: String,
+    /// Stripe minus Turnpike.
+    pub difference: String,
+}
+
+fn drift_view(d: &turnpike_stripe::StripeDrift) -> DriftView {
+    let money = |m: i64| Money::from_stored(m, &d.currency).format();
+    DriftView {
+        key: format!("{}-{}", d.subscription_id, d.period_start),
+        invoice: d.invoice_number.clone().unwrap_or_else(|| "—".into()),
+        app: d.app_name.clone(),
+        email: d.email.clone(),
+        period: format!("{} – {}", ledger::date(d.period_start), ledger::date(d.period_end - 1)),
+        turnpike: money(d.turnpike_minor),
+        stripe: d.stripe_minor.map_or_else(|| "No line at Stripe".into(), money),
+        difference: money(d.stripe_minor.unwrap_or(0) - d.turnpike_minor),
+    }
+}
+
+/// `GET /admin/reports/stripe`.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "billing/stripe_reconciliation.html")]
+pub struct ReconciliationPage {
+    chrome: Chrome,
+    since: String,
+    checked: usize,
+    drift: Vec<DriftView>,
+    /// Stripe could not be asked (nothing was changed).
+    error: Option<String>,
+}
+
+/// `GET /admin/reports/stripe`: the usage Turnpike invoiced over the last year, compared line by
+/// line with what Stripe's invoices hold, read from Stripe now (not from Turnpike's push log).
+/// The same check as `turnpike admin stripe-drift`.
+pub async fn reconciliation(State(state): State<PortalState>, Bridge(stripe): Bridge, ctx: Ctx) -> PortalResult<ReconciliationPage> {
+    let now = state.clock.now();
+    let since = now - RECONCILE_DAYS * 86_400;
+    let (checked, drift, error) = match turnpike_stripe::drift_against_stripe(&state.store, &stripe, since, now + 1).await {
+        Ok(r) => (r.checked, r.drift.iter().map(drift_view).collect(), None),
+        Err(e) => {
+            tracing::error!(error = %e, "stripe reconciliation failed");
+            (0, Vec::new(), Some("Stripe could not be asked just now, so nothing was compared. Reload the page to try again.".to_owned()))
+        }
+    };
+    Ok(ReconciliationPage { chrome: ctx.chrome().await?, since: ledger::date(since), checked, drift, error })
 }

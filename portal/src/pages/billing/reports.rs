@@ -10,6 +10,7 @@ use turnpike_ledger::{self as ledger, Figure, Report};
 use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
 use crate::format::count;
+use crate::pages::stripe::StripeEnabled;
 use crate::{charts, csv, PortalState};
 
 use super::{date, ledger_err};
@@ -61,13 +62,14 @@ pub struct ReportsPage {
     drift_total: i64,
     drift: Vec<(String, String, String)>,
     invoiced_total: String,
-    stripe_reported: Option<String>,
+    /// Stripe is configured: link the reconciliation with Stripe's invoices.
+    stripe: bool,
     revenue_chart: String,
     api_chart: String,
 }
 
 /// `GET /admin/reports`.
-pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult<ReportsPage> {
+pub async fn reports(State(state): State<PortalState>, StripeEnabled(stripe): StripeEnabled, ctx: Ctx) -> PortalResult<ReportsPage> {
     let r: Report = ledger::report(&state.store, state.clock.now()).await.map_err(ledger_err)?;
     let mrr = r
         .mrr
@@ -108,7 +110,7 @@ pub async fn reports(State(state): State<PortalState>, ctx: Ctx) -> PortalResult
         drift_total: r.drift_total,
         drift: r.drift.iter().map(|d| (d.number.clone(), count(d.invoiced), count(d.metered))).collect(),
         invoiced_total: count(r.invoiced_total),
-        stripe_reported: r.stripe_reported.map(count),
+        stripe,
         revenue_chart,
         api_chart,
     })
