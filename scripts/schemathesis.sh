@@ -4,7 +4,7 @@
 #
 # Installs schemathesis into target/schemathesis-venv if missing, builds `turnpike`, starts
 # `turnpike serve` on free loopback ports with a temporary SQLite database, creates an account and
-# a personal access token with the CLI, runs schemathesis with that token, stops the server, and
+# a personal access token with every scope with the CLI, runs schemathesis with that token, stops the server, and
 # exits non-zero on any failure (a 5xx, a response that breaks the schema, or an undocumented
 # status code).
 #
@@ -76,7 +76,8 @@ grep -q '^ready' "$WORK/serve.log" || { cat "$WORK/serve.log" >&2; echo "turnpik
 log "creating an account and a personal access token"
 EMAIL="schemathesis@example.test"
 python3 -c 'import secrets; print(secrets.token_urlsafe(24))' | "$BIN" admin create-admin --email "$EMAIL" --password-stdin >/dev/null
-TOKEN="$("$BIN" admin create-token --email "$EMAIL" --name schemathesis)"
+# Every scope: the developer operations and the admin API (reads and writes) are all exercised.
+TOKEN="$("$BIN" admin create-token --email "$EMAIL" --name schemathesis --scope developer --scope admin:write)"
 [[ "$TOKEN" == tp_pat_* ]] || { echo "create-token printed no token" >&2; exit 1; }
 # An app with a key, so the operations on existing resources get exercised too (ids 1 and 1).
 curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \

@@ -61,6 +61,10 @@ enum AdminCommand {
         /// Expire the token after this many days (default: never).
         #[arg(long)]
         expires_days: Option<u32>,
+        /// What the token may do: `developer`, `admin:read`, `admin:write` (repeat the flag for
+        /// several; admin scopes only for an admin account).
+        #[arg(long = "scope", default_value = "developer")]
+        scopes: Vec<String>,
     },
     /// Compare the usage Turnpike invoiced with Stripe's invoices (read from Stripe now), line by
     /// line; prints each subscription and period that differs and exits 1 if any does.
@@ -144,18 +148,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Command::Admin { command: AdminCommand::CreateToken { email, name, expires_days } } => {
+        Command::Admin { command: AdminCommand::CreateToken { email, name, expires_days, scopes } } => {
+            let scopes = turnpike_store::Scopes::parse(scopes.iter().map(String::as_str)).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
             let store = turnpike::open_store(&config).await?;
             let email = turnpike_store::domain::Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
             let (account, _) = store.find_account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("no account with that email"))?;
             let now = SystemClock.now();
             let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400);
             let token = turnpike_store::PersonalToken::generate();
-            match store.create_pat(account.id, &name, &token, expires_at, None, now).await {
+            match store.create_pat(account.id, &name, &token, &scopes, expires_at, None, now).await {
                 Ok(_) => println!("{}", token.expose()),
                 Err(turnpike_store::StoreError::Unverified) => {
                     anyhow::bail!("{email} has not confirmed its email address yet: no tokens until it does")
                 }
+                Err(turnpike_store::StoreError::AdminOnly) => anyhow::bail!("{email} is not an admin: admin scopes are for admins only"),
                 Err(e) => return Err(e.into()),
             }
             return Ok(());

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// credentials (personal access tokens, API keys) yet; nothing was stored.
     #[error("email not verified")]
     Unverified,
+    /// Admin scopes were asked for a token of an account that is not an admin; nothing was stored.
+    #[error("admin scopes need an admin account")]
+    AdminOnly,
     /// The database URL is not one Turnpike understands.
     #[error("unsupported database url (expected postgres://… or sqlite:…)")]
     UnsupportedUrl,

@@ -60,7 +60,7 @@ pub use admin::{AdminCounts, AuditFilter, AuditRow, DeveloperRow, Page};
 pub use apis::{ApiSettings, Lifecycle};
 // Personal access tokens and the JSON API's extra queries (issue 4).
 mod pats;
-pub use pats::{KeyUsage, PatRecord, PersonalToken, PAT_PREFIX};
+pub use pats::{KeyUsage, PatRecord, PersonalToken, Scope, Scopes, PAT_PREFIX};
 mod stripe;
 mod stripe_mirror;
 pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};

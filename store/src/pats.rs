@@ -56,6 +56,94 @@ impl PersonalToken {
     }
 }
 
+/// What a personal access token may do. A token holds one or more; the portal session holds all
+/// that its account's role allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Scope {
+    /// The developer JSON API (`/api/v1/…` outside `/admin`).
+    #[serde(rename = "developer")]
+    Developer,
+    /// Read the admin JSON API (`GET /api/v1/admin/…`). Admin accounts only.
+    #[serde(rename = "admin:read")]
+    AdminRead,
+    /// Change anything through the admin JSON API. Admin accounts only.
+    #[serde(rename = "admin:write")]
+    AdminWrite,
+}
+
+impl Scope {
+    /// Every scope, in the order pages list them.
+    pub const ALL: [Scope; 3] = [Scope::Developer, Scope::AdminRead, Scope::AdminWrite];
+
+    /// The scope's name, as stored and as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Developer => "developer",
+            Scope::AdminRead => "admin:read",
+            Scope::AdminWrite => "admin:write",
+        }
+    }
+
+    /// A scope by its name.
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether only an admin account may hold it.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Scope::AdminRead | Scope::AdminWrite)
+    }
+}
+
+/// A token's scopes: a non-empty set, stored space-separated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Scopes(std::collections::BTreeSet<Scope>);
+
+impl Scopes {
+    /// The scopes named in `names`; an unknown name, or none at all, is an error naming it.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Scopes, String> {
+        let mut set = std::collections::BTreeSet::new();
+        for n in names {
+            set.insert(Scope::parse(n).ok_or_else(|| format!("unknown scope `{n}` (expected developer, admin:read or admin:write)"))?);
+        }
+        if set.is_empty() {
+            return Err("a token needs at least one scope".into());
+        }
+        Ok(Scopes(set))
+    }
+
+    /// Just `developer`: what tokens could do before scopes existed.
+    pub fn developer() -> Scopes {
+        Scopes([Scope::Developer].into())
+    }
+
+    /// Whether `scope` is among them. `admin:write` includes `admin:read`.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.0.contains(&scope) || (scope == Scope::AdminRead && self.0.contains(&Scope::AdminWrite))
+    }
+
+    /// Whether any needs an admin account.
+    pub fn any_admin(&self) -> bool {
+        self.0.iter().any(|s| s.is_admin())
+    }
+
+    /// The names, space-separated (as stored).
+    pub fn to_text(&self) -> String {
+        self.0.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Read back what [`Scopes::to_text`] stored.
+    pub fn from_text(text: &str) -> Result<Scopes, StoreError> {
+        Scopes::parse(text.split_whitespace()).map_err(StoreError::Corrupt)
+    }
+
+    /// The scopes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.0.iter().copied()
+    }
+}
+
 /// A personal access token as its owner sees it: never the secret.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct PatRecord {
@@ -75,6 +163,8 @@ pub struct PatRecord {
     pub expires_at: Option<i64>,
     /// Revoked at (unix seconds); refused since.
     pub revoked_at: Option<i64>,
+    /// What it may do, space-separated ([`Scopes::from_text`]).
+    pub scopes: String,
 }
 
 impl PatRecord {
@@ -84,7 +174,7 @@ impl PatRecord {
     }
 }
 
-const PAT_COLUMNS: &str = "id, account_id, name, display_prefix, created_at, last_used_at, expires_at, revoked_at";
+const PAT_COLUMNS: &str = "id, account_id, name, display_prefix, created_at, last_used_at, expires_at, revoked_at, scopes";
 
 /// Usage of one key over a range, by status class.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -105,26 +195,39 @@ pub struct KeyUsage {
 
 impl Store {
     /// Store a new token's hash for `account_id` and audit it (`actor`: who asked; `None` for the
-    /// operator's CLI) in one transaction. **Only a verified account gets tokens**, for the page
-    /// and the CLI alike (the rule API keys follow too: `require_credential_holder`): an
-    /// unverified or deleted account is [`StoreError::Unverified`] and nothing is stored.
+    /// operator's CLI) in one transaction. **Only a verified account gets tokens**, for the page,
+    /// the JSON API and the CLI alike (the rule API keys follow too: `require_credential_holder`):
+    /// an unverified or deleted account is [`StoreError::Unverified`]. **Admin scopes only for an
+    /// admin account**, checked in the same transaction: otherwise [`StoreError::AdminOnly`].
+    /// Either way nothing is stored.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_pat(
         &self,
         account_id: i64,
         name: &str,
         token: &PersonalToken,
+        scopes: &Scopes,
         expires_at: Option<i64>,
         actor: Option<i64>,
         now: i64,
     ) -> Result<PatRecord, StoreError> {
         Ok(in_tx!(self, tx => {
             crate::accounts::require_credential_holder!(tx, account_id);
+            if scopes.any_admin() {
+                let admin: Option<(i64,)> = sqlx::query_as("SELECT id FROM accounts WHERE id = $1 AND role = 'admin'")
+                    .bind(account_id).fetch_optional(&mut *tx).await?;
+                if admin.is_none() {
+                    return Err(StoreError::AdminOnly);
+                }
+            }
             let row: PatRecord = sqlx::query_as(&format!(
-                "INSERT INTO api_tokens (account_id, name, display_prefix, token_hash, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PAT_COLUMNS}"))
+                "INSERT INTO api_tokens (account_id, name, display_prefix, token_hash, created_at, expires_at, scopes)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PAT_COLUMNS}"))
                 .bind(account_id).bind(name).bind(token.display_prefix()).bind(token.hash().to_vec()).bind(now).bind(expires_at)
+                .bind(scopes.to_text())
                 .fetch_one(&mut *tx).await?;
-            let detail = format!("{} ({}…){}", row.name, row.display_prefix, if actor.is_none() { " via cli" } else { "" });
+            let via = if actor.is_none() { " via cli" } else { "" };
+            let detail = format!("{} ({}…) scopes: {}{via}", row.name, row.display_prefix, row.scopes);
             crate::audit::record_audit!(tx, crate::Audit::new(actor, "token.create", format!("token:{}", row.id), detail), now);
             row
         }))
@@ -151,19 +254,20 @@ impl Store {
         Ok(())
     }
 
-    /// The owner's account id of a usable (not revoked, not expired) token with this hash, and
-    /// its last use recorded as `now`.
-    pub async fn use_pat(&self, hash: &[u8; 32], now: i64) -> Result<Option<i64>, StoreError> {
-        let row: Option<(i64, i64)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT t.id, t.account_id FROM api_tokens t JOIN accounts a ON a.id = t.account_id
+    /// The owner's account id and the scopes of a usable (not revoked, not expired) token with
+    /// this hash, and its last use recorded as `now`.
+    pub async fn use_pat(&self, hash: &[u8; 32], now: i64) -> Result<Option<(i64, Scopes)>, StoreError> {
+        let row: Option<(i64, i64, String)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT t.id, t.account_id, t.scopes FROM api_tokens t JOIN accounts a ON a.id = t.account_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
                AND a.email_verified_at IS NOT NULL AND a.deleted_at IS NULL")
             .bind(hash.to_vec()).bind(now).fetch_optional(p).await?);
-        let Some((id, account_id)) = row else { return Ok(None) };
+        let Some((id, account_id, scopes)) = row else { return Ok(None) };
+        let scopes = Scopes::from_text(&scopes)?;
         on_pool!(self, p => sqlx::query(
             "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
             .bind(id).bind(now).execute(p).await?.rows_affected());
-        Ok(Some(account_id))
+        Ok(Some((account_id, scopes)))
     }
 
     /// Delete an app `account_id` owns, with its keys and subscriptions. Gateways are told about

@@ -83,3 +83,18 @@ fn migrate_and_create_admin_work_from_the_command_line() {
     let out = turnpike().current_dir(dir.path()).args(["admin", "create-admin", "--email", "boss@example.com"]).output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn create_token_names_its_scopes_and_refuses_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+    let run = |args: &[&str]| turnpike().current_dir(dir.path()).env("TURNPIKE_DATABASE_URL", &db).args(args).output().unwrap();
+    let out = run(&["admin", "create-admin", "--email", "ops@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["admin", "create-token", "--email", "ops@example.com", "--scope", "admin:read", "--scope", "admin:write"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("tp_pat_"));
+    let out = run(&["admin", "create-token", "--email", "ops@example.com", "--scope", "root"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope `root`"), "{}", String::from_utf8_lossy(&out.stderr));
+}

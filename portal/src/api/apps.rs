@@ -8,7 +8,7 @@ use turnpike_store::App;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::problem::{ApiJson, ApiPath, ApiResult, AuthErrors, BodyErrors, OwnedErrors, Problem, WriteErrors};
+use super::problem::{ApiJson, ApiPath, ApiResult, BodyErrors, OwnedErrors, Problem, ScopedErrors, WriteErrors};
 use crate::service;
 use crate::PortalState;
 use turnpike_store::{AccountId, AppId};
@@ -45,7 +45,7 @@ pub(crate) async fn owned_app(state: &PortalState, caller: &Caller, app_id: i64)
 
 /// The caller's apps, oldest first.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps",
-    responses((status = 200, description = "The caller's apps", body = Vec<AppOut>), AuthErrors))]
+    responses((status = 200, description = "The caller's apps", body = Vec<AppOut>), ScopedErrors))]
 pub async fn list_apps(State(state): State<PortalState>, caller: Caller) -> ApiResult<Json<Vec<AppOut>>> {
     Ok(Json(state.store.list_apps(caller.account.id).await?.into_iter().map(AppOut::from).collect()))
 }
@@ -54,9 +54,8 @@ pub async fn list_apps(State(state): State<PortalState>, caller: Caller) -> ApiR
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = NameIn,
     responses(
         (status = 201, description = "Created", body = AppOut),
-        (status = 403, description = "CSRF check failed (cookie-authenticated requests only)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name already used by another of the caller's apps", body = Problem, content_type = "application/problem+json"),
-        AuthErrors, BodyErrors,
+        ScopedErrors, BodyErrors,
     ))]
 pub async fn create_app(
     State(state): State<PortalState>,

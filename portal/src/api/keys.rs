@@ -89,8 +89,8 @@ pub async fn list_keys(State(state): State<PortalState>, caller: Caller, ApiPath
     responses(
         (status = 201, description = "Created; `secret` is shown this once", body = CreatedKey),
         WriteErrors, BodyErrors,
-        (status = 403, description = "CSRF check failed (cookie-authenticated requests only), or the account's email address is not \
-            verified yet (`urn:turnpike:problem:email-unverified`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF check failed (cookie-authenticated requests only), the token lacks the `developer` scope, \
+            or the account's email address is not verified yet (`urn:turnpike:problem:email-unverified`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_key(
     State(state): State<PortalState>,

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 
 use crate::PortalState;
 
+pub mod admin;
 pub mod apps;
 pub mod auth;
 pub mod catalog;
@@ -27,7 +28,7 @@ pub mod problem;
 pub mod tokens;
 pub mod usage;
 
-use auth::{AuthVia, Caller};
+use auth::{AuthVia, Authenticated};
 use problem::{ApiError, ApiResult, AuthErrors};
 
 /// The calling developer.
@@ -45,11 +46,15 @@ pub struct Me {
     pub created_at: i64,
     /// How this request authenticated: `session` or `token`.
     pub auth: String,
+    /// What this request may do: the token's scopes, or everything the account's role allows
+    /// (`developer`, `admin:read`, `admin:write`).
+    pub scopes: Vec<String>,
 }
 
 /// The calling developer's account.
 #[utoipa::path(get, path = "/api/v1/me", tag = "account", responses((status = 200, description = "The caller", body = Me), AuthErrors))]
-pub async fn me(caller: Caller) -> ApiResult<Json<Me>> {
+pub async fn me(Authenticated(caller): Authenticated) -> ApiResult<Json<Me>> {
+    let scopes = caller.effective_scopes().into_iter().map(str::to_owned).collect();
     let a = caller.account;
     Ok(Json(Me {
         id: a.id,
@@ -66,6 +71,7 @@ pub async fn me(caller: Caller) -> ApiResult<Json<Me>> {
             AuthVia::Token => "token",
         }
         .to_owned(),
+        scopes,
     }))
 }
 
@@ -91,6 +97,7 @@ pub async fn me(caller: Caller) -> ApiResult<Json<Me>> {
         (name = "apps", description = "Your apps"),
         (name = "keys", description = "Your apps' API keys"),
         (name = "usage", description = "Subscriptions, usage and quotas"),
+        (name = "admin", description = "The admin console's actions, for admin accounts: a token needs `admin:read` to read and `admin:write` to change anything"),
     ),
 )]
 struct ApiDoc;
@@ -125,6 +132,16 @@ fn router() -> (axum::Router<PortalState>, utoipa::openapi::OpenApi) {
         .routes(routes!(usage::list_subscriptions))
         .routes(routes!(usage::app_usage))
         .routes(routes!(usage::key_usage))
+        .routes(routes!(admin::list_apis))
+        .routes(routes!(admin::get_api))
+        .routes(routes!(admin::get_api_openapi))
+        .routes(routes!(admin::list_developers))
+        .routes(routes!(admin::suspend_developer))
+        .routes(routes!(admin::reactivate_developer))
+        .routes(routes!(admin::list_invoices))
+        .routes(routes!(admin::mark_invoice_paid))
+        .routes(routes!(admin::void_invoice))
+        .routes(routes!(admin::audit_log))
         .split_for_parts()
 }
 

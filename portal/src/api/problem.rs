@@ -175,7 +175,10 @@ impl ApiError {
                 )
             },
             ApiError::Conflict(detail) => problem(StatusCode::CONFLICT, "conflict", "Conflict", detail.clone()),
-            ApiError::Forbidden { code, detail } => problem(StatusCode::FORBIDDEN, code, "Not allowed yet", detail.clone()),
+            ApiError::Forbidden { code, detail } => {
+                let title = if *code == "insufficient-scope" || *code == "admin-only" { "Not allowed" } else { "Not allowed yet" };
+                problem(StatusCode::FORBIDDEN, code, title, detail.clone())
+            }
             ApiError::BadRequest { status, detail } => {
                 let (code, title) = match *status {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Unsupported media type"),
@@ -262,12 +265,34 @@ pub enum AuthErrors {
     Internal(Problem),
 }
 
+/// Errors of a developer operation that reads no resource of the caller's by id.
+#[derive(IntoResponses)]
+pub enum ScopedErrors {
+    /// No valid session or personal access token.
+    #[response(status = 401, description = "Not authenticated", content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// A token without the `developer` scope, or a cookie-authenticated write without the
+    /// session's `X-CSRF-Token`.
+    #[response(
+        status = 403,
+        description = "The token lacks the `developer` scope, or CSRF check failed (cookie-authenticated writes only)",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    /// Server failure.
+    #[response(status = 500, description = "Internal error", content_type = "application/problem+json")]
+    Internal(Problem),
+}
+
 /// Errors of an operation on one of the caller's resources.
 #[derive(IntoResponses)]
 pub enum OwnedErrors {
     /// No valid session or personal access token.
     #[response(status = 401, description = "Not authenticated", content_type = "application/problem+json")]
     Unauthorized(Problem),
+    /// A token without the `developer` scope.
+    #[response(status = 403, description = "The token lacks the `developer` scope", content_type = "application/problem+json")]
+    Forbidden(Problem),
     /// No such resource, or not the caller's.
     #[response(status = 404, description = "Not found (or not yours)", content_type = "application/problem+json")]
     NotFound(Problem),
@@ -328,10 +353,11 @@ pub enum WriteErrors {
     /// No valid session or personal access token.
     #[response(status = 401, description = "Not authenticated", content_type = "application/problem+json")]
     Unauthorized(Problem),
-    /// A session-cookie request without the session's `X-CSRF-Token`.
+    /// A session-cookie request without the session's `X-CSRF-Token`, or a token without the
+    /// `developer` scope.
     #[response(
         status = 403,
-        description = "CSRF check failed (cookie-authenticated requests only)",
+        description = "CSRF check failed (cookie-authenticated requests only), or the token lacks the `developer` scope",
         content_type = "application/problem+json"
     )]
     Csrf(Problem),

@@ -1,8 +1,18 @@
 //! An administrator's actions on developers: suspend or reactivate an account or one key.
 
-use turnpike_store::{Account, AccountId, AccountStatus, Audit, KeyId, Store, StoreError};
+use turnpike_store::{Account, AccountId, AccountStatus, Audit, KeyId, Role, Store, StoreError};
 
-use super::ServiceResult;
+use super::{ServiceError, ServiceResult};
+
+/// The developer account `id`. Admins' accounts are not managed as developers: like an id that
+/// does not exist, [`ServiceError::NotFound`] (for the console's pages and the admin API alike).
+pub async fn developer_account(store: &Store, id: AccountId) -> ServiceResult<Account> {
+    match store.get_account(id.get()).await {
+        Ok(a) if a.role == Role::Developer => Ok(a),
+        Ok(_) | Err(StoreError::NotFound) => Err(ServiceError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// Suspend `account`: no login, every key refused by the gateways.
 pub async fn suspend(store: &Store, admin_id: AccountId, account: &Account, now: i64) -> ServiceResult<()> {

@@ -220,7 +220,7 @@ async fn every_action_whose_audit_row_cannot_be_written_changes_nothing() {
         let key = app.store.list_keys(app_id).await.unwrap().remove(0).id;
         let sub = app.store.list_subscriptions(app_id).await.unwrap().remove(0).id;
         let token = turnpike_store::PersonalToken::generate();
-        let token = app.store.create_pat(dev, "ci", &token, None, Some(dev), NOW).await.unwrap().id;
+        let token = app.store.create_pat(dev, "ci", &token, &turnpike_store::Scopes::developer(), None, Some(dev), NOW).await.unwrap().id;
         let post = |client: &'static str, path: String, form: Vec<(&'static str, String)>| {
             let (app, c) = (&app, if client == "root" { &root } else { &ada });
             async move {

@@ -140,7 +140,10 @@ async fn personal_access_token_is_shown_once_works_and_stops_when_revoked() {
 
         // Expired, malformed, unknown and missing tokens are refused the same way.
         let expired = PersonalToken::generate();
-        app.store.create_pat(account_id, "old", &expired, Some(NOW), Some(account_id), NOW - 100).await.unwrap();
+        app.store
+            .create_pat(account_id, "old", &expired, &turnpike_store::Scopes::developer(), Some(NOW), Some(account_id), NOW - 100)
+            .await
+            .unwrap();
         for bad in [expired.expose(), "tp_pat_short", PersonalToken::generate().expose(), ""] {
             problem(get(&app, bad, "/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
         }

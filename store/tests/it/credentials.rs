@@ -14,7 +14,9 @@ async fn keys_and_tokens_need_a_verified_undeleted_account(db: TestDb) {
     let app = s.create_app(acc.id, "bot", NOW).await.unwrap();
     let audit = || Audit::new(Some(acc.id), "key.create", "", "");
     let key = |n: &'static str| async move { s.create_key_as(acc.id, app.id, n, &ApiKey::generate(), audit(), NOW).await };
-    let token = |n: &'static str| async move { s.create_pat(acc.id, n, &PersonalToken::generate(), None, Some(acc.id), NOW).await };
+    let token = |n: &'static str| async move {
+        s.create_pat(acc.id, n, &PersonalToken::generate(), &turnpike_store::Scopes::developer(), None, Some(acc.id), NOW).await
+    };
 
     assert!(matches!(key("a").await, Err(StoreError::Unverified)));
     assert!(matches!(token("a").await, Err(StoreError::Unverified)));

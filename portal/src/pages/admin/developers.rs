@@ -6,11 +6,11 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use turnpike_store::{AccountStatus, KeyStatus, Role};
+use turnpike_store::{AccountStatus, KeyStatus};
 
 use super::common::{actor, page_offset, Section, PER_PAGE};
 use crate::ctx::{Chrome, Ctx, FlashKind};
-use crate::error::{PortalError, PortalResult};
+use crate::error::PortalResult;
 use crate::format::{count, datetime};
 use crate::pages::parse_id;
 use crate::service;
@@ -155,11 +155,7 @@ pub struct DeveloperPage {
 
 /// The developer account `raw_id`; admins' accounts are not managed here (404).
 async fn developer(state: &PortalState, raw_id: &str) -> PortalResult<turnpike_store::Account> {
-    let account = state.store.get_account(parse_id(raw_id)?).await?;
-    if account.role != Role::Developer {
-        return Err(PortalError::NotFound);
-    }
-    Ok(account)
+    Ok(service::developers::developer_account(&state.store, turnpike_store::AccountId(parse_id(raw_id)?)).await?)
 }
 
 fn key_status(s: KeyStatus) -> &'static str {
