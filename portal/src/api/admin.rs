@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use turnpike_store::{AccountId, Api, AuditFilter, InvoiceId};
+use turnpike_store::{AccountId, Api, AuditFilter, InvoiceId, KeyId};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::auth::AdminCaller;
@@ -234,6 +234,47 @@ pub async fn reactivate_developer(
     let account = service::developers::developer_account(&state.store, AccountId(account_id)).await?;
     service::developers::reactivate(&state.store, AccountId(admin.account.id), &account, state.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What suspending or reactivating a key did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyChangeOut {
+    /// The key's app.
+    pub app_id: i64,
+    /// The app's owner.
+    pub account_id: i64,
+    /// False when the key is revoked or already in the asked state (nothing was written).
+    pub changed: bool,
+}
+
+async fn set_key(state: &PortalState, admin: &super::auth::Caller, key_id: i64, suspended: bool) -> ApiResult<Json<KeyChangeOut>> {
+    let admin_id = AccountId(admin.account.id);
+    let c = service::developers::set_key_suspended(&state.store, admin_id, KeyId(key_id), suspended, state.clock.now()).await?;
+    Ok(Json(KeyChangeOut { app_id: c.app_id, account_id: c.account_id, changed: c.changed }))
+}
+
+/// Suspend one API key: the gateways refuse it within a second.
+#[utoipa::path(post, path = "/api/v1/admin/keys/{key_id}/suspend", tag = "admin",
+    params(("key_id" = i64, Path, description = "Key id")),
+    responses((status = 200, description = "Suspended (or nothing to do)", body = KeyChangeOut), AdminErrors))]
+pub async fn suspend_key(
+    State(state): State<PortalState>,
+    AdminCaller(admin): AdminCaller,
+    ApiPath(key_id): ApiPath<i64>,
+) -> ApiResult<Json<KeyChangeOut>> {
+    set_key(&state, &admin, key_id, true).await
+}
+
+/// Reactivate a suspended API key.
+#[utoipa::path(post, path = "/api/v1/admin/keys/{key_id}/reactivate", tag = "admin",
+    params(("key_id" = i64, Path, description = "Key id")),
+    responses((status = 200, description = "Active again (or nothing to do)", body = KeyChangeOut), AdminErrors))]
+pub async fn reactivate_key(
+    State(state): State<PortalState>,
+    AdminCaller(admin): AdminCaller,
+    ApiPath(key_id): ApiPath<i64>,
+) -> ApiResult<Json<KeyChangeOut>> {
+    set_key(&state, &admin, key_id, false).await
 }
 
 /// An invoice.

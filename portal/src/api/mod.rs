@@ -138,6 +138,8 @@ fn router() -> (axum::Router<PortalState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::list_developers))
         .routes(routes!(admin::suspend_developer))
         .routes(routes!(admin::reactivate_developer))
+        .routes(routes!(admin::suspend_key))
+        .routes(routes!(admin::reactivate_key))
         .routes(routes!(admin::list_invoices))
         .routes(routes!(admin::mark_invoice_paid))
         .routes(routes!(admin::void_invoice))

@@ -142,6 +142,16 @@ async fn every_admin_operation_refuses_developers_and_scopes_short_of_it() {
         assert_eq!(call(&app, &client, &Method::POST, &path, Some(&writer), None).await.0, StatusCode::NO_CONTENT);
         assert_eq!(app.store.get_account(dev_id).await.unwrap().status, AccountStatus::Active);
 
+        // One key: suspended, then active again; the answer names whose it is.
+        let app_id = app.store.create_app(dev_id, "app", NOW).await.unwrap().id;
+        let key = app.store.create_key(app_id, "k", &turnpike_store::domain::ApiKey::generate(), NOW).await.unwrap();
+        let (s, c) = call(&app, &client, &Method::POST, &format!("/api/v1/admin/keys/{}/suspend", key.id), Some(&writer), None).await;
+        assert_eq!((s, c["changed"].as_bool(), c["account_id"].as_i64()), (StatusCode::OK, Some(true), Some(dev_id)));
+        assert_eq!(app.store.get_key(app_id, key.id).await.unwrap().status, turnpike_store::KeyStatus::Suspended);
+        let (s, c) = call(&app, &client, &Method::POST, &format!("/api/v1/admin/keys/{}/reactivate", key.id), Some(&writer), None).await;
+        assert_eq!((s, c["changed"].as_bool()), (StatusCode::OK, Some(true)));
+        assert_eq!(app.store.get_key(app_id, key.id).await.unwrap().status, turnpike_store::KeyStatus::Active);
+
         // Reads: the developer list (searched) and the APIs with what the gateway routes.
         let (s, devs) = call(&app, &client, &Method::GET, "/api/v1/admin/developers?q=DEV@", Some(&reader), None).await;
         assert_eq!(s, StatusCode::OK);
