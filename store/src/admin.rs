@@ -23,6 +23,7 @@ pub struct AdminCounts {
 
 /// A row of the developer list.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeveloperRow {
     /// Account id.
     pub id: i64,

@@ -122,6 +122,7 @@ pub struct NewInvoice {
 
 /// An invoice with who it belongs to, for lists and reports.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceSummary {
     /// Id.
     pub id: i64,

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use turnpike_store::{AccountId, Api, AuditFilter, InvoiceId, KeyId};
+use turnpike_store::{AccountId, Api, AuditFilter, DeveloperRow, InvoiceId, InvoiceSummary, KeyId};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::auth::AdminCaller;
@@ -139,28 +139,11 @@ pub async fn get_api_openapi(State(state): State<PortalState>, _admin: AdminCall
     Ok(([(CONTENT_TYPE, "application/json")], doc).into_response())
 }
 
-/// A developer account in the list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeveloperOut {
-    /// Account id.
-    pub id: i64,
-    /// Email address.
-    pub email: String,
-    /// `active` or `suspended`.
-    pub status: String,
-    /// Joined (unix seconds).
-    pub created_at: i64,
-    /// Apps.
-    pub apps: i64,
-    /// Keys that work now.
-    pub active_keys: i64,
-}
-
 /// A page of developers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeveloperPage {
     /// The page's rows.
-    pub developers: Vec<DeveloperOut>,
+    pub developers: Vec<DeveloperRow>,
     /// Whether another page follows.
     pub has_more: bool,
 }
@@ -191,21 +174,7 @@ pub async fn list_developers(
     let Query(q) = query.map_err(|r| query_rejection(&r))?;
     let (offset, per_page) = paging(q.page, q.per_page)?;
     let found = state.store.search_developers(q.q.as_deref().unwrap_or("").trim(), offset, per_page).await?;
-    Ok(Json(DeveloperPage {
-        developers: found
-            .rows
-            .into_iter()
-            .map(|d| DeveloperOut {
-                id: d.id,
-                email: d.email,
-                status: d.status,
-                created_at: d.created_at,
-                apps: d.apps,
-                active_keys: d.active_keys,
-            })
-            .collect(),
-        has_more: found.has_more,
-    }))
+    Ok(Json(DeveloperPage { developers: found.rows, has_more: found.has_more }))
 }
 
 /// Suspend a developer: no login, every key refused by the gateways within a second.
@@ -277,63 +246,11 @@ pub async fn reactivate_key(
     set_key(&state, &admin, key_id, false).await
 }
 
-/// An invoice.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvoiceOut {
-    /// Id.
-    pub id: i64,
-    /// Number (finalized invoices).
-    pub number: Option<String>,
-    /// `open`, `paid` or `void`.
-    pub status: String,
-    /// Period start (unix seconds).
-    pub period_start: i64,
-    /// Period end (unix seconds, exclusive).
-    pub period_end: i64,
-    /// ISO 4217 code, lower case.
-    pub currency: String,
-    /// Total in minor units of the currency.
-    pub total_minor: i64,
-    /// Billable requests.
-    pub usage_quantity: i64,
-    /// Due (unix seconds).
-    pub due_at: Option<i64>,
-    /// Paid (unix seconds).
-    pub paid_at: Option<i64>,
-    /// Subscription.
-    pub subscription_id: i64,
-    /// API name.
-    pub api_name: String,
-    /// Plan name.
-    pub plan_name: String,
-}
-
 /// Every invoice, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/invoices", tag = "admin",
-    responses((status = 200, description = "Invoices", body = Vec<InvoiceOut>), AdminErrors))]
-pub async fn list_invoices(State(state): State<PortalState>, _admin: AdminCaller) -> ApiResult<Json<Vec<InvoiceOut>>> {
-    let out = state
-        .store
-        .all_invoices()
-        .await?
-        .into_iter()
-        .map(|i| InvoiceOut {
-            id: i.id,
-            number: i.number,
-            status: i.status,
-            period_start: i.period_start,
-            period_end: i.period_end,
-            currency: i.currency,
-            total_minor: i.total_minor,
-            usage_quantity: i.usage_quantity,
-            due_at: i.due_at,
-            paid_at: i.paid_at,
-            subscription_id: i.subscription_id,
-            api_name: i.api_name,
-            plan_name: i.plan_name,
-        })
-        .collect();
-    Ok(Json(out))
+    responses((status = 200, description = "Invoices", body = Vec<InvoiceSummary>), AdminErrors))]
+pub async fn list_invoices(State(state): State<PortalState>, _admin: AdminCaller) -> ApiResult<Json<Vec<InvoiceSummary>>> {
+    Ok(Json(state.store.all_invoices().await?))
 }
 
 /// Mark an open invoice paid (e.g. a bank transfer arrived).
