@@ -8,7 +8,8 @@ use std::io::Write;
 
 use turnpike_store::clock::{Clock, SystemClock};
 use turnpike_store::domain::{ApiKey, Email};
-use turnpike_store::{NewApi, NewPlan, Role, Store, Upstream, Visibility};
+use turnpike_store::{NewPlan, Role, Store, Visibility};
+use turnpike_testkit::{default_plan, publish};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,38 +19,8 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(db).await?;
     store.migrate().await?;
     let now = SystemClock.now();
-    let api = store
-        .create_api(
-            &NewApi {
-                slug: "bench".into(),
-                name: "Bench".into(),
-                description: "benchmark target".into(),
-                route_prefix: "/bench".into(),
-                host: None,
-                upstreams: vec![Upstream { url: upstream.clone(), weight: 1 }],
-                openapi: None,
-                visibility: Visibility::Public,
-            },
-            now,
-        )
-        .await?;
-    store
-        .create_plan(
-            api.id,
-            &NewPlan {
-                slug: "bench".into(),
-                name: "Bench".into(),
-                rate_per_second: 10_000_000,
-                burst: 10_000_000,
-                monthly_quota: Some(1_000_000_000_000),
-                currency: "usd".into(),
-                flat_price_minor: 0,
-                unit_price_minor_per_1000: 1,
-                is_default: true,
-            },
-            now,
-        )
-        .await?;
+    let plan = NewPlan { unit_price_minor_per_1000: 1, ..default_plan("bench", 10_000_000, 10_000_000, Some(1_000_000_000_000)) };
+    publish(&store, "bench", "Bench", &[(upstream.as_str(), 1)], Visibility::Public, &plan, now).await;
     let acc = store.create_account(&Email::parse("bench@example.com")?, "x", Role::Developer, now).await?;
     let app = store.create_app(acc.id, "bench", now).await?;
     store.subscribe_defaults(app.id, now).await?;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use turnpike_gateway::{Counters, Gateway, LocalCounters, RedisCounters};
 use turnpike_store::clock::SharedClock;
 use turnpike_store::Store;
@@ -99,6 +100,36 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Start the demo upstream (when configured) and seed an empty database with it.
+async fn seed_demo(config: &Config, store: &Store, clock: &SharedClock) -> anyhow::Result<Option<seed::Seeded>> {
+    let echo_url = match config.demo_upstream_addr {
+        Some(addr) => {
+            let l = bind(addr, "demo_upstream").await?;
+            let url = format!("http://{}", l.local_addr()?);
+            tokio::spawn(echo::serve(l));
+            Some(url)
+        }
+        None => None,
+    };
+    Ok(seed::seed_if_empty(store, echo_url.as_deref(), clock.now()).await?)
+}
+
+/// The gateway's counter store: Redis (standalone or Cluster) when configured, else in process.
+async fn connect_counters(config: &Config) -> anyhow::Result<Counters> {
+    let timeout = Duration::from_millis(config.redis_timeout_ms);
+    Ok(match &config.redis_url {
+        Some(_) if config.redis_cluster => Counters::Redis(Arc::new(
+            RedisCounters::connect_cluster(&config.redis_seeds(), &config.redis_prefix, timeout)
+                .await
+                .context("cannot connect to the Redis Cluster (redis_url, redis_cluster)")?,
+        )),
+        Some(url) => Counters::Redis(Arc::new(
+            RedisCounters::connect(url.expose(), &config.redis_prefix, timeout).await.context("cannot connect to Redis (redis_url)")?,
+        )),
+        None => Counters::Local(Arc::new(LocalCounters::new(format!("proc-{:016x}", rand::random::<u64>())))),
+    })
+}
+
 impl App {
     /// Open the database, migrate, seed an empty one, bind every listener of `role`.
     pub async fn build(config: Config, role: Role, clock: SharedClock) -> anyhow::Result<App> {
@@ -127,35 +158,10 @@ impl App {
             .clone()
             .unwrap_or_else(|| format!("{}://{}", scheme(&gateway_tls), gateway_addr.unwrap_or(config.gateway_addr)));
 
-        let mut seeded = None;
-        if role == Role::Serve && config.seed_demo {
-            let echo_url = match config.demo_upstream_addr {
-                Some(addr) => {
-                    let l = bind(addr, "demo_upstream").await?;
-                    let url = format!("http://{}", l.local_addr()?);
-                    tokio::spawn(echo::serve(l));
-                    Some(url)
-                }
-                None => None,
-            };
-            seeded = seed::seed_if_empty(&store, echo_url.as_deref(), clock.now()).await?;
-        }
+        let seeded = if role == Role::Serve && config.seed_demo { seed_demo(&config, &store, &clock).await? } else { None };
 
         let gateway = if role.gateway() {
-            let timeout = Duration::from_millis(config.redis_timeout_ms);
-            let counters = match &config.redis_url {
-                Some(_) if config.redis_cluster => Counters::Redis(Arc::new(
-                    RedisCounters::connect_cluster(&config.redis_seeds(), &config.redis_prefix, timeout)
-                        .await
-                        .context("cannot connect to the Redis Cluster (redis_url, redis_cluster)")?,
-                )),
-                Some(url) => Counters::Redis(Arc::new(
-                    RedisCounters::connect(url.expose(), &config.redis_prefix, timeout)
-                        .await
-                        .context("cannot connect to Redis (redis_url)")?,
-                )),
-                None => Counters::Local(Arc::new(LocalCounters::new(format!("proc-{:016x}", rand::random::<u64>())))),
-            };
+            let counters = connect_counters(&config).await?;
             let mut gc = config.gateway(&portal_url)?;
             gc.tls = gateway_tls.clone();
             Some(Gateway::new(gc, store.clone(), counters, clock.clone()).await?)
@@ -190,65 +196,15 @@ impl App {
     }
 
     /// Run until `shutdown` resolves; then stop accepting, drain, flush the meter and return.
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(mut self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-
-        let ops_state = ops::OpsState { store: self.store.clone(), gateway: self.gateway.clone() };
-        let mut rx = stop_rx.clone();
-        let metrics_listener = self.metrics_listener;
-        tasks.spawn(async move {
-            let _ = axum::serve(metrics_listener, ops::router(ops_state))
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-        });
 
         tasks.spawn(ops::upkeep(stop_rx.clone()));
 
         let stripe = stripe_bridge(&self.config, &self.portal_url)?;
-        let stripe_for_portal = stripe.clone();
-        if let (Some(listener), true) = (self.portal_listener, self.role.portal()) {
-            let state = turnpike_portal::PortalState {
-                store: self.store.clone(),
-                clock: self.clock.clone(),
-                config: Arc::new(turnpike_portal::PortalConfig {
-                    gateway_url: self.gateway_url.clone(),
-                    public_url: self.portal_url.clone(),
-                    // Served over TLS: the session cookie is `__Host-` and `Secure` by itself.
-                    secure_cookies: self.config.secure_cookies || self.portal_tls.is_some(),
-                }),
-            };
-            let trusted_proxies = Arc::new(self.config.trusted_proxies()?);
-            let mut rx = stop_rx.clone();
-            // The portal's throttles resolve the client through the same trusted proxies.
-            let app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe_for_portal)
-                .layer(axum::Extension(trusted_proxies))
-                .into_make_service_with_connect_info::<SocketAddr>();
-            let stopped = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            let handshake = Duration::from_millis(self.config.header_read_timeout_ms);
-            match &self.portal_tls {
-                Some(tls) => {
-                    use axum::serve::ListenerExt;
-                    // tap_io: axum then knows the client's address as ConnectInfo<SocketAddr>.
-                    let listener = listen::TlsListener::new(listener, tls.clone(), handshake)?.tap_io(|_| ());
-                    tasks.spawn(async move {
-                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                            tracing::error!(error = %e, "portal stopped");
-                        }
-                    });
-                }
-                None => {
-                    tasks.spawn(async move {
-                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                            tracing::error!(error = %e, "portal stopped");
-                        }
-                    });
-                }
-            }
+        if let (Some(listener), true) = (self.portal_listener.take(), self.role.portal()) {
+            self.spawn_portal(&mut tasks, listener, stripe.clone(), stop_rx.clone())?;
         }
 
         // Certificates: reloaded on SIGHUP, and when their files change.
@@ -260,13 +216,13 @@ impl App {
                 }
             }
             #[cfg(unix)]
-            if let Some(hup) = self.sighup {
+            if let Some(hup) = self.sighup.take() {
                 tasks.spawn(reload_on_sighup(hup, certs, stop_rx.clone()));
             }
         }
 
         let mut gateway_workers = None;
-        if let (Some(gw), Some(listener)) = (self.gateway.clone(), self.gateway_listener) {
+        if let (Some(gw), Some(listener)) = (self.gateway.clone(), self.gateway_listener.take()) {
             gateway_workers = Some(gw.spawn_workers(stop_rx.clone()));
             let mut rx = stop_rx.clone();
             tasks.spawn(async move {
@@ -279,24 +235,19 @@ impl App {
         }
 
         if self.role.workers() {
-            let transport = mailer::Transport::from_config(&self.config)?;
-            tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), transport, stop_rx.clone()));
-            tasks.spawn(housekeeping(self.store.clone(), self.clock.clone(), stop_rx.clone()));
-            // Quota and key-expiry emails, and owners' webhooks (exactly once / at least once, safe on several workers).
-            let portal_url = self.portal_url.clone();
-            tasks.spawn(alerts::run(self.store.clone(), self.clock.clone(), portal_url, Duration::from_secs(30), stop_rx.clone()));
-            if stripe.is_some() {
-                tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stripe.clone(), stop_rx.clone()));
-            }
-            // Billing: finalize ended periods into invoices (exactly once, safe on several workers).
-            tasks.spawn(turnpike_ledger::run_worker(
-                self.store.clone(),
-                self.clock.clone(),
-                Duration::from_secs(60),
-                i64::try_from(self.config.invoice_settle_seconds).unwrap_or(i64::MAX),
-                stop_rx.clone(),
-            ));
+            self.spawn_workers(&mut tasks, stripe, &stop_rx)?;
         }
+
+        let ops_state = ops::OpsState { store: self.store.clone(), gateway: self.gateway.clone() };
+        let mut rx = stop_rx.clone();
+        let metrics_listener = self.metrics_listener;
+        tasks.spawn(async move {
+            let _ = axum::serve(metrics_listener, ops::router(ops_state))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        });
 
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
@@ -306,6 +257,78 @@ impl App {
         if let Some(w) = gateway_workers {
             let _ = w.await;
         }
+        Ok(())
+    }
+
+    /// Serve the portal on `listener` (over TLS when configured) until `stop`.
+    fn spawn_portal(
+        &self,
+        tasks: &mut JoinSet<()>,
+        listener: TcpListener,
+        stripe: Option<turnpike_stripe::Stripe>,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let state = turnpike_portal::PortalState {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            config: Arc::new(turnpike_portal::PortalConfig {
+                gateway_url: self.gateway_url.clone(),
+                public_url: self.portal_url.clone(),
+                // Served over TLS: the session cookie is `__Host-` and `Secure` by itself.
+                secure_cookies: self.config.secure_cookies || self.portal_tls.is_some(),
+            }),
+        };
+        let trusted_proxies = Arc::new(self.config.trusted_proxies()?);
+        // The portal's throttles resolve the client through the same trusted proxies.
+        let app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe)
+            .layer(axum::Extension(trusted_proxies))
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let handshake = Duration::from_millis(self.config.header_read_timeout_ms);
+        match &self.portal_tls {
+            Some(tls) => {
+                use axum::serve::ListenerExt;
+                // tap_io: axum then knows the client's address as ConnectInfo<SocketAddr>.
+                let listener = listen::TlsListener::new(listener, tls.clone(), handshake)?.tap_io(|_| ());
+                tasks.spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                        tracing::error!(error = %e, "portal stopped");
+                    }
+                });
+            }
+            None => {
+                tasks.spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                        tracing::error!(error = %e, "portal stopped");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The background workers (mailer, housekeeping, alerts, Stripe, ledger), until `stop`.
+    fn spawn_workers(
+        &self,
+        tasks: &mut JoinSet<()>,
+        stripe: Option<turnpike_stripe::Stripe>,
+        stop: &watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let transport = mailer::Transport::from_config(&self.config)?;
+        tasks.spawn(mailer::run(self.store.clone(), self.clock.clone(), transport, stop.clone()));
+        tasks.spawn(housekeeping(self.store.clone(), self.clock.clone(), stop.clone()));
+        // Quota and key-expiry emails, and owners' webhooks (exactly once / at least once, safe on several workers).
+        let portal_url = self.portal_url.clone();
+        tasks.spawn(alerts::run(self.store.clone(), self.clock.clone(), portal_url, Duration::from_secs(30), stop.clone()));
+        if stripe.is_some() {
+            tasks.spawn(stripe_worker(self.store.clone(), self.clock.clone(), stripe.clone(), stop.clone()));
+        }
+        // Billing: finalize ended periods into invoices (exactly once, safe on several workers).
+        // Waits `invoice_settle_seconds` after a period ends, so gateways have flushed its last requests.
+        let settle = i64::try_from(self.config.invoice_settle_seconds).unwrap_or(i64::MAX);
+        tasks.spawn(turnpike_ledger::run_worker(self.store.clone(), self.clock.clone(), Duration::from_secs(60), settle, stop.clone()));
         Ok(())
     }
 }

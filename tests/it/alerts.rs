@@ -3,7 +3,6 @@
 //! gateway); webhooks signed, retried with backoff and logged, against a local receiver that fails
 //! twice before it accepts.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -97,36 +96,26 @@ async fn quota_alerts_go_out_once_per_threshold_and_period_with_two_workers_and_
 
 /// Receives webhooks: answers 500 to the first `fail` requests, then 200; keeps what it got.
 async fn receiver(fail: usize) -> (SocketAddr, Arc<Mutex<Vec<(http::HeaderMap, Bytes)>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let headers = req.headers().clone();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let n = {
-                            let mut l = log.lock().unwrap();
-                            l.push((headers, body));
-                            l.len()
-                        };
-                        let mut resp = http::Response::new(http_body_util::Full::new(Bytes::from_static(b"ok")));
-                        if n <= fail {
-                            *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                        }
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-            });
+    let addr = crate::upstreams::serve(move |req| {
+        let log = log.clone();
+        async move {
+            let headers = req.headers().clone();
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let n = {
+                let mut l = log.lock().unwrap();
+                l.push((headers, body));
+                l.len()
+            };
+            let mut resp = http::Response::new(http_body_util::Full::new(Bytes::from_static(b"ok")));
+            if n <= fail {
+                *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            resp
         }
-    });
+    })
+    .await;
     (addr, seen)
 }
 

@@ -1,15 +1,12 @@
 //! Billing end to end: requests through the real gateway on real sockets, metered into usage
 //! buckets, finalized into invoices by the ledger, compared with hand-computed figures.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper::{Response, StatusCode};
 use turnpike_ledger as ledger;
 use turnpike_store::clock::{Clock, ManualClock};
 use turnpike_store::{NewPlan, NewPlanPrice, Store};
@@ -26,25 +23,14 @@ const MAR1: i64 = 1_803_859_200;
 
 /// An upstream answering 500 for paths ending in `/fail` (an upstream-made 5xx), 200 otherwise.
 async fn flaky_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
-                    if req.uri().path().ends_with("/fail") {
-                        *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    }
-                    Ok::<_, Infallible>(res)
-                });
-                let _ =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
-            });
+    crate::upstreams::serve(|req| async move {
+        let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+        if req.uri().path().ends_with("/fail") {
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         }
-    });
-    addr
+        res
+    })
+    .await
 }
 
 async fn priced_plan(
@@ -102,7 +88,6 @@ async fn flush_all(app: &TestApp, admitted: i64, status_5xx: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_at_235959_999_and_one_at_000000_000_land_on_different_invoices_and_the_quota_resets() {
     for counters in CounterBackend::each("billing_month_boundary").await {
-        println!("counters: {}", counters.name());
         let db = TestDb::sqlite().await;
         let clock = Arc::new(ManualClock::at(JAN1));
         let app = TestApp::start(&db, &counters, clock.clone()).await;
@@ -196,7 +181,7 @@ async fn twenty_developers_two_months_three_price_models_exact_invoices_reports_
 async fn the_same_scenario_on_postgres_and_redis() {
     let test = "billing_scenario_pg_redis";
     let Some(db) = TestDb::postgres(test).await else { return };
-    let Some(redis) = CounterBackend::each(test).await.into_iter().find(|c| c.name() == "redis") else { return };
+    let Some(redis) = CounterBackend::each(test).await.find(|c| c.name() == "redis") else { return };
     println!("backend: postgres, counters: redis");
     scenario(&db, &redis).await;
 }

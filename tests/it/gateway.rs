@@ -21,7 +21,6 @@ async fn problem(r: reqwest::Response) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_problem_json_and_bad_checksums_cost_no_lookup() {
     for counters in CounterBackend::each("refusals_are_problem_json").await {
-        println!("counters: {}", counters.name());
         let db = TestDb::sqlite().await;
         let app = TestApp::start(&db, &counters, system_clock()).await;
 
@@ -55,7 +54,6 @@ async fn refusals_are_problem_json_and_bad_checksums_cost_no_lookup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_stripped_and_trusted_headers_injected() {
     for counters in CounterBackend::each("credentials_are_stripped").await {
-        println!("counters: {}", counters.name());
         let db = TestDb::sqlite().await;
         let app = TestApp::start(&db, &counters, system_clock()).await;
         let (key, _, app_id) = app.developer_key("h@example.com").await;
@@ -90,7 +88,6 @@ async fn credentials_are_stripped_and_trusted_headers_injected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ratelimit_headers_count_down_then_429() {
     for counters in CounterBackend::each("ratelimit_headers_count_down_then_429").await {
-        println!("counters: {}", counters.name());
         let db = TestDb::sqlite().await;
         // A stopped clock makes the token bucket deterministic: burst 20 and no refill.
         let clock = Arc::new(ManualClock::at(1_790_000_000));
@@ -122,7 +119,6 @@ async fn ratelimit_headers_count_down_then_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_is_exact_and_resets_on_the_calendar_month() {
     for counters in CounterBackend::each("quota_is_exact_and_resets_on_the_calendar_month").await {
-        println!("counters: {}", counters.name());
         let db = TestDb::sqlite().await;
         // 2027-01-31 10:00 UTC: the period ends on Feb 28 10:00, not 30 days later.
         let anchor = 1_801_389_600;

@@ -42,13 +42,14 @@ pub enum CounterBackend {
 }
 
 impl CounterBackend {
-    /// In-process always; Redis too when reachable (loud skip otherwise).
-    pub async fn each(test: &str) -> Vec<CounterBackend> {
+    /// In-process always; Redis too when reachable (loud skip otherwise). Each one's name is
+    /// printed as the loop reaches it, so a failure's output says which store it ran on.
+    pub async fn each(test: &str) -> impl Iterator<Item = CounterBackend> {
         let mut v = vec![CounterBackend::Local];
         if let Some((url, prefix)) = turnpike_testkit::redis_prefix(test).await {
             v.push(CounterBackend::Redis { url, prefix });
         }
-        v
+        v.into_iter().inspect(|c| println!("counters: {}", c.name()))
     }
     pub fn name(&self) -> &'static str {
         match self {
@@ -178,6 +179,23 @@ pub fn between<'a>(html: &'a str, start: &str, end: &str) -> Option<&'a str> {
 /// The CSRF token of the first form on a page.
 pub fn csrf(html: &str) -> String {
     between(html, "name=\"csrf\" value=\"", "\"").expect("form has a csrf token").to_owned()
+}
+
+/// `n` requests of a fail-open plan while its Redis is unusable: each answered 200 within 2 s with
+/// its rate-limit headers (served on the gateway's local limits). Returns `n`, the admitted count.
+pub async fn served_fail_open<F, Fut>(call: F, n: i64, why: &str) -> i64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let r = call().await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "answered in {:?}", t.elapsed());
+        assert_eq!(r.status(), 200, "{why}");
+        assert!(r.headers().contains_key("ratelimit"));
+    }
+    n
 }
 
 pub fn system_clock() -> SharedClock {

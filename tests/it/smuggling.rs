@@ -2,17 +2,15 @@
 //! safely, and the upstream sees exactly one request per request the client was answered 2xx
 //! for, never the smuggled one.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use turnpike_testkit::TestDb;
 
 use crate::{system_clock, CounterBackend, TestApp};
@@ -20,28 +18,17 @@ use crate::{system_clock, CounterBackend, TestApp};
 /// An upstream that records the path of every request it receives.
 async fn recording_upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        let _ = req.into_body().collect().await;
-                        log.lock().unwrap().push(path);
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                    }
-                });
-                let _ =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
-            });
+    let addr = crate::upstreams::serve(move |req| {
+        let log = log.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            let _ = req.into_body().collect().await;
+            log.lock().unwrap().push(path);
+            Response::new(Full::new(Bytes::from_static(b"ok")))
         }
-    });
+    })
+    .await;
     (addr, seen)
 }
 

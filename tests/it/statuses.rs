@@ -17,7 +17,6 @@ async fn code(r: reqwest::Response) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_statuses_402_403_413_431_502_504() {
     for counters in CounterBackend::each("gateway_statuses").await {
-        println!("counters: {}", counters.name());
         let db = TestDb::sqlite().await;
         let app = TestApp::start_with(&db, &counters, system_clock(), |c| {
             c.max_body_bytes = 1024;

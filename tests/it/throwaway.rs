@@ -31,18 +31,27 @@ pub struct OwnRedis {
 }
 
 impl OwnRedis {
-    /// Keeps nothing on disk: a kill loses every counter.
-    pub fn start() -> Option<OwnRedis> {
-        Self::start_with(false)
+    /// Keeps nothing on disk: a kill loses every counter. `None` (and a loud skip of `test`)
+    /// when no redis-server can be started.
+    pub fn start(test: &str) -> Option<OwnRedis> {
+        Self::start_with(false, test)
     }
 
     /// AOF with `appendfsync always`: every write is on disk before its reply is sent, so a
     /// `kill -9` loses nothing that was acknowledged and a restart finds every counter again.
-    pub fn start_aof() -> Option<OwnRedis> {
-        Self::start_with(true)
+    pub fn start_aof(test: &str) -> Option<OwnRedis> {
+        Self::start_with(true, test)
     }
 
-    fn start_with(aof: bool) -> Option<OwnRedis> {
+    fn start_with(aof: bool, test: &str) -> Option<OwnRedis> {
+        let started = Self::spawn_new(aof);
+        if started.is_none() {
+            turnpike_testkit::skip("redis-server", test, "cannot start a throwaway redis-server");
+        }
+        started
+    }
+
+    fn spawn_new(aof: bool) -> Option<OwnRedis> {
         let port = free_port()?;
         let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""].map(String::from).to_vec();
         let dir = if aof {

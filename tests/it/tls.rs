@@ -109,27 +109,17 @@ impl Conn {
 
 /// An upstream that tells when a request has arrived and answers it only when released.
 async fn held_upstream() -> (SocketAddr, Arc<Notify>, Arc<Notify>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let (a, r) = (arrived.clone(), release.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let (a, r) = (a.clone(), r.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
-                    let (a, r) = (a.clone(), r.clone());
-                    async move {
-                        a.notify_one();
-                        r.notified().await;
-                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from_static(b"released"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
+    let addr = crate::upstreams::serve(move |_req| {
+        let (a, r) = (a.clone(), r.clone());
+        async move {
+            a.notify_one();
+            r.notified().await;
+            http::Response::new(http_body_util::Full::new(Bytes::from_static(b"released")))
         }
-    });
+    })
+    .await;
     (addr, arrived, release)
 }
 

@@ -1,6 +1,7 @@
 //! Tiny upstream servers for tests: named responders, slow ones, and ones that break.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -21,23 +23,23 @@ pub enum Behaviour {
     Slow(Duration),
 }
 
-/// Start an upstream on a free loopback port; it runs until the test's runtime ends.
-pub async fn start(b: Behaviour) -> SocketAddr {
+/// Serve `handler` (HTTP/1.1 or h2c) on a free loopback port until the test's runtime ends: the
+/// one accept loop of the tests' hand-written upstreams and receivers.
+pub async fn serve<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
+            let handler = handler.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| async move {
-                    let body = match b {
-                        Behaviour::Named(n) => n,
-                        Behaviour::Slow(d) => {
-                            tokio::time::sleep(d).await;
-                            "slow"
-                        }
-                    };
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
+                let svc = hyper::service::service_fn(move |req| {
+                    let answer = handler(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
                 });
                 let _ =
                     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
@@ -45,6 +47,21 @@ pub async fn start(b: Behaviour) -> SocketAddr {
         }
     });
     addr
+}
+
+/// Start an upstream on a free loopback port; it runs until the test's runtime ends.
+pub async fn start(b: Behaviour) -> SocketAddr {
+    serve(move |_req| async move {
+        let body = match b {
+            Behaviour::Named(n) => n,
+            Behaviour::Slow(d) => {
+                tokio::time::sleep(d).await;
+                "slow"
+            }
+        };
+        Response::new(Full::new(Bytes::from_static(body.as_bytes())))
+    })
+    .await
 }
 
 /// A loopback address where nothing listens.

@@ -265,6 +265,31 @@ fn report_period(scope: &Scope<'_>, scoped: &[&(String, Subscription)], api_choi
     }
 }
 
+/// The key and API choices of the filter form, with the chosen ones selected. A choice naming
+/// someone else's key or an API not in scope is a page that does not exist.
+fn filter_options(
+    keys: Vec<KeyRecord>,
+    all_apis: &[Api],
+    subs: &[(String, Subscription)],
+    key_choice: Option<i64>,
+    api_choice: Option<i64>,
+) -> PortalResult<(Vec<FilterOption>, Vec<FilterOption>)> {
+    let keys: Vec<FilterOption> = keys
+        .into_iter()
+        .map(|k| FilterOption { value: k.id, label: format!("{} ({}…)", k.name, k.display_prefix), selected: key_choice == Some(k.id) })
+        .collect();
+    let mut apis: Vec<FilterOption> = all_apis
+        .iter()
+        .filter(|a| subs.iter().any(|(_, s)| s.api_id == a.id))
+        .map(|a| FilterOption { value: a.id, label: a.name.clone(), selected: api_choice == Some(a.id) })
+        .collect();
+    apis.sort_by(|a, b| a.label.cmp(&b.label));
+    if key_choice.is_some_and(|k| !keys.iter().any(|o| o.value == k)) || api_choice.is_some_and(|a| !apis.iter().any(|o| o.value == a)) {
+        return Err(PortalError::NotFound);
+    }
+    Ok((keys, apis))
+}
+
 /// Build the report for `scope`, filtered by `query`, at the clock's now. A fixed number of
 /// queries (seven) whatever the number of apps, keys and subscriptions.
 async fn report(
@@ -278,21 +303,8 @@ async fn report(
     let now = state.clock.now();
     let (key_choice, api_choice) = (parse_choice(&query.key)?, parse_choice(&query.api)?);
     let (keys, subs) = inventory(state, account_id, &scope).await?;
-    let keys: Vec<FilterOption> = keys
-        .into_iter()
-        .map(|k| FilterOption { value: k.id, label: format!("{} ({}…)", k.name, k.display_prefix), selected: key_choice == Some(k.id) })
-        .collect();
     let all_apis = state.store.list_apis().await?;
-    let mut apis: Vec<FilterOption> = all_apis
-        .iter()
-        .filter(|a| subs.iter().any(|(_, s)| s.api_id == a.id))
-        .map(|a| FilterOption { value: a.id, label: a.name.clone(), selected: api_choice == Some(a.id) })
-        .collect();
-    apis.sort_by(|a, b| a.label.cmp(&b.label));
-    // A filter naming someone else's key or an API not in scope is a page that does not exist.
-    if key_choice.is_some_and(|k| !keys.iter().any(|o| o.value == k)) || api_choice.is_some_and(|a| !apis.iter().any(|o| o.value == a)) {
-        return Err(PortalError::NotFound);
-    }
+    let (keys, apis) = filter_options(keys, &all_apis, &subs, key_choice, api_choice)?;
     let app_id = match scope {
         Scope::Account => None,
         Scope::App(app) => Some(app.id),

@@ -49,9 +49,7 @@ async fn revoking_a_key_refuses_it_from_then_on() {
     for app in each("revoke").await {
         let dev = app.developer("ada@example.com").await;
         let app_id = app.create_app(&dev, "Bot").await;
-        let html = app.create_key(&dev, app_id, "ci").await.text().await.unwrap();
-        let key = ApiKey::parse(&element_text(&html, "new-api-key").unwrap()).unwrap();
-        let key_id = app.store.key_auth(&key.hash()).await.unwrap().unwrap().key_id;
+        let (key, key_id) = app.new_key(&dev, app_id, "ci").await;
 
         let csrf = app.csrf(&dev, &format!("/apps/{app_id}")).await;
         let res = app.post(&dev, &format!("/apps/{app_id}/keys/{key_id}/revoke"), &[("csrf", &csrf)]).await;
@@ -70,9 +68,7 @@ async fn another_developer_sees_404_for_apps_and_keys_that_are_not_theirs() {
     for app in each("isolation").await {
         let ada = app.developer("ada@example.com").await;
         let app_id = app.create_app(&ada, "Ada's app").await;
-        let html = app.create_key(&ada, app_id, "main").await.text().await.unwrap();
-        let key = ApiKey::parse(&element_text(&html, "new-api-key").unwrap()).unwrap();
-        let key_id = app.store.key_auth(&key.hash()).await.unwrap().unwrap().key_id;
+        let (key, key_id) = app.new_key(&ada, app_id, "main").await;
 
         let bob = app.developer("bob@example.com").await;
         let bob_app = app.create_app(&bob, "Bob's app").await;
@@ -133,9 +129,7 @@ async fn the_dashboard_shows_this_months_calls() {
         let (api_id, _) = seed_api(&app.store, "echo", "Echo", Visibility::Public).await;
         let dev = app.developer("ada@example.com").await;
         let app_id = app.create_app(&dev, "Bot").await;
-        let html = app.create_key(&dev, app_id, "main").await.text().await.unwrap();
-        let key = ApiKey::parse(&element_text(&html, "new-api-key").unwrap()).unwrap();
-        let key_id = app.store.key_auth(&key.hash()).await.unwrap().unwrap().key_id;
+        let (_, key_id) = app.new_key(&dev, app_id, "main").await;
         let sub = app.store.list_subscriptions(app_id).await.unwrap()[0].id;
 
         let html = app.get(&dev, "/dashboard").await.text().await.unwrap();

@@ -4,7 +4,7 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Response, StatusCode};
 use turnpike_portal::{PortalConfig, PortalState};
 use turnpike_store::clock::ManualClock;
-use turnpike_store::domain::{hash_password, Email, Password};
+use turnpike_store::domain::{hash_password, ApiKey, Email, Password};
 use turnpike_store::{Role, Store, Visibility};
 use turnpike_testkit::TestDb;
 
@@ -160,6 +160,14 @@ impl TestApp {
     pub async fn create_key(&self, client: &Client, app_id: i64, name: &str) -> Response {
         let csrf = self.csrf(client, &format!("/apps/{app_id}")).await;
         self.post(client, &format!("/apps/{app_id}/keys"), &[("csrf", &csrf), ("name", name)]).await
+    }
+
+    /// Create a key through the app page; returns the key its page showed once, and its id.
+    pub async fn new_key(&self, client: &Client, app_id: i64, name: &str) -> (ApiKey, i64) {
+        let html = self.create_key(client, app_id, name).await.text().await.unwrap();
+        let key = ApiKey::parse(&element_text(&html, "new-api-key").expect("secret shown once")).expect("a well-formed key");
+        let key_id = self.store.key_auth(&key.hash()).await.unwrap().expect("key stored").key_id;
+        (key, key_id)
     }
 }
 

@@ -35,28 +35,33 @@ pub struct SignupPage {
     form_error: Option<String>,
 }
 
-/// The signup form. Missing fields are empty strings, so they get field errors, not a 400. Any
-/// other field (`role`, `plan`, `quota`, `status`…) is ignored.
+/// The signup and login forms. Missing fields are empty strings, so they get field errors, not
+/// a 400. Any other field (`role`, `plan`, `quota`, `status`…) is ignored.
 #[derive(Debug, Deserialize)]
-pub struct SignupForm {
+pub struct Credentials {
     #[serde(default)]
     email: String,
     #[serde(default)]
     password: String,
 }
 
-/// `GET /signup`.
-pub async fn signup_form(mut ctx: Ctx) -> PortalResult<Response> {
+/// A signed-out form (signup, login): someone already logged in goes to the dashboard instead.
+async fn signed_out_form<P: IntoResponse>(mut ctx: Ctx, page: impl FnOnce(Chrome) -> P) -> PortalResult<Response> {
     if ctx.account.is_some() {
         return Ok(Redirect::to("/dashboard").into_response());
     }
     ctx.ensure_csrf().await?;
-    Ok(SignupPage { chrome: ctx.chrome().await?, ..SignupPage::default() }.into_response())
+    Ok(page(ctx.chrome().await?).into_response())
+}
+
+/// `GET /signup`.
+pub async fn signup_form(ctx: Ctx) -> PortalResult<Response> {
+    signed_out_form(ctx, |chrome| SignupPage { chrome, ..SignupPage::default() }).await
 }
 
 /// `POST /signup`: a new email gets an unverified account and a verification link; a known one
 /// gets a note with login and reset links. Both answer the same page.
-pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Form(form): Form<SignupForm>) -> PortalResult<Response> {
+pub async fn signup(State(state): State<PortalState>, ip: ClientIp, ctx: Ctx, Form(form): Form<Credentials>) -> PortalResult<Response> {
     let email = Email::parse(&form.email);
     let password = Password::parse(&form.password);
     let (email, password) = match (email, password) {
@@ -115,26 +120,13 @@ pub struct LoginPage {
     error: Option<String>,
 }
 
-/// The login form.
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-}
-
 /// `GET /login`.
-pub async fn login_form(mut ctx: Ctx) -> PortalResult<Response> {
-    if ctx.account.is_some() {
-        return Ok(Redirect::to("/dashboard").into_response());
-    }
-    ctx.ensure_csrf().await?;
-    Ok(LoginPage { chrome: ctx.chrome().await?, ..LoginPage::default() }.into_response())
+pub async fn login_form(ctx: Ctx) -> PortalResult<Response> {
+    signed_out_form(ctx, |chrome| LoginPage { chrome, ..LoginPage::default() }).await
 }
 
 /// `POST /login`.
-pub async fn login(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx, Form(form): Form<LoginForm>) -> PortalResult<Response> {
+pub async fn login(State(state): State<PortalState>, ip: ClientIp, mut ctx: Ctx, Form(form): Form<Credentials>) -> PortalResult<Response> {
     let subject = email_subject(&form.email);
     let checks = [(throttle::LOGIN_PER_IP, ip.0.as_str()), (throttle::LOGIN_PER_ACCOUNT, subject.as_str())];
     // Counted before the password is looked at, atomically: a guess past the limit learns

@@ -177,6 +177,11 @@ fn routing_badge(api: &Api) -> (&'static str, &'static str, Option<String>) {
 
 /// `GET /admin/apis/new`.
 pub async fn new_form(mut ctx: Ctx) -> PortalResult<ApiFormPage> {
+    new_page(&mut ctx, ApiFormValues::blank(), FieldErrors::default(), Vec::new()).await
+}
+
+/// The page of an API not created yet, with `form` values and errors.
+async fn new_page(ctx: &mut Ctx, form: ApiFormValues, errors: FieldErrors, spec_errors: Vec<String>) -> PortalResult<ApiFormPage> {
     ctx.ensure_csrf().await?;
     Ok(ApiFormPage {
         chrome: ctx.chrome().await?,
@@ -185,9 +190,9 @@ pub async fn new_form(mut ctx: Ctx) -> PortalResult<ApiFormPage> {
         stored_slug: String::new(),
         stored_visibility: String::new(),
         not_routed: None,
-        form: ApiFormValues::blank(),
-        errors: FieldErrors::default(),
-        spec_errors: Vec::new(),
+        form,
+        errors,
+        spec_errors,
         spec: None,
         plans: Vec::new(),
         pf: PlanFormValues::blank(),
@@ -253,23 +258,7 @@ pub async fn create(State(state): State<PortalState>, mut ctx: Ctx, headers: Hea
         }
         Err(e) => e,
     };
-    ctx.ensure_csrf().await?;
-    let page = ApiFormPage {
-        chrome: ctx.chrome().await?,
-        section: Section::Apis,
-        api_id: None,
-        stored_slug: String::new(),
-        stored_visibility: String::new(),
-        not_routed: None,
-        form: checked.values,
-        errors,
-        spec_errors,
-        spec: None,
-        plans: Vec::new(),
-        pf: PlanFormValues::blank(),
-        plan_errors: FieldErrors::default(),
-        max_spec_mib: openapi_import::MAX_SPEC_BYTES / (1024 * 1024),
-    };
+    let page = new_page(&mut ctx, checked.values, errors, spec_errors).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 

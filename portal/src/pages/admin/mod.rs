@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::Router;
 use tower_sessions::Session;
 
@@ -36,26 +37,27 @@ impl AdminRoutes {
     }
 
     /// Add a `GET` route; `path` must start with `/admin`.
-    pub fn get<H, T>(mut self, path: &'static str, handler: H) -> Self
+    pub fn get<H, T>(self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, PortalState>,
         T: 'static,
     {
-        assert!(path.starts_with("/admin"), "admin route outside /admin: {path}");
-        self.router = self.router.route(path, axum::routing::get(handler));
-        self.listed.push(("GET", path));
-        self
+        self.add("GET", path, axum::routing::get(handler))
     }
 
     /// Add a `POST` route; `path` must start with `/admin`.
-    pub fn post<H, T>(mut self, path: &'static str, handler: H) -> Self
+    pub fn post<H, T>(self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, PortalState>,
         T: 'static,
     {
+        self.add("POST", path, axum::routing::post(handler))
+    }
+
+    fn add(mut self, method: &'static str, path: &'static str, route: MethodRouter<PortalState>) -> Self {
         assert!(path.starts_with("/admin"), "admin route outside /admin: {path}");
-        self.router = self.router.route(path, axum::routing::post(handler));
-        self.listed.push(("POST", path));
+        self.router = self.router.route(path, route);
+        self.listed.push((method, path));
         self
     }
 
