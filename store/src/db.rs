@@ -99,6 +99,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(14, "usage daily", include_str!(concat!("../../migrations/", $dir, "/0014_usage_daily.sql"))),
                 migration(20, "stripe mirror", include_str!(concat!("../../migrations/", $dir, "/0020_stripe_mirror.sql"))),
                 migration(30, "alerts and webhooks", include_str!(concat!("../../migrations/", $dir, "/0030_alerts_webhooks.sql"))),
+                migration(40, "analytics", include_str!(concat!("../../migrations/", $dir, "/0040_analytics.sql"))),
             ]
         };
     }

@@ -23,6 +23,7 @@ macro_rules! on_each_backend {
 }
 
 mod accounts;
+mod analytics;
 mod credentials;
 mod keys_and_apps;
 mod sessions;
