@@ -108,6 +108,8 @@ pub struct AnalyticsFilter {
     pub operation: Option<String>,
     /// Only this consumer app's keys.
     pub app_id: Option<i64>,
+    /// Only this key.
+    pub key_id: Option<i64>,
     /// Only the keys of this account's apps (a developer's own view).
     pub account_id: Option<i64>,
 }
@@ -347,6 +349,9 @@ impl Query {
         }
         if let Some(app) = f.app_id {
             cond.push(format!("t.key_id IN (SELECT k2.id FROM api_keys k2 WHERE k2.app_id = {})", param(Bind::Int(app))));
+        }
+        if let Some(key) = f.key_id {
+            cond.push(format!("t.key_id = {}", param(Bind::Int(key))));
         }
         if let Some(account) = f.account_id {
             cond.push(format!(

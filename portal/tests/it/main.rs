@@ -5,6 +5,7 @@ mod account_flows;
 mod accounts;
 mod actions;
 mod admin;
+mod analytics;
 mod api;
 mod apps;
 mod billing;
