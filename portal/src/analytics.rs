@@ -179,13 +179,13 @@ impl LineView {
     }
 }
 
-/// `now` against `before`: `"+12.5%"`, `"−3.0%"`, or "new" when there was nothing before.
+/// `now` against `before` in words: `"+12.5% vs the period before"`, `"none in the period before"`.
 pub fn change(now: i64, before: i64) -> String {
     match (now, before) {
-        (_, 0) if now > 0 => "new".to_owned(),
-        (_, 0) => "no change".to_owned(),
-        _ if now >= before => format!("+{}", percent(now - before, before)),
-        _ => format!("−{}", percent(before - now, before)),
+        (0, 0) => "none in this period or the one before".to_owned(),
+        (_, 0) => "none in the period before".to_owned(),
+        _ if now >= before => format!("+{} vs the period before", percent(now - before, before)),
+        _ => format!("−{} vs the period before", percent(before - now, before)),
     }
 }
 
@@ -225,6 +225,8 @@ mod tests {
 
     #[test]
     fn changes() {
-        assert_eq!([change(110, 100), change(90, 100), change(5, 0), change(0, 0)], ["+10.0%", "−10.0%", "new", "no change"]);
+        assert_eq!(change(110, 100), "+10.0% vs the period before");
+        assert_eq!(change(90, 100), "−10.0% vs the period before");
+        assert_eq!(change(5, 0), "none in the period before");
     }
 }
