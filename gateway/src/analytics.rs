@@ -46,13 +46,7 @@ impl Counts {
     }
 
     fn add(&self, status: u16, latency_us: u64) {
-        let class = match status {
-            100..=299 => 0,
-            300..=399 => 1,
-            400..=499 => 2,
-            _ => 3,
-        };
-        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.by_class[crate::phases::meter::status_class(status)].fetch_add(1, Ordering::Relaxed);
         self.latency_us.fetch_add(i64::try_from(latency_us).unwrap_or(i64::MAX), Ordering::Relaxed);
         self.histogram[bucket_of(latency_us)].fetch_add(1, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Release);

@@ -185,7 +185,8 @@ pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
     }
 }
 
-fn status_class(s: u16) -> usize {
+/// 0 for 1xx–2xx, 1 for 3xx, 2 for 4xx, 3 for anything else (the metrics' and analytics' classes).
+pub(crate) fn status_class(s: u16) -> usize {
     match s {
         // A 101 (WebSocket session) is a success, not a "5xx".
         100..=299 => 0,
