@@ -22,6 +22,8 @@ CREATE TABLE analytics_hourly (
     PRIMARY KEY (api_id, hour, operation, key_id, source)
 ) WITHOUT ROWID;
 CREATE INDEX analytics_hourly_key_hour_idx ON analytics_hourly(key_id, hour);
+-- Reads across every API (the admin overview's last 24 hours) range over the hour alone.
+CREATE INDEX analytics_hourly_hour_idx ON analytics_hourly(hour);
 
 -- The latency histogram of each analytics_hourly row, sparse: one row per non-empty bucket of
 -- the log-linear layout in store/src/histogram.rs (bucket 0..271, count of requests in it).
@@ -37,6 +39,7 @@ CREATE TABLE analytics_latency_hourly (
     PRIMARY KEY (api_id, hour, operation, key_id, source, bucket)
 ) WITHOUT ROWID;
 CREATE INDEX analytics_latency_hourly_key_hour_idx ON analytics_latency_hourly(key_id, hour);
+CREATE INDEX analytics_latency_hourly_hour_idx ON analytics_latency_hourly(hour);
 
 -- Daily rollups, summed over hours and sources. Derived, never written on their own: the flush
 -- recomputes every day it touches from the hourly rows in the same transaction (as usage_daily).
