@@ -69,3 +69,55 @@ CREATE TABLE analytics_latency_daily (
     PRIMARY KEY (api_id, day, operation, key_id, bucket)
 );
 CREATE INDEX analytics_latency_daily_key_day_idx ON analytics_latency_daily(key_id, day);
+
+-- The same without the consumer: API × operation × hour (and × day), summed over keys and
+-- sources, recomputed by the flush for every hour and day it touches. Reads that do not group or
+-- filter by consumer (every API, an API's operations, totals) sum these: a consumer dimension
+-- multiplies the rows to merge by the number of consumers per operation.
+CREATE TABLE analytics_ops_hourly (
+    api_id          BIGINT NOT NULL REFERENCES apis(id) ON DELETE CASCADE,
+    hour            BIGINT NOT NULL,
+    operation       TEXT NOT NULL,
+    requests        BIGINT NOT NULL DEFAULT 0,
+    status_2xx      BIGINT NOT NULL DEFAULT 0,
+    status_3xx      BIGINT NOT NULL DEFAULT 0,
+    status_4xx      BIGINT NOT NULL DEFAULT 0,
+    status_5xx      BIGINT NOT NULL DEFAULT 0,
+    latency_us_sum  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (api_id, hour, operation)
+);
+CREATE INDEX analytics_ops_hourly_hour_idx ON analytics_ops_hourly(hour);
+
+CREATE TABLE analytics_ops_latency_hourly (
+    api_id          BIGINT NOT NULL REFERENCES apis(id) ON DELETE CASCADE,
+    hour            BIGINT NOT NULL,
+    operation       TEXT NOT NULL,
+    bucket          INTEGER NOT NULL,
+    count           BIGINT NOT NULL,
+    PRIMARY KEY (api_id, hour, operation, bucket)
+);
+CREATE INDEX analytics_ops_latency_hourly_hour_idx ON analytics_ops_latency_hourly(hour);
+
+CREATE TABLE analytics_ops_daily (
+    api_id          BIGINT NOT NULL REFERENCES apis(id) ON DELETE CASCADE,
+    day             BIGINT NOT NULL,
+    operation       TEXT NOT NULL,
+    requests        BIGINT NOT NULL DEFAULT 0,
+    status_2xx      BIGINT NOT NULL DEFAULT 0,
+    status_3xx      BIGINT NOT NULL DEFAULT 0,
+    status_4xx      BIGINT NOT NULL DEFAULT 0,
+    status_5xx      BIGINT NOT NULL DEFAULT 0,
+    latency_us_sum  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (api_id, day, operation)
+);
+CREATE INDEX analytics_ops_daily_day_idx ON analytics_ops_daily(day);
+
+CREATE TABLE analytics_ops_latency_daily (
+    api_id          BIGINT NOT NULL REFERENCES apis(id) ON DELETE CASCADE,
+    day             BIGINT NOT NULL,
+    operation       TEXT NOT NULL,
+    bucket          INTEGER NOT NULL,
+    count           BIGINT NOT NULL,
+    PRIMARY KEY (api_id, day, operation, bucket)
+);
+CREATE INDEX analytics_ops_latency_daily_day_idx ON analytics_ops_latency_daily(day);

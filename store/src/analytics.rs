@@ -170,6 +170,38 @@ const ROLL_UP_LATENCY_DAY: &str = "INSERT INTO analytics_latency_daily (api_id, 
      GROUP BY api_id, operation, key_id, bucket
      ON CONFLICT (api_id, day, operation, key_id, bucket) DO UPDATE SET count = excluded.count";
 
+/// Recompute one API × hour × operation of `analytics_ops_hourly` (no consumer) from the rows of
+/// every key and source (`$1` API, `$2` hour, `$3` operation).
+const ROLL_UP_OPS_HOUR: &str = "INSERT INTO analytics_ops_hourly (api_id, hour, operation, requests, status_2xx, status_3xx,
+        status_4xx, status_5xx, latency_us_sum)
+     SELECT api_id, hour, operation, CAST(SUM(requests) AS BIGINT), CAST(SUM(status_2xx) AS BIGINT), CAST(SUM(status_3xx) AS BIGINT),
+        CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT), CAST(SUM(latency_us_sum) AS BIGINT)
+     FROM analytics_hourly WHERE api_id = $1 AND hour = $2 AND operation = $3 GROUP BY api_id, hour, operation
+     ON CONFLICT (api_id, hour, operation) DO UPDATE SET requests = excluded.requests, status_2xx = excluded.status_2xx,
+        status_3xx = excluded.status_3xx, status_4xx = excluded.status_4xx, status_5xx = excluded.status_5xx,
+        latency_us_sum = excluded.latency_us_sum";
+
+const ROLL_UP_OPS_LATENCY_HOUR: &str = "INSERT INTO analytics_ops_latency_hourly (api_id, hour, operation, bucket, count)
+     SELECT api_id, hour, operation, bucket, CAST(SUM(count) AS BIGINT)
+     FROM analytics_latency_hourly WHERE api_id = $1 AND hour = $2 AND operation = $3 GROUP BY api_id, hour, operation, bucket
+     ON CONFLICT (api_id, hour, operation, bucket) DO UPDATE SET count = excluded.count";
+
+/// One API × UTC day × operation of `analytics_ops_daily` from its hours (`$1` API, `$2` day,
+/// `$3` next day, `$4` operation).
+const ROLL_UP_OPS_DAY: &str = "INSERT INTO analytics_ops_daily (api_id, day, operation, requests, status_2xx, status_3xx,
+        status_4xx, status_5xx, latency_us_sum)
+     SELECT api_id, $2, operation, CAST(SUM(requests) AS BIGINT), CAST(SUM(status_2xx) AS BIGINT), CAST(SUM(status_3xx) AS BIGINT),
+        CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT), CAST(SUM(latency_us_sum) AS BIGINT)
+     FROM analytics_ops_hourly WHERE api_id = $1 AND hour >= $2 AND hour < $3 AND operation = $4 GROUP BY api_id, operation
+     ON CONFLICT (api_id, day, operation) DO UPDATE SET requests = excluded.requests, status_2xx = excluded.status_2xx,
+        status_3xx = excluded.status_3xx, status_4xx = excluded.status_4xx, status_5xx = excluded.status_5xx,
+        latency_us_sum = excluded.latency_us_sum";
+
+const ROLL_UP_OPS_LATENCY_DAY: &str = "INSERT INTO analytics_ops_latency_daily (api_id, day, operation, bucket, count)
+     SELECT api_id, $2, operation, bucket, CAST(SUM(count) AS BIGINT)
+     FROM analytics_ops_latency_hourly WHERE api_id = $1 AND hour >= $2 AND hour < $3 AND operation = $4 GROUP BY api_id, operation, bucket
+     ON CONFLICT (api_id, day, operation, bucket) DO UPDATE SET count = excluded.count";
+
 /// The latency buckets of one hourly row: `$1`–`$5` name the row, then `(bucket, count)` pairs.
 fn upsert_latency_sql(buckets: usize) -> String {
     let values: Vec<String> = (0..buckets).map(|i| format!("($1, $2, $3, $4, $5, ${}, ${})", 6 + 2 * i, 7 + 2 * i)).collect();
@@ -191,6 +223,8 @@ impl Store {
         }
         let days: BTreeSet<(i64, i64, &str, i64)> =
             rows.iter().map(|r| (r.api_id, r.hour - r.hour.rem_euclid(DAY), r.operation.as_str(), r.key_id)).collect();
+        let hours: BTreeSet<(i64, i64, &str)> = rows.iter().map(|r| (r.api_id, r.hour, r.operation.as_str())).collect();
+        let op_days: BTreeSet<(i64, i64, &str)> = days.iter().map(|(api, day, op, _)| (*api, *day, *op)).collect();
         in_tx!(self, tx => {
             for r in rows {
                 let t = &r.traffic;
@@ -212,6 +246,16 @@ impl Store {
             for (api_id, day, operation, key_id) in &days {
                 for sql in [ROLL_UP_DAY, ROLL_UP_LATENCY_DAY] {
                     sqlx::query(sql).bind(api_id).bind(day).bind(day + DAY).bind(operation).bind(key_id).execute(&mut *tx).await?;
+                }
+            }
+            for (api_id, hour, operation) in &hours {
+                for sql in [ROLL_UP_OPS_HOUR, ROLL_UP_OPS_LATENCY_HOUR] {
+                    sqlx::query(sql).bind(api_id).bind(hour).bind(operation).execute(&mut *tx).await?;
+                }
+            }
+            for (api_id, day, operation) in &op_days {
+                for sql in [ROLL_UP_OPS_DAY, ROLL_UP_OPS_LATENCY_DAY] {
+                    sqlx::query(sql).bind(api_id).bind(day).bind(day + DAY).bind(operation).execute(&mut *tx).await?;
                 }
             }
         });
@@ -266,8 +310,9 @@ impl Store {
         let step = step.max(3600);
         let q = Query::new(filter, Grouping::Total, Grain::Hourly, &[(filter.from, filter.to)]);
         let sql = format!(
-            "SELECT CAST($1 + ((t.hour - $1) / {step}) * {step} AS BIGINT), {sums} FROM analytics_hourly t WHERE {cond} GROUP BY 1",
+            "SELECT CAST($1 + ((t.hour - $1) / {step}) * {step} AS BIGINT), {sums} FROM {table}hourly t WHERE {cond} GROUP BY 1",
             sums = SUMS,
+            table = q.table,
             cond = q.condition
         );
         let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> = on_pool!(self, p => {
@@ -321,6 +366,8 @@ enum Bind {
 
 /// The two statements of one grain of a report, with their parameters in order.
 struct Query {
+    /// `analytics_`, or `analytics_ops_` (no consumer dimension) when the query needs none.
+    table: &'static str,
     traffic: String,
     latency: String,
     condition: String,
@@ -360,6 +407,8 @@ impl Query {
             ));
         }
         let condition = cond.join(" AND ");
+        let by_consumer = grouping == Grouping::Consumer || f.app_id.is_some() || f.account_id.is_some() || f.key_id.is_some();
+        let table = if by_consumer { "analytics_" } else { "analytics_ops_" };
         let (id, label, context, joins) = match grouping {
             Grouping::Total => ("CAST(0 AS BIGINT)", "CAST('' AS TEXT)", "CAST('' AS TEXT)", ""),
             Grouping::Api => ("t.api_id", "a.name", "a.slug", "JOIN apis a ON a.id = t.api_id"),
@@ -372,14 +421,14 @@ impl Query {
             ),
         };
         let group_by = if grouping == Grouping::Total { String::new() } else { format!("GROUP BY {id}, {label}, {context}") };
-        let traffic = format!("SELECT {id}, {label}, {context}, {SUMS} FROM analytics_{suffix} t {joins} WHERE {condition} {group_by}");
+        let traffic = format!("SELECT {id}, {label}, {context}, {SUMS} FROM {table}{suffix} t {joins} WHERE {condition} {group_by}");
         let latency_group =
             if grouping == Grouping::Total { "GROUP BY t.bucket".to_owned() } else { format!("GROUP BY {id}, {label}, t.bucket") };
         let latency = format!(
-            "SELECT {id}, {label}, t.bucket, CAST(SUM(t.count) AS BIGINT) FROM analytics_latency_{suffix} t {joins}
+            "SELECT {id}, {label}, t.bucket, CAST(SUM(t.count) AS BIGINT) FROM {table}latency_{suffix} t {joins}
              WHERE {condition} {latency_group}"
         );
-        Query { traffic, latency, condition, binds }
+        Query { table, traffic, latency, condition, binds }
     }
 }
 

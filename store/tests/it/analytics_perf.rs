@@ -9,7 +9,8 @@
 //! operations of each (8,000 consumer × operation pairs over 100 APIs and 50 operation names),
 //! on about half of the days, with 6 latency buckets per row. A year of that is written to the
 //! daily rollup (what whole days are read from; ~1.46 M rows + ~8.8 M bucket rows) and the last
-//! 48 hours to the hourly rows (what the partial days at a range's edges are read from).
+//! 48 hours to the hourly rows (what the partial days at a range's edges are read from), and both
+//! summed over consumers into the `analytics_ops_*` rollups.
 
 use std::time::Instant;
 
@@ -42,6 +43,15 @@ const SEED: &[&str] = &[
      WHERE abs(hashtext(key_id || operation || h.hour)) % 2 = 0",
     "INSERT INTO analytics_latency_hourly (api_id, hour, operation, key_id, source, bucket, count)
      SELECT api_id, hour, operation, key_id, source, 100 + b * 4, 3 FROM analytics_hourly CROSS JOIN generate_series(0, 5) b",
+    // The consumer-less rollups the flush maintains beside them.
+    "INSERT INTO analytics_ops_daily SELECT api_id, day, operation, SUM(requests), SUM(status_2xx), SUM(status_3xx), SUM(status_4xx),
+        SUM(status_5xx), SUM(latency_us_sum) FROM analytics_daily GROUP BY api_id, day, operation",
+    "INSERT INTO analytics_ops_latency_daily SELECT api_id, day, operation, bucket, SUM(count) FROM analytics_latency_daily
+        GROUP BY api_id, day, operation, bucket",
+    "INSERT INTO analytics_ops_hourly SELECT api_id, hour, operation, SUM(requests), SUM(status_2xx), SUM(status_3xx), SUM(status_4xx),
+        SUM(status_5xx), SUM(latency_us_sum) FROM analytics_hourly GROUP BY api_id, hour, operation",
+    "INSERT INTO analytics_ops_latency_hourly SELECT api_id, hour, operation, bucket, SUM(count) FROM analytics_latency_hourly
+        GROUP BY api_id, hour, operation, bucket",
     "ANALYZE",
 ];
 
