@@ -39,6 +39,14 @@ impl Gateway {
             tracing::warn!(error = %e, "could not record key last-use times");
         }
         i.counters.prune(now);
+        // Analytics after the billable rows, under this gateway's own source; a failed write is
+        // retried with the next flush and never holds the usage rows back.
+        let analytics = i.analytics.snapshot();
+        if let Err(e) = i.store.upsert_analytics(i.analytics.source(), &analytics, now).await {
+            i.analytics.remark(&analytics);
+            return Err(e.to_string());
+        }
+        i.analytics.prune(turnpike_store::clock::hour_start(now) - 2 * 3600);
         i.flushes.fetch_add(1, Ordering::Relaxed);
         i.last_flush.store(now, Ordering::Relaxed);
         metrics::gauge!("turnpike_meter_flush_rows").set((rows.len() + fallback_rows) as f64);

@@ -61,7 +61,8 @@ impl Gateway {
         }
         if reload_routes {
             let apis = i.store.list_apis().await?;
-            i.routes.store(Arc::new(RouteTable::build(&apis)));
+            let operations = i.analytics.operations(&i.store, &apis).await;
+            i.routes.store(Arc::new(RouteTable::build_with(&apis, &operations)));
             // Plans may have changed: every cached entitlement is suspect.
             i.keys.invalidate_all();
         }

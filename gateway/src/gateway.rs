@@ -16,6 +16,7 @@ use turnpike_store::clock::SharedClock;
 use turnpike_store::{Store, StoreError};
 
 use crate::access::AccessLog;
+use crate::analytics::Analytics;
 use crate::auth::KeyCache;
 use crate::counters::{Counters, LocalCounters};
 use crate::phases::{self, Ctx, Step};
@@ -52,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) clock: SharedClock,
     pub(crate) counters: Counters,
+    /// Requests by operation with latency histograms, for owners' analytics.
+    pub(crate) analytics: Arc<Analytics>,
     pub(crate) routes: ArcSwap<RouteTable>,
     pub(crate) keys: KeyCache,
     pub(crate) client: UpstreamClient,
@@ -119,7 +122,9 @@ impl Gateway {
             .into_iter()
             .map(|c| (c.version, now))
             .collect();
-        let routes = RouteTable::build(&store.list_apis().await?);
+        let analytics = Arc::new(Analytics::new());
+        let apis = store.list_apis().await?;
+        let routes = RouteTable::build_with(&apis, &analytics.operations(&store, &apis).await);
         let client = proxy::client(cfg.connect_timeout);
         // Built now (reading the webpki roots once); unused while no target is https://.
         let tls_client = match crate::upstream_tls::client_config(None) {
@@ -140,6 +145,7 @@ impl Gateway {
                 store,
                 clock,
                 counters,
+                analytics,
                 routes: ArcSwap::from_pointee(routes),
                 client,
                 tls_client,

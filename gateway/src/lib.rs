@@ -8,6 +8,7 @@
 //! hourly bucket). Background tasks flush counters to the database and follow the change log.
 
 mod access;
+mod analytics;
 mod auth;
 mod config;
 pub mod counters;
@@ -20,6 +21,7 @@ mod gateway;
 mod headers;
 pub mod jwt;
 mod linger;
+mod operations;
 pub mod path;
 mod phases;
 mod problem;

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use http::uri::{Authority, Scheme};
 use http::HeaderValue;
 use rand::Rng;
+use std::collections::HashMap;
 use turnpike_store::{Api, Visibility};
+
+use crate::operations::{OpId, Operations};
 
 /// One upstream target, parsed once.
 #[derive(Debug)]
@@ -59,9 +62,16 @@ pub struct Route {
     /// `turnpike_gateway_requests_total` by status class (2xx, 3xx, 4xx, 5xx) for requests
     /// refused before a plan is known (`plan="-"`), registered once.
     pub(crate) requests: [metrics::Counter; 4],
+    /// The API's operations, compiled from its OpenAPI document (`None`: no document).
+    operations: Option<Arc<Operations>>,
 }
 
 impl Route {
+    /// The operation a request matches (0: unmatched), for analytics.
+    pub(crate) fn operation(&self, method: &http::Method, path: &str) -> OpId {
+        self.operations.as_ref().map_or(0, |o| o.find(method, path))
+    }
+
     /// A healthy target chosen at random in proportion to the weights. When every target is
     /// ejected, all of them are candidates again: a partial outage must not become a total one.
     pub(crate) fn pick(&self, now_us: i64) -> Option<&Target> {
@@ -113,6 +123,11 @@ fn parse_target(url: &str, weight: u32) -> Result<Target, &'static str> {
 impl RouteTable {
     /// Compile the table from APIs; drafts and APIs without a usable upstream are left out.
     pub fn build(apis: &[Api]) -> RouteTable {
+        RouteTable::build_with(apis, &HashMap::new())
+    }
+
+    /// [`RouteTable::build`] with each API's compiled operations.
+    pub(crate) fn build_with(apis: &[Api], operations: &HashMap<i64, Arc<Operations>>) -> RouteTable {
         let mut routes: Vec<Arc<Route>> = apis
             .iter()
             .filter(|a| a.visibility != Visibility::Draft)
@@ -139,6 +154,7 @@ impl RouteTable {
                     api_header: HeaderValue::from_str(&a.slug).unwrap_or(HeaderValue::from_static("unknown")),
                     requests: ["2xx", "3xx", "4xx", "5xx"]
                         .map(|class| metrics::counter!("turnpike_gateway_requests_total", "api" => a.slug.clone(), "plan" => "-", "status" => class)),
+                    operations: operations.get(&a.id).cloned(),
                 }))
             })
             .collect();

@@ -34,6 +34,14 @@ pub enum PortalError {
     Session(#[from] tower_sessions::session::Error),
 }
 
+/// A ledger failure: a store error as such, anything else as corrupt data (logged, never shown).
+pub(crate) fn ledger_err(e: turnpike_ledger::LedgerError) -> PortalError {
+    match e {
+        turnpike_ledger::LedgerError::Store(s) => PortalError::Store(s),
+        other => PortalError::Store(StoreError::Corrupt(other.to_string())),
+    }
+}
+
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
         match self {

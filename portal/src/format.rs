@@ -15,10 +15,40 @@ pub fn count(n: i64) -> String {
     }
 }
 
+/// `part` as a share of `whole` with one decimal, e.g. `"33.3%"` (integer math, half up).
+pub fn percent(part: i64, whole: i64) -> String {
+    if whole <= 0 {
+        return "0%".to_owned();
+    }
+    let permille = (i128::from(part) * 1000 + i128::from(whole) / 2) / i128::from(whole);
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
+/// A latency in microseconds for people: `"850 µs"`, `"12.4 ms"`, `"1.52 s"`; "—" for none.
+pub fn latency(us: Option<u64>) -> String {
+    match us {
+        None => "—".to_owned(),
+        Some(us) if us < 1_000 => format!("{us} µs"),
+        Some(us) if us < 100_000 => format!("{}.{} ms", us / 1_000, us % 1_000 / 100),
+        Some(us) if us < 1_000_000 => format!("{} ms", us / 1_000),
+        Some(us) => format!("{}.{:02} s", us / 1_000_000, us % 1_000_000 / 10_000),
+    }
+}
+
 /// Unix seconds → `"2026-11-23 12:00 UTC"`.
 pub fn datetime(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_else(|| "—".to_owned())
+}
+
+/// A chart's day label: `"May 28"`.
+pub fn day_label(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix).map(|t| format!("{} {}", &t.month().to_string()[..3], t.day())).unwrap_or_default()
+}
+
+/// A chart's hour label: `"14:00"`.
+pub fn hour_label(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix).map(|t| format!("{:02}:00", t.hour())).unwrap_or_default()
 }
 
 /// The first second of the UTC calendar month containing `unix`.
@@ -42,6 +72,14 @@ mod tests {
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(-1_234_567), "-1,234,567");
         assert_eq!(datetime(1_795_435_200), "2026-11-23 12:00 UTC");
+        assert_eq!(
+            (percent(0, 0), percent(1, 3), percent(2, 3), percent(5, 5)),
+            ("0%".into(), "33.3%".into(), "66.7%".into(), "100.0%".into())
+        );
+        assert_eq!(
+            [None, Some(850), Some(12_480), Some(250_000), Some(1_520_000)].map(latency),
+            ["—", "850 µs", "12.4 ms", "250 ms", "1.52 s"]
+        );
         // 2026-11-23 12:00 → 2026-11-01 00:00
         assert_eq!(datetime(month_start(1_795_435_200)), "2026-11-01 00:00 UTC");
     }

@@ -21,6 +21,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use turnpike_store::clock::SharedClock;
 use turnpike_store::Store;
 
+pub mod analytics;
 pub mod api;
 mod assets;
 pub mod chrome;

@@ -15,6 +15,9 @@ pub mod period;
 
 mod accounts;
 mod alerts;
+mod analytics;
+pub use analytics::{AnalyticsFilter, AnalyticsLine, AnalyticsRow, Grouping, Traffic, TrafficSlot, UNMATCHED};
+pub mod histogram;
 pub use alerts::{Alert, DeliveryOutcome, DeliveryRow, DueDelivery, ExpiringKey, QuotaWatch, Webhook, EVENT_TYPES};
 mod apis;
 mod apps;

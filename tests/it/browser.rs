@@ -341,6 +341,25 @@ async fn developer_and_admin_journeys_in_a_real_browser() {
     app.gateway.follow().await.unwrap();
     let r = app.http.get(app.gw("/weather/forecast/oslo")).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(r.status(), 200, "the subscribed key is served on the new API");
+    j.log_out().await;
+
+    // --- The owner's analytics: the call is attributed to the uploaded document's operation
+    // (polled until the meter has flushed; the deadline only bounds a failure). ---
+    j.log_in("owner@example.com").await;
+    let started = Instant::now();
+    loop {
+        j.go("/admin/analytics").await;
+        if j.c.source().await.unwrap().contains(">Weather</a>") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the call never reached the analytics page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    j.shot("admin-analytics").await;
+    j.click_text_nav("a", "Weather").await;
+    let ops = j.text_containing("#analytics-lines", "GET /forecast/{city}").await;
+    assert!(ops.contains("GET /forecast/{city}"), "{ops}");
+    j.shot("admin-analytics-operations").await;
 
     j.c.close().await.unwrap();
     app.stop().await;

@@ -2,6 +2,7 @@
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
 mod alerts;
+mod analytics;
 mod billing;
 mod browser;
 mod cli;

@@ -40,6 +40,7 @@ pub(crate) async fn run(
     let path = routed.path.as_deref().unwrap_or(parts.uri.path());
     let path = path.get(route.prefix.len()..).unwrap_or_default();
     let path = if path.is_empty() || path.starts_with('?') { "/" } else { path };
+    let operation = route.operation(&parts.method, path);
     let query = match (parts.uri.query(), auth.source) {
         (Some(q), CredentialSource::Query) => {
             let kept: Vec<&str> = q.split('&').filter(|p| !p.starts_with("api_key=")).collect();
@@ -124,7 +125,10 @@ pub(crate) async fn run(
     let upstream = upstream_started.elapsed();
     inner.upstream.record(upstream.as_secs_f64());
     ctx.upstream = Some(upstream);
-    let meter = |status: u16| Meter::new(metered_by.clone(), decision.bucket, status, ctx.started, bytes_in.clone());
+    let meter = |status: u16| {
+        let attribution = (inner.analytics.clone(), operation);
+        Meter::new(metered_by.clone(), decision.bucket, attribution, status, ctx.started, bytes_in.clone())
+    };
     // Passive health: refused connections and timeouts count against the target.
     let target_ok = match &result {
         Ok(Ok(_)) => true,

@@ -15,8 +15,10 @@ use http_body_util::BodyExt;
 
 use super::Ctx;
 use crate::access::Entry;
+use crate::analytics::Analytics;
 use crate::counters::{BucketId, Counters, Outcome};
 use crate::gateway::{Inner, Peer};
+use crate::operations::OpId;
 use crate::problem::Problem;
 use crate::proxy::{BoxBody, BoxError};
 
@@ -44,6 +46,8 @@ impl Tally for Arc<AtomicU64> {
 pub struct Meter {
     counters: Counters,
     bucket: BucketId,
+    /// The analytics accumulator and the request's operation.
+    attribution: (Arc<Analytics>, OpId),
     status: u16,
     started: Instant,
     /// Request body bytes (`None`: the request had no body).
@@ -53,8 +57,15 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub(crate) fn new(counters: Counters, bucket: BucketId, status: u16, started: Instant, bytes_in: Option<Arc<AtomicU64>>) -> Meter {
-        Meter { counters, bucket, status, started, bytes_in, bytes_out: 0, done: false }
+    pub(crate) fn new(
+        counters: Counters,
+        bucket: BucketId,
+        attribution: (Arc<Analytics>, OpId),
+        status: u16,
+        started: Instant,
+        bytes_in: Option<Arc<AtomicU64>>,
+    ) -> Meter {
+        Meter { counters, bucket, attribution, status, started, bytes_in, bytes_out: 0, done: false }
     }
 }
 
@@ -75,13 +86,16 @@ impl Tally for Meter {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        let elapsed = self.started.elapsed();
         let outcome = Outcome {
             status: self.status,
             bytes_in: self.bytes_in.as_ref().map_or(0, |b| b.load(Ordering::Relaxed)),
             bytes_out: self.bytes_out,
-            latency_ms: self.started.elapsed().as_millis() as u64,
+            latency_ms: elapsed.as_millis() as u64,
         };
         self.counters.record(&self.bucket, &outcome);
+        let (analytics, op) = &self.attribution;
+        analytics.record(&self.bucket, *op, self.status, u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 }
 
@@ -171,7 +185,8 @@ pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
     }
 }
 
-fn status_class(s: u16) -> usize {
+/// 0 for 1xx–2xx, 1 for 3xx, 2 for 4xx, 3 for anything else (the metrics' and analytics' classes).
+pub(crate) fn status_class(s: u16) -> usize {
     match s {
         // A 101 (WebSocket session) is a success, not a "5xx".
         100..=299 => 0,

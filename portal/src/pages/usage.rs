@@ -13,14 +13,14 @@ use axum::routing::get;
 use serde::Deserialize;
 use turnpike_store::clock::hour_start;
 use turnpike_store::period::{monthly_period, Period};
-use turnpike_store::{Api, App, HourUsage, KeyRecord, Plan, Subscription, UsageCounts, UsageFilter};
+use turnpike_store::{AnalyticsFilter, Api, App, Grouping, HourUsage, KeyRecord, Plan, Subscription, UsageCounts, UsageFilter};
 
 use super::owned_app;
 use crate::charts::{self, Bar};
 use crate::csv;
 use crate::ctx::{Chrome, Ctx};
 use crate::error::{PortalError, PortalResult};
-use crate::format::{count, datetime, month_start};
+use crate::format::{count, datetime, day_label, hour_label, month_start, percent};
 use crate::PortalState;
 
 const HOUR: i64 = 3_600;
@@ -117,6 +117,8 @@ pub struct UsageReport {
     pub daily: Vec<SeriesRow>,
     /// Quotas of the subscriptions in scope.
     pub quotas: Vec<QuotaView>,
+    /// This period by OpenAPI operation of the APIs called.
+    pub operations: Vec<crate::analytics::LineView>,
 }
 
 /// What the report covers.
@@ -133,23 +135,6 @@ fn parse_choice(raw: &str) -> PortalResult<Option<i64>> {
         return Ok(None);
     }
     raw.parse::<i64>().map(Some).map_err(|_| PortalError::NotFound)
-}
-
-fn percent_of(part: i64, whole: i64) -> String {
-    if whole <= 0 {
-        return "0%".to_owned();
-    }
-    // One decimal, integer math: per-mille rounded half up.
-    let permille = (i128::from(part) * 1000 + i128::from(whole) / 2) / i128::from(whole);
-    format!("{}.{}%", permille / 10, permille % 10)
-}
-
-fn day_label(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| format!("{} {}", &t.month().to_string()[..3], t.day())).unwrap_or_default()
-}
-
-fn hour_label(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| format!("{:02}:00", t.hour())).unwrap_or_default()
 }
 
 /// Bucket hourly totals into `n` slots of `width` seconds from `start`.
@@ -332,6 +317,16 @@ async fn report(
         totals.add(&d.counts);
     }
     let quotas = quotas(state, &scoped_subs, &all_apis, now).await?;
+    let by_operation = AnalyticsFilter {
+        from: period.start,
+        to: period.end,
+        api_id: api_choice,
+        app_id,
+        key_id: key_choice,
+        account_id: Some(account_id),
+        operation: None,
+    };
+    let operations = state.store.analytics(&by_operation, Grouping::Operation).await?;
     let period_label = format!("{} – {}", datetime(period.start), datetime(period.end));
     Ok(UsageReport {
         csv_href: csv_href(csv_path, key_choice, api_choice),
@@ -341,7 +336,7 @@ async fn report(
         apis,
         calls: count(totals.admitted),
         errors: count(totals.errors()),
-        error_rate: percent_of(totals.errors(), totals.admitted),
+        error_rate: percent(totals.errors(), totals.admitted),
         latency: totals.mean_latency_ms().map_or_else(|| "—".to_owned(), |ms| format!("{} ms", count(ms))),
         hourly_svg: charts::bars(
             "chart-hourly",
@@ -361,6 +356,7 @@ async fn report(
         daily,
         period_label,
         quotas,
+        operations: operations.iter().map(|l| crate::analytics::LineView::of(l, None)).collect(),
     })
 }
 
@@ -465,17 +461,4 @@ pub fn routes() -> axum::Router<PortalState> {
         .route("/apps/{id}/usage", get(app_usage))
         .route("/apps/{id}/usage.csv", get(app_usage_csv))
         .route("/dashboard/usage.csv", get(account_usage_csv))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentages() {
-        assert_eq!(percent_of(0, 0), "0%");
-        assert_eq!(percent_of(1, 3), "33.3%");
-        assert_eq!(percent_of(2, 3), "66.7%");
-        assert_eq!(percent_of(5, 5), "100.0%");
-    }
 }

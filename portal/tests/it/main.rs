@@ -6,6 +6,7 @@ mod accounts;
 mod actions;
 mod admin;
 mod admin_api;
+mod analytics;
 mod api;
 mod apps;
 mod billing;

@@ -23,6 +23,8 @@ macro_rules! on_each_backend {
 }
 
 mod accounts;
+mod analytics;
+mod analytics_perf;
 mod credentials;
 mod keys_and_apps;
 mod sessions;

@@ -20,6 +20,8 @@ pub enum Section {
     Audit,
     /// `/admin/webhooks`.
     Webhooks,
+    /// `/admin/analytics`.
+    Analytics,
 }
 
 impl Section {
@@ -31,6 +33,7 @@ impl Section {
             Section::Developers => "developers",
             Section::Audit => "audit",
             Section::Webhooks => "webhooks",
+            Section::Analytics => "analytics",
         };
         if name == other {
             "page"

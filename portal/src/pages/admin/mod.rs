@@ -15,6 +15,7 @@ use tower_sessions::Session;
 use crate::error::PortalError;
 use crate::PortalState;
 
+pub mod analytics;
 pub mod apis;
 pub mod audit;
 mod common;
@@ -78,6 +79,8 @@ pub fn console() -> AdminRoutes {
     // The API forms carry an OpenAPI document of up to 16 MiB; every other route keeps axum's limit.
     let upload = || DefaultBodyLimit::max(crate::security::MAX_UPLOAD_BYTES);
     r.get("/admin", overview::overview)
+        .get("/admin/analytics", analytics::page)
+        .get("/admin/analytics.csv", analytics::csv_export)
         .get("/admin/apis", apis::list)
         .get("/admin/apis/new", apis::new_form)
         .post("/admin/apis", apis::create.layer(upload()))

@@ -14,7 +14,7 @@ use reports::{invoices_csv, revenue_csv};
 
 use axum::routing::{get, post};
 use turnpike_billing::{Currency, Money, Overage, PlanPrice, Pricing, Tier};
-use turnpike_ledger::{self as ledger, LedgerError};
+use turnpike_ledger as ledger;
 use turnpike_store::StoreError;
 
 use crate::error::PortalError;
@@ -26,12 +26,7 @@ use crate::PortalState;
 pub(crate) const CHANGED_MEANWHILE: &str =
     "This subscription changed meanwhile (another change was made at the same moment), so nothing was changed. Reload the page and try again.";
 
-fn ledger_err(e: LedgerError) -> PortalError {
-    match e {
-        LedgerError::Store(s) => PortalError::Store(s),
-        other => PortalError::Store(StoreError::Corrupt(other.to_string())),
-    }
-}
+use crate::error::ledger_err;
 
 fn not_found(e: StoreError) -> PortalError {
     match e {
