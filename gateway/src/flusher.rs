@@ -11,9 +11,12 @@ impl Gateway {
     /// Write the absolute values of every bucket that changed since the last flush. Running it
     /// twice over the same counters changes nothing; a failed write is retried with the next
     /// flush; a crash between two flushes loses nothing that the counter store still holds.
+    /// Flushes run one at a time: when one returns `Ok`, what was counted before the call is in
+    /// the database, even if the background flusher had taken it first.
     /// Returns the number of rows written.
     pub async fn flush(&self) -> Result<usize, String> {
         let i = &self.inner;
+        let _one_at_a_time = i.flush_lock.lock().await;
         let now = i.clock.now();
         // Fail-open admissions first: they are written even while the shared store is down.
         let mut fallback_rows = 0;

@@ -65,6 +65,10 @@ pub(crate) struct Inner {
     pub(crate) refused_without_lookup: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) last_flush: AtomicI64,
+    /// Held by a flush from its snapshot to its write: a second flush (the worker's and an
+    /// explicit one, or shutdown's) waits, so when `flush()` returns every count taken before the
+    /// call is written, and two writes of one bucket never cross.
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) change_version: AtomicI64,
     pub(crate) seen_changes: Mutex<HashMap<i64, i64>>,
     /// One change-log poll at a time: a poll that marks a change seen applies it (a new route
@@ -154,6 +158,7 @@ impl Gateway {
                 refused_without_lookup: AtomicU64::new(0),
                 flushes: AtomicU64::new(0),
                 last_flush: AtomicI64::new(0),
+                flush_lock: tokio::sync::Mutex::new(()),
                 change_version: AtomicI64::new(version),
                 seen_changes: Mutex::new(seen),
                 follow_lock: tokio::sync::Mutex::new(()),

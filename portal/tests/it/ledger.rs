@@ -475,14 +475,18 @@ async fn concurrent_plan_changes_of_one_subscription_apply_once() {
             let results = [r1.unwrap(), r2.unwrap()];
             let applied = results.iter().filter(|r| matches!(r, Ok(ledger::ChangeOutcome::Now))).count();
             for r in &results {
+                // Different targets that happen to run one after the other: Team first makes the
+                // change to Pro a downgrade, which waits for the period end (no adjustment lines).
+                let downgrade_after_the_other = trial % 2 == 1 && matches!(r, Ok(ledger::ChangeOutcome::AtPeriodEnd(_)));
                 assert!(
-                    matches!(
-                        r,
-                        Ok(ledger::ChangeOutcome::Now)
-                            | Ok(ledger::ChangeOutcome::Unchanged)
-                            | Err(ledger::LedgerError::Store(StoreError::Stale))
-                    ),
-                    "{r:?}"
+                    downgrade_after_the_other
+                        || matches!(
+                            r,
+                            Ok(ledger::ChangeOutcome::Now)
+                                | Ok(ledger::ChangeOutcome::Unchanged)
+                                | Err(ledger::LedgerError::Store(StoreError::Stale))
+                        ),
+                    "trial {trial}: {r:?}"
                 );
             }
             let period_start = sub.billing_anchor;
