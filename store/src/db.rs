@@ -100,6 +100,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(20, "stripe mirror", include_str!(concat!("../../migrations/", $dir, "/0020_stripe_mirror.sql"))),
                 migration(30, "alerts and webhooks", include_str!(concat!("../../migrations/", $dir, "/0030_alerts_webhooks.sql"))),
                 migration(35, "token scopes", include_str!(concat!("../../migrations/", $dir, "/0035_token_scopes.sql"))),
+                migration(36, "stripe credit notes", include_str!(concat!("../../migrations/", $dir, "/0036_stripe_credit_notes.sql"))),
                 migration(40, "analytics", include_str!(concat!("../../migrations/", $dir, "/0040_analytics.sql"))),
             ]
         };

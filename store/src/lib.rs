@@ -67,6 +67,6 @@ pub use pats::{KeyUsage, PatRecord, PersonalToken, Scope, Scopes, PAT_PREFIX};
 mod stripe;
 mod stripe_mirror;
 pub use stripe::{StripeAction, StripeEventOutcome, StripeSubscriptionState, StripeUsagePush};
-pub use stripe_mirror::{StripeDriftCandidate, StripePrice, StripeRefundTotal, StripeSyncDue};
+pub use stripe_mirror::{StripeCreditTotal, StripeDriftCandidate, StripePrice, StripeRefundTotal, StripeSyncDue};
 mod usage_series;
 pub use usage_series::{HourCalls, HourUsage, HourlyUsageLine, UsageCounts, UsageFilter};

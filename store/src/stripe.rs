@@ -75,6 +75,22 @@ pub enum StripeAction {
         /// Cumulative amount refunded (minor units).
         amount_refunded: i64,
     },
+    /// `credit_note.created`/`.updated`/`.voided`: what the note takes off an invoice beyond its
+    /// refunds (those arrive as `charge.refunded`), for the revenue reports.
+    CreditNote {
+        /// `cn_…`.
+        credit_note_id: String,
+        /// The note's customer.
+        customer_id: Option<String>,
+        /// ISO 4217 code, lower case.
+        currency: String,
+        /// `total` minus the amounts refunded to the payment method (minor units, ≥ 0).
+        credited: i64,
+        /// The note is void (it credits nothing; final).
+        voided: bool,
+        /// When Stripe created the note (unix seconds).
+        created_at: i64,
+    },
     /// An event type Turnpike does not act on (recorded so a redelivery is cheap).
     Ignore,
 }
@@ -100,6 +116,13 @@ impl StripeAction {
             }
             StripeAction::Refunded { charge_id, currency, amount_refunded, .. } => {
                 format!("{charge_id}: {amount_refunded} {currency} refunded in total")
+            }
+            StripeAction::CreditNote { credit_note_id, currency, credited, voided, .. } => {
+                if *voided {
+                    format!("{credit_note_id}: void")
+                } else {
+                    format!("{credit_note_id}: {credited} {currency} credited beyond refunds")
+                }
             }
             StripeAction::Ignore => "ignored".into(),
         }
@@ -353,6 +376,22 @@ impl Store {
                              ON CONFLICT (charge_id) DO UPDATE SET amount_refunded = excluded.amount_refunded, refunded_at = excluded.refunded_at
                              WHERE stripe_refunds.amount_refunded < excluded.amount_refunded")
                             .bind(charge_id).bind(customer_id).bind(account.map(|a| a.0)).bind(currency).bind(amount_refunded).bind(created)
+                            .execute(&mut *tx).await?.rows_affected();
+                        if n > 0 { StripeEventOutcome::Applied } else { StripeEventOutcome::Stale }
+                    }
+                    StripeAction::CreditNote { credit_note_id, customer_id, currency, credited, voided, created_at } => {
+                        let account: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM stripe_customers WHERE customer_id = $1")
+                            .bind(customer_id).fetch_optional(&mut *tx).await?;
+                        let (status, credited) = if *voided { ("void", 0) } else { ("issued", (*credited).max(0)) };
+                        // Only `issued` → `void` changes a stored note: redeliveries and a late
+                        // `created` after the void leave it as it is.
+                        let n = sqlx::query(
+                            "INSERT INTO stripe_credit_notes (credit_note_id, customer_id, account_id, currency, credited, status, created_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                             ON CONFLICT (credit_note_id) DO UPDATE SET credited = excluded.credited, status = excluded.status
+                             WHERE stripe_credit_notes.status <> 'void' AND excluded.status = 'void'")
+                            .bind(credit_note_id).bind(customer_id).bind(account.map(|a| a.0)).bind(currency).bind(credited).bind(status)
+                            .bind(created_at)
                             .execute(&mut *tx).await?.rows_affected();
                         if n > 0 { StripeEventOutcome::Applied } else { StripeEventOutcome::Stale }
                     }

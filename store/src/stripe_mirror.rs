@@ -203,3 +203,25 @@ impl Store {
             .bind(from).bind(until).fetch_all(p).await?))
     }
 }
+
+/// Credit notes Stripe reported in a window, per currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct StripeCreditTotal {
+    /// ISO 4217 code, lower case.
+    pub currency: String,
+    /// Credited beyond refunds, minor units.
+    pub credited: i64,
+    /// Credit notes (not void).
+    pub notes: i64,
+}
+
+impl Store {
+    /// What issued (not void) credit notes created in `[from, until)` took off invoices beyond
+    /// their refunds, per currency (refunds are in [`Store::stripe_refund_totals`]).
+    pub async fn stripe_credit_totals(&self, from: i64, until: i64) -> Result<Vec<StripeCreditTotal>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT currency, CAST(SUM(credited) AS BIGINT) AS credited, COUNT(*) AS notes FROM stripe_credit_notes
+             WHERE status = 'issued' AND created_at >= $1 AND created_at < $2 GROUP BY currency ORDER BY currency")
+            .bind(from).bind(until).fetch_all(p).await?))
+    }
+}

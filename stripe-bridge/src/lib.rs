@@ -548,6 +548,20 @@ pub fn action_for(event: &Event, grace_until: i64) -> StripeAction {
             }),
             _ => None,
         },
+        "credit_note.created" | "credit_note.updated" | "credit_note.voided" => {
+            let refunded: i64 = o["refunds"].as_array().map_or(0, |r| r.iter().filter_map(|x| x["amount_refunded"].as_i64()).sum());
+            match (id_of(&o["id"]), o["currency"].as_str(), o["total"].as_i64(), o["created"].as_i64()) {
+                (Some(credit_note_id), Some(currency), Some(total), Some(created_at)) if total >= 0 => Some(StripeAction::CreditNote {
+                    credit_note_id,
+                    customer_id: id_of(&o["customer"]),
+                    currency: currency.to_ascii_lowercase(),
+                    credited: total.saturating_sub(refunded).max(0),
+                    voided: event.event_type == "credit_note.voided" || o["status"].as_str() == Some("void"),
+                    created_at,
+                }),
+                _ => None,
+            }
+        }
         "customer.subscription.updated" => id_of(&o["id"]).map(|s| {
             let price = &o["items"]["data"][0]["price"];
             let plan_id =

@@ -850,6 +850,24 @@ async fn async_payments_sca_and_refunds(db: TestDb) {
     once(&storm(&s, &event("evt_refund_part", "charge.refunded", T0 + 5, refund(1000))).await, "stale");
     let totals = s.app.store.stripe_refund_totals(0, i64::MAX).await.unwrap();
     assert_eq!(totals, vec![turnpike_store::StripeRefundTotal { currency: "usd".into(), refunded: 2900, charges: 1 }]);
+
+    // Credit notes: what a note takes off beyond its refund (that part came as charge.refunded).
+    // cn_1: 1,500 of which 500 refunded → 1,000 credited. cn_2 is voided; its `created` arrives
+    // late and must not bring it back.
+    let note = |id: &str, total: i64, refunded: i64, status: &str| {
+        json!({"id": id, "object": "credit_note", "customer": "cus_000001", "currency": "usd", "created": T0 + 7,
+               "total": total, "status": status, "type": "post_payment",
+               "refunds": [{"amount_refunded": refunded, "refund": "re_1", "type": "refund"}]})
+    };
+    once(&storm(&s, &event("evt_cn_1", "credit_note.created", T0 + 7, note("cn_1", 1500, 500, "issued"))).await, "applied");
+    once(&storm(&s, &event("evt_cn_2_void", "credit_note.voided", T0 + 9, note("cn_2", 800, 0, "void"))).await, "applied");
+    once(&storm(&s, &event("evt_cn_2", "credit_note.created", T0 + 8, note("cn_2", 800, 0, "issued"))).await, "stale");
+    let credits = s.app.store.stripe_credit_totals(0, i64::MAX).await.unwrap();
+    assert_eq!(credits, vec![turnpike_store::StripeCreditTotal { currency: "usd".into(), credited: 1000, notes: 1 }]);
+    s.clock.set(T0 + 60);
+    let revenue = s.admin_get("/admin/reports").await;
+    assert!(revenue.contains(&format!("id=\"refunded-USD\">{}<", usd(2900))), "refunds on the revenue page");
+    assert!(revenue.contains(&format!("id=\"credited-USD\">{}<", usd(1000))), "credit notes on the revenue page");
     s.app.stop().await;
 }
 

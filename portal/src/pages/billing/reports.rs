@@ -52,6 +52,8 @@ pub struct ReportsPage {
     so_far: Vec<FigureRow>,
     /// Refunded through Stripe, per currency: (currency, amount, charges).
     refunds: Vec<(String, String, i64)>,
+    /// Credited by Stripe credit notes beyond their refunds, per currency: (currency, amount, notes).
+    credits: Vec<(String, String, i64)>,
     mrr: Vec<(String, String, String)>,
     by_api: Vec<FigureRow>,
     by_plan: Vec<FigureRow>,
@@ -99,6 +101,13 @@ pub async fn reports(State(state): State<PortalState>, StripeEnabled(stripe): St
             .await?
             .into_iter()
             .map(|r| (r.currency.to_uppercase(), Money::from_stored(r.refunded, &r.currency).format(), r.charges))
+            .collect(),
+        credits: state
+            .store
+            .stripe_credit_totals(0, state.clock.now().saturating_add(1))
+            .await?
+            .into_iter()
+            .map(|c| (c.currency.to_uppercase(), Money::from_stored(c.credited, &c.currency).format(), c.notes))
             .collect(),
         mrr,
         by_api: rows(&r.by_api),
