@@ -127,6 +127,6 @@ async fn the_quick_start_calls_a_real_get_of_the_document() {
         // A realistic document (the portal's own API description, 49 KB).
         set_column(&app, "echo", "openapi", include_str!("../snapshots/openapi.json")).await;
         let html = app.get(&client, "/apis/echo").await.text().await.unwrap();
-        assert_eq!(curl(&html), Some(format!("curl -H \"Authorization: Bearer <your key>\" \"{GATEWAY_URL}/echo/api/v1/apis\"")));
+        assert_eq!(curl(&html), Some(format!("curl -H \"Authorization: Bearer <your key>\" \"{GATEWAY_URL}/echo/api/v1/admin/apis\"")));
     }
 }
