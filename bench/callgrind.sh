@@ -10,7 +10,10 @@
 # issue 14's reference), by the same method. With KEEP=DIR the two callgrind profiles are kept
 # there (callgrind.N1, callgrind.N2) for `callgrind_annotate --inclusive=yes` or
 # `bench/callgrind-diff.py`. BIN=path profiles that binary instead of building (an earlier build
-# kept for a before/after comparison).
+# kept for a before/after comparison). DOC=1 gives the API an OpenAPI document of 125 paths
+# (templated and overlapping, GitHub-like) and calls `/repos/octo/hello/issues/42`, so every
+# request walks the operation trie to `GET /repos/{owner}/{repo}/issues/{number}` (issue 18's
+# attribution); without it the document has no paths and calls count as `unmatched`.
 # Needs valgrind and nginx (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,26 @@ CONF
 nginx -c "$W/up.conf" -p "$W" & PIDS+=($!)
 KEY=none
 [ "$TARGET" = turnpike ] && KEY=$(target/release/examples/bench_setup "sqlite://$W/tp.db" "http://127.0.0.1:$UP" 1)
+REQ_PATH=/bench/x
+if [ -n "${DOC:-}" ] && [ "$TARGET" = turnpike ]; then
+  REQ_PATH=/bench/repos/octo/hello/issues/42
+  python3 - "$W/tp.db" <<'PYDOC'
+import json, sqlite3, sys
+paths = {}
+for i in range(60):
+    paths[f"/orgs/{{org}}/teams/t{i}"] = {"get": {}}
+    paths[f"/repos/{{owner}}/{{repo}}/r{i}"] = {"get": {}, "post": {}}
+paths["/repos/{owner}/{repo}/issues/{number}"] = {"get": {}, "patch": {}}
+paths["/repos/{owner}/{repo}/issues"] = {"get": {}, "post": {}}
+paths["/repos/{owner}/{repo}"] = {"get": {}}
+paths["/users/me"] = {"get": {}}
+paths["/users/{id}"] = {"get": {}, "delete": {}}
+doc = json.dumps({"openapi": "3.1.0", "info": {"title": "bench", "version": "1"}, "paths": paths})
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE apis SET openapi = ?", (doc,))
+db.commit()
+PYDOC
+fi
 
 instructions() { # N -> total instructions of a run serving N requests
   local n=$1 out="$W/callgrind.$1"
@@ -54,12 +77,12 @@ instructions() { # N -> total instructions of a run serving N requests
   fi
   local pid=$!
   for _ in $(seq 1 600); do (exec 3<>/dev/tcp/127.0.0.1/$GW) 2>/dev/null && break; sleep 0.1; done
-  python3 - "$GW" "$KEY" "$n" <<'PY'
+  python3 - "$GW" "$KEY" "$n" "$REQ_PATH" <<'PY'
 import sys, http.client
-port, key, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, key, n, path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for _ in range(n):
-    c.request("GET", "/bench/x", headers={"X-API-Key": key})
+    c.request("GET", path, headers={"X-API-Key": key})
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY
