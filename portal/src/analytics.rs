@@ -94,6 +94,65 @@ fn day(s: &str) -> Option<i64> {
     time::Date::parse(s.trim(), &fmt).ok().map(|d| d.midnight().assume_utc().unix_timestamp())
 }
 
+/// The selection's filter over window `w`: the API and app ids parsed, or the name of the
+/// parameter that is not an id.
+pub fn filter_of(sel: &Selection, w: &Window) -> Result<AnalyticsFilter, &'static str> {
+    let id = |s: &str, name: &'static str| -> Result<Option<i64>, &'static str> {
+        let s = s.trim();
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            s.parse().map(Some).map_err(|_| name)
+        }
+    };
+    let operation = (!sel.op.is_empty()).then(|| sel.op.clone());
+    Ok(AnalyticsFilter {
+        from: w.from,
+        to: w.to,
+        api_id: id(&sel.api, "api")?,
+        operation,
+        app_id: id(&sel.app, "app")?,
+        ..Default::default()
+    })
+}
+
+/// The report's grouping as CSV and JSON name it: `api`, `operation` or `consumer`.
+pub fn grouping_name(g: Grouping) -> &'static str {
+    match g {
+        Grouping::Api | Grouping::Total => "api",
+        Grouping::Operation => "operation",
+        Grouping::Consumer => "consumer",
+    }
+}
+
+/// The report's lines as CSV (latencies in microseconds): the console's export and the admin
+/// API's.
+pub fn csv_download(report: OwnerReport) -> axum::response::Response {
+    let grouping = grouping_name(report.grouping);
+    let rows = report.lines.into_iter().map(move |l| {
+        let t = l.traffic;
+        let us = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
+        crate::csv::Row::new()
+            .value(grouping)
+            .value(l.id)
+            .text(&l.label)
+            .text(&l.context)
+            .value(t.requests)
+            .value(t.status_2xx)
+            .value(t.status_3xx)
+            .value(t.status_4xx)
+            .value(t.status_5xx)
+            .value(us(l.latency.p50))
+            .value(us(l.latency.p95))
+            .value(us(l.latency.p99))
+    });
+    crate::csv::download(
+        "turnpike-analytics.csv",
+        "grouping,id,label,context,requests,status_2xx,status_3xx,status_4xx,status_5xx,p50_us,p95_us,p99_us",
+        rows,
+    )
+}
+
 /// Everything an owner's analytics page shows for one selection.
 #[derive(Debug, Clone)]
 pub struct OwnerReport {

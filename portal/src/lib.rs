@@ -35,6 +35,7 @@ pub mod format;
 pub mod fuzzing;
 pub mod openapi_import;
 pub mod pages;
+pub mod reports;
 mod security;
 pub mod service;
 pub mod throttle;

@@ -64,6 +64,12 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// Acting account id.
     pub actor_id: Option<i64>,
+    /// Exact target, e.g. `api:3`.
+    pub target: Option<String>,
+    /// Only entries at or after (unix seconds).
+    pub since: Option<i64>,
+    /// Only entries before (unix seconds).
+    pub until: Option<i64>,
 }
 
 /// An audit entry with the actor's email.
@@ -154,8 +160,10 @@ impl Store {
             "SELECT l.id, l.at, l.actor_id, l.action, l.target, l.detail, acc.email AS actor_email
              FROM audit_log l LEFT JOIN accounts acc ON acc.id = l.actor_id
              WHERE ($1 IS NULL OR l.action LIKE $1 ESCAPE '\\') AND ($2 IS NULL OR l.actor_id = $2)
-             ORDER BY l.id DESC LIMIT $3 OFFSET $4")
-            .bind(action).bind(filter.actor_id).bind(per_page + 1).bind(offset.max(0)).fetch_all(p).await?);
+               AND ($3 IS NULL OR l.target = $3) AND ($4 IS NULL OR l.at >= $4) AND ($5 IS NULL OR l.at < $5)
+             ORDER BY l.id DESC LIMIT $6 OFFSET $7")
+            .bind(action).bind(filter.actor_id).bind(filter.target.as_deref()).bind(filter.since).bind(filter.until)
+            .bind(per_page + 1).bind(offset.max(0)).fetch_all(p).await?);
         Ok(Page::from_probe(rows, per_page))
     }
 

@@ -237,6 +237,141 @@ macro_rules! set_status_from_event {
 
 const STATE_COLUMNS: &str = "subscription_id, stripe_subscription_id, customer_id, last_event_created, past_due_since, grace_until";
 
+/// `invoice.payment_action_required`: one email to the customer's account asking to confirm the
+/// payment (queued in the event's transaction, so one per event however often delivered).
+macro_rules! ask_to_confirm_payment {
+    ($tx:ident, $customer_id:expr, $invoice_id:expr, $hosted_invoice_url:expr, $now:expr) => {{
+        let (customer_id, invoice_id, hosted_invoice_url, now) = ($customer_id, $invoice_id, $hosted_invoice_url, $now);
+        // In the event's transaction: one email per event, however often delivered.
+        let to: Option<(String,)> =
+            sqlx::query_as("SELECT a.email FROM stripe_customers c JOIN accounts a ON a.id = c.account_id WHERE c.customer_id = $1")
+                .bind(customer_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        match to {
+            None => StripeEventOutcome::Unmatched,
+            Some((email,)) => {
+                let body = format!(
+                    "Your bank asks you to confirm a payment to Turnpike (invoice {invoice_id}).\n\n\
+                     Confirm it here: {hosted_invoice_url}\n\n\
+                     Until it is confirmed the invoice stays unpaid; your keys keep working during the grace period.\n"
+                );
+                crate::outbox::queue_email!(
+                    &mut *$tx,
+                    "stripe_payment_action_required",
+                    &email,
+                    "Confirm your payment to Turnpike",
+                    body,
+                    now
+                );
+                StripeEventOutcome::Applied
+            }
+        }
+    }};
+}
+
+/// `credit_note.*`: what a note takes off beyond its refunds; only `issued` → `void` changes a
+/// stored note.
+macro_rules! record_credit_note {
+    ($tx:ident, $credit_note_id:expr, $customer_id:expr, $currency:expr, $credited:expr, $voided:expr, $created_at:expr) => {{
+        let (credit_note_id, customer_id, currency, credited, voided, created_at) =
+            ($credit_note_id, $customer_id, $currency, $credited, $voided, $created_at);
+        let account: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM stripe_customers WHERE customer_id = $1")
+            .bind(customer_id)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        let (status, credited) = if *voided { ("void", 0) } else { ("issued", (*credited).max(0)) };
+        // Only `issued` → `void` changes a stored note: redeliveries and a late
+        // `created` after the void leave it as it is.
+        let n = sqlx::query(
+            "INSERT INTO stripe_credit_notes (credit_note_id, customer_id, account_id, currency, credited, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (credit_note_id) DO UPDATE SET credited = excluded.credited, status = excluded.status
+             WHERE stripe_credit_notes.status <> 'void' AND excluded.status = 'void'",
+        )
+        .bind(credit_note_id)
+        .bind(customer_id)
+        .bind(account.map(|a| a.0))
+        .bind(currency)
+        .bind(credited)
+        .bind(status)
+        .bind(created_at)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            StripeEventOutcome::Applied
+        } else {
+            StripeEventOutcome::Stale
+        }
+    }};
+}
+
+/// `customer.subscription.updated`/`deleted`: a plan change, a cancellation at period end or an
+/// end made at Stripe (Customer Portal) follows into the subscription, in event order.
+macro_rules! follow_subscription_update {
+    ($tx:ident, $stripe_subscription_id:expr, $plan_id:expr, $cancel_at_period_end:expr, $status:expr, $created:expr, $now:expr) => {{
+        let (stripe_subscription_id, plan_id, cancel_at_period_end, status, created, now) =
+            ($stripe_subscription_id, $plan_id, $cancel_at_period_end, $status, $created, $now);
+        // Locks the mirror row (PostgreSQL) and checks the event order; the mirror
+        // columns are returned as they were before this event.
+        let mirror: Option<(i64, Option<String>, bool, Option<i64>)> = sqlx::query_as(
+            "UPDATE stripe_subscriptions SET last_event_created = $2, updated_at = $3
+             WHERE stripe_subscription_id = $1 AND last_event_created <= $2
+             RETURNING subscription_id, stripe_status, stripe_cancel_at_period_end, stripe_plan_id",
+        )
+        .bind(stripe_subscription_id)
+        .bind(created)
+        .bind(now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match mirror {
+            None => known_or_stale!($tx, stripe_subscription_id),
+            Some((sub_id, was_status, was_cape, was_plan)) => {
+                let ended = matches!(status.as_str(), "canceled" | "incomplete_expired");
+                let cancel = ended && was_status.as_deref() != Some("canceled");
+                let cape = (*cancel_at_period_end != was_cape).then_some(*cancel_at_period_end);
+                let plan = plan_id.filter(|p| Some(*p) != was_plan);
+                if cancel || cape.is_some() || plan.is_some() {
+                    // A plan of another API is never taken (the metadata is Stripe's).
+                    let app: Option<(i64,)> = sqlx::query_as(
+                        "UPDATE subscriptions SET
+                           plan_id = COALESCE((SELECT p.id FROM plans p WHERE p.id = $2 AND p.api_id = subscriptions.api_id), plan_id),
+                           pending_plan_id = CASE WHEN $2 IS NULL THEN pending_plan_id ELSE NULL END,
+                           cancel_at_period_end = COALESCE($3, cancel_at_period_end),
+                           status = CASE WHEN $4 THEN 'canceled' ELSE status END,
+                           canceled_at = CASE WHEN $4 THEN $5 ELSE canceled_at END,
+                           revision = revision + 1
+                         WHERE id = $1 AND status <> 'canceled' RETURNING app_id",
+                    )
+                    .bind(sub_id)
+                    .bind(plan)
+                    .bind(cape)
+                    .bind(cancel)
+                    .bind(now)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                    if let Some((app_id,)) = app {
+                        record_change!($tx, ChangeKind::App, app_id.to_string(), now);
+                    }
+                }
+                let stripe_status = if ended { "canceled" } else { "active" };
+                sqlx::query(
+                    "UPDATE stripe_subscriptions SET stripe_status = $2, stripe_cancel_at_period_end = $3,
+                       stripe_plan_id = COALESCE($4, stripe_plan_id) WHERE subscription_id = $1",
+                )
+                .bind(sub_id)
+                .bind(stripe_status)
+                .bind(cancel_at_period_end)
+                .bind(plan_id)
+                .execute(&mut *$tx)
+                .await?;
+                StripeEventOutcome::Applied
+            }
+        }
+    }};
+}
+
 /// A checkout completed (`StripeAction::Activate`): put the app on the plan (a new subscription
 /// or a re-plan) and link it to Stripe's subscription, unless a newer event already moved it.
 /// Inside `apply_stripe_event`'s transaction; evaluates to the outcome.
@@ -351,21 +486,7 @@ impl Store {
                         set_status_from_event!(tx, stripe_subscription_id, created, "canceled", now)
                     }
                     StripeAction::PaymentActionRequired { customer_id, invoice_id, hosted_invoice_url } => {
-                        // In the event's transaction: one email per event, however often delivered.
-                        let to: Option<(String,)> = sqlx::query_as(
-                            "SELECT a.email FROM stripe_customers c JOIN accounts a ON a.id = c.account_id WHERE c.customer_id = $1")
-                            .bind(customer_id).fetch_optional(&mut *tx).await?;
-                        match to {
-                            None => StripeEventOutcome::Unmatched,
-                            Some((email,)) => {
-                                let body = format!(
-                                    "Your bank asks you to confirm a payment to Turnpike (invoice {invoice_id}).\n\n\
-                                     Confirm it here: {hosted_invoice_url}\n\n\
-                                     Until it is confirmed the invoice stays unpaid; your keys keep working during the grace period.\n");
-                                crate::outbox::queue_email!(&mut *tx, "stripe_payment_action_required", &email, "Confirm your payment to Turnpike", body, now);
-                                StripeEventOutcome::Applied
-                            }
-                        }
+                        ask_to_confirm_payment!(tx, customer_id, invoice_id, hosted_invoice_url, now)
                     }
                     StripeAction::Refunded { charge_id, customer_id, currency, amount_refunded } => {
                         let account: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM stripe_customers WHERE customer_id = $1")
@@ -380,60 +501,10 @@ impl Store {
                         if n > 0 { StripeEventOutcome::Applied } else { StripeEventOutcome::Stale }
                     }
                     StripeAction::CreditNote { credit_note_id, customer_id, currency, credited, voided, created_at } => {
-                        let account: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM stripe_customers WHERE customer_id = $1")
-                            .bind(customer_id).fetch_optional(&mut *tx).await?;
-                        let (status, credited) = if *voided { ("void", 0) } else { ("issued", (*credited).max(0)) };
-                        // Only `issued` → `void` changes a stored note: redeliveries and a late
-                        // `created` after the void leave it as it is.
-                        let n = sqlx::query(
-                            "INSERT INTO stripe_credit_notes (credit_note_id, customer_id, account_id, currency, credited, status, created_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)
-                             ON CONFLICT (credit_note_id) DO UPDATE SET credited = excluded.credited, status = excluded.status
-                             WHERE stripe_credit_notes.status <> 'void' AND excluded.status = 'void'")
-                            .bind(credit_note_id).bind(customer_id).bind(account.map(|a| a.0)).bind(currency).bind(credited).bind(status)
-                            .bind(created_at)
-                            .execute(&mut *tx).await?.rows_affected();
-                        if n > 0 { StripeEventOutcome::Applied } else { StripeEventOutcome::Stale }
+                        record_credit_note!(tx, credit_note_id, customer_id, currency, credited, voided, created_at)
                     }
                     StripeAction::SubscriptionUpdated { stripe_subscription_id, plan_id, cancel_at_period_end, status } => {
-                        // Locks the mirror row (PostgreSQL) and checks the event order; the mirror
-                        // columns are returned as they were before this event.
-                        let mirror: Option<(i64, Option<String>, bool, Option<i64>)> = sqlx::query_as(
-                            "UPDATE stripe_subscriptions SET last_event_created = $2, updated_at = $3
-                             WHERE stripe_subscription_id = $1 AND last_event_created <= $2
-                             RETURNING subscription_id, stripe_status, stripe_cancel_at_period_end, stripe_plan_id")
-                            .bind(stripe_subscription_id).bind(created).bind(now).fetch_optional(&mut *tx).await?;
-                        match mirror {
-                            None => known_or_stale!(tx, stripe_subscription_id),
-                            Some((sub_id, was_status, was_cape, was_plan)) => {
-                                let ended = matches!(status.as_str(), "canceled" | "incomplete_expired");
-                                let cancel = ended && was_status.as_deref() != Some("canceled");
-                                let cape = (*cancel_at_period_end != was_cape).then_some(*cancel_at_period_end);
-                                let plan = plan_id.filter(|p| Some(*p) != was_plan);
-                                if cancel || cape.is_some() || plan.is_some() {
-                                    // A plan of another API is never taken (the metadata is Stripe's).
-                                    let app: Option<(i64,)> = sqlx::query_as(
-                                        "UPDATE subscriptions SET
-                                           plan_id = COALESCE((SELECT p.id FROM plans p WHERE p.id = $2 AND p.api_id = subscriptions.api_id), plan_id),
-                                           pending_plan_id = CASE WHEN $2 IS NULL THEN pending_plan_id ELSE NULL END,
-                                           cancel_at_period_end = COALESCE($3, cancel_at_period_end),
-                                           status = CASE WHEN $4 THEN 'canceled' ELSE status END,
-                                           canceled_at = CASE WHEN $4 THEN $5 ELSE canceled_at END,
-                                           revision = revision + 1
-                                         WHERE id = $1 AND status <> 'canceled' RETURNING app_id")
-                                        .bind(sub_id).bind(plan).bind(cape).bind(cancel).bind(now).fetch_optional(&mut *tx).await?;
-                                    if let Some((app_id,)) = app {
-                                        record_change!(tx, ChangeKind::App, app_id.to_string(), now);
-                                    }
-                                }
-                                let stripe_status = if ended { "canceled" } else { "active" };
-                                sqlx::query(
-                                    "UPDATE stripe_subscriptions SET stripe_status = $2, stripe_cancel_at_period_end = $3,
-                                       stripe_plan_id = COALESCE($4, stripe_plan_id) WHERE subscription_id = $1")
-                                    .bind(sub_id).bind(stripe_status).bind(cancel_at_period_end).bind(plan_id).execute(&mut *tx).await?;
-                                StripeEventOutcome::Applied
-                            }
-                        }
+                        follow_subscription_update!(tx, stripe_subscription_id, plan_id, cancel_at_period_end, status, created, now)
                     }
                 };
                 if outcome == StripeEventOutcome::Applied {

@@ -374,11 +374,21 @@ impl RedisCounters {
         let mut hours: Vec<i64> = sweep_hours.to_vec();
         hours.sort_unstable();
         hours.dedup();
-        let mut conn = self.conn.clone();
+        let mut ids: std::collections::HashSet<BucketId> = mine.iter().copied().collect();
+        ids.extend(self.push_pending().await?);
+        ids.extend(self.dirty_ids(&hours).await?);
+        let mut rows = self.read_rows(&ids.into_iter().collect::<Vec<_>>()).await?;
+        // Every gateway writes these rows under the same source, each in one transaction: in
+        // one order, so two concurrent flushes wait for each other instead of deadlocking.
+        rows.sort_unstable_by_key(|r| (r.key_id, r.api_id, r.hour));
+        Ok(rows)
+    }
+
+    /// Add the status, byte and latency figures noted since the last snapshot to their Redis
+    /// buckets (the admitted count is already there, from admission); returns their ids.
+    async fn push_pending(&self) -> Result<Vec<BucketId>, CounterError> {
         let pending: Vec<(BucketId, Arc<Bucket>)> = self.pending.iter().map(|e| (*e.key(), e.value().clone())).collect();
         self.pending.retain(|_, _| false);
-        let mut ids: std::collections::HashSet<BucketId> = mine.iter().copied().collect();
-        ids.extend(pending.iter().map(|(id, _)| *id));
         if !pending.is_empty() {
             let _: Vec<(_, ())> = self
                 .in_batches(batches(&pending, self.is_cluster(), |(id, _)| id.sub_id), |batch| {
@@ -405,7 +415,14 @@ impl RedisCounters {
                 })
                 .await?;
         }
-        for hour in &hours {
+        Ok(pending.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// The buckets any gateway marked dirty in `hours`.
+    async fn dirty_ids(&self, hours: &[i64]) -> Result<Vec<BucketId>, CounterError> {
+        let mut conn = self.conn.clone();
+        let mut ids = Vec::new();
+        for hour in hours {
             let members: Vec<String> =
                 tokio::time::timeout(self.timeout, redis::cmd("SMEMBERS").arg(self.dirty_key(*hour)).query_async(&mut conn))
                     .await
@@ -415,9 +432,14 @@ impl RedisCounters {
                 Some(BucketId { sub_id: it.next()??, key_id: it.next()??, api_id: it.next()??, hour: it.next()?? })
             }));
         }
-        let ids: Vec<BucketId> = ids.into_iter().collect();
+        Ok(ids)
+    }
+
+    /// The usage rows of buckets `ids` as Redis holds them (buckets without an admitted request
+    /// are left out).
+    async fn read_rows(&self, ids: &[BucketId]) -> Result<Vec<UsageRow>, CounterError> {
         let read: Vec<(Vec<BucketId>, Vec<HashFields>)> = self
-            .in_batches(batches(&ids, self.is_cluster(), |id| id.sub_id), |batch| {
+            .in_batches(batches(ids, self.is_cluster(), |id| id.sub_id), |batch| {
                 let mut pipe = redis::pipe();
                 for id in batch {
                     pipe.cmd("HMGET").arg(self.bucket_key(id)).arg(&FIELDS[..]);
@@ -447,9 +469,6 @@ impl RedisCounters {
                 generation: g(8),
             });
         }
-        // Every gateway writes these rows under the same source, each in one transaction: in
-        // one order, so two concurrent flushes wait for each other instead of deadlocking.
-        rows.sort_unstable_by_key(|r| (r.key_id, r.api_id, r.hour));
         Ok(rows)
     }
 

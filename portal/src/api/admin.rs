@@ -307,7 +307,7 @@ pub struct AuditPage {
     pub has_more: bool,
 }
 
-/// `?action=&actor_id=&page=&per_page=`.
+/// `?action=&actor_id=&target=&since=&until=&page=&per_page=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
@@ -315,6 +315,12 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only this account's actions.
     pub actor_id: Option<i64>,
+    /// Only entries about this target, e.g. `api:3`, `plan:7`, `key:12`.
+    pub target: Option<String>,
+    /// Only entries at or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// Only entries before this time (unix seconds).
+    pub until: Option<i64>,
     /// Page number, from 1.
     pub page: Option<i64>,
     /// Rows per page, 1 to 100 (default 50).
@@ -334,7 +340,13 @@ pub async fn audit_log(
 ) -> ApiResult<Json<AuditPage>> {
     let Query(q) = query.map_err(|r| query_rejection(&r))?;
     let (offset, per_page) = paging(q.page, q.per_page)?;
-    let filter = AuditFilter { action: q.action.filter(|a| !a.trim().is_empty()), actor_id: q.actor_id };
+    let filter = AuditFilter {
+        action: q.action.filter(|a| !a.trim().is_empty()),
+        actor_id: q.actor_id,
+        target: q.target.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+        since: q.since,
+        until: q.until,
+    };
     let found = state.store.search_audit(&filter, offset, per_page).await?;
     Ok(Json(AuditPage {
         entries: found

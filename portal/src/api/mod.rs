@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 use crate::PortalState;
 
 pub mod admin;
+pub mod admin_reports;
 pub mod apps;
 pub mod auth;
 pub mod catalog;
@@ -144,6 +145,8 @@ fn router() -> (axum::Router<PortalState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::mark_invoice_paid))
         .routes(routes!(admin::void_invoice))
         .routes(routes!(admin::audit_log))
+        .routes(routes!(admin_reports::revenue))
+        .routes(routes!(admin_reports::usage))
         .split_for_parts()
 }
 

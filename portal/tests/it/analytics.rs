@@ -174,6 +174,26 @@ async fn the_analytics_page_shows_what_sql_over_the_stored_rows_says() {
             assert!(csv.lines().any(|l| l.contains(&format!(",{op},Pets,{requests},"))), "{op} {requests} in {csv}");
         }
 
+        // The admin API's usage report of a selection: the same totals and lines, and the same CSV.
+        let json: serde_json::Value = app.get(&admin, "/api/v1/admin/reports/usage?range=7d").await.json().await.unwrap();
+        assert_eq!((json["total"]["requests"].as_i64(), json["total"]["status_5xx"].as_i64()), (Some(total[0].1), Some(total[0].3)));
+        assert_eq!(json["total"]["p99_us"].as_u64(), Some(p99_us));
+        let path = format!("/api/v1/admin/reports/usage?range=7d&api={}", apis[0]);
+        let json: serde_json::Value = app.get(&admin, &path).await.json().await.unwrap();
+        assert_eq!(json["grouping"], "operation");
+        let lines: BTreeMap<String, (i64, i64, i64)> = json["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let n = |k: &str| l[k].as_i64().unwrap();
+                (l["label"].as_str().unwrap().to_owned(), (n("requests"), n("status_4xx"), n("status_5xx")))
+            })
+            .collect();
+        assert_eq!(lines, ops.iter().map(|r| (r.0.clone(), (r.1, r.2, r.3))).collect());
+        let api_csv = app.get(&admin, &format!("{path}&format=csv")).await.text().await.unwrap();
+        assert_eq!(api_csv, csv);
+
         // Each developer sees the operations of their own keys, within what their keys made.
         for (who, account) in ["ana", "bo"].into_iter().zip(&accounts) {
             let dev = app.login(&format!("{who}@example.com")).await;

@@ -119,6 +119,15 @@ async fn kwd_and_jpy_amounts_show_with_their_own_decimals_on_pages_and_in_csv() 
             csv[1..].iter().filter(|r| r[0] == "month").map(|r| (r[cur].clone(), r[revenue].clone())).collect();
         assert!(months.contains(&("kwd".into(), "12.338".into())), "{csv:?}");
         assert!(months.contains(&("jpy".into(), "500".into())), "{csv:?}");
+
+        // The admin API's report: the same figures in minor units and as decimals, and the same CSV.
+        let json: serde_json::Value = app.get(&root, "/api/v1/admin/reports/revenue").await.json().await.unwrap();
+        let month = |c: &str| json["by_month"].as_array().unwrap().iter().find(|f| f["currency"] == c).cloned().unwrap();
+        assert_eq!((month("kwd")["revenue_minor"].as_i64(), month("kwd")["revenue"].as_str()), (Some(12_338), Some("12.338")));
+        assert_eq!((month("jpy")["revenue_minor"].as_i64(), month("jpy")["revenue"].as_str()), (Some(500), Some("500")));
+        let console = app.get(&root, "/admin/reports/revenue.csv").await.text().await.unwrap();
+        let api = app.get(&root, "/api/v1/admin/reports/revenue?format=csv").await.text().await.unwrap();
+        assert_eq!(api, console);
     }
 }
 
@@ -150,6 +159,7 @@ async fn every_csv_export_defuses_formulas() {
             (&dev, "/dashboard/usage.csv".to_owned()),
             (&root, "/admin/reports/revenue.csv".to_owned()),
             (&root, "/admin/reports/invoices.csv".to_owned()),
+            (&root, "/api/v1/admin/reports/revenue?format=csv".to_owned()),
         ];
         for (client, path) in exports {
             let res = app.get(client, &path).await;

@@ -6,6 +6,7 @@ mod accounts;
 mod actions;
 mod admin;
 mod admin_api;
+mod admin_reports;
 mod analytics;
 mod api;
 mod apps;

@@ -13,7 +13,7 @@ use crate::analytics::{self as view, LineView, OwnerReport, Selection, Window};
 use crate::ctx::{Chrome, Ctx};
 use crate::error::{PortalError, PortalResult};
 use crate::format::{count, latency, percent};
-use crate::{charts, csv, PortalState};
+use crate::{charts, PortalState};
 
 /// `GET /admin/analytics`.
 #[derive(Debug, Template, WebTemplate)]
@@ -57,15 +57,7 @@ pub struct AnalyticsPage {
 
 /// The selection's filter: ids parsed (anything else is a page that does not exist).
 fn filter(sel: &Selection, w: &Window) -> PortalResult<AnalyticsFilter> {
-    let id = |s: &str| -> PortalResult<Option<i64>> {
-        if s.trim().is_empty() {
-            Ok(None)
-        } else {
-            s.trim().parse().map(Some).map_err(|_| PortalError::NotFound)
-        }
-    };
-    let operation = (!sel.op.is_empty()).then(|| sel.op.clone());
-    Ok(AnalyticsFilter { from: w.from, to: w.to, api_id: id(&sel.api)?, operation, app_id: id(&sel.app)?, ..Default::default() })
+    view::filter_of(sel, w).map_err(|_| PortalError::NotFound)
 }
 
 /// A link to this page with `sel`'s range and these drill-down filters.
@@ -206,32 +198,5 @@ fn render(
 pub async fn csv_export(State(state): State<PortalState>, Query(sel): Query<Selection>) -> PortalResult<Response> {
     let w = Window::of(&sel, state.clock.now());
     let f = filter(&sel, &w)?;
-    let report = view::owner_report(&state.store, &f, w.step).await?;
-    let grouping = match report.grouping {
-        Grouping::Api | Grouping::Total => "api",
-        Grouping::Operation => "operation",
-        Grouping::Consumer => "consumer",
-    };
-    let rows = report.lines.into_iter().map(move |l| {
-        let t = l.traffic;
-        let us = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
-        csv::Row::new()
-            .value(grouping)
-            .value(l.id)
-            .text(&l.label)
-            .text(&l.context)
-            .value(t.requests)
-            .value(t.status_2xx)
-            .value(t.status_3xx)
-            .value(t.status_4xx)
-            .value(t.status_5xx)
-            .value(us(l.latency.p50))
-            .value(us(l.latency.p95))
-            .value(us(l.latency.p99))
-    });
-    Ok(csv::download(
-        "turnpike-analytics.csv",
-        "grouping,id,label,context,requests,status_2xx,status_3xx,status_4xx,status_5xx,p50_us,p95_us,p99_us",
-        rows,
-    ))
+    Ok(view::csv_download(view::owner_report(&state.store, &f, w.step).await?))
 }

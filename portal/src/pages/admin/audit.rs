@@ -92,7 +92,7 @@ pub async fn list(State(state): State<PortalState>, ctx: Ctx, Query(query): Quer
             }
         }
     };
-    let filter = AuditFilter { action: (!action.is_empty()).then(|| action.clone()), actor_id };
+    let filter = AuditFilter { action: (!action.is_empty()).then(|| action.clone()), actor_id, ..AuditFilter::default() };
     let found = state.store.search_audit(&filter, offset, PER_PAGE).await?;
     let entries = found
         .rows

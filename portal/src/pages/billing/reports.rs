@@ -11,7 +11,7 @@ use crate::ctx::{Chrome, Ctx};
 use crate::error::PortalResult;
 use crate::format::count;
 use crate::pages::stripe::StripeEnabled;
-use crate::{charts, csv, PortalState};
+use crate::{charts, PortalState};
 
 use super::{date, ledger_err};
 
@@ -125,46 +125,12 @@ pub async fn reports(State(state): State<PortalState>, StripeEnabled(stripe): St
     })
 }
 
-/// `GET /admin/reports/revenue.csv`: revenue per month, API, plan and consumer, in minor units and
-/// as decimals of the currency (three places for KWD, none for JPY).
+/// `GET /admin/reports/revenue.csv`: see [`crate::reports::revenue_csv`].
 pub async fn revenue_csv(State(state): State<PortalState>) -> PortalResult<Response> {
-    let r = ledger::report(&state.store, state.clock.now()).await.map_err(ledger_err)?;
-    let mut rows = Vec::new();
-    for (section, figs) in [("month", r.by_month), ("api", r.by_api), ("plan", r.by_plan), ("consumer", r.top_by_revenue)] {
-        rows.extend(figs.into_iter().map(move |f| {
-            csv::Row::new()
-                .value(section)
-                .text(&f.label)
-                .value(&f.currency)
-                .value(f.calls)
-                .value(f.revenue)
-                .value(f.paid)
-                .value(f.invoices)
-                .value(Money::from_stored(f.revenue, &f.currency).to_decimal_string())
-                .value(Money::from_stored(f.paid, &f.currency).to_decimal_string())
-        }));
-    }
-    Ok(csv::download("turnpike-revenue.csv", "section,label,currency,calls,revenue_minor,paid_minor,invoices,revenue,paid", rows))
+    Ok(crate::reports::revenue_csv(ledger::report(&state.store, state.clock.now()).await.map_err(ledger_err)?))
 }
 
-/// `GET /admin/reports/invoices.csv`: every invoice; the total in minor units and as a decimal.
+/// `GET /admin/reports/invoices.csv`: see [`crate::reports::invoices_csv`].
 pub async fn invoices_csv(State(state): State<PortalState>) -> PortalResult<Response> {
-    let rows = state.store.all_invoices().await?.into_iter().map(|i| {
-        csv::Row::new()
-            .text(&i.number.unwrap_or_default())
-            .value(&i.status)
-            .value(date(i.period_start))
-            .value(date(i.period_end))
-            .text(&i.email)
-            .text(&i.app_name)
-            .text(&i.api_name)
-            .text(&i.plan_name)
-            .value(i.usage_quantity)
-            .value(&i.currency)
-            .value(i.total_minor)
-            .value(i.due_at.map(date).unwrap_or_default())
-            .value(Money::from_stored(i.total_minor, &i.currency).to_decimal_string())
-    });
-    let header = "number,status,period_start,period_end,email,app,api,plan,calls,currency,total_minor,due,total";
-    Ok(csv::download("turnpike-invoices.csv", header, rows))
+    Ok(crate::reports::invoices_csv(state.store.all_invoices().await?))
 }

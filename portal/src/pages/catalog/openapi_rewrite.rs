@@ -114,12 +114,13 @@ fn continues_block(line: &str) -> bool {
     line.trim().is_empty() || line.starts_with([' ', '\t', '#', '-'])
 }
 
-fn rewrite_yaml(doc: &str, base_url: &str) -> String {
-    let lines: Vec<&str> = doc.lines().collect();
-    let mut out: Vec<String> = Vec::with_capacity(lines.len() + 16);
+/// `doc`'s lines without its top-level `servers` and `security` blocks (and a `...` end marker),
+/// and where its top-level `components` entry now stands.
+fn without_servers_and_security(doc: &str) -> (Vec<String>, Option<usize>) {
+    let mut out: Vec<String> = Vec::with_capacity(doc.lines().count() + 16);
     let mut skipping = false;
     let mut components_at: Option<usize> = None;
-    for line in &lines {
+    for line in doc.lines() {
         if skipping && continues_block(line) {
             continue;
         }
@@ -134,50 +135,53 @@ fn rewrite_yaml(doc: &str, base_url: &str) -> String {
         if is_top_key(line, "components") {
             components_at = Some(out.len());
         }
-        out.push((*line).to_owned());
+        out.push(line.to_owned());
     }
-    let url = serde_json::to_string(base_url).unwrap_or_default();
-    let schemes = |indent: &str| {
-        vec![
-            format!("{indent}{BEARER_SCHEME}:"),
-            format!("{indent}  type: http"),
-            format!("{indent}  scheme: bearer"),
-            format!("{indent}{HEADER_SCHEME}:"),
-            format!("{indent}  type: apiKey"),
-            format!("{indent}  in: header"),
-            format!("{indent}  name: X-API-Key"),
-        ]
-    };
+    (out, components_at)
+}
+
+/// The gateway's two security schemes as YAML lines at `indent`.
+fn schemes(indent: &str) -> Vec<String> {
+    vec![
+        format!("{indent}{BEARER_SCHEME}:"),
+        format!("{indent}  type: http"),
+        format!("{indent}  scheme: bearer"),
+        format!("{indent}{HEADER_SCHEME}:"),
+        format!("{indent}  type: apiKey"),
+        format!("{indent}  in: header"),
+        format!("{indent}  name: X-API-Key"),
+    ]
+}
+
+/// The indentation of the first entry of the block `lines` (none: `None`).
+fn first_child_indent(lines: &[String]) -> Option<String> {
+    lines.iter().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(|l| l[..l.len() - l.trim_start().len()].to_owned())
+}
+
+/// Add the gateway's schemes to `components.securitySchemes` (created where missing), keeping
+/// the document's own indentation.
+fn add_security_schemes(out: &mut Vec<String>, components_at: Option<usize>) {
     match components_at {
         Some(at) if out[at].trim_end() == "components:" => {
-            // The block's child indentation, from its first entry (two spaces if it has none).
             let block_end = (at + 1..out.len()).find(|&i| !continues_block(&out[i])).unwrap_or(out.len());
-            let child = out[at + 1..block_end]
-                .iter()
-                .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-                .map_or("  ".to_owned(), |l| l[..l.len() - l.trim_start().len()].to_owned());
+            // The block's child indentation, from its first entry (two spaces if it has none).
+            let child = first_child_indent(&out[at + 1..block_end]).unwrap_or_else(|| "  ".to_owned());
             let existing =
                 (at + 1..block_end).find(|&i| out[i].starts_with(&child) && out[i][child.len()..].starts_with("securitySchemes:"));
-            match existing {
+            let (after, block) = match existing {
                 Some(i) => {
-                    let grand = out[i + 1..block_end]
-                        .iter()
-                        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-                        .map(|l| l[..l.len() - l.trim_start().len()].to_owned())
+                    let grand = first_child_indent(&out[i + 1..block_end])
                         .filter(|g| g.len() > child.len())
                         .unwrap_or_else(|| format!("{child}  "));
-                    for (n, l) in schemes(&grand).into_iter().enumerate() {
-                        out.insert(i + 1 + n, l);
-                    }
+                    (i, schemes(&grand))
                 }
                 None => {
                     let mut block = vec![format!("{child}securitySchemes:")];
                     block.extend(schemes(&format!("{child}  ")));
-                    for (n, l) in block.into_iter().enumerate() {
-                        out.insert(at + 1 + n, l);
-                    }
+                    (at, block)
                 }
-            }
+            };
+            out.splice(after + 1..after + 1, block);
         }
         _ => {
             out.push("components:".into());
@@ -185,6 +189,12 @@ fn rewrite_yaml(doc: &str, base_url: &str) -> String {
             out.extend(schemes("    "));
         }
     }
+}
+
+fn rewrite_yaml(doc: &str, base_url: &str) -> String {
+    let (mut out, components_at) = without_servers_and_security(doc);
+    add_security_schemes(&mut out, components_at);
+    let url = serde_json::to_string(base_url).unwrap_or_default();
     out.push("servers:".into());
     out.push(format!("  - url: {url}"));
     out.push("    description: Turnpike gateway".into());
