@@ -153,13 +153,17 @@ fn bucket(hours: &[HourUsage], start: i64, width: i64, n: i64) -> Vec<UsageCount
 
 /// The keys and subscriptions in scope, read in two queries however many apps there are.
 async fn inventory(state: &PortalState, account_id: i64, scope: &Scope<'_>) -> PortalResult<(Vec<KeyRecord>, Vec<(String, Subscription)>)> {
+    // Independent reads run at once (the pools hold several connections; SQLite reads in WAL mode).
     let (apps, keys, subs) = match scope {
-        Scope::Account => (
-            state.store.list_apps(account_id).await?,
-            state.store.account_keys(account_id).await?,
-            state.store.account_subscriptions(account_id).await?,
-        ),
-        Scope::App(app) => (vec![(*app).clone()], state.store.list_keys(app.id).await?, state.store.list_subscriptions(app.id).await?),
+        Scope::Account => tokio::try_join!(
+            state.store.list_apps(account_id),
+            state.store.account_keys(account_id),
+            state.store.account_subscriptions(account_id),
+        )?,
+        Scope::App(app) => {
+            let (keys, subs) = tokio::try_join!(state.store.list_keys(app.id), state.store.list_subscriptions(app.id))?;
+            (vec![(*app).clone()], keys, subs)
+        }
     };
     let names: HashMap<i64, String> = apps.into_iter().map(|a| (a.id, a.name)).collect();
     let subs = subs.into_iter().map(|s| (names.get(&s.app_id).cloned().unwrap_or_default(), s)).collect();
@@ -224,11 +228,10 @@ fn quota_view(app_name: &str, api: &Api, plan: &Plan, used: i64, p: Period, now:
 
 /// The quotas of `subs`, each over its own billing period: two queries in all (plans, usage).
 async fn quotas(state: &PortalState, subs: &[&(String, Subscription)], apis: &[Api], now: i64) -> PortalResult<Vec<QuotaView>> {
-    let plans = state.store.list_all_plans().await?;
     let periods: Vec<Period> = subs.iter().map(|(_, s)| monthly_period(s.billing_anchor, now)).collect();
     let windows: Vec<(i64, i64, i64)> = subs.iter().zip(&periods).map(|((_, s), p)| (s.id, p.start, p.end)).collect();
     // The figure billing counts: each subscription's usage in its own period, all keys.
-    let used = state.store.subscriptions_usage(&windows).await?;
+    let (plans, used) = tokio::try_join!(state.store.list_all_plans(), state.store.subscriptions_usage(&windows))?;
     let mut out = Vec::with_capacity(subs.len());
     for ((app_name, sub), p) in subs.iter().zip(periods) {
         let Some(api) = apis.iter().find(|a| a.id == sub.api_id) else { continue };
@@ -287,8 +290,8 @@ async fn report(
 ) -> PortalResult<UsageReport> {
     let now = state.clock.now();
     let (key_choice, api_choice) = (parse_choice(&query.key)?, parse_choice(&query.api)?);
-    let (keys, subs) = inventory(state, account_id, &scope).await?;
-    let all_apis = state.store.list_apis().await?;
+    let ((keys, subs), all_apis) =
+        tokio::try_join!(inventory(state, account_id, &scope), async { Ok::<_, PortalError>(state.store.list_apis().await?) })?;
     let (keys, apis) = filter_options(keys, &all_apis, &subs, key_choice, api_choice)?;
     let app_id = match scope {
         Scope::Account => None,
@@ -300,23 +303,6 @@ async fn report(
 
     let hour_to = hour_start(now) + HOUR;
     let hour_from = hour_to - HOURS_SHOWN * HOUR;
-    // The last hours from the hourly buckets, the period's days from the daily rollup.
-    // The hourly chart and table show calls and errors only (carried as admitted and 4xx).
-    let hours: Vec<HourUsage> = state
-        .store
-        .calls_by_hour(&filter, hour_from, hour_to)
-        .await?
-        .into_iter()
-        .map(|h| HourUsage { hour: h.hour, counts: UsageCounts { admitted: h.calls, status_4xx: h.errors, ..UsageCounts::default() } })
-        .collect();
-    let days = state.store.usage_by_day(&filter, period.start, period.end).await?;
-    let (hourly_bars, hourly) = series(&hours, hour_from, HOUR, HOURS_SHOWN, hour_label);
-    let (daily_bars, daily) = series(&days, period.start, DAY, (period.end - period.start + DAY - 1) / DAY, day_label);
-    let mut totals = UsageCounts::default();
-    for d in &days {
-        totals.add(&d.counts);
-    }
-    let quotas = quotas(state, &scoped_subs, &all_apis, now).await?;
     let by_operation = AnalyticsFilter {
         from: period.start,
         to: period.end,
@@ -326,7 +312,25 @@ async fn report(
         account_id: Some(account_id),
         operation: None,
     };
-    let operations = state.store.analytics(&by_operation, Grouping::Operation).await?;
+    // The last hours from the hourly buckets, the period's days from the daily rollup, the
+    // quotas and the operations: four independent reads, run at once.
+    let (hours, days, quotas, operations) = tokio::try_join!(
+        async { Ok::<_, PortalError>(state.store.calls_by_hour(&filter, hour_from, hour_to).await?) },
+        async { Ok(state.store.usage_by_day(&filter, period.start, period.end).await?) },
+        quotas(state, &scoped_subs, &all_apis, now),
+        async { Ok(state.store.analytics(&by_operation, Grouping::Operation).await?) },
+    )?;
+    // The hourly chart and table show calls and errors only (carried as admitted and 4xx).
+    let hours: Vec<HourUsage> = hours
+        .into_iter()
+        .map(|h| HourUsage { hour: h.hour, counts: UsageCounts { admitted: h.calls, status_4xx: h.errors, ..UsageCounts::default() } })
+        .collect();
+    let (hourly_bars, hourly) = series(&hours, hour_from, HOUR, HOURS_SHOWN, hour_label);
+    let (daily_bars, daily) = series(&days, period.start, DAY, (period.end - period.start + DAY - 1) / DAY, day_label);
+    let mut totals = UsageCounts::default();
+    for d in &days {
+        totals.add(&d.counts);
+    }
     let period_label = format!("{} – {}", datetime(period.start), datetime(period.end));
     Ok(UsageReport {
         csv_href: csv_href(csv_path, key_choice, api_choice),
