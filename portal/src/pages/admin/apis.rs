@@ -15,6 +15,7 @@ use turnpike_store::{Api, Lifecycle, Visibility};
 mod form;
 
 use form::{check_submission, slug_taken};
+pub(crate) use form::form_errors;
 pub use form::{ApiFormValues, UpstreamRow};
 
 use super::common::{actor, FieldErrors, PlanFormValues, Section};
