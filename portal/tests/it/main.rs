@@ -11,6 +11,7 @@ mod api;
 mod apps;
 mod billing;
 mod catalog;
+mod catalog_writes;
 mod credentials;
 mod dashboard_figures;
 mod devx;
