@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod apis;
 pub mod apps;
+pub mod config;
 pub mod developers;
 pub mod invoices;
 pub mod keys;

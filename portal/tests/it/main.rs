@@ -12,6 +12,7 @@ mod apps;
 mod billing;
 mod catalog;
 mod catalog_writes;
+mod config_apply;
 mod credentials;
 mod dashboard_figures;
 mod devx;
