@@ -2,6 +2,7 @@
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
 mod alerts;
+mod apply;
 mod analytics;
 mod billing;
 mod browser;
