@@ -123,7 +123,6 @@ impl Api {
     }
 }
 
-
 /// Insert an API with every admin setting, its change-log entry and `audit` (target: the new
 /// API) inside the caller's transaction; evaluates to the new `ApiRow`. The one INSERT of an
 /// API with settings, shared by [`Store::create_api_with`] and the catalog apply.
@@ -155,10 +154,23 @@ macro_rules! update_api {
         let row: Option<$crate::apis::ApiRow> = sqlx::query_as(&format!(
             "UPDATE apis SET slug = $2, name = $3, description = $4, route_prefix = $5, host = $6, upstreams = $7,
                     openapi = COALESCE($8, openapi), visibility = $9, allow_query_key = $10, lifecycle = $11, updated_at = $12
-             WHERE id = $1 RETURNING {}", $crate::apis::API_COLUMNS))
-            .bind(id).bind(&s.slug).bind(&s.name).bind(&s.description).bind(&s.route_prefix).bind(&s.host)
-            .bind(upstreams).bind($openapi).bind(s.visibility.as_str()).bind(s.allow_query_key).bind(s.lifecycle.as_str()).bind($now)
-            .fetch_optional(&mut *$tx).await?;
+             WHERE id = $1 RETURNING {}",
+            $crate::apis::API_COLUMNS
+        ))
+        .bind(id)
+        .bind(&s.slug)
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(&s.route_prefix)
+        .bind(&s.host)
+        .bind(upstreams)
+        .bind($openapi)
+        .bind(s.visibility.as_str())
+        .bind(s.allow_query_key)
+        .bind(s.lifecycle.as_str())
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
         let Some(row) = row else { return Err(StoreError::NotFound) };
         $crate::changes::record_change!($tx, $crate::ChangeKind::Api, id.to_string(), $now);
         $crate::audit::record_audit_opt!($tx, $audit, $now);
@@ -222,7 +234,8 @@ pub struct NewApi {
     pub visibility: Visibility,
 }
 
-pub(crate) const API_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
+pub(crate) const API_COLUMNS: &str =
+    "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
 /// [`API_COLUMNS`] without the document (up to 16 MiB each): `openapi` reads `Some("")` when
 /// there is one (an imported document is never empty), `None` when not.
 const API_LIST_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams,

@@ -56,7 +56,6 @@ pub struct NewPlan {
     pub is_default: bool,
 }
 
-
 /// Insert a plan row inside the caller's transaction (no change-log entry); evaluates to the
 /// new [`Plan`]. The one INSERT of a plan.
 macro_rules! insert_plan {
@@ -103,9 +102,18 @@ macro_rules! update_plan {
         let (policy, secs) = $crate::plans::failure_policy($fail_open_seconds);
         let row: Option<$crate::Plan> = sqlx::query_as(&format!(
             "UPDATE plans SET slug = $2, name = $3, rate_per_second = $4, burst = $5, monthly_quota = $6, is_default = $7
-             WHERE id = $1 RETURNING {}", $crate::plans::PLAN_COLUMNS))
-            .bind(plan_id).bind(&l.slug).bind(&l.name).bind(l.rate_per_second).bind(l.burst).bind(l.monthly_quota).bind(l.is_default)
-            .fetch_optional(&mut *$tx).await?;
+             WHERE id = $1 RETURNING {}",
+            $crate::plans::PLAN_COLUMNS
+        ))
+        .bind(plan_id)
+        .bind(&l.slug)
+        .bind(&l.name)
+        .bind(l.rate_per_second)
+        .bind(l.burst)
+        .bind(l.monthly_quota)
+        .bind(l.is_default)
+        .fetch_optional(&mut *$tx)
+        .await?;
         let Some(row) = row else { return Err(StoreError::NotFound) };
         if l.is_default {
             sqlx::query($crate::plans::CLEAR_OTHER_DEFAULTS).bind(row.api_id).bind(plan_id).execute(&mut *$tx).await?;
@@ -125,9 +133,12 @@ pub(crate) use update_plan;
 macro_rules! set_plan_price {
     ($tx:ident, $plan_id:expr, $price:expr, $audit:expr, $now:expr) => {{
         let (plan_id, price): (i64, &$crate::NewPlanPrice) = ($plan_id, $price);
-        let api: Option<(i64,)> = sqlx::query_as(
-            "UPDATE plans SET currency = $2, flat_price_minor = $3 WHERE id = $1 RETURNING api_id")
-            .bind(plan_id).bind(&price.currency).bind(price.base_fee).fetch_optional(&mut *$tx).await?;
+        let api: Option<(i64,)> = sqlx::query_as("UPDATE plans SET currency = $2, flat_price_minor = $3 WHERE id = $1 RETURNING api_id")
+            .bind(plan_id)
+            .bind(&price.currency)
+            .bind(price.base_fee)
+            .fetch_optional(&mut *$tx)
+            .await?;
         let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
         if let Some(quota) = price.monthly_quota {
             sqlx::query("UPDATE plans SET monthly_quota = $2 WHERE id = $1").bind(plan_id).bind(quota).execute(&mut *$tx).await?;
@@ -135,12 +146,24 @@ macro_rules! set_plan_price {
         let row: $crate::PlanPriceRow = sqlx::query_as(&format!(
             "INSERT INTO plan_prices (plan_id, version, currency, pricing, trial_days, billable, created_at)
              SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM plan_prices WHERE plan_id = $1
-             RETURNING {}", $crate::plans::PRICE_COLUMNS))
-            .bind(plan_id).bind(&price.currency).bind(&price.pricing).bind(price.trial_days).bind(&price.billable).bind($now)
-            .fetch_one(&mut *$tx).await?;
+             RETURNING {}",
+            $crate::plans::PRICE_COLUMNS
+        ))
+        .bind(plan_id)
+        .bind(&price.currency)
+        .bind(&price.pricing)
+        .bind(price.trial_days)
+        .bind(&price.billable)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await?;
         $crate::changes::record_change!($tx, $crate::ChangeKind::Api, api_id.to_string(), $now);
         let audit: Option<&$crate::Audit> = $audit;
-        $crate::audit::record_audit_opt!($tx, audit.map(|a| $crate::Audit { detail: format!("v{}: {}", row.version, a.detail), ..a.clone() }), $now);
+        $crate::audit::record_audit_opt!(
+            $tx,
+            audit.map(|a| $crate::Audit { detail: format!("v{}: {}", row.version, a.detail), ..a.clone() }),
+            $now
+        );
         row
     }};
 }
@@ -273,7 +296,8 @@ impl Store {
 }
 
 pub(crate) const CLEAR_OTHER_DEFAULTS: &str = "UPDATE plans SET is_default = FALSE WHERE api_id = $1 AND id <> $2";
-pub(crate) const SET_FAILURE_POLICY: &str = "UPDATE plans SET redis_failure_policy = $2, fail_open_seconds = $3 WHERE id = $1 RETURNING api_id";
+pub(crate) const SET_FAILURE_POLICY: &str =
+    "UPDATE plans SET redis_failure_policy = $2, fail_open_seconds = $3 WHERE id = $1 RETURNING api_id";
 
 /// The stored columns of an outage policy: `None` fails closed, `Some(secs)` fails open.
 pub(crate) fn failure_policy(fail_open_seconds: Option<i64>) -> (&'static str, i64) {

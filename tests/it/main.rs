@@ -2,8 +2,8 @@
 //! real sockets, on SQLite + in-process counters and on PostgreSQL + Redis.
 
 mod alerts;
-mod apply;
 mod analytics;
+mod apply;
 mod billing;
 mod browser;
 mod cli;

@@ -211,7 +211,8 @@ fn spec_problems(errors: Vec<String>) -> ApiError {
 
 /// Read and import an uploaded document (JSON or YAML), with the console's rules.
 pub(crate) async fn read_spec(body: Body) -> ApiResult<ImportedSpec> {
-    let bytes = axum::body::to_bytes(body, crate::security::MAX_UPLOAD_BYTES)
+    // The console's upload limit (`security::MAX_UPLOAD_BYTES`): the document's limit plus room.
+    let bytes = axum::body::to_bytes(body, openapi_import::MAX_SPEC_BYTES + 1024 * 1024)
         .await
         .map_err(|_| ApiError::BadRequest { status: StatusCode::PAYLOAD_TOO_LARGE, detail: "The document is too large.".into() })?;
     openapi_import::import(&bytes).map_err(spec_problems)
@@ -330,7 +331,11 @@ fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D
 #[utoipa::path(get, path = "/api/v1/admin/apis/{api_id}/plans", tag = "admin",
     params(("api_id" = i64, Path, description = "API id")),
     responses((status = 200, description = "Its plans", body = Vec<PlanOut>), AdminErrors))]
-pub async fn list_plans(State(state): State<PortalState>, _admin: AdminCaller, ApiPath(api_id): ApiPath<i64>) -> ApiResult<Json<Vec<PlanOut>>> {
+pub async fn list_plans(
+    State(state): State<PortalState>,
+    _admin: AdminCaller,
+    ApiPath(api_id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<PlanOut>>> {
     let api = state.store.get_api(api_id).await?;
     let mut out = Vec::new();
     for p in state.store.list_plans(api.id).await? {
@@ -450,7 +455,11 @@ fn admitted() -> String {
 #[utoipa::path(get, path = "/api/v1/admin/plans/{plan_id}/prices", tag = "admin",
     params(("plan_id" = i64, Path, description = "Plan id")),
     responses((status = 200, description = "Price versions, newest first", body = Vec<PriceOut>), AdminErrors))]
-pub async fn list_prices(State(state): State<PortalState>, _admin: AdminCaller, ApiPath(plan_id): ApiPath<i64>) -> ApiResult<Json<Vec<PriceOut>>> {
+pub async fn list_prices(
+    State(state): State<PortalState>,
+    _admin: AdminCaller,
+    ApiPath(plan_id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<PriceOut>>> {
     let plan = state.store.get_plan(plan_id).await?;
     Ok(Json(state.store.plan_price_history(plan.id).await?.into_iter().map(PriceOut::from).collect()))
 }

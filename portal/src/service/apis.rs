@@ -236,7 +236,8 @@ pub fn check(d: &Draft) -> Result<ApiSettings, Vec<FieldProblem>> {
         problems.push(FieldProblem::new("description", format!("Use at most {MAX_DESCRIPTION_CHARS} characters.")));
     } else if description.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
         // PostgreSQL cannot store NUL in text; no other control character belongs in prose either.
-        problems.push(FieldProblem::new("description", "The description cannot contain control characters other than line breaks and tabs."));
+        problems
+            .push(FieldProblem::new("description", "The description cannot contain control characters other than line breaks and tabs."));
     }
     let route_prefix = check_prefix(&d.route_prefix, &mut problems);
     let host = check_host(&d.host, &mut problems);

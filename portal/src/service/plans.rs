@@ -172,7 +172,8 @@ pub fn check(d: &PlanDraft) -> Result<(PlanLimits, Option<i64>), Vec<FieldProble
     if quota.is_none() {
         problems.push(FieldProblem::new("monthly_quota", "The monthly quota is a whole number of requests, or empty for unlimited."));
     }
-    let fail_open = if d.fail_open_seconds.trim().is_empty() { Some(None) } else { parse_count(&d.fail_open_seconds, 1..=86_400).map(Some) };
+    let fail_open =
+        if d.fail_open_seconds.trim().is_empty() { Some(None) } else { parse_count(&d.fail_open_seconds, 1..=86_400).map(Some) };
     if fail_open.is_none() {
         problems.push(FieldProblem::new(
             "fail_open_seconds",

@@ -137,12 +137,7 @@ pub fn check_price(c: Currency, pricing: Pricing, trial_days: i64, billable: &st
 /// A price version as the JSON API and the declarative file give it: a currency code, the
 /// pricing in its stored form (`{"model": "flat", "amount": 4900}`, amounts in minor units), the
 /// trial length and the billable rule. `Err` names the field.
-pub fn check_price_parts(
-    currency: &str,
-    pricing: &serde_json::Value,
-    trial_days: i64,
-    billable: &str,
-) -> Result<NewPrice, FieldProblem> {
+pub fn check_price_parts(currency: &str, pricing: &serde_json::Value, trial_days: i64, billable: &str) -> Result<NewPrice, FieldProblem> {
     let c = Currency::parse(currency.trim())
         .map_err(|_| FieldProblem::new("currency", "Enter a three-letter currency code such as USD or EUR."))?;
     let pricing: Pricing = serde_json::from_value(pricing.clone())
@@ -158,7 +153,6 @@ pub fn check_price_parts(
         FieldProblem::new(field, m)
     })
 }
-
 
 /// The audit detail of a price version set through the admin API or `apply`: the currency and
 /// the pricing as stored.

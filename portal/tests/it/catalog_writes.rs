@@ -52,7 +52,10 @@ async fn an_admin_token_publishes_and_changes_apis_plans_and_prices() {
         // Read back: what was stored is what the console's rules made of it (trailing / trimmed).
         let (s, got) = send(&app, Method::GET, &format!("/api/v1/admin/apis/{id}"), &w, None).await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(got["targets"], json!([{"url": "http://127.0.0.1:9101", "weight": 3}, {"url": "https://pay.example.com/base", "weight": 1}]));
+        assert_eq!(
+            got["targets"],
+            json!([{"url": "http://127.0.0.1:9101", "weight": 3}, {"url": "https://pay.example.com/base", "weight": 1}])
+        );
         assert_eq!((got["visibility"].as_str(), got["routed"].as_bool()), (Some("public"), Some(true)));
 
         // Taken slug and taken route: 409, nothing stored.
@@ -119,10 +122,23 @@ async fn an_admin_token_publishes_and_changes_apis_plans_and_prices() {
         assert_eq!(s, StatusCode::CONFLICT, "{p}");
         let bad = json!({"slug": "Bad Slug", "name": "", "rate_per_second": 0, "burst": 20, "fail_open_seconds": 100000});
         let (s, p) = send(&app, Method::POST, &format!("/api/v1/admin/apis/{id}/plans"), &w, Some(bad)).await;
-        assert_eq!((s, fields(&p)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["name".into(), "slug".into(), "rate_per_second".into(), "fail_open_seconds".into()]));
-        let (s, p) = send(&app, Method::PATCH, &format!("/api/v1/admin/plans/{plan_id}"), &w, Some(json!({"burst": 50, "monthly_quota": null, "fail_open_seconds": 30}))).await;
+        assert_eq!(
+            (s, fields(&p)),
+            (StatusCode::UNPROCESSABLE_ENTITY, vec!["name".into(), "slug".into(), "rate_per_second".into(), "fail_open_seconds".into()])
+        );
+        let (s, p) = send(
+            &app,
+            Method::PATCH,
+            &format!("/api/v1/admin/plans/{plan_id}"),
+            &w,
+            Some(json!({"burst": 50, "monthly_quota": null, "fail_open_seconds": 30})),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{p}");
-        assert_eq!((p["burst"].as_i64(), p["monthly_quota"].is_null(), p["fail_open_seconds"].as_i64(), p["rate_per_second"].as_i64()), (Some(50), true, Some(30), Some(10)));
+        assert_eq!(
+            (p["burst"].as_i64(), p["monthly_quota"].is_null(), p["fail_open_seconds"].as_i64(), p["rate_per_second"].as_i64()),
+            (Some(50), true, Some(30), Some(10))
+        );
         let (s, list) = send(&app, Method::GET, &format!("/api/v1/admin/apis/{id}/plans"), &w, None).await;
         assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 1));
 
@@ -130,7 +146,8 @@ async fn an_admin_token_publishes_and_changes_apis_plans_and_prices() {
         let price = json!({"currency": "usd", "pricing": {"model": "flat", "amount": 4900}, "trial_days": 7});
         let (s, p) = send(&app, Method::POST, &format!("/api/v1/admin/plans/{plan_id}/prices"), &w, Some(price)).await;
         assert_eq!((s, p["version"].as_i64()), (StatusCode::CREATED, Some(1)), "{p}");
-        let price = json!({"currency": "usd", "pricing": {"model": "quota", "base_fee": 1000, "included": 5000, "overage": {"kind": "hard_cap"}}});
+        let price =
+            json!({"currency": "usd", "pricing": {"model": "quota", "base_fee": 1000, "included": 5000, "overage": {"kind": "hard_cap"}}});
         let (s, p) = send(&app, Method::POST, &format!("/api/v1/admin/plans/{plan_id}/prices"), &w, Some(price)).await;
         assert_eq!((s, p["version"].as_i64()), (StatusCode::CREATED, Some(2)), "{p}");
         assert_eq!(app.store.get_plan(plan_id).await.unwrap().monthly_quota, Some(5000), "a hard-capped quota is the gateway's quota");
@@ -151,7 +168,10 @@ async fn an_admin_token_publishes_and_changes_apis_plans_and_prices() {
         let rows = app.store.search_audit(&AuditFilter { actor_id: Some(admin_id), ..AuditFilter::default() }, 0, 100).await.unwrap().rows;
         let mut actions: Vec<&str> = rows.iter().map(|r| r.entry.action.as_str()).filter(|a| *a != "login").collect();
         actions.sort_unstable();
-        assert_eq!(actions, ["api.create", "api.update", "api.update", "api.update", "plan.create", "plan.price", "plan.price", "plan.update"]);
+        assert_eq!(
+            actions,
+            ["api.create", "api.update", "api.update", "api.update", "plan.create", "plan.price", "plan.price", "plan.update"]
+        );
     }
 }
 
@@ -174,7 +194,11 @@ async fn read_only_tokens_and_developers_cannot_write_the_catalog() {
                 (Method::POST, format!("/api/v1/admin/plans/{plan_id}/prices")),
             ] {
                 let (s, p) = send(&app, m.clone(), &path, t, Some(body.clone())).await;
-                assert_eq!((s, p["type"].as_str()), (StatusCode::FORBIDDEN, Some(format!("urn:turnpike:problem:{code}").as_str())), "{m} {path}");
+                assert_eq!(
+                    (s, p["type"].as_str()),
+                    (StatusCode::FORBIDDEN, Some(format!("urn:turnpike:problem:{code}").as_str())),
+                    "{m} {path}"
+                );
             }
         }
         assert_eq!(app.store.list_apis().await.unwrap().len(), 1);

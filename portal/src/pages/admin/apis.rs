@@ -14,8 +14,8 @@ use turnpike_store::{Api, Lifecycle, Visibility};
 
 mod form;
 
-use form::{check_submission, slug_taken};
 pub(crate) use form::form_errors;
+use form::{check_submission, slug_taken};
 pub use form::{ApiFormValues, UpstreamRow};
 
 use super::common::{actor, FieldErrors, PlanFormValues, Section};

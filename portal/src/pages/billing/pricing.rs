@@ -16,8 +16,8 @@ use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::{PortalError, PortalResult};
 use crate::format::datetime;
 use crate::pages::parse_id;
-use crate::service::{self};
 pub use crate::service::prices::{parse_pricing, PricingForm};
+use crate::service::{self};
 use crate::PortalState;
 
 use super::{describe, ledger_err, not_found};

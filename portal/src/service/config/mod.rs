@@ -374,8 +374,7 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
     for (i, s) in settings.iter().enumerate() {
         let Some(s) = s else { continue };
         for (j, t) in settings[..i].iter().enumerate() {
-            if t.as_ref().is_some_and(|t| super::apis::same_route(&t.route_prefix, t.host.as_deref(), &s.route_prefix, s.host.as_deref()))
-            {
+            if t.as_ref().is_some_and(|t| super::apis::same_route(&t.route_prefix, t.host.as_deref(), &s.route_prefix, s.host.as_deref())) {
                 problems.push(format!("apis[{i}].route_prefix: apis[{j}] already uses this route prefix (and host)"));
             }
         }
@@ -408,7 +407,10 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
                 } else {
                     out.lines.push(format!("delete api {}", c.api.slug));
                     let detail = format!("{} (and its {} plans)", c.api.slug, c.plans.len());
-                    deletions.push(CatalogOp::DeleteApi { id: c.api.id, audit: audit(actor, "api.delete", format!("api:{}", c.api.id), detail) });
+                    deletions.push(CatalogOp::DeleteApi {
+                        id: c.api.id,
+                        audit: audit(actor, "api.delete", format!("api:{}", c.api.id), detail),
+                    });
                 }
             }
             None => out.kept.push(format!("api {}", c.api.slug)),
@@ -424,7 +426,8 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
                         ));
                     } else {
                         out.lines.push(format!("delete plan {name}"));
-                        deletions.push(CatalogOp::DeletePlan { id: p.id, audit: audit(actor, "plan.delete", format!("plan:{}", p.id), name) });
+                        deletions
+                            .push(CatalogOp::DeletePlan { id: p.id, audit: audit(actor, "plan.delete", format!("plan:{}", p.id), name) });
                     }
                 }
             }
@@ -486,7 +489,10 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
                         unit_price_minor_per_1000: 0,
                         is_default: l.is_default,
                     };
-                    let detail = format!("{name}: rate={}/s burst={} quota={:?} default={}", l.rate_per_second, l.burst, l.monthly_quota, l.is_default);
+                    let detail = format!(
+                        "{name}: rate={}/s burst={} quota={:?} default={}",
+                        l.rate_per_second, l.burst, l.monthly_quota, l.is_default
+                    );
                     plan_ops.push(CatalogOp::CreatePlan {
                         api_slug: s.slug.clone(),
                         plan: new,
