@@ -243,7 +243,7 @@ pub async fn put_api_openapi(
 
 /// A plan with its limits and outage policy.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PlanOut {
+pub struct AdminPlanOut {
     /// Id.
     pub id: i64,
     /// The API's id.
@@ -264,8 +264,8 @@ pub struct PlanOut {
     pub fail_open_seconds: Option<i64>,
 }
 
-async fn plan_out(state: &PortalState, p: &Plan) -> ApiResult<PlanOut> {
-    Ok(PlanOut {
+async fn plan_out(state: &PortalState, p: &Plan) -> ApiResult<AdminPlanOut> {
+    Ok(AdminPlanOut {
         id: p.id,
         api_id: p.api_id,
         slug: p.slug.clone(),
@@ -330,12 +330,12 @@ fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D
 /// The plans of an API.
 #[utoipa::path(get, path = "/api/v1/admin/apis/{api_id}/plans", tag = "admin",
     params(("api_id" = i64, Path, description = "API id")),
-    responses((status = 200, description = "Its plans", body = Vec<PlanOut>), AdminErrors))]
+    responses((status = 200, description = "Its plans", body = Vec<AdminPlanOut>), AdminErrors))]
 pub async fn list_plans(
     State(state): State<PortalState>,
     _admin: AdminCaller,
     ApiPath(api_id): ApiPath<i64>,
-) -> ApiResult<Json<Vec<PlanOut>>> {
+) -> ApiResult<Json<Vec<AdminPlanOut>>> {
     let api = state.store.get_api(api_id).await?;
     let mut out = Vec::new();
     for p in state.store.list_plans(api.id).await? {
@@ -347,13 +347,13 @@ pub async fn list_plans(
 /// Add a plan to an API (free until a price is set).
 #[utoipa::path(post, path = "/api/v1/admin/apis/{api_id}/plans", tag = "admin", request_body = PlanIn,
     params(("api_id" = i64, Path, description = "API id")),
-    responses((status = 201, description = "Created", body = PlanOut), BodyErrors, AdminErrors))]
+    responses((status = 201, description = "Created", body = AdminPlanOut), BodyErrors, AdminErrors))]
 pub async fn create_plan(
     State(state): State<PortalState>,
     AdminCaller(admin): AdminCaller,
     ApiPath(api_id): ApiPath<i64>,
     ApiJson(b): ApiJson<PlanIn>,
-) -> ApiResult<(StatusCode, Json<PlanOut>)> {
+) -> ApiResult<(StatusCode, Json<AdminPlanOut>)> {
     let api = state.store.get_api(api_id).await?;
     let draft = PlanDraft::of_numbers(&b.name, &b.slug, b.rate_per_second, b.burst, b.monthly_quota, b.is_default, b.fail_open_seconds);
     let (limits, fail_open) = service::plans::check(&draft).map_err(ServiceError::Invalid)?;
@@ -364,21 +364,25 @@ pub async fn create_plan(
 /// One plan.
 #[utoipa::path(get, path = "/api/v1/admin/plans/{plan_id}", tag = "admin",
     params(("plan_id" = i64, Path, description = "Plan id")),
-    responses((status = 200, description = "The plan", body = PlanOut), AdminErrors))]
-pub async fn get_plan(State(state): State<PortalState>, _admin: AdminCaller, ApiPath(plan_id): ApiPath<i64>) -> ApiResult<Json<PlanOut>> {
+    responses((status = 200, description = "The plan", body = AdminPlanOut), AdminErrors))]
+pub async fn get_plan(
+    State(state): State<PortalState>,
+    _admin: AdminCaller,
+    ApiPath(plan_id): ApiPath<i64>,
+) -> ApiResult<Json<AdminPlanOut>> {
     Ok(Json(plan_out(&state, &state.store.get_plan(plan_id).await?).await?))
 }
 
 /// Change some of a plan's settings; gateways apply new limits within a second.
 #[utoipa::path(patch, path = "/api/v1/admin/plans/{plan_id}", tag = "admin", request_body = PlanPatch,
     params(("plan_id" = i64, Path, description = "Plan id")),
-    responses((status = 200, description = "Saved", body = PlanOut), BodyErrors, AdminErrors))]
+    responses((status = 200, description = "Saved", body = AdminPlanOut), BodyErrors, AdminErrors))]
 pub async fn patch_plan(
     State(state): State<PortalState>,
     AdminCaller(admin): AdminCaller,
     ApiPath(plan_id): ApiPath<i64>,
     ApiJson(b): ApiJson<PlanPatch>,
-) -> ApiResult<Json<PlanOut>> {
+) -> ApiResult<Json<AdminPlanOut>> {
     let plan = state.store.get_plan(plan_id).await?;
     let fail_open = state.store.plan_failure_policy(plan.id).await?;
     let draft = PlanDraft::of_numbers(

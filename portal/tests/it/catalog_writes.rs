@@ -205,3 +205,14 @@ async fn read_only_tokens_and_developers_cannot_write_the_catalog() {
         assert_eq!(audit_count(&app).await, audits);
     }
 }
+
+/// utoipa names a component by its Rust type name, and a later type of the same name silently
+/// replaces the earlier one: the admin API's plan must not replace the catalog's `PlanOut`.
+#[test]
+fn the_admin_schemas_do_not_replace_the_catalogs() {
+    let doc: Value = serde_json::from_str(&turnpike_portal::api::openapi_json()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["PlanOut"]["properties"]["currency"].is_object(), "the catalog's plan: {}", schemas["PlanOut"]);
+    assert!(schemas["AdminPlanOut"]["properties"]["fail_open_seconds"].is_object());
+    assert!(schemas["ApiOut"]["properties"]["base_url"].is_object(), "the catalog's API: {}", schemas["ApiOut"]);
+}
