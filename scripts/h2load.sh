@@ -5,7 +5,7 @@
 #
 # Starts `turnpike serve` (portal + the built-in Echo upstream) on a temporary SQLite database and
 # a separate `turnpike gateway` on the same database, so the gateway's memory is measured alone.
-# Creates an admin (CLI), a plan with high limits (admin console form), a token (CLI), an app and
+# Creates an admin (CLI), a plan with high limits (admin JSON API), a token (CLI), an app and
 # a key (JSON API), then:
 #   1. `h2load -n 100000 -c 100 -m 10` over h2c (prior knowledge) with the key: 0 errored,
 #      100000 succeeded, every response 2xx, and the key's metered usage exactly 100000 (+ the

@@ -67,33 +67,16 @@ stop_pid() {
   return "$rc"
 }
 
-# form_csrf JAR URL: the CSRF token of the form on the page at URL (the session lives in JAR).
-form_csrf() {
-  local token
-  token=$(curl -fsS -b "$1" -c "$1" "$2" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n1)
-  [[ -n "$token" ]] || die "no CSRF token in the form at $2"
-  printf '%s' "$token"
-}
-
-# portal_login JAR BASE EMAIL PASSWORD: log in through the portal's login form.
-portal_login() {
-  local jar=$1 base=$2 csrf code
-  csrf=$(form_csrf "$jar" "$base/login")
-  code=$(curl -sS -o /dev/null -w '%{http_code}' -b "$jar" -c "$jar" \
-    --data-urlencode "email=$3" --data-urlencode "password=$4" --data-urlencode "csrf=$csrf" "$base/login")
-  [[ "$code" == 303 ]] || die "login as $3 answered $code (expected a 303 to the dashboard)"
-}
-
-# admin_create_plan JAR BASE API_ID SLUG RATE BURST QUOTA: add a default plan to an API through
-# the admin console's form (the console has no JSON API); QUOTA empty is unlimited.
+# admin_create_plan TOKEN BASE API_ID SLUG RATE BURST QUOTA: add a default plan to an API through
+# the admin JSON API (TOKEN needs the admin:write scope); QUOTA empty is unlimited.
 admin_create_plan() {
-  local jar=$1 base=$2 api=$3 csrf code
-  csrf=$(form_csrf "$jar" "$base/admin/apis/$api")
-  code=$(curl -sS -o /dev/null -w '%{http_code}' -b "$jar" -c "$jar" \
-    --data-urlencode "name=$4" --data-urlencode "slug=$4" --data-urlencode "rate_per_second=$5" \
-    --data-urlencode "burst=$6" --data-urlencode "monthly_quota=$7" --data-urlencode "is_default=on" \
-    --data-urlencode "csrf=$csrf" "$base/admin/apis/$api/plans")
-  [[ "$code" == 303 ]] || die "creating plan $4 on API $api answered $code (expected a 303)"
+  local token=$1 base=$2 api=$3 body code
+  body=$(jq -n --arg slug "$4" --argjson rate "$5" --argjson burst "$6" --arg quota "$7" \
+    '{slug: $slug, name: $slug, rate_per_second: $rate, burst: $burst, is_default: true,
+      monthly_quota: (if $quota == "" then null else ($quota | tonumber) end)}')
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d "$body" "$base/api/v1/admin/apis/$api/plans")
+  [[ "$code" == 201 ]] || die "creating plan $4 on API $api answered $code (expected 201)"
 }
 
 # api_post TOKEN URL JSON: POST to the portal's JSON API; prints the response body.
@@ -101,19 +84,16 @@ api_post() {
   curl -fsS -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$3" "$2"
 }
 
-# setup_key BIN BASE ADMIN_EMAIL API_ID PLAN RATE BURST QUOTA: an admin (CLI), a default plan on
-# the API (admin console), a personal access token (CLI), an app subscribed to the default plans
-# and a key (JSON API). Prints "APP_ID KEY_ID SECRET TOKEN".
+# setup_key BIN BASE ADMIN_EMAIL API_ID PLAN RATE BURST QUOTA: an admin and a personal access
+# token with the developer and admin:write scopes (CLI), a default plan on the API (admin JSON
+# API), an app subscribed to the default plans and a key (JSON API). Prints "APP_ID KEY_ID SECRET
+# TOKEN".
 setup_key() {
-  local bin=$1 base=$2 email=$3 api=$4 jar password token app key
-  jar=$(mktemp)
-  password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
-  printf '%s\n' "$password" | "$bin" admin create-admin --email "$email" --password-stdin >/dev/null
-  portal_login "$jar" "$base" "$email" "$password"
-  admin_create_plan "$jar" "$base" "$api" "$5" "$6" "$7" "$8"
-  rm -f "$jar"
-  token=$("$bin" admin create-token --email "$email" --name scripts)
+  local bin=$1 base=$2 email=$3 api=$4 token app key
+  "$bin" admin create-admin --email "$email" >/dev/null
+  token=$("$bin" admin create-token --email "$email" --name scripts --scope developer --scope admin:write)
   [[ "$token" == tp_pat_* ]] || die "create-token printed no token"
+  admin_create_plan "$token" "$base" "$api" "$5" "$6" "$7" "$8"
   app=$(api_post "$token" "$base/api/v1/apps" '{"name":"load"}' | jq -r .id)
   key=$(api_post "$token" "$base/api/v1/apps/$app/keys" '{"name":"load key"}')
   local plan

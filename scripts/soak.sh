@@ -7,7 +7,7 @@
 # Builds the release binary, creates a fresh PostgreSQL database (dropped at the end) and uses
 # its own Redis key prefix (deleted at the end). `turnpike migrate`, then `turnpike serve` for the
 # portal and the built-in Echo upstream; an admin (CLI), a plan with limits far above the load
-# (admin console form), a token (CLI), an app and a key (JSON API); then two `turnpike gateway`
+# (admin JSON API), a token (CLI), an app and a key (JSON API); then two `turnpike gateway`
 # processes on PostgreSQL + Redis. Two oha processes (one per gateway) hold a fixed total rate
 # (open loop: `-q` plus latency correction) for MINUTES. Every SOAK_SAMPLE_SECONDS each gateway's
 # RSS (/proc/PID/status VmRSS) and open file descriptors (/proc/PID/fd) go to

@@ -66,6 +66,29 @@ enum AdminCommand {
         #[arg(long = "scope", default_value = "developer")]
         scopes: Vec<String>,
     },
+    /// Make the catalog (APIs, plans, current prices) match a declarative YAML file, in one
+    /// transaction; prints one line per change (`no changes` when it already matches).
+    Apply {
+        /// The file (see docs/turnpike-config.schema.json and examples/turnpike.yaml).
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete APIs and plans that are not in the file (never one with billing history).
+        #[arg(long)]
+        prune: bool,
+        /// Record the changes in the audit log as this admin's (default: the system/CLI).
+        #[arg(long = "as")]
+        as_admin: Option<String>,
+    },
+    /// Write the catalog as a declarative file (stdout without -o), each OpenAPI document as
+    /// `openapi/<slug>.json` beside it.
+    Export {
+        /// The file to write.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
     /// Compare the usage Turnpike invoiced with Stripe's invoices (read from Stripe now), line by
     /// line; prints each subscription and period that differs and exits 1 if any does.
     StripeDrift {
@@ -163,6 +186,51 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
                 Err(turnpike_store::StoreError::AdminOnly) => anyhow::bail!("{email} is not an admin: admin scopes are for admins only"),
                 Err(e) => return Err(e.into()),
+            }
+            return Ok(());
+        }
+        Command::Admin { command: AdminCommand::Apply { file, dry_run, prune, as_admin } } => {
+            use turnpike_portal::service::config;
+            let loaded = config::load(&file)?;
+            let store = turnpike::open_store(&config).await?;
+            let actor = match as_admin {
+                None => None,
+                Some(email) => {
+                    let email = turnpike_store::domain::Email::parse(&email).map_err(|e| anyhow::anyhow!("--as: {e}"))?;
+                    let (account, _) =
+                        store.find_account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("--as: no account with that email"))?;
+                    if account.role != turnpike_store::Role::Admin {
+                        anyhow::bail!("--as: {email} is not an admin");
+                    }
+                    Some(turnpike_store::AccountId(account.id))
+                }
+            };
+            let changes = config::plan(&store, &loaded, config::Options { prune, actor }).await?;
+            print!("{}", changes.report());
+            if dry_run {
+                if !changes.is_empty() {
+                    println!("dry run: {} changes, nothing written", changes.ops.len());
+                }
+            } else if !changes.is_empty() {
+                config::apply(&store, &changes, SystemClock.now()).await?;
+                println!("applied {} changes", changes.ops.len());
+            }
+            return Ok(());
+        }
+        Command::Admin { command: AdminCommand::Export { output } } => {
+            let store = turnpike::open_store(&config).await?;
+            let (yaml, docs) = turnpike_portal::service::config::export(&store).await?;
+            let dir = output.as_deref().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf).unwrap_or_default();
+            for (rel, text) in &docs {
+                let path = dir.join(rel);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&path, text)?;
+            }
+            match output {
+                Some(path) => std::fs::write(path, yaml)?,
+                None => print!("{yaml}"),
             }
             return Ok(());
         }

@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{record_audit, record_audit_opt};
 use crate::changes::{record_change, ChangeKind};
 use crate::db::{in_tx, on_pool};
 use crate::{Audit, Store, StoreError};
@@ -124,19 +123,75 @@ impl Api {
     }
 }
 
+/// Insert an API with every admin setting, its change-log entry and `audit` (target: the new
+/// API) inside the caller's transaction; evaluates to the new `ApiRow`. The one INSERT of an
+/// API with settings, shared by [`Store::create_api_with`] and the catalog apply.
+macro_rules! insert_api {
+    ($tx:ident, $s:expr, $openapi:expr, $audit:expr, $now:expr) => {{
+        let s: &$crate::ApiSettings = $s;
+        let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row: $crate::apis::ApiRow = sqlx::query_as(&format!(
+            "INSERT INTO apis (slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, lifecycle, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {}", $crate::apis::API_COLUMNS))
+            .bind(&s.slug).bind(&s.name).bind(&s.description).bind(&s.route_prefix).bind(&s.host)
+            .bind(upstreams).bind($openapi).bind(s.visibility.as_str()).bind(s.allow_query_key).bind(s.lifecycle.as_str()).bind($now)
+            .fetch_one(&mut *$tx).await?;
+        $crate::changes::record_change!($tx, $crate::ChangeKind::Api, row.id.to_string(), $now);
+        let audit: &$crate::Audit = $audit;
+        $crate::audit::record_audit!($tx, audit.on(format!("api:{}", row.id)), $now);
+        row
+    }};
+}
+pub(crate) use insert_api;
+
+/// Replace an API's settings (and its document when `$openapi` is `Some`), with its change-log
+/// entry and the optional `audit`, inside the caller's transaction; evaluates to the `ApiRow`,
+/// or returns [`StoreError::NotFound`]. Shared by [`Store::update_api_audited`] and the apply.
+macro_rules! update_api {
+    ($tx:ident, $id:expr, $s:expr, $openapi:expr, $audit:expr, $now:expr) => {{
+        let (id, s): (i64, &$crate::ApiSettings) = ($id, $s);
+        let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row: Option<$crate::apis::ApiRow> = sqlx::query_as(&format!(
+            "UPDATE apis SET slug = $2, name = $3, description = $4, route_prefix = $5, host = $6, upstreams = $7,
+                    openapi = COALESCE($8, openapi), visibility = $9, allow_query_key = $10, lifecycle = $11, updated_at = $12
+             WHERE id = $1 RETURNING {}",
+            $crate::apis::API_COLUMNS
+        ))
+        .bind(id)
+        .bind(&s.slug)
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(&s.route_prefix)
+        .bind(&s.host)
+        .bind(upstreams)
+        .bind($openapi)
+        .bind(s.visibility.as_str())
+        .bind(s.allow_query_key)
+        .bind(s.lifecycle.as_str())
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let Some(row) = row else { return Err(StoreError::NotFound) };
+        $crate::changes::record_change!($tx, $crate::ChangeKind::Api, id.to_string(), $now);
+        $crate::audit::record_audit_opt!($tx, $audit, $now);
+        row
+    }};
+}
+pub(crate) use update_api;
+
 #[derive(sqlx::FromRow)]
-struct ApiRow {
-    id: i64,
-    slug: String,
-    name: String,
-    description: String,
-    route_prefix: String,
-    host: Option<String>,
-    upstreams: String,
-    openapi: Option<String>,
-    visibility: String,
-    allow_query_key: bool,
-    updated_at: i64,
+pub(crate) struct ApiRow {
+    pub(crate) id: i64,
+    pub(crate) slug: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) route_prefix: String,
+    pub(crate) host: Option<String>,
+    pub(crate) upstreams: String,
+    pub(crate) openapi: Option<String>,
+    pub(crate) visibility: String,
+    pub(crate) allow_query_key: bool,
+    pub(crate) updated_at: i64,
 }
 
 impl TryFrom<ApiRow> for Api {
@@ -179,7 +234,8 @@ pub struct NewApi {
     pub visibility: Visibility,
 }
 
-const API_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
+pub(crate) const API_COLUMNS: &str =
+    "id, slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, updated_at";
 /// [`API_COLUMNS`] without the document (up to 16 MiB each): `openapi` reads `Some("")` when
 /// there is one (an imported document is never empty), `None` when not.
 const API_LIST_COLUMNS: &str = "id, slug, name, description, route_prefix, host, upstreams,
@@ -312,18 +368,7 @@ impl Store {
     /// and `audit` (target: the new API), in one transaction. A taken slug is
     /// [`StoreError::Conflict`] and stores nothing.
     pub async fn create_api_with(&self, s: &ApiSettings, openapi: Option<&str>, audit: &Audit, now: i64) -> Result<Api, StoreError> {
-        let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let row: ApiRow = in_tx!(self, tx => {
-            let row: ApiRow = sqlx::query_as(&format!(
-                "INSERT INTO apis (slug, name, description, route_prefix, host, upstreams, openapi, visibility, allow_query_key, lifecycle, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {API_COLUMNS}"))
-                .bind(&s.slug).bind(&s.name).bind(&s.description).bind(&s.route_prefix).bind(&s.host)
-                .bind(upstreams).bind(openapi).bind(s.visibility.as_str()).bind(s.allow_query_key).bind(s.lifecycle.as_str()).bind(now)
-                .fetch_one(&mut *tx).await?;
-            record_change!(tx, ChangeKind::Api, row.id.to_string(), now);
-            record_audit!(tx, audit.on(format!("api:{}", row.id)), now);
-            row
-        });
+        let row: ApiRow = in_tx!(self, tx => insert_api!(tx, s, openapi, audit, now));
         row.try_into()
     }
 
@@ -342,20 +387,7 @@ impl Store {
         audit: Option<&Audit>,
         now: i64,
     ) -> Result<Api, StoreError> {
-        let upstreams = serde_json::to_string(&s.upstreams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let row: ApiRow = in_tx!(self, tx => {
-            let row: Option<ApiRow> = sqlx::query_as(&format!(
-                "UPDATE apis SET slug = $2, name = $3, description = $4, route_prefix = $5, host = $6, upstreams = $7,
-                        openapi = COALESCE($8, openapi), visibility = $9, allow_query_key = $10, lifecycle = $11, updated_at = $12
-                 WHERE id = $1 RETURNING {API_COLUMNS}"))
-                .bind(id).bind(&s.slug).bind(&s.name).bind(&s.description).bind(&s.route_prefix).bind(&s.host)
-                .bind(upstreams).bind(openapi).bind(s.visibility.as_str()).bind(s.allow_query_key).bind(s.lifecycle.as_str()).bind(now)
-                .fetch_optional(&mut *tx).await?;
-            let Some(row) = row else { return Err(StoreError::NotFound) };
-            record_change!(tx, ChangeKind::Api, id.to_string(), now);
-            record_audit_opt!(tx, audit, now);
-            row
-        });
+        let row: ApiRow = in_tx!(self, tx => update_api!(tx, id, s, openapi, audit, now));
         row.try_into()
     }
 

@@ -23,6 +23,8 @@ mod apis;
 mod apps;
 mod audit;
 mod billing_reports;
+mod catalog;
+pub use catalog::{CatalogOp, PlanRef};
 mod changes;
 mod db;
 mod ids;

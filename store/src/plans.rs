@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 
-use crate::audit::{record_audit, record_audit_opt};
 use crate::changes::{record_change, ChangeKind};
 use crate::db::{in_tx, on_pool};
 use crate::{Audit, Store, StoreError};
@@ -57,7 +56,120 @@ pub struct NewPlan {
     pub is_default: bool,
 }
 
-const PLAN_COLUMNS: &str =
+/// Insert a plan row inside the caller's transaction (no change-log entry); evaluates to the
+/// new [`Plan`]. The one INSERT of a plan.
+macro_rules! insert_plan {
+    ($tx:ident, $api_id:expr, $plan:expr, $now:expr) => {{
+        let plan: &$crate::NewPlan = $plan;
+        let row: $crate::Plan = sqlx::query_as(&format!(
+            "INSERT INTO plans (api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {}", $crate::plans::PLAN_COLUMNS))
+            .bind($api_id).bind(&plan.slug).bind(&plan.name).bind(plan.rate_per_second).bind(plan.burst)
+            .bind(plan.monthly_quota).bind(&plan.currency).bind(plan.flat_price_minor)
+            .bind(plan.unit_price_minor_per_1000).bind(plan.is_default).bind($now)
+            .fetch_one(&mut *$tx).await?;
+        row
+    }};
+}
+pub(crate) use insert_plan;
+
+/// The admin's "new plan" inside the caller's transaction: insert it, make it the API's only
+/// default when flagged, set its outage policy, log the change and write `audit` (target: the
+/// new plan). Shared by [`Store::create_plan_audited`] and the catalog apply.
+macro_rules! create_plan_audited {
+    ($tx:ident, $api_id:expr, $plan:expr, $fail_open_seconds:expr, $audit:expr, $now:expr) => {{
+        let api_id: i64 = $api_id;
+        let (policy, secs) = $crate::plans::failure_policy($fail_open_seconds);
+        let row: $crate::Plan = $crate::plans::insert_plan!($tx, api_id, $plan, $now);
+        if row.is_default {
+            sqlx::query($crate::plans::CLEAR_OTHER_DEFAULTS).bind(api_id).bind(row.id).execute(&mut *$tx).await?;
+        }
+        sqlx::query($crate::plans::SET_FAILURE_POLICY).bind(row.id).bind(policy).bind(secs).execute(&mut *$tx).await?;
+        $crate::changes::record_change!($tx, $crate::ChangeKind::Api, api_id.to_string(), $now);
+        let audit: &$crate::Audit = $audit;
+        $crate::audit::record_audit!($tx, audit.on(format!("plan:{}", row.id)), $now);
+        row
+    }};
+}
+pub(crate) use create_plan_audited;
+
+/// Change a plan's name, slug, limits, default flag and outage policy inside the caller's
+/// transaction, with its change-log entry and the optional audit; evaluates to the [`Plan`] or
+/// returns [`StoreError::NotFound`]. Shared by [`Store::update_plan`] and the catalog apply.
+macro_rules! update_plan {
+    ($tx:ident, $plan_id:expr, $l:expr, $fail_open_seconds:expr, $audit:expr, $now:expr) => {{
+        let (plan_id, l): (i64, &$crate::PlanLimits) = ($plan_id, $l);
+        let (policy, secs) = $crate::plans::failure_policy($fail_open_seconds);
+        let row: Option<$crate::Plan> = sqlx::query_as(&format!(
+            "UPDATE plans SET slug = $2, name = $3, rate_per_second = $4, burst = $5, monthly_quota = $6, is_default = $7
+             WHERE id = $1 RETURNING {}",
+            $crate::plans::PLAN_COLUMNS
+        ))
+        .bind(plan_id)
+        .bind(&l.slug)
+        .bind(&l.name)
+        .bind(l.rate_per_second)
+        .bind(l.burst)
+        .bind(l.monthly_quota)
+        .bind(l.is_default)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let Some(row) = row else { return Err(StoreError::NotFound) };
+        if l.is_default {
+            sqlx::query($crate::plans::CLEAR_OTHER_DEFAULTS).bind(row.api_id).bind(plan_id).execute(&mut *$tx).await?;
+        }
+        sqlx::query($crate::plans::SET_FAILURE_POLICY).bind(plan_id).bind(policy).bind(secs).execute(&mut *$tx).await?;
+        $crate::changes::record_change!($tx, $crate::ChangeKind::Api, row.api_id.to_string(), $now);
+        $crate::audit::record_audit_opt!($tx, $audit, $now);
+        row
+    }};
+}
+pub(crate) use update_plan;
+
+/// Store a new price version (version = previous + 1) and apply its quota to the plan inside the
+/// caller's transaction, with its change-log entry and the optional audit (detail prefixed with
+/// the version); evaluates to the [`PlanPriceRow`]. Shared by [`Store::set_plan_price_audited`]
+/// and the catalog apply: price versions are only ever appended.
+macro_rules! set_plan_price {
+    ($tx:ident, $plan_id:expr, $price:expr, $audit:expr, $now:expr) => {{
+        let (plan_id, price): (i64, &$crate::NewPlanPrice) = ($plan_id, $price);
+        let api: Option<(i64,)> = sqlx::query_as("UPDATE plans SET currency = $2, flat_price_minor = $3 WHERE id = $1 RETURNING api_id")
+            .bind(plan_id)
+            .bind(&price.currency)
+            .bind(price.base_fee)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
+        if let Some(quota) = price.monthly_quota {
+            sqlx::query("UPDATE plans SET monthly_quota = $2 WHERE id = $1").bind(plan_id).bind(quota).execute(&mut *$tx).await?;
+        }
+        let row: $crate::PlanPriceRow = sqlx::query_as(&format!(
+            "INSERT INTO plan_prices (plan_id, version, currency, pricing, trial_days, billable, created_at)
+             SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM plan_prices WHERE plan_id = $1
+             RETURNING {}",
+            $crate::plans::PRICE_COLUMNS
+        ))
+        .bind(plan_id)
+        .bind(&price.currency)
+        .bind(&price.pricing)
+        .bind(price.trial_days)
+        .bind(&price.billable)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await?;
+        $crate::changes::record_change!($tx, $crate::ChangeKind::Api, api_id.to_string(), $now);
+        let audit: Option<&$crate::Audit> = $audit;
+        $crate::audit::record_audit_opt!(
+            $tx,
+            audit.map(|a| $crate::Audit { detail: format!("v{}: {}", row.version, a.detail), ..a.clone() }),
+            $now
+        );
+        row
+    }};
+}
+pub(crate) use set_plan_price;
+
+pub(crate) const PLAN_COLUMNS: &str =
     "id, api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default";
 
 /// A plan's fields an admin edits (prices belong to billing and are left alone).
@@ -81,13 +193,7 @@ impl Store {
     /// Add a plan to an API. A taken slug is [`StoreError::Conflict`].
     pub async fn create_plan(&self, api_id: i64, plan: &NewPlan, now: i64) -> Result<Plan, StoreError> {
         Ok(in_tx!(self, tx => {
-            let row: Plan = sqlx::query_as(&format!(
-                "INSERT INTO plans (api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {PLAN_COLUMNS}"))
-                .bind(api_id).bind(&plan.slug).bind(&plan.name).bind(plan.rate_per_second).bind(plan.burst)
-                .bind(plan.monthly_quota).bind(&plan.currency).bind(plan.flat_price_minor)
-                .bind(plan.unit_price_minor_per_1000).bind(plan.is_default).bind(now)
-                .fetch_one(&mut *tx).await?;
+            let row: Plan = insert_plan!(tx, api_id, plan, now);
             record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
             row
         }))
@@ -143,23 +249,7 @@ impl Store {
         audit: &Audit,
         now: i64,
     ) -> Result<Plan, StoreError> {
-        let (policy, secs) = failure_policy(fail_open_seconds);
-        Ok(in_tx!(self, tx => {
-            let row: Plan = sqlx::query_as(&format!(
-                "INSERT INTO plans (api_id, slug, name, rate_per_second, burst, monthly_quota, currency, flat_price_minor, unit_price_minor_per_1000, is_default, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {PLAN_COLUMNS}"))
-                .bind(api_id).bind(&plan.slug).bind(&plan.name).bind(plan.rate_per_second).bind(plan.burst)
-                .bind(plan.monthly_quota).bind(&plan.currency).bind(plan.flat_price_minor)
-                .bind(plan.unit_price_minor_per_1000).bind(plan.is_default).bind(now)
-                .fetch_one(&mut *tx).await?;
-            if row.is_default {
-                sqlx::query(CLEAR_OTHER_DEFAULTS).bind(api_id).bind(row.id).execute(&mut *tx).await?;
-            }
-            sqlx::query(SET_FAILURE_POLICY).bind(row.id).bind(policy).bind(secs).execute(&mut *tx).await?;
-            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
-            record_audit!(tx, audit.on(format!("plan:{}", row.id)), now);
-            row
-        }))
+        Ok(in_tx!(self, tx => create_plan_audited!(tx, api_id, plan, fail_open_seconds, audit, now)))
     }
 
     /// The plans of an API, cheapest first.
@@ -201,30 +291,16 @@ impl Store {
         audit: &Audit,
         now: i64,
     ) -> Result<Plan, StoreError> {
-        let (policy, secs) = failure_policy(fail_open_seconds);
-        Ok(in_tx!(self, tx => {
-            let row: Option<Plan> = sqlx::query_as(&format!(
-                "UPDATE plans SET slug = $2, name = $3, rate_per_second = $4, burst = $5, monthly_quota = $6, is_default = $7
-                 WHERE id = $1 RETURNING {PLAN_COLUMNS}"))
-                .bind(plan_id).bind(&l.slug).bind(&l.name).bind(l.rate_per_second).bind(l.burst).bind(l.monthly_quota).bind(l.is_default)
-                .fetch_optional(&mut *tx).await?;
-            let Some(row) = row else { return Err(StoreError::NotFound) };
-            if l.is_default {
-                sqlx::query(CLEAR_OTHER_DEFAULTS).bind(row.api_id).bind(plan_id).execute(&mut *tx).await?;
-            }
-            sqlx::query(SET_FAILURE_POLICY).bind(plan_id).bind(policy).bind(secs).execute(&mut *tx).await?;
-            record_change!(tx, ChangeKind::Api, row.api_id.to_string(), now);
-            record_audit!(tx, audit, now);
-            row
-        }))
+        Ok(in_tx!(self, tx => update_plan!(tx, plan_id, l, fail_open_seconds, Some(audit), now)))
     }
 }
 
-const CLEAR_OTHER_DEFAULTS: &str = "UPDATE plans SET is_default = FALSE WHERE api_id = $1 AND id <> $2";
-const SET_FAILURE_POLICY: &str = "UPDATE plans SET redis_failure_policy = $2, fail_open_seconds = $3 WHERE id = $1 RETURNING api_id";
+pub(crate) const CLEAR_OTHER_DEFAULTS: &str = "UPDATE plans SET is_default = FALSE WHERE api_id = $1 AND id <> $2";
+pub(crate) const SET_FAILURE_POLICY: &str =
+    "UPDATE plans SET redis_failure_policy = $2, fail_open_seconds = $3 WHERE id = $1 RETURNING api_id";
 
 /// The stored columns of an outage policy: `None` fails closed, `Some(secs)` fails open.
-fn failure_policy(fail_open_seconds: Option<i64>) -> (&'static str, i64) {
+pub(crate) fn failure_policy(fail_open_seconds: Option<i64>) -> (&'static str, i64) {
     match fail_open_seconds {
         Some(s) => ("open", s.max(0)),
         None => ("closed", 300),
@@ -272,7 +348,7 @@ pub struct NewPlanPrice {
     pub monthly_quota: Option<Option<i64>>,
 }
 
-const PRICE_COLUMNS: &str = "id, plan_id, version, currency, pricing, trial_days, billable, created_at";
+pub(crate) const PRICE_COLUMNS: &str = "id, plan_id, version, currency, pricing, trial_days, billable, created_at";
 
 impl Store {
     /// Every plan of every API, by API then price.
@@ -296,24 +372,7 @@ impl Store {
         audit: Option<&Audit>,
         now: i64,
     ) -> Result<PlanPriceRow, StoreError> {
-        Ok(in_tx!(self, tx => {
-            let api: Option<(i64,)> = sqlx::query_as(
-                "UPDATE plans SET currency = $2, flat_price_minor = $3 WHERE id = $1 RETURNING api_id")
-                .bind(plan_id).bind(&price.currency).bind(price.base_fee).fetch_optional(&mut *tx).await?;
-            let Some((api_id,)) = api else { return Err(StoreError::NotFound) };
-            if let Some(quota) = price.monthly_quota {
-                sqlx::query("UPDATE plans SET monthly_quota = $2 WHERE id = $1").bind(plan_id).bind(quota).execute(&mut *tx).await?;
-            }
-            let row: PlanPriceRow = sqlx::query_as(&format!(
-                "INSERT INTO plan_prices (plan_id, version, currency, pricing, trial_days, billable, created_at)
-                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM plan_prices WHERE plan_id = $1
-                 RETURNING {PRICE_COLUMNS}"))
-                .bind(plan_id).bind(&price.currency).bind(&price.pricing).bind(price.trial_days).bind(&price.billable).bind(now)
-                .fetch_one(&mut *tx).await?;
-            record_change!(tx, ChangeKind::Api, api_id.to_string(), now);
-            record_audit_opt!(tx, audit.map(|a| Audit { detail: format!("v{}: {}", row.version, a.detail), ..a.clone() }), now);
-            row
-        }))
+        Ok(in_tx!(self, tx => set_plan_price!(tx, plan_id, price, audit, now)))
     }
 
     /// The price version in effect at `at`: the newest created at or before it, else the first

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod analytics;
+mod apply;
 mod billing;
 mod browser;
 mod cli;

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 use crate::PortalState;
 
 pub mod admin;
+pub mod admin_catalog;
 pub mod admin_reports;
 pub mod apps;
 pub mod auth;
@@ -133,9 +134,12 @@ fn router() -> (axum::Router<PortalState>, utoipa::openapi::OpenApi) {
         .routes(routes!(usage::list_subscriptions))
         .routes(routes!(usage::app_usage))
         .routes(routes!(usage::key_usage))
-        .routes(routes!(admin::list_apis))
-        .routes(routes!(admin::get_api))
-        .routes(routes!(admin::get_api_openapi))
+        .routes(routes!(admin::list_apis, admin_catalog::create_api))
+        .routes(routes!(admin::get_api, admin_catalog::replace_api, admin_catalog::patch_api))
+        .routes(routes!(admin::get_api_openapi, admin_catalog::put_api_openapi))
+        .routes(routes!(admin_catalog::list_plans, admin_catalog::create_plan))
+        .routes(routes!(admin_catalog::get_plan, admin_catalog::patch_plan))
+        .routes(routes!(admin_catalog::list_prices, admin_catalog::create_price))
         .routes(routes!(admin::list_developers))
         .routes(routes!(admin::suspend_developer))
         .routes(routes!(admin::reactivate_developer))

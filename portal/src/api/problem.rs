@@ -135,6 +135,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotOpen => ApiError::Conflict("Only open invoices can change.".into()),
             ServiceError::Stale => ApiError::Conflict("This changed meanwhile: reload and try again.".into()),
             ServiceError::StripeBilled => ApiError::Conflict("This is billed through Stripe: change it there.".into()),
+            ServiceError::Invalid(problems) => {
+                ApiError::Validation(problems.iter().map(|p| FieldError::new(p.field, p.message.clone())).collect())
+            }
+            ServiceError::RouteTaken => ApiError::Conflict("Another API already uses this route prefix (and host).".into()),
             ServiceError::Billing(e) => ApiError::Internal(e),
             ServiceError::Store(e) => ApiError::Internal(e.to_string()),
         }

@@ -6,10 +6,12 @@
 pub mod accounts;
 pub mod apis;
 pub mod apps;
+pub mod config;
 pub mod developers;
 pub mod invoices;
 pub mod keys;
 pub mod plans;
+pub mod prices;
 pub mod subscriptions;
 pub mod webhooks;
 
@@ -58,9 +60,32 @@ pub enum ServiceError {
     /// Pricing failed or a stored price is unreadable (logged, never shown).
     #[error("billing: {0}")]
     Billing(String),
+    /// Fields failed their rules; nothing changed.
+    #[error("invalid: {0:?}")]
+    Invalid(Vec<FieldProblem>),
+    /// Another API already routes the same host and prefix; nothing changed.
+    #[error("route taken")]
+    RouteTaken,
     /// The database failed (logged, never shown).
     #[error("store: {0}")]
     Store(StoreError),
+}
+
+/// One field that failed its rule: the field's name (as the JSON API and the declarative file
+/// spell it) and a message for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// e.g. `route_prefix`.
+    pub field: &'static str,
+    /// Why it was refused.
+    pub message: String,
+}
+
+impl FieldProblem {
+    /// A problem with `field`.
+    pub fn new(field: &'static str, message: impl Into<String>) -> FieldProblem {
+        FieldProblem { field, message: message.into() }
+    }
 }
 
 impl From<LedgerError> for ServiceError {

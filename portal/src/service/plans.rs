@@ -95,3 +95,95 @@ pub async fn set_price(
     let audit = Audit::new(actor_id.map(AccountId::get), "plan.price", format!("plan:{}", plan.id), summary);
     Ok(store.set_plan_price_audited(plan.id, &row, Some(&audit), now).await?)
 }
+
+// ---- The rules of a plan's limits: one place for the console, the admin API and `apply` ----
+
+use turnpike_store::domain::Slug;
+
+use super::FieldProblem;
+
+/// A plan's limits as given, before any check. Problems name the fields `name`, `slug`,
+/// `rate_per_second`, `burst`, `monthly_quota`, `fail_open_seconds`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanDraft {
+    /// Display name.
+    pub name: String,
+    /// Slug.
+    pub slug: String,
+    /// Requests per second.
+    pub rate_per_second: String,
+    /// Burst.
+    pub burst: String,
+    /// Monthly quota; empty is unlimited.
+    pub monthly_quota: String,
+    /// Given to new apps automatically.
+    pub is_default: bool,
+    /// Seconds of fail-open while Redis is unreachable; empty fails closed.
+    pub fail_open_seconds: String,
+}
+
+impl PlanDraft {
+    /// A draft from numbers (the JSON API and the declarative file).
+    pub fn of_numbers(
+        name: &str,
+        slug: &str,
+        rate_per_second: i64,
+        burst: i64,
+        monthly_quota: Option<i64>,
+        is_default: bool,
+        fail_open_seconds: Option<i64>,
+    ) -> PlanDraft {
+        PlanDraft {
+            name: name.to_owned(),
+            slug: slug.to_owned(),
+            rate_per_second: rate_per_second.to_string(),
+            burst: burst.to_string(),
+            monthly_quota: monthly_quota.map(|q| q.to_string()).unwrap_or_default(),
+            is_default,
+            fail_open_seconds: fail_open_seconds.map(|s| s.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// A whole number in `range`, from text that may use thousands separators.
+fn parse_count(raw: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+    let digits: String = raw.trim().chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect();
+    digits.parse::<i64>().ok().filter(|n| range.contains(n))
+}
+
+/// Every field of `d` checked: the limits and the outage policy (`None`: fail closed), or
+/// every problem found.
+pub fn check(d: &PlanDraft) -> Result<(PlanLimits, Option<i64>), Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    let name = super::apis::check_display_name(&d.name, "name", &mut problems);
+    let slug = d.slug.trim().to_owned();
+    if let Err(e) = Slug::parse(&slug) {
+        problems.push(FieldProblem::new("slug", format!("The plan's slug: {e}.")));
+    }
+    let rate = parse_count(&d.rate_per_second, 1..=1_000_000);
+    if rate.is_none() {
+        problems.push(FieldProblem::new("rate_per_second", "The rate is a whole number of requests per second from 1 to 1,000,000."));
+    }
+    let burst = parse_count(&d.burst, 1..=10_000_000);
+    if burst.is_none() {
+        problems.push(FieldProblem::new("burst", "The burst is a whole number from 1 to 10,000,000."));
+    }
+    let quota = if d.monthly_quota.trim().is_empty() { Some(None) } else { parse_count(&d.monthly_quota, 1..=i64::MAX / 2).map(Some) };
+    if quota.is_none() {
+        problems.push(FieldProblem::new("monthly_quota", "The monthly quota is a whole number of requests, or empty for unlimited."));
+    }
+    let fail_open =
+        if d.fail_open_seconds.trim().is_empty() { Some(None) } else { parse_count(&d.fail_open_seconds, 1..=86_400).map(Some) };
+    if fail_open.is_none() {
+        problems.push(FieldProblem::new(
+            "fail_open_seconds",
+            "Seconds from 1 to 86,400, or empty to refuse requests (503) while Redis is unreachable.",
+        ));
+    }
+    match (rate, burst, quota, fail_open, problems.is_empty()) {
+        (Some(rate_per_second), Some(burst), Some(monthly_quota), Some(fail_open), true) => {
+            Ok((PlanLimits { slug, name, rate_per_second, burst, monthly_quota, is_default: d.is_default }, fail_open))
+        }
+        _ => Err(problems),
+    }
+}

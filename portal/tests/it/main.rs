@@ -12,6 +12,8 @@ mod api;
 mod apps;
 mod billing;
 mod catalog;
+mod catalog_writes;
+mod config_apply;
 mod credentials;
 mod dashboard_figures;
 mod devx;

@@ -14,6 +14,7 @@ use turnpike_store::{Api, Lifecycle, Visibility};
 
 mod form;
 
+pub(crate) use form::form_errors;
 use form::{check_submission, slug_taken};
 pub use form::{ApiFormValues, UpstreamRow};
 

@@ -145,16 +145,3 @@ impl PlanFormValues {
         self.is_default.is_some()
     }
 }
-
-/// A display name of 1–80 printable characters.
-pub(crate) fn check_name(raw: &str, errors: &mut FieldErrors, field: &'static str) -> String {
-    let name = raw.trim();
-    if name.is_empty() {
-        errors.add(field, "Enter a name.");
-    } else if name.chars().count() > 80 {
-        errors.add(field, "Use at most 80 characters.");
-    } else if name.chars().any(char::is_control) {
-        errors.add(field, "The name cannot contain control characters.");
-    }
-    name.to_owned()
-}

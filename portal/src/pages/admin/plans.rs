@@ -6,11 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use turnpike_store::domain::Slug;
 use turnpike_store::{Api, Plan, PlanLimits};
 
-use super::apis::edit_page;
-use super::common::{actor, check_name, FieldErrors, PlanFormValues, Section};
+use super::apis::{edit_page, form_errors};
+use super::common::{actor, FieldErrors, PlanFormValues, Section};
 use crate::ctx::{Chrome, Ctx, FlashKind};
 use crate::error::PortalResult;
 use crate::pages::parse_id;
@@ -18,37 +17,22 @@ use crate::service::{self, ServiceError};
 use crate::views::PlanView;
 use crate::PortalState;
 
-/// A whole number in `range`, from a form field that may use thousands separators.
-fn parse_count(raw: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
-    let digits: String = raw.trim().chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect();
-    digits.parse::<i64>().ok().filter(|n| range.contains(n))
-}
+/// The plan form's fields as named by the service's rules.
+const PLAN_FIELDS: [(&str, &str); 2] = [("name", "plan_name"), ("slug", "plan_slug")];
 
-fn limits_of(v: &PlanFormValues) -> Result<PlanLimits, FieldErrors> {
-    let mut errors = FieldErrors::default();
-    let name = check_name(&v.name, &mut errors, "plan_name");
-    let slug = v.slug.trim().to_owned();
-    if let Err(e) = Slug::parse(&slug) {
-        errors.add("plan_slug", format!("The plan's slug: {e}."));
-    }
-    let rate = parse_count(&v.rate_per_second, 1..=1_000_000);
-    if rate.is_none() {
-        errors.add("rate_per_second", "The rate is a whole number of requests per second from 1 to 1,000,000.");
-    }
-    let burst = parse_count(&v.burst, 1..=10_000_000);
-    if burst.is_none() {
-        errors.add("burst", "The burst is a whole number from 1 to 10,000,000.");
-    }
-    let quota = if v.monthly_quota.trim().is_empty() { Some(None) } else { parse_count(&v.monthly_quota, 1..=i64::MAX / 2).map(Some) };
-    if quota.is_none() {
-        errors.add("monthly_quota", "The monthly quota is a whole number of requests, or empty for unlimited.");
-    }
-    match (rate, burst, quota, errors.is_empty()) {
-        (Some(rate_per_second), Some(burst), Some(monthly_quota), true) => {
-            Ok(PlanLimits { slug, name, rate_per_second, burst, monthly_quota, is_default: v.is_default.is_some() })
-        }
-        _ => Err(errors),
-    }
+/// The form's values checked by [`service::plans::check`]: limits and outage policy, or the
+/// form's errors.
+fn limits_of(v: &PlanFormValues) -> Result<(PlanLimits, Option<i64>), FieldErrors> {
+    let draft = service::plans::PlanDraft {
+        name: v.name.clone(),
+        slug: v.slug.clone(),
+        rate_per_second: v.rate_per_second.clone(),
+        burst: v.burst.clone(),
+        monthly_quota: v.monthly_quota.clone(),
+        is_default: v.is_default.is_some(),
+        fail_open_seconds: v.fail_open_seconds.clone(),
+    };
+    service::plans::check(&draft).map_err(|problems| form_errors(&problems, &PLAN_FIELDS))
 }
 
 /// `POST /admin/apis/{id}/plans`: add a plan (free until billing prices it).
@@ -60,7 +44,7 @@ pub async fn create_plan(
 ) -> PortalResult<Response> {
     let admin = actor(&ctx)?;
     let api = state.store.get_api(parse_id(&id)?).await?;
-    let errors = match limits_of(&form).and_then(|l| fail_open_of(&form).map(|f| (l, f))) {
+    let errors = match limits_of(&form) {
         Ok((l, fail_open)) => match service::plans::create(&state.store, admin, &api, &l, fail_open, state.clock.now()).await {
             Ok(plan) => {
                 ctx.flash(FlashKind::Success, format!("Added the plan “{}”.", plan.name)).await?;
@@ -73,21 +57,6 @@ pub async fn create_plan(
     };
     let page = edit_page(&state, &mut ctx, &api, None, FieldErrors::default(), Vec::new(), Some((form, errors))).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-}
-
-/// The outage policy field: empty fails closed, else 1–86,400 seconds of fail-open.
-fn fail_open_of(v: &PlanFormValues) -> Result<Option<i64>, FieldErrors> {
-    if v.fail_open_seconds.trim().is_empty() {
-        return Ok(None);
-    }
-    match parse_count(&v.fail_open_seconds, 1..=86_400) {
-        Some(s) => Ok(Some(s)),
-        None => {
-            let mut e = FieldErrors::default();
-            e.add("fail_open_seconds", "Seconds from 1 to 86,400, or empty to refuse requests (503) while Redis is unreachable.");
-            Err(e)
-        }
-    }
 }
 
 /// The form's errors when the API has another plan with the slug.
@@ -143,7 +112,7 @@ pub async fn update_plan(
 ) -> PortalResult<Response> {
     let admin = actor(&ctx)?;
     let plan = state.store.get_plan(parse_id(&id)?).await?;
-    let errors = match limits_of(&form).and_then(|l| fail_open_of(&form).map(|f| (l, f))) {
+    let errors = match limits_of(&form) {
         Ok((l, fail_open)) => match service::plans::update(&state.store, admin, &plan, &l, fail_open, state.clock.now()).await {
             Ok(updated) => {
                 let msg = format!("Saved the plan “{}”. Gateways apply the new limits within a second.", updated.name);

@@ -3,20 +3,16 @@
 
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
-use turnpike_store::domain::Slug;
-use turnpike_store::{Api, ApiSettings, Lifecycle, Upstream, Visibility};
+use turnpike_store::{Api, ApiSettings, Lifecycle};
 
-use super::super::common::{check_name, FieldErrors};
+use super::super::common::FieldErrors;
 use crate::error::PortalResult;
 use crate::openapi_import::{self, ImportedSpec};
+use crate::service::{self, FieldProblem, ServiceError};
 use crate::PortalState;
 
 /// Upstream rows the form offers beyond those already set.
 const SPARE_UPSTREAM_ROWS: usize = 2;
-/// Most upstream targets per API.
-const MAX_UPSTREAMS: usize = 32;
-/// Longest description.
-const MAX_DESCRIPTION_CHARS: usize = 2000;
 
 /// One upstream row of the form, as typed.
 #[derive(Debug, Clone, Default)]
@@ -180,129 +176,29 @@ fn values_of(s: &Submitted) -> ApiFormValues {
     }
 }
 
-fn check_slug(raw: &str, errors: &mut FieldErrors) -> String {
-    let slug = raw.trim();
-    if let Err(e) = Slug::parse(slug) {
-        errors.add("slug", format!("The slug is used in URLs: {e}."));
+/// The service's draft of the form's values: the rules live in [`service::apis::check`].
+fn draft_of(v: &ApiFormValues) -> service::apis::Draft {
+    service::apis::Draft {
+        name: v.name.clone(),
+        slug: v.slug.clone(),
+        description: v.description.clone(),
+        route_prefix: v.route_prefix.clone(),
+        host: v.host.clone(),
+        upstreams: v.upstreams.iter().map(|r| service::apis::TargetDraft { url: r.url.clone(), weight: r.weight.clone() }).collect(),
+        visibility: v.visibility.clone(),
+        lifecycle: v.lifecycle.clone(),
+        allow_query_key: v.allow_query_key,
     }
-    slug.to_owned()
 }
 
-/// `/payments/v1`: starts with `/`, no trailing `/`, unreserved URL characters only.
-fn check_prefix(raw: &str, errors: &mut FieldErrors) -> String {
-    let p = raw.trim();
-    let ok = p.len() >= 2
-        && p.len() <= 200
-        && p.starts_with('/')
-        && !p.ends_with('/')
-        && !p.contains("//")
-        && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
-    if !ok {
-        errors.add(
-            "route_prefix",
-            "The route prefix is a path such as /payments/v1: it starts with /, does not end with /, and uses letters, digits, - . _ ~ and /.",
-        );
-    }
-    p.to_owned()
-}
-
-/// A bare host name (`api.example.com`), lower-cased; empty means any host.
-fn check_host(raw: &str, errors: &mut FieldErrors) -> Option<String> {
-    let h = raw.trim().to_ascii_lowercase();
-    if h.is_empty() {
-        return None;
-    }
-    let ok = h.len() <= 253
-        && h.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if !ok {
-        errors.add("host", "Enter a host name such as api.example.com (no scheme, port or path), or leave it empty to match any host.");
-    }
-    Some(h)
-}
-
-/// At least one `http(s)://host[:port][/path]` target with a weight of 1–1000.
-fn check_upstreams(rows: &[UpstreamRow], errors: &mut FieldErrors) -> Vec<Upstream> {
-    let mut out = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        let (url, weight) = (row.url.trim(), row.weight.trim());
-        if url.is_empty() && weight.is_empty() {
-            continue;
-        }
-        let n = i + 1;
-        // The gateway's own routing rule: what is saved here is what it routes.
-        if let Err(why) = turnpike_store::check_upstream_url(url) {
-            errors.add(
-                "upstreams",
-                format!("Target {n}: enter an http:// or https:// URL with a host, such as https://api.example.com/v1 ({why})."),
-            );
-            continue;
-        }
-        let w = if weight.is_empty() { Some(1) } else { weight.parse::<u32>().ok().filter(|w| (1..=1000).contains(w)) };
-        let Some(weight) = w else {
-            errors.add("upstreams", format!("Target {n}: the weight is a whole number from 1 to 1000."));
-            continue;
-        };
-        out.push(Upstream { url: url.trim_end_matches('/').to_owned(), weight });
-    }
-    if out.is_empty() && errors.get("upstreams").is_none() {
-        errors.add("upstreams", "Add at least one upstream target.");
-    }
-    if out.len() > MAX_UPSTREAMS {
-        errors.add("upstreams", format!("Use at most {MAX_UPSTREAMS} upstream targets."));
-    }
-    out
-}
-
-/// Check every field; `Err` holds every problem found.
-fn settings_of(v: &ApiFormValues) -> Result<ApiSettings, FieldErrors> {
+/// The service's problems as the form's errors (the form's fields are named as the service's).
+pub(crate) fn form_errors(problems: &[FieldProblem], rename: &[(&'static str, &'static str)]) -> FieldErrors {
     let mut errors = FieldErrors::default();
-    let name = check_name(&v.name, &mut errors, "name");
-    let slug = check_slug(&v.slug, &mut errors);
-    let description = v.description.trim().to_owned();
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        errors.add("description", format!("Use at most {MAX_DESCRIPTION_CHARS} characters."));
+    for p in problems {
+        let field = rename.iter().find(|(from, _)| *from == p.field).map_or(p.field, |(_, to)| *to);
+        errors.add(field, p.message.clone());
     }
-    let route_prefix = check_prefix(&v.route_prefix, &mut errors);
-    let host = check_host(&v.host, &mut errors);
-    let upstreams = check_upstreams(&v.upstreams, &mut errors);
-    let visibility = Visibility::parse(&v.visibility);
-    if visibility.is_none() {
-        errors.add("visibility", "Choose draft, public or private.");
-    }
-    let lifecycle = Lifecycle::parse(&v.lifecycle);
-    if lifecycle.is_none() {
-        errors.add("lifecycle", "Choose alpha, beta, stable or deprecated.");
-    }
-    match (visibility, lifecycle, errors.is_empty()) {
-        (Some(visibility), Some(lifecycle), true) => Ok(ApiSettings {
-            slug,
-            name,
-            description,
-            route_prefix,
-            host,
-            upstreams,
-            visibility,
-            allow_query_key: v.allow_query_key,
-            lifecycle,
-        }),
-        _ => Err(errors),
-    }
-}
-
-/// Whether another API already routes the same host and prefix.
-async fn route_taken(state: &PortalState, s: &ApiSettings, except: Option<i64>) -> PortalResult<bool> {
-    Ok(state
-        .store
-        .list_apis()
-        .await?
-        .iter()
-        .any(|a| Some(a.id) != except && a.route_prefix.trim_end_matches('/') == s.route_prefix && a.host == s.host))
+    errors
 }
 
 /// Everything submitted, checked: settings and (if a file was chosen) the document.
@@ -330,23 +226,20 @@ pub(super) async fn check_submission(state: &PortalState, headers: &HeaderMap, b
     };
     // A new API may take its name and description from the document it is published with.
     if let Some(Ok(spec)) = &spec {
-        if values.name.trim().is_empty() {
-            values.name = spec.title.clone();
-        }
-        if values.description.trim().is_empty() {
-            values.description = spec.description.clone().unwrap_or_default().chars().take(MAX_DESCRIPTION_CHARS).collect();
-        }
+        let mut d = draft_of(&values);
+        d.fill_from(spec);
+        (values.name, values.description) = (d.name, d.description);
     }
-    let settings = settings_of(&values);
-    let (mut errors, settings) = match settings {
+    let (errors, settings) = match service::apis::validate(&state.store, &draft_of(&values), except).await {
         Ok(s) => (FieldErrors::default(), Some(s)),
-        Err(e) => (e, None),
-    };
-    if let Some(s) = &settings {
-        if route_taken(state, s, except).await? {
-            errors.add("route_prefix", "Another API already uses this route prefix (and host). Pick another.");
+        Err(ServiceError::Invalid(problems)) => (form_errors(&problems, &[]), None),
+        Err(ServiceError::RouteTaken) => {
+            let mut e = FieldErrors::default();
+            e.add("route_prefix", "Another API already uses this route prefix (and host). Pick another.");
+            (e, None)
         }
-    }
+        Err(e) => return Err(e.into()),
+    };
     let spec_errors = match &spec {
         Some(Err(errs)) => errs.clone(),
         _ => Vec::new(),
