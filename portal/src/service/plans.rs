@@ -17,6 +17,21 @@ fn limits_detail(l: &PlanLimits) -> String {
     )
 }
 
+/// A new plan with limits `l`, free until billing prices it.
+pub(crate) fn new_plan(l: &PlanLimits) -> NewPlan {
+    NewPlan {
+        slug: l.slug.clone(),
+        name: l.name.clone(),
+        rate_per_second: l.rate_per_second,
+        burst: l.burst,
+        monthly_quota: l.monthly_quota,
+        currency: "usd".into(),
+        flat_price_minor: 0,
+        unit_price_minor_per_1000: 0,
+        is_default: l.is_default,
+    }
+}
+
 /// Add a plan with limits `l` and outage policy `fail_open_seconds` to `api` (free until billing
 /// prices it). A slug the API already uses is [`ServiceError::SlugTaken`].
 pub async fn create(
@@ -27,17 +42,7 @@ pub async fn create(
     fail_open_seconds: Option<i64>,
     now: i64,
 ) -> ServiceResult<Plan> {
-    let new = NewPlan {
-        slug: l.slug.clone(),
-        name: l.name.clone(),
-        rate_per_second: l.rate_per_second,
-        burst: l.burst,
-        monthly_quota: l.monthly_quota,
-        currency: "usd".into(),
-        flat_price_minor: 0,
-        unit_price_minor_per_1000: 0,
-        is_default: l.is_default,
-    };
+    let new = new_plan(l);
     let audit = Audit::new(Some(admin_id.get()), "plan.create", "", format!("{} on {}: {}", l.slug, api.slug, limits_detail(l)));
     store.create_plan_audited(api.id, &new, fail_open_seconds, &audit, now).await.map_err(taken(ServiceError::SlugTaken))
 }
@@ -67,6 +72,28 @@ pub struct NewPrice {
     pub billable: Billable,
 }
 
+/// The quota a price gives its plan at the gateway: a hard-capped quota is the plan's limit
+/// (`Some(Some(n))`), a metered one lifts it (`Some(None)`), any other price leaves it (`None`).
+pub(crate) fn quota_set_by(new: &NewPrice) -> Option<Option<i64>> {
+    match new.price.pricing() {
+        Pricing::Quota { included, overage: Overage::HardCap, .. } => Some(Some(i64::try_from(*included).unwrap_or(i64::MAX))),
+        Pricing::Quota { overage: Overage::Metered { .. }, .. } => Some(None),
+        _ => None,
+    }
+}
+
+/// `new` as the store's price row.
+pub(crate) fn price_row(new: &NewPrice) -> Result<NewPlanPrice, StoreError> {
+    Ok(NewPlanPrice {
+        currency: new.price.currency().code().to_owned(),
+        pricing: serde_json::to_string(new.price.pricing()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        trial_days: new.trial_days,
+        billable: new.billable.as_str().to_owned(),
+        base_fee: ledger::base_fee(new.price.pricing()),
+        monthly_quota: quota_set_by(new),
+    })
+}
+
 /// Store `new` as the plan's next price version (a hard-capped quota also becomes the plan's
 /// gateway quota). `summary` describes the price for the audit log.
 pub async fn set_price(
@@ -77,21 +104,7 @@ pub async fn set_price(
     summary: &str,
     now: i64,
 ) -> ServiceResult<PlanPriceRow> {
-    let NewPrice { price, trial_days, billable } = new;
-    let (trial_days, billable) = (*trial_days, *billable);
-    let monthly_quota = match price.pricing() {
-        Pricing::Quota { included, overage: Overage::HardCap, .. } => Some(Some(i64::try_from(*included).unwrap_or(i64::MAX))),
-        Pricing::Quota { overage: Overage::Metered { .. }, .. } => Some(None),
-        _ => None,
-    };
-    let row = NewPlanPrice {
-        currency: price.currency().code().to_owned(),
-        pricing: serde_json::to_string(price.pricing()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        trial_days,
-        billable: billable.as_str().to_owned(),
-        base_fee: ledger::base_fee(price.pricing()),
-        monthly_quota,
-    };
+    let row = price_row(new)?;
     let audit = Audit::new(actor_id.map(AccountId::get), "plan.price", format!("plan:{}", plan.id), summary);
     Ok(store.set_plan_price_audited(plan.id, &row, Some(&audit), now).await?)
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use file::{json_schema, ApiConfig, ConfigFile, PlanConfig, PriceConfig, TargetConfig};
 use turnpike_billing::Pricing;
-use turnpike_store::{AccountId, Api, ApiSettings, Audit, CatalogOp, Lifecycle, NewPlan, PlanRef, Store, StoreError};
+use turnpike_store::{AccountId, Api, ApiSettings, Audit, CatalogOp, Lifecycle, PlanRef, Store, StoreError};
 
 use super::apis::{Draft, TargetDraft};
 use super::plans::{NewPrice, PlanDraft};
@@ -202,18 +202,6 @@ struct CheckedPlan {
     price: Option<NewPrice>,
 }
 
-/// The quota a price sets on its plan (`Some(q)`), if it sets one: a hard-capped quota sets its
-/// included requests, a metered one sets "unlimited".
-fn quota_set_by(price: &NewPrice) -> Option<Option<i64>> {
-    match price.price.pricing() {
-        Pricing::Quota { included, overage: turnpike_billing::Overage::HardCap, .. } => {
-            Some(Some(i64::try_from(*included).unwrap_or(i64::MAX)))
-        }
-        Pricing::Quota { .. } => Some(None),
-        _ => None,
-    }
-}
-
 fn check_plans(i: usize, api: &ApiConfig, problems: &mut Vec<String>) -> Vec<Option<CheckedPlan>> {
     let mut out = Vec::new();
     let mut defaults = 0;
@@ -240,7 +228,7 @@ fn check_plans(i: usize, api: &ApiConfig, problems: &mut Vec<String>) -> Vec<Opt
             None => Some(None),
             Some(pc) => match super::prices::check_price_parts(&pc.currency, &pc.pricing, pc.trial_days, &pc.billable) {
                 Ok(new) => {
-                    if let Some(q) = quota_set_by(&new).filter(|q| *q != p.monthly_quota) {
+                    if let Some(q) = super::plans::quota_set_by(&new).filter(|q| *q != p.monthly_quota) {
                         let says = q.map_or_else(|| "unlimited (omit it)".to_owned(), |q| q.to_string());
                         problems.push(format!("{at}.monthly_quota: the price's quota sets it, so it must be {says}"));
                     }
@@ -332,17 +320,6 @@ fn same_price(old: Option<&PriceConfig>, new: &NewPrice) -> bool {
             && serde_json::from_value::<Pricing>(o.pricing.clone()).ok().as_ref() == Some(new.price.pricing())
             && o.trial_days == new.trial_days
             && o.billable == new.billable.as_str()
-    })
-}
-
-fn store_price(new: &NewPrice) -> Result<turnpike_store::NewPlanPrice, StoreError> {
-    Ok(turnpike_store::NewPlanPrice {
-        currency: new.price.currency().code().to_owned(),
-        pricing: serde_json::to_string(new.price.pricing()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        trial_days: new.trial_days,
-        billable: new.billable.as_str().to_owned(),
-        base_fee: turnpike_ledger::base_fee(new.price.pricing()),
-        monthly_quota: quota_set_by(new),
     })
 }
 
@@ -478,17 +455,7 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
             let plan_ref = match old_plan {
                 None => {
                     out.lines.push(format!("create plan {name}"));
-                    let new = NewPlan {
-                        slug: l.slug.clone(),
-                        name: l.name.clone(),
-                        rate_per_second: l.rate_per_second,
-                        burst: l.burst,
-                        monthly_quota: l.monthly_quota,
-                        currency: "usd".into(),
-                        flat_price_minor: 0,
-                        unit_price_minor_per_1000: 0,
-                        is_default: l.is_default,
-                    };
+                    let new = super::plans::new_plan(l);
                     let detail = format!(
                         "{name}: rate={}/s burst={} quota={:?} default={}",
                         l.rate_per_second, l.burst, l.monthly_quota, l.is_default
@@ -521,7 +488,7 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
                     out.lines.push(format!("new price {name}: {summary}"));
                     plan_ops.push(CatalogOp::SetPrice {
                         plan: plan_ref,
-                        price: store_price(new)?,
+                        price: super::plans::price_row(new)?,
                         audit: audit(actor, "plan.price", String::new(), format!("{name}: {summary}")),
                     });
                 }
