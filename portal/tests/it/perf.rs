@@ -2,13 +2,13 @@
 //! `cargo test -p turnpike-portal --test it perf -- --ignored --nocapture`; it prints p50/p95
 //! of `GET /dashboard` per database, the test process's CPU per request and each read's cost.
 //!
-//! Last run (2026-12-06, release build: `cargo test --release -p turnpike-portal --test it perf --
-//! --ignored --nocapture`, the shared 2-core machine at load average 9-11): SQLite p50 17.1 ms,
-//! p95 80.0 ms (17 ms CPU per request, SQLite included); PostgreSQL p50 61.2 ms, p95 124.8 ms
-//! (3 ms portal CPU per request). Debug build the day before: SQLite p50 82.9 ms, p95 144.6 ms;
-//! PostgreSQL p50 94.3 ms, p95 142.5 ms. Before the daily rollup: SQLite p50 1.0 s, p95 1.2 s;
-//! PostgreSQL p50 544 ms, p95 699 ms. The goal (p95 < 50 ms) is not shown yet. More in the
-//! README ("Dashboard latency").
+//! Last run (2026-12-06 05:20 UTC, release build: `cargo test --release -p turnpike-portal --test
+//! it perf -- --ignored --nocapture`, the shared 2-core machine at load average 4-5): SQLite p50
+//! 19.1 ms, p95 40.9 ms (18 ms CPU per request, SQLite included); PostgreSQL p50 26.0 ms, p95
+//! 39.2 ms (4 ms portal CPU per request): the goal (p95 < 50 ms) is met on both, with the page's
+//! independent reads run at once. Before that (load 9-11): SQLite p95 80.0 ms, PostgreSQL p95
+//! 124.8 ms. Before the daily rollup: SQLite p50 1.0 s, p95 1.2 s; PostgreSQL p50 544 ms, p95
+//! 699 ms. More in the README ("Dashboard latency").
 
 use std::time::{Duration, Instant};
 
