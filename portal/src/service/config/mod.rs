@@ -329,8 +329,40 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
     let file = &loaded.file;
     let current = stored(store).await?;
     let mut problems = Vec::new();
+    let (settings, plans) = check_each(file, &mut problems);
+    check_routes(file, &settings, &current, opts, &mut problems);
+    let mut out = Changes::default();
+    // Deletions first (so a pruned API's route or slug is free), then changes, then creations.
+    out.ops = deletions(store, file, &current, opts, &mut out, &mut problems).await?;
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    let mut creations = Vec::new();
+    let mut plan_ops = Vec::new();
+    for (i, s) in settings.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let spec = loaded.specs.get(i).and_then(Option::as_ref);
+        let old = current.iter().find(|c| c.api.slug == s.slug);
+        match old {
+            None => creations.push(create_api(s, spec, opts.actor, &mut out)),
+            Some(old) => {
+                let op = update_api(old, s, spec, opts.actor, &mut out);
+                out.ops.extend(op);
+            }
+        }
+        for p in plans[i].iter().flatten() {
+            plan_ops.extend(plan_changes(s, old, p, opts.actor, &mut out)?);
+        }
+    }
+    out.ops.extend(creations);
+    out.ops.extend(plan_ops);
+    Ok(out)
+}
 
-    // Every API and plan on its own, with the service's rules.
+/// Every API and plan of the file on its own, with the service's rules (`None` where one failed;
+/// its problems are added to `problems`).
+#[allow(clippy::type_complexity)]
+fn check_each(file: &ConfigFile, problems: &mut Vec<String>) -> (Vec<Option<ApiSettings>>, Vec<Vec<Option<CheckedPlan>>>) {
     let mut settings: Vec<Option<ApiSettings>> = Vec::new();
     let mut plans: Vec<Vec<Option<CheckedPlan>>> = Vec::new();
     for (i, a) in file.apis.iter().enumerate() {
@@ -344,10 +376,13 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
                 settings.push(None);
             }
         }
-        plans.push(check_plans(i, a, &mut problems));
+        plans.push(check_plans(i, a, problems));
     }
+    (settings, plans)
+}
 
-    // Routes: unique within the file, and against stored APIs the file keeps (without prune).
+/// Routes: unique within the file, and against stored APIs the file keeps (without prune).
+fn check_routes(file: &ConfigFile, settings: &[Option<ApiSettings>], current: &[StoredApi], opts: Options, problems: &mut Vec<String>) {
     for (i, s) in settings.iter().enumerate() {
         let Some(s) = s else { continue };
         for (j, t) in settings[..i].iter().enumerate() {
@@ -366,12 +401,21 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
             }
         }
     }
+}
 
-    let mut out = Changes::default();
+/// What is stored but not in the file: deleted with `--prune` (never with billing history: a
+/// problem), listed as kept without it.
+async fn deletions(
+    store: &Store,
+    file: &ConfigFile,
+    current: &[StoredApi],
+    opts: Options,
+    out: &mut Changes,
+    problems: &mut Vec<String>,
+) -> Result<Vec<CatalogOp>, ConfigError> {
     let actor = opts.actor;
-    // Deletions first (so a pruned API's route or slug is free), then changes, then creations.
     let mut deletions = Vec::new();
-    for c in &current {
+    for c in current {
         let in_file = file.apis.iter().find(|a| a.slug.trim() == c.api.slug);
         match in_file {
             None if opts.prune => {
@@ -410,94 +454,96 @@ pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Chang
             }
         }
     }
-    if !problems.is_empty() {
-        return Err(ConfigError::Invalid(problems));
-    }
-    out.ops = deletions;
+    Ok(deletions)
+}
 
-    let mut creations = Vec::new();
-    let mut plan_ops = Vec::new();
-    for (i, s) in settings.iter().enumerate() {
-        let Some(s) = s else { continue };
-        let spec = loaded.specs.get(i).and_then(Option::as_ref);
-        let old = current.iter().find(|c| c.api.slug == s.slug);
-        match old {
-            None => {
-                out.lines.push(format!("create api {}", s.slug));
-                let mut detail = format!("{} {} prefix={} targets={}", s.slug, s.name, s.route_prefix, targets_text(s));
-                if let Some(spec) = spec {
-                    let _ = write!(detail, "; openapi “{}” {}", spec.title, spec.version);
-                }
-                creations.push(CatalogOp::CreateApi {
-                    settings: s.clone(),
-                    openapi: spec.map(|s| s.json.clone()),
-                    audit: audit(actor, "api.create", String::new(), detail),
+/// A new API of the file.
+fn create_api(s: &ApiSettings, spec: Option<&ImportedSpec>, actor: Option<AccountId>, out: &mut Changes) -> CatalogOp {
+    out.lines.push(format!("create api {}", s.slug));
+    let mut detail = format!("{} {} prefix={} targets={}", s.slug, s.name, s.route_prefix, targets_text(s));
+    if let Some(spec) = spec {
+        let _ = write!(detail, "; openapi “{}” {}", spec.title, spec.version);
+    }
+    CatalogOp::CreateApi {
+        settings: s.clone(),
+        openapi: spec.map(|s| s.json.clone()),
+        audit: audit(actor, "api.create", String::new(), detail),
+    }
+}
+
+/// A stored API whose settings or document differ from the file's (none when nothing does).
+fn update_api(
+    old: &StoredApi,
+    s: &ApiSettings,
+    spec: Option<&ImportedSpec>,
+    actor: Option<AccountId>,
+    out: &mut Changes,
+) -> Option<CatalogOp> {
+    let diff = api_diff(old, s, spec);
+    if diff.is_empty() {
+        return None;
+    }
+    out.lines.push(format!("update api {}: {}", s.slug, diff.join(", ")));
+    Some(CatalogOp::UpdateApi {
+        id: old.api.id,
+        settings: s.clone(),
+        openapi: spec.filter(|_| diff.contains(&"openapi")).map(|s| s.json.clone()),
+        audit: audit(actor, "api.update", format!("api:{}", old.api.id), format!("{}: {}", s.slug, diff.join(", "))),
+    })
+}
+
+/// A plan of the file: created, or updated where its limits differ, and a new price version
+/// where its price differs from the current one.
+fn plan_changes(
+    s: &ApiSettings,
+    old: Option<&StoredApi>,
+    p: &CheckedPlan,
+    actor: Option<AccountId>,
+    out: &mut Changes,
+) -> Result<Vec<CatalogOp>, ConfigError> {
+    let mut ops = Vec::new();
+    let l = &p.limits;
+    let name = format!("{}/{}", s.slug, l.slug);
+    let old_plan = old.and_then(|o| o.plans.iter().find(|q| q.slug == l.slug));
+    let plan_ref = match old_plan {
+        None => {
+            out.lines.push(format!("create plan {name}"));
+            let detail =
+                format!("{name}: rate={}/s burst={} quota={:?} default={}", l.rate_per_second, l.burst, l.monthly_quota, l.is_default);
+            ops.push(CatalogOp::CreatePlan {
+                api_slug: s.slug.clone(),
+                plan: super::plans::new_plan(l),
+                fail_open_seconds: p.fail_open,
+                audit: audit(actor, "plan.create", String::new(), detail),
+            });
+            PlanRef::Slugs(s.slug.clone(), l.slug.clone())
+        }
+        Some(op) => {
+            let diff = plan_diff(op, l, p.fail_open);
+            if !diff.is_empty() {
+                out.lines.push(format!("update plan {name}: {}", diff.join(", ")));
+                ops.push(CatalogOp::UpdatePlan {
+                    id: op.id,
+                    limits: l.clone(),
+                    fail_open_seconds: p.fail_open,
+                    audit: audit(actor, "plan.update", format!("plan:{}", op.id), format!("{name}: {}", diff.join(", "))),
                 });
             }
-            Some(old) => {
-                let diff = api_diff(old, s, spec);
-                if !diff.is_empty() {
-                    out.lines.push(format!("update api {}: {}", s.slug, diff.join(", ")));
-                    out.ops.push(CatalogOp::UpdateApi {
-                        id: old.api.id,
-                        settings: s.clone(),
-                        openapi: spec.filter(|_| diff.contains(&"openapi")).map(|s| s.json.clone()),
-                        audit: audit(actor, "api.update", format!("api:{}", old.api.id), format!("{}: {}", s.slug, diff.join(", "))),
-                    });
-                }
-            }
+            PlanRef::Id(op.id)
         }
-        for p in &plans[i] {
-            let Some(p) = p else { continue };
-            let l = &p.limits;
-            let name = format!("{}/{}", s.slug, l.slug);
-            let old_plan = old.and_then(|o| o.plans.iter().find(|q| q.slug == l.slug));
-            let plan_ref = match old_plan {
-                None => {
-                    out.lines.push(format!("create plan {name}"));
-                    let new = super::plans::new_plan(l);
-                    let detail = format!(
-                        "{name}: rate={}/s burst={} quota={:?} default={}",
-                        l.rate_per_second, l.burst, l.monthly_quota, l.is_default
-                    );
-                    plan_ops.push(CatalogOp::CreatePlan {
-                        api_slug: s.slug.clone(),
-                        plan: new,
-                        fail_open_seconds: p.fail_open,
-                        audit: audit(actor, "plan.create", String::new(), detail),
-                    });
-                    PlanRef::Slugs(s.slug.clone(), l.slug.clone())
-                }
-                Some(op) => {
-                    let diff = plan_diff(op, l, p.fail_open);
-                    if !diff.is_empty() {
-                        out.lines.push(format!("update plan {name}: {}", diff.join(", ")));
-                        plan_ops.push(CatalogOp::UpdatePlan {
-                            id: op.id,
-                            limits: l.clone(),
-                            fail_open_seconds: p.fail_open,
-                            audit: audit(actor, "plan.update", format!("plan:{}", op.id), format!("{name}: {}", diff.join(", "))),
-                        });
-                    }
-                    PlanRef::Id(op.id)
-                }
-            };
-            if let Some(new) = &p.price {
-                if !same_price(old_plan.and_then(|o| o.price.as_ref()), new) {
-                    let summary = super::prices::summary(new);
-                    out.lines.push(format!("new price {name}: {summary}"));
-                    plan_ops.push(CatalogOp::SetPrice {
-                        plan: plan_ref,
-                        price: super::plans::price_row(new)?,
-                        audit: audit(actor, "plan.price", String::new(), format!("{name}: {summary}")),
-                    });
-                }
-            }
+    };
+    if let Some(new) = &p.price {
+        if !same_price(old_plan.and_then(|o| o.price.as_ref()), new) {
+            let summary = super::prices::summary(new);
+            out.lines.push(format!("new price {name}: {summary}"));
+            ops.push(CatalogOp::SetPrice {
+                plan: plan_ref,
+                price: super::plans::price_row(new)?,
+                audit: audit(actor, "plan.price", String::new(), format!("{name}: {summary}")),
+            });
         }
     }
-    out.ops.extend(creations);
-    out.ops.extend(plan_ops);
-    Ok(out)
+    Ok(ops)
 }
 
 /// Write `changes` in one transaction. A slug taken meanwhile, or billing history that appeared
