@@ -239,7 +239,7 @@ impl Trace {
     }
 
     pub(crate) fn mark(&mut self, m: Mark, started: Instant) {
-        self.marks[m as usize] = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        self.marks[m as usize] = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX).max(1);
     }
 
     /// Trace and span ids as hex, for the access log.

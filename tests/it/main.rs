@@ -21,6 +21,7 @@ mod statuses;
 mod stripe;
 mod teardown;
 mod throwaway;
+mod tracing;
 mod tls;
 mod upstreams;
 
