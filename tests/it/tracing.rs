@@ -100,13 +100,14 @@ async fn spans_continue_the_incoming_trace_and_the_upstream_sees_the_gateway_spa
         let (up, mut seen) = recording_upstream().await;
         let endpoint = collector.clone();
         let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), move |c| c.otlp_endpoint = Some(endpoint)).await;
-        app.publish("traced", &[(&format!("http://{up}"), 1)]).await;
+        println!("database: {:?}", db.backend());
+        crate::analytics::publish_with_doc(&app, "traced", &format!("http://{up}"), Some(crate::analytics::GITHUB_LIKE)).await;
         let (key, _, app_id) = app.developer_key("trace@example.com").await;
 
         // A valid incoming context, with a tracestate and a query holding nothing secret.
         let r = app
             .http
-            .get(app.gw("/traced/items/42?x=1"))
+            .get(app.gw("/traced/repos/octo/hello?x=1"))
             .header("x-api-key", key.expose())
             .header("traceparent", INCOMING)
             .header("tracestate", "vendor=abc")
@@ -125,10 +126,12 @@ async fn spans_continue_the_incoming_trace_and_the_upstream_sees_the_gateway_spa
         assert_eq!(span["parentSpanId"], INCOMING_PARENT);
         assert_eq!(span["spanId"], hex(&sent.parent_id), "the upstream's parent is the gateway's span");
         assert_eq!(span["kind"], 2, "SERVER");
-        assert_eq!(span["name"], "GET /traced/*", "a template, never the raw path with its id");
+        assert_eq!(span["name"], "GET /traced/repos/{owner}/{repo}", "the operation's template, never the raw path");
+        assert_eq!(attr(&span, "http.route")["stringValue"], "/traced/repos/{owner}/{repo}");
         assert_eq!(attr(&span, "http.request.method")["stringValue"], "GET");
         assert_eq!(attr(&span, "http.response.status_code")["intValue"], "200");
-        assert_eq!(attr(&span, "url.path")["stringValue"], "/traced/items/42", "no query");
+        assert_eq!(attr(&span, "url.path")["stringValue"], "/traced/repos/octo/hello", "no query");
+        assert_eq!(attr(&span, "server.address")["stringValue"], "127.0.0.1");
         assert_eq!(attr(&span, "turnpike.api")["stringValue"], "traced");
         assert_eq!(attr(&span, "turnpike.app_id")["intValue"], app_id.to_string());
         let events: Vec<&str> = span["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
@@ -143,6 +146,7 @@ async fn spans_continue_the_incoming_trace_and_the_upstream_sees_the_gateway_spa
         assert_eq!(span["traceId"], hex(&fresh.trace_id));
         assert_eq!(span["spanId"], hex(&fresh.parent_id));
         assert_eq!(span.get("parentSpanId"), None, "a root span");
+        assert_eq!(span["name"], "GET /traced/*", "no operation matched: the API's prefix");
 
         // An invalid traceparent (uppercase hex) is replaced, and its tracestate dropped.
         app.http
@@ -182,6 +186,7 @@ async fn spans_continue_the_incoming_trace_and_the_upstream_sees_the_gateway_spa
 async fn with_propagation_off_trace_headers_pass_untouched() {
     for db in TestDb::each("with_propagation_off").await {
         let (up, mut seen) = recording_upstream().await;
+        println!("database: {:?}", db.backend());
         let app = TestApp::start_with(&db, &CounterBackend::Local, system_clock(), |c| c.trace_context = false).await;
         app.publish("traced", &[(&format!("http://{up}"), 1)]).await;
         let (key, _, _) = app.developer_key("off@example.com").await;
@@ -266,6 +271,7 @@ async fn the_access_log_line_carries_the_trace_id() {
         let key = turnpike_store::domain::ApiKey::generate();
         s.create_key(app_row.id, "k", &key, now).await.unwrap();
 
+        println!("database: {:?}", db.backend());
         let (child, urls, mut lines) = spawn_binary("gateway", &[("TURNPIKE_DATABASE_URL", &db.url)]);
         let r = reqwest::Client::new()
             .get(format!("{}/traced/x", urls["gateway"]))
@@ -295,6 +301,7 @@ async fn the_access_log_line_carries_the_trace_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_requests_are_logged_by_template_and_counted_without_secrets() {
     for db in TestDb::each("portal_requests_are_logged_by_template").await {
+        println!("database: {:?}", db.backend());
         let (child, urls, mut lines) =
             spawn_binary("serve", &[("TURNPIKE_DATABASE_URL", &db.url), ("TURNPIKE_SEED_DEMO", "false"), ("TURNPIKE_ACCESS_LOG", "false")]);
         let token = "tp_live_supersecrettoken0123456789";
