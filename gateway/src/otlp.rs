@@ -31,28 +31,39 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// OpenTelemetry `SpanKind`, with its OTLP number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpanKind {
+    /// The gateway or the portal answering a request.
     Server = 2,
+    /// A call the process makes (reserved for an upstream span).
     Client = 3,
 }
 
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// `stringValue`.
     Str(String),
+    /// `intValue`.
     Int(i64),
 }
 
 /// One finished span.
 #[derive(Debug, Clone)]
 pub struct SpanData {
+    /// The trace.
     pub trace_id: [u8; 16],
+    /// This span.
     pub span_id: [u8; 8],
     /// The remote parent, if any.
     pub parent_id: Option<[u8; 8]>,
+    /// Low-cardinality name (`GET /payments/v1/charges/{id}`).
     pub name: String,
+    /// SERVER for requests answered.
     pub kind: SpanKind,
+    /// Start, unix nanoseconds.
     pub start_unix_nanos: u64,
+    /// End, unix nanoseconds.
     pub end_unix_nanos: u64,
+    /// Attributes (OpenTelemetry semantic conventions where one exists).
     pub attributes: Vec<(&'static str, Value)>,
     /// Named instants inside the span (unix nanoseconds).
     pub events: Vec<(&'static str, u64)>,

@@ -23,8 +23,11 @@ pub(crate) static TRACESTATE: HeaderName = HeaderName::from_static("tracestate")
 /// The fields of a valid `traceparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
+    /// The trace (never all zeros).
     pub trace_id: [u8; 16],
+    /// The caller's span (never all zeros).
     pub parent_id: [u8; 8],
+    /// `trace-flags` (bit 0: sampled).
     pub flags: u8,
 }
 

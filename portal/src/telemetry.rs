@@ -21,11 +21,15 @@ pub const UNMATCHED: &str = "unmatched";
 /// One finished portal request, as handed to a [`SpanSink`].
 #[derive(Debug)]
 pub struct RequestRecord<'a> {
+    /// The method, or `_OTHER`.
     pub method: &'static str,
     /// The route template, or [`UNMATCHED`].
     pub route: &'a str,
+    /// The response's status.
     pub status: u16,
+    /// Time to the response headers.
     pub latency: Duration,
+    /// The request id answered in `X-Request-Id`.
     pub request_id: &'a str,
 }
 
