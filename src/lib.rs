@@ -327,9 +327,7 @@ impl App {
         if let Some(sink) = self.otlp.clone().map(portal_spans) {
             app = app.layer(axum::Extension(sink));
         }
-        let app = app
-            .layer(axum::Extension(trusted_proxies))
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = app.layer(axum::Extension(trusted_proxies)).into_make_service_with_connect_info::<SocketAddr>();
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{mpsc, oneshot};
 
-
 /// Spans waiting for export before new ones are dropped.
 pub const QUEUE: usize = 4096;
 /// Largest batch per request to the collector.

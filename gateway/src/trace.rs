@@ -329,7 +329,8 @@ mod tests {
             agrees(bad.as_bytes());
         }
         // A future version: the first four fields, whatever follows a `-`.
-        for future in ["cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-ever"]
+        for future in
+            ["cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-ever"]
         {
             assert_eq!(TraceParent::parse(future.as_bytes()).map(|t| t.trace_id), Some(t.trace_id), "{future}");
             agrees(future.as_bytes());

@@ -60,7 +60,9 @@ fn method_label(m: &Method) -> &'static str {
 /// A client's request id when it is short and plain, else a fresh one.
 fn request_id(v: Option<&HeaderValue>) -> String {
     match v.and_then(|v| v.to_str().ok()) {
-        Some(id) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => id.to_owned(),
+        Some(id) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+            id.to_owned()
+        }
         _ => format!("{:032x}", rand::random::<u128>()),
     }
 }

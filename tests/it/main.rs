@@ -21,8 +21,8 @@ mod statuses;
 mod stripe;
 mod teardown;
 mod throwaway;
-mod tracing;
 mod tls;
+mod tracing;
 mod upstreams;
 
 use std::sync::Arc;

@@ -211,7 +211,10 @@ async fn with_propagation_off_trace_headers_pass_untouched() {
 
 /// The real binary, with `env`, until it printed `ready`: its URLs by name (`portal`, `gateway`,
 /// `metrics`), and every stderr line as it comes.
-fn spawn_binary(role: &str, env: &[(&str, &str)]) -> (std::process::Child, std::collections::HashMap<String, String>, mpsc::UnboundedReceiver<String>) {
+fn spawn_binary(
+    role: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::collections::HashMap<String, String>, mpsc::UnboundedReceiver<String>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TURNPIKE_")) {
         cmd.env_remove(k);

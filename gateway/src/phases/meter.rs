@@ -197,7 +197,8 @@ fn span(inner: &Inner, ctx: &Ctx, t: &crate::trace::Trace, status: u16, total: s
     let end = crate::otlp::unix_nanos();
     let start = end.saturating_sub(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));
     let method = t.request.as_ref().map_or("_OTHER", |r| r.method.as_str());
-    let mut attributes = vec![("http.request.method", Value::Str(method.to_owned())), ("http.response.status_code", Value::Int(status.into()))];
+    let mut attributes =
+        vec![("http.request.method", Value::Str(method.to_owned())), ("http.response.status_code", Value::Int(status.into()))];
     if let Some(r) = &t.request {
         attributes.push(("url.path", Value::Str(r.path.to_string())));
         if let Some(h) = &r.host {
