@@ -183,7 +183,7 @@ struct Task {
 
 impl Task {
     async fn run(self, mut rx: mpsc::Receiver<Msg>) {
-        let mut batch: Vec<Box<SpanData>> = Vec::new();
+        let mut batch: Vec<SpanData> = Vec::new();
         loop {
             let msg = if batch.is_empty() {
                 rx.recv().await
@@ -198,7 +198,7 @@ impl Task {
             };
             match msg {
                 Some(Msg::Span(s)) => {
-                    batch.push(s);
+                    batch.push(*s);
                     if batch.len() >= BATCH {
                         self.post(std::mem::take(&mut batch)).await;
                     }
@@ -215,7 +215,7 @@ impl Task {
         }
     }
 
-    async fn post(&self, batch: Vec<Box<SpanData>>) {
+    async fn post(&self, batch: Vec<SpanData>) {
         if batch.is_empty() {
             return;
         }
@@ -276,7 +276,7 @@ fn attribute(key: &str, v: &Value) -> serde_json::Value {
 
 /// An `ExportTraceServiceRequest` in OTLP's JSON encoding (ids as hex, 64-bit integers as
 /// strings, enums as numbers).
-pub fn encode(service: &str, spans: &[Box<SpanData>]) -> Vec<u8> {
+pub fn encode(service: &str, spans: &[SpanData]) -> Vec<u8> {
     let mut scopes: Vec<(&'static str, Vec<serde_json::Value>)> = Vec::new();
     for s in spans {
         let mut span = serde_json::json!({
@@ -338,7 +338,7 @@ mod tests {
             error: true,
             scope: "turnpike-gateway",
         };
-        let v: serde_json::Value = serde_json::from_slice(&encode("svc", &[Box::new(span)])).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&encode("svc", &[span])).unwrap();
         let rs = &v["resourceSpans"][0];
         assert_eq!(rs["resource"]["attributes"][0]["value"]["stringValue"], "svc");
         let s = &rs["scopeSpans"][0]["spans"][0];
