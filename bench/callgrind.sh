@@ -14,6 +14,10 @@
 # (templated and overlapping, GitHub-like) and calls `/repos/octo/hello/issues/42`, so every
 # request walks the operation trie to `GET /repos/{owner}/{repo}/issues/{number}` (issue 18's
 # attribution); without it the document has no paths and calls count as `unmatched`.
+# TRACE=off|on|otlp (issue 15; unset: the binary's defaults, for binaries older than the keys):
+# `off` sets trace_context = false; `on` sets it true (propagation and log ids, no export);
+# `otlp` also exports every span to a local OTLP/HTTP sink (a Python server answering 200).
+# TRACEPARENT=1 makes the client send a valid `traceparent` (continued instead of started).
 # Needs valgrind and nginx (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +69,27 @@ db.commit()
 PYDOC
 fi
 
+TRACE_ENV=()
+case "${TRACE:-}" in
+  "") ;;
+  off) TRACE_ENV=(TURNPIKE_TRACE_CONTEXT=false) ;;
+  on) TRACE_ENV=(TURNPIKE_TRACE_CONTEXT=true) ;;
+  otlp)
+    SINK=$((GW + 2))
+    python3 - "$SINK" <<'PYSINK' & PIDS+=($!)
+import sys, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PYSINK
+    TRACE_ENV=(TURNPIKE_TRACE_CONTEXT=true TURNPIKE_OTLP_ENDPOINT="http://127.0.0.1:$SINK") ;;
+  *) echo "TRACE must be off, on or otlp" >&2; exit 1 ;;
+esac
+
 instructions() { # N -> total instructions of a run serving N requests
   local n=$1 out="$W/callgrind.$1"
   if [ "$TARGET" = floor ]; then
@@ -72,17 +97,20 @@ instructions() { # N -> total instructions of a run serving N requests
       > /dev/null 2> "$W/vg.$n.log" &
   else
     TURNPIKE_DATABASE_URL="sqlite://$W/tp.db" TURNPIKE_GATEWAY_ADDR="127.0.0.1:$GW" TURNPIKE_METRICS_ADDR="127.0.0.1:$((GW + 1))" \
-      TURNPIKE_WORKER_THREADS=1 TURNPIKE_FLUSH_INTERVAL_MS=3600000 \
+      TURNPIKE_WORKER_THREADS=1 TURNPIKE_FLUSH_INTERVAL_MS=3600000 env ${TRACE_ENV[@]+"${TRACE_ENV[@]}"} \
       valgrind --tool=callgrind --callgrind-out-file="$out" "$PROG" gateway > /dev/null 2> "$W/vg.$n.log" &
   fi
   local pid=$!
   for _ in $(seq 1 600); do (exec 3<>/dev/tcp/127.0.0.1/$GW) 2>/dev/null && break; sleep 0.1; done
-  python3 - "$GW" "$KEY" "$n" "$REQ_PATH" <<'PY'
+  python3 - "$GW" "$KEY" "$n" "$REQ_PATH" "${TRACEPARENT:-}" <<'PY'
 import sys, http.client
-port, key, n, path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+port, key, n, path, tp = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+headers = {"X-API-Key": key}
+if tp:
+    headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for _ in range(n):
-    c.request("GET", path, headers={"X-API-Key": key})
+    c.request("GET", path, headers=headers)
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY

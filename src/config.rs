@@ -144,6 +144,17 @@ pub struct Config {
     pub smtp_url: Option<Secret>,
     /// `From` of the portal's emails.
     pub mail_from: String,
+    /// W3C Trace Context in the gateway: continue or start a trace per request, forward a
+    /// `traceparent` naming the gateway's span, log `trace_id`/`span_id`. Default on.
+    pub trace_context: bool,
+    /// Share (0.0 to 1.0) of the traces the gateway starts that are marked sampled; a client's
+    /// own sampled flag is always kept.
+    pub trace_sample_ratio: f64,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (`http://collector:4318`); spans of gateway
+    /// and portal requests are posted to its `/v1/traces`. Unset: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub otlp_service_name: String,
 }
 
 impl Default for Config {
@@ -191,6 +202,10 @@ impl Default for Config {
             billing_grace_hours: 72,
             smtp_url: None,
             mail_from: "Turnpike <noreply@localhost>".into(),
+            trace_context: true,
+            trace_sample_ratio: 1.0,
+            otlp_endpoint: None,
+            otlp_service_name: "turnpike".into(),
         }
     }
 }
@@ -254,6 +269,7 @@ impl Config {
         }
         self.listener_tls("gateway")?;
         self.listener_tls("portal")?;
+        self.validate_tracing()?;
         if self.worker_threads == Some(0) {
             return Err(ConfigError("key `worker_threads`: must be at least 1".into()));
         }
@@ -293,6 +309,22 @@ impl Config {
             return Err(ConfigError("key `redis_prefix`: must be non-empty without braces or spaces".into()));
         }
         self.validate_stripe()
+    }
+
+    fn validate_tracing(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            return Err(ConfigError(format!("key `trace_sample_ratio`: expected 0.0 to 1.0, got {}", self.trace_sample_ratio)));
+        }
+        if let Some(e) = &self.otlp_endpoint {
+            turnpike_gateway::otlp::traces_url(e).map_err(|err| ConfigError(format!("key `otlp_endpoint`: {err}, got {e:?}")))?;
+            if !self.trace_context {
+                return Err(ConfigError("key `otlp_endpoint`: needs `trace_context = true` (spans need the trace ids)".into()));
+            }
+        }
+        if self.otlp_service_name.trim().is_empty() {
+            return Err(ConfigError("key `otlp_service_name`: must not be empty".into()));
+        }
+        Ok(())
     }
 
     /// The parsed `trusted_proxies`, shared by the gateway and the portal.
@@ -356,6 +388,8 @@ impl Config {
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             key_cache_capacity: self.key_cache_capacity,
             lookup_timeout: Duration::from_millis(self.database_timeout_ms),
+            trace_context: self.trace_context,
+            trace_sample_ratio: self.trace_sample_ratio,
             ..Default::default()
         })
     }
@@ -443,6 +477,18 @@ mod tests {
         };
         let shown = format!("{cfg:?} {:?}", cfg.stripe("http://p"));
         assert!(!shown.contains("hunter"), "{shown}");
+    }
+
+    #[test]
+    fn tracing_keys_are_checked() {
+        let bad = Config { trace_sample_ratio: 1.5, ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("trace_sample_ratio"));
+        let bad = Config { otlp_endpoint: Some("collector:4318".into()), ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("otlp_endpoint"));
+        let off = Config { otlp_endpoint: Some("http://collector:4318".into()), trace_context: false, ..Config::default() };
+        assert!(off.validate().unwrap_err().to_string().contains("trace_context"));
+        let ok = Config { otlp_endpoint: Some("http://collector:4318".into()), trace_sample_ratio: 0.5, ..Config::default() };
+        ok.validate().unwrap();
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct App {
     pub gateway_tls: Option<Arc<turnpike_tls::ServerTls>>,
     /// The portal listener's certificate, when it serves TLS.
     pub portal_tls: Option<Arc<turnpike_tls::ServerTls>>,
+    /// The OTLP span exporter, when `otlp_endpoint` is set (flushed on shutdown; tests flush it
+    /// to wait for spans).
+    pub otlp: Option<turnpike_gateway::otlp::Exporter>,
     portal_listener: Option<TcpListener>,
     gateway_listener: Option<TcpListener>,
     /// SIGHUP, listened for from `build` on (before "ready"), so an early signal reloads the
@@ -130,6 +133,37 @@ async fn connect_counters(config: &Config) -> anyhow::Result<Counters> {
     })
 }
 
+/// Portal requests as OTLP SERVER spans (each its own trace, sampled by `trace_sample_ratio`).
+fn portal_spans(exporter: turnpike_gateway::otlp::Exporter) -> turnpike_portal::telemetry::SpanSink {
+    use turnpike_gateway::otlp::{SpanData, SpanKind, Value};
+    let sampled = turnpike_gateway::trace::ratio_sampler(exporter.sample_ratio());
+    turnpike_portal::telemetry::SpanSink(Arc::new(move |r: &turnpike_portal::telemetry::RequestRecord<'_>| {
+        let (trace_id, span_id) = SpanData::new_ids();
+        if !sampled(&trace_id) {
+            return;
+        }
+        let end = turnpike_gateway::otlp::unix_nanos();
+        exporter.export(SpanData {
+            trace_id,
+            span_id,
+            parent_id: None,
+            name: format!("{} {}", r.method, r.route),
+            kind: SpanKind::Server,
+            start_unix_nanos: end.saturating_sub(u64::try_from(r.latency.as_nanos()).unwrap_or(u64::MAX)),
+            end_unix_nanos: end,
+            attributes: vec![
+                ("http.request.method", Value::Str(r.method.to_owned())),
+                ("http.route", Value::Str(r.route.to_owned())),
+                ("http.response.status_code", Value::Int(r.status.into())),
+                ("turnpike.request_id", Value::Str(r.request_id.to_owned())),
+            ],
+            events: Vec::new(),
+            error: r.status >= 500,
+            scope: "turnpike-portal",
+        });
+    }))
+}
+
 impl App {
     /// Open the database, migrate, seed an empty one, bind every listener of `role`.
     pub async fn build(config: Config, role: Role, clock: SharedClock) -> anyhow::Result<App> {
@@ -160,10 +194,15 @@ impl App {
 
         let seeded = if role == Role::Serve && config.seed_demo { seed_demo(&config, &store, &clock).await? } else { None };
 
+        let otlp = match &config.otlp_endpoint {
+            Some(e) => Some(turnpike_gateway::otlp::Exporter::start(e, &config.otlp_service_name, config.trace_sample_ratio)?),
+            None => None,
+        };
         let gateway = if role.gateway() {
             let counters = connect_counters(&config).await?;
             let mut gc = config.gateway(&portal_url)?;
             gc.tls = gateway_tls.clone();
+            gc.otlp = otlp.clone();
             Some(Gateway::new(gc, store.clone(), counters, clock.clone()).await?)
         } else {
             None
@@ -186,6 +225,7 @@ impl App {
             },
             gateway_tls,
             portal_tls,
+            otlp,
             portal_listener,
             gateway_listener,
             metrics_listener,
@@ -257,6 +297,9 @@ impl App {
         if let Some(w) = gateway_workers {
             let _ = w.await;
         }
+        if let Some(otlp) = &self.otlp {
+            otlp.flush().await;
+        }
         Ok(())
     }
 
@@ -280,9 +323,11 @@ impl App {
         };
         let trusted_proxies = Arc::new(self.config.trusted_proxies()?);
         // The portal's throttles resolve the client through the same trusted proxies.
-        let app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe)
-            .layer(axum::Extension(trusted_proxies))
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let mut app = turnpike_portal::pages::stripe::with_stripe(turnpike_portal::app(state), stripe);
+        if let Some(sink) = self.otlp.clone().map(portal_spans) {
+            app = app.layer(axum::Extension(sink));
+        }
+        let app = app.layer(axum::Extension(trusted_proxies)).into_make_service_with_connect_info::<SocketAddr>();
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };

@@ -32,6 +32,8 @@ pub struct Entry<'a> {
     pub upstream_ms: Option<u64>,
     pub total_ms: u64,
     pub client: &'a str,
+    /// Trace and span ids (hex), when `trace_context` is on.
+    pub trace: Option<(&'a [u8], &'a [u8])>,
 }
 
 fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -118,6 +120,12 @@ impl AccessLog {
             push_int(&mut s, i64::try_from(e.total_ms).unwrap_or(i64::MAX));
             s.extend_from_slice(b",\"client\":\"");
             s.extend_from_slice(e.client.as_bytes());
+            if let Some((trace_id, span_id)) = e.trace {
+                s.extend_from_slice(b"\",\"trace_id\":\"");
+                s.extend_from_slice(trace_id);
+                s.extend_from_slice(b"\",\"span_id\":\"");
+                s.extend_from_slice(span_id);
+            }
             s.extend_from_slice(b"\"}\n");
             (s.len() >= BUFFER).then(|| std::mem::replace(&mut *s, Vec::with_capacity(BUFFER)))
         };
@@ -154,9 +162,10 @@ mod tests {
             upstream_ms: None,
             total_ms: 12,
             client: "10.0.0.1",
+            trace: None,
         };
         log.log(&e);
-        log.log(&Entry { upstream_ms: Some(7), status: 200, ..e });
+        log.log(&Entry { upstream_ms: Some(7), status: 200, trace: Some((b"4bf92f3577b34da6a3ce929d0e0e4736", b"00f067aa0ba902b7")), ..e });
         let buf = log.buf.lock().unwrap().clone();
         let lines: Vec<serde_json::Value> =
             buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
@@ -168,5 +177,8 @@ mod tests {
         assert_eq!(lines[0]["client"], "10.0.0.1");
         assert_eq!(lines[1]["upstream_ms"], 7);
         assert_eq!(lines[1]["status"], 200);
+        assert_eq!(lines[0].get("trace_id"), None);
+        assert_eq!(lines[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[1]["span_id"], "00f067aa0ba902b7");
     }
 }

@@ -122,6 +122,12 @@ impl Analytics {
     }
 
     /// The source name of this gateway's rows.
+    /// An operation's label (`GET /repos/{owner}/{repo}`, or `unmatched`), for exported spans.
+    pub(crate) fn label(&self, op: OpId) -> Arc<str> {
+        let labels = self.labels.lock().unwrap_or_else(|p| p.into_inner());
+        labels.names.get(op as usize).cloned().unwrap_or_else(|| Arc::from(UNMATCHED))
+    }
+
     pub(crate) fn source(&self) -> &str {
         &self.source
     }

@@ -45,6 +45,15 @@ pub struct GatewayConfig {
     pub proxy_protocol: bool,
     /// Serve TLS (ALPN h2 + http/1.1) with this replaceable certificate; `None`: plain TCP.
     pub tls: Option<std::sync::Arc<turnpike_tls::ServerTls>>,
+    /// W3C Trace Context: continue the client's trace or start one, forward a `traceparent`
+    /// naming the gateway's span, and log `trace_id`/`span_id`. Off: the request path never
+    /// looks at trace headers (a client's `traceparent` passes through untouched).
+    pub trace_context: bool,
+    /// Share of the traces the gateway starts that are marked sampled (0.0 to 1.0); a client's
+    /// own sampled flag is always kept.
+    pub trace_sample_ratio: f64,
+    /// Export one span per request through this OTLP exporter (needs `trace_context`).
+    pub otlp: Option<crate::otlp::Exporter>,
 }
 
 impl Default for GatewayConfig {
@@ -69,6 +78,9 @@ impl Default for GatewayConfig {
             trusted_proxies: Default::default(),
             proxy_protocol: false,
             tls: None,
+            trace_context: true,
+            trace_sample_ratio: 1.0,
+            otlp: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::counters::{Counters, LocalCounters};
 use crate::phases::{self, Ctx, Step};
 use crate::proxy::{self, BoxBody, UpstreamClient};
 use crate::routes::RouteTable;
+use crate::trace::Mark;
 use crate::upstream_tls::TlsClient;
 use crate::GatewayConfig;
 
@@ -305,6 +306,12 @@ impl Gateway {
             }
         }
         let mut ctx = Ctx::new(&req);
+        if self.inner.cfg.trace_context {
+            let cfg = &self.inner.cfg;
+            let mut t = crate::trace::Trace::start(req.headers(), cfg.otlp.is_some(), crate::trace::ratio_sampler(cfg.trace_sample_ratio));
+            t.remember(&req);
+            ctx.trace = Some(t);
+        }
         if peer.trusted {
             let xff = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
             let client = turnpike_store::net::client_ip(peer.addr, xff, &self.inner.cfg.trusted_proxies);
@@ -323,8 +330,11 @@ impl Gateway {
     async fn phases(&self, req: Request<Incoming>, peer: &Peer, ctx: &mut Ctx) -> Step<Response<BoxBody>> {
         let inner = &*self.inner;
         let routed = phases::route::run(inner, &req, ctx)?;
+        ctx.mark(Mark::Routed);
         let auth = phases::authenticate::run(inner, &req, &routed.route, ctx).await?;
+        ctx.mark(Mark::Authenticated);
         let admitted = phases::limit::run(inner, &routed.route, &auth, ctx).await?;
+        ctx.mark(Mark::Admitted);
         Ok(phases::forward::run(inner, req, peer, &routed, &auth, admitted, ctx).await)
     }
 }

@@ -22,12 +22,14 @@ mod headers;
 pub mod jwt;
 mod linger;
 mod operations;
+pub mod otlp;
 pub mod path;
 mod phases;
 mod problem;
 mod proxy;
 mod proxy_protocol;
 mod routes;
+pub mod trace;
 pub mod upstream_tls;
 
 pub use config::GatewayConfig;

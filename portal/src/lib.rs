@@ -108,8 +108,12 @@ pub fn app(state: PortalState) -> Router {
         .layer(referrer)
         .layer(csp)
         .layer(CatchPanicLayer::custom(error_page::panic_response))
+        // Outermost: sees the final status (a caught panic's 500 too) and the matched route.
+        .layer(axum::middleware::from_fn(telemetry::record))
         .with_state(state)
 }
 
 /// Server-rendered SVG charts (usage pages).
 pub mod charts;
+/// Per-request log line, metrics and span hook.
+pub mod telemetry;

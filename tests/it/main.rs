@@ -23,6 +23,7 @@ mod stripe;
 mod teardown;
 mod throwaway;
 mod tls;
+mod tracing;
 mod upstreams;
 
 use std::sync::Arc;

@@ -91,6 +91,13 @@ pub(crate) async fn run(
     h.insert(&proxy::X_TURNPIKE_API, route.api_header.clone());
     h.insert(&proxy::X_REQUEST_ID, ctx.request_id.clone());
     proxy::set_forwarded(h, &hop, original_host.as_ref());
+    if let Some(t) = &mut ctx.trace {
+        t.set_headers(h);
+        if t.recorded {
+            t.operation = operation;
+            t.plan = Some(auth.grant().plan_header.clone());
+        }
+    }
     if let (Some(host), Some(true)) = (&original_host, options.map(|o| o.pass_client_host)) {
         h.insert(header::HOST, host.clone());
     }
@@ -113,6 +120,9 @@ pub(crate) async fn run(
     let upstream_req = Request::from_parts(parts, body);
 
     let upstream_started = Instant::now();
+    if let Some(t) = ctx.trace.as_mut().filter(|t| t.recorded) {
+        t.upstream_start = Some(upstream_started.saturating_duration_since(ctx.started));
+    }
     let sent = if target.tls {
         let client =
             if inner.tls_by_api.is_empty() { &inner.tls_client } else { inner.tls_by_api.get(&*route.slug).unwrap_or(&inner.tls_client) };

@@ -171,8 +171,10 @@ pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
         (None, Some(r)) => r.requests[status_class(status)].increment(1),
         (None, None) => inner.no_route.increment(1),
     }
+    let ids = ctx.trace.as_ref().map(crate::trace::Trace::hex_ids);
     if let Some(log) = &inner.access {
         log.log(&Entry {
+            trace: ids.as_ref().map(|(t, s)| (&t[..], &s[..])),
             ts_ms: inner.clock.now_micros() / 1000,
             request_id: ctx.request_id.as_bytes(),
             api: ctx.route.as_ref().map_or("-", |r| &r.slug),
@@ -182,6 +184,81 @@ pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
             total_ms: total.as_millis() as u64,
             client: ctx.client.as_deref().unwrap_or(&peer.ip),
         });
+    }
+    if let (Some(t), Some(exporter)) = (ctx.trace.as_ref().filter(|t| t.recorded), &inner.cfg.otlp) {
+        exporter.export(span(inner, ctx, t, status, total));
+    }
+}
+
+/// The gateway's SERVER span for this request (OpenTelemetry HTTP semantic conventions). It
+/// ends with the response headers; the phases' ends and the upstream call are events.
+fn span(inner: &Inner, ctx: &Ctx, t: &crate::trace::Trace, status: u16, total: std::time::Duration) -> crate::otlp::SpanData {
+    use crate::otlp::Value;
+    let end = crate::otlp::unix_nanos();
+    let start = end.saturating_sub(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));
+    let method = t.request.as_ref().map_or("_OTHER", |r| r.method.as_str());
+    let mut attributes =
+        vec![("http.request.method", Value::Str(method.to_owned())), ("http.response.status_code", Value::Int(status.into()))];
+    if let Some(r) = &t.request {
+        attributes.push(("url.path", Value::Str(r.path.to_string())));
+        if let Some(h) = &r.host {
+            attributes.push(("server.address", Value::Str(h.to_string())));
+        }
+    }
+    // `METHOD /prefix/{template}` from the operation the analytics already attribute the request
+    // to; never the raw path (ids would make every span name unique).
+    let name = match &ctx.route {
+        Some(route) => {
+            attributes.push(("turnpike.api", Value::Str(route.slug.to_string())));
+            let label = inner.analytics.label(t.operation);
+            let template = label.split_once(' ').map(|(_, p)| p).filter(|_| t.operation != 0);
+            let http_route = match template {
+                Some(p) => format!("{}{p}", route.prefix),
+                None => format!("{}/*", route.prefix),
+            };
+            let name = format!("{method} {http_route}");
+            attributes.push(("http.route", Value::Str(http_route)));
+            name
+        }
+        None => method.to_owned(),
+    };
+    if let Some(id) = &ctx.identity {
+        attributes.push(("turnpike.app_id", Value::Int(id.app_id)));
+    }
+    if let Some(plan) = t.plan.as_ref().and_then(|p| p.to_str().ok()) {
+        attributes.push(("turnpike.plan", Value::Str(plan.to_owned())));
+    }
+    if let Some(up) = ctx.upstream {
+        attributes.push(("turnpike.upstream_ms", Value::Int(i64::try_from(up.as_millis()).unwrap_or(i64::MAX))));
+    }
+    let error = status >= 500;
+    if error {
+        attributes.push(("error.type", Value::Str(status.to_string())));
+    }
+    let at = |us: u64| start + us * 1000;
+    let mut events = Vec::with_capacity(5);
+    for (name, us) in ["routed", "authenticated", "admitted"].into_iter().zip(t.marks) {
+        if us > 0 {
+            events.push((name, at(us.into())));
+        }
+    }
+    if let (Some(s), Some(d)) = (t.upstream_start, ctx.upstream) {
+        let s = u64::try_from(s.as_micros()).unwrap_or(u64::MAX);
+        events.push(("upstream.sent", at(s)));
+        events.push(("upstream.headers", at(s + u64::try_from(d.as_micros()).unwrap_or(u64::MAX))));
+    }
+    crate::otlp::SpanData {
+        trace_id: t.trace_id,
+        span_id: t.span_id,
+        parent_id: t.parent_id,
+        name,
+        kind: crate::otlp::SpanKind::Server,
+        start_unix_nanos: start,
+        end_unix_nanos: end,
+        attributes,
+        events,
+        error,
+        scope: "turnpike-gateway",
     }
 }
 

@@ -49,9 +49,18 @@ pub(crate) struct Ctx {
     pub(crate) now_us: i64,
     /// The client behind a trusted proxy (`None`: the TCP peer is the client).
     pub(crate) client: Option<Box<str>>,
+    /// The request's place in a trace (`trace_context` on).
+    pub(crate) trace: Option<crate::trace::Trace>,
 }
 
 impl Ctx {
+    /// Note the end of a phase on a recorded span.
+    pub(crate) fn mark(&mut self, m: crate::trace::Mark) {
+        if let Some(t) = self.trace.as_mut().filter(|t| t.recorded) {
+            t.mark(m, self.started);
+        }
+    }
+
     pub(crate) fn new<B>(req: &Request<B>) -> Ctx {
         Ctx {
             started: Instant::now(),
@@ -62,6 +71,7 @@ impl Ctx {
             upstream: None,
             now_us: 0,
             client: None,
+            trace: None,
         }
     }
 }
