@@ -55,6 +55,12 @@ pub fn check_upstream_url(url: &str) -> Result<(), &'static str> {
     if authority.host().is_empty() {
         return Err("the URL has no host");
     }
+    // `http::Uri` keeps a port it cannot read as a u16 (`:99999`) and then reports none.
+    let raw = authority.as_str();
+    let port = if raw.ends_with(']') { None } else { raw.rsplit_once(':').map(|(_, p)| p) };
+    if port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|p| p > 0)) {
+        return Err("the port must be from 1 to 65535");
+    }
     if uri.query().is_some() {
         return Err("a query string on the upstream URL is not supported");
     }
@@ -442,6 +448,12 @@ mod unroutable_tests {
     fn routed_when_any_target_is_usable() {
         assert_eq!(api(&["https://api.example.com/v1"]).unroutable_reason(), None);
         assert_eq!(api(&["ftp://x", "http://10.0.0.5:8080"]).unroutable_reason(), None);
+        for bad_port in ["http://127.0.0.1:99999", "http://127.0.0.1:0", "https://h:65536/v1"] {
+            assert_eq!(check_upstream_url(bad_port), Err("the port must be from 1 to 65535"), "{bad_port}");
+        }
+        for good in ["http://127.0.0.1:65535", "http://[::1]:8080/v1", "http://[::1]", "https://api.example.com"] {
+            assert_eq!(check_upstream_url(good), Ok(()), "{good}");
+        }
         let why = api(&["ftp://files.example.com", "http://u:p@h"]).unroutable_reason().unwrap_or_default();
         assert!(why.starts_with("upstream target 1 (ftp://files.example.com): the scheme"), "{why}");
         assert_eq!(api(&[]).unroutable_reason().as_deref(), Some("no upstream target"));

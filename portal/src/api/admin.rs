@@ -83,7 +83,7 @@ pub struct AdminApiOut {
     pub host: Option<String>,
     /// Upstream targets.
     pub targets: Vec<TargetOut>,
-    /// `public` or `private`.
+    /// `draft`, `public` or `private`.
     pub visibility: String,
     /// Whether an OpenAPI document is stored (`GET …/openapi` returns it).
     pub has_openapi: bool,
@@ -97,7 +97,12 @@ pub struct AdminApiOut {
 
 impl From<&Api> for AdminApiOut {
     fn from(a: &Api) -> Self {
-        let reason = a.unroutable_reason();
+        // A draft is never routed, whatever its targets (the console's badge says the same).
+        let reason = if a.visibility == turnpike_store::Visibility::Draft {
+            Some("a draft: the gateway routes it once it is public or private".to_owned())
+        } else {
+            a.unroutable_reason()
+        };
         AdminApiOut {
             id: a.id,
             slug: a.slug.clone(),

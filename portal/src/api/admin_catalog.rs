@@ -24,6 +24,7 @@ use crate::PortalState;
 
 /// An upstream target.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TargetIn {
     /// `http://` or `https://` URL with a host, optionally a port and a base path.
     pub url: String,
@@ -34,10 +35,11 @@ pub struct TargetIn {
 /// An API's settings (`POST` and `PUT`: every setting; omitted optional ones take their
 /// defaults).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApiIn {
     /// URL-safe identifier (lower-case letters, digits, `-`).
     pub slug: String,
-    /// Display name (1–80 characters); on create, defaults to the document's title.
+    /// Display name (1–80 characters).
     #[serde(default)]
     pub name: String,
     /// Description (at most 2000 characters).
@@ -59,6 +61,7 @@ pub struct ApiIn {
 
 /// Some of an API's settings (`PATCH`): what is omitted stays.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApiPatch {
     /// URL-safe identifier.
     pub slug: Option<String>,
@@ -280,6 +283,7 @@ async fn plan_out(state: &PortalState, p: &Plan) -> ApiResult<AdminPlanOut> {
 
 /// A new plan.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PlanIn {
     /// URL-safe identifier, unique per API.
     pub slug: String,
@@ -301,6 +305,7 @@ pub struct PlanIn {
 /// Some of a plan's settings; what is omitted stays. `monthly_quota` and `fail_open_seconds`
 /// take `null` to clear them.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PlanPatch {
     /// URL-safe identifier.
     pub slug: Option<String>,
@@ -435,6 +440,7 @@ impl From<PlanPriceRow> for PriceOut {
 
 /// A new price version.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PriceIn {
     /// ISO 4217 code (`usd`, `EUR`).
     pub currency: String,

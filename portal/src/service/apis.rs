@@ -157,11 +157,14 @@ fn check_prefix(raw: &str, problems: &mut Vec<FieldProblem>) -> String {
         && p.starts_with('/')
         && !p.ends_with('/')
         && !p.contains("//")
+        // `.` and `..` segments are resolved away by the gateway's path normalisation, so a
+        // prefix holding one could never match.
+        && !p.split('/').any(|seg| seg == "." || seg == "..")
         && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
     if !ok {
         problems.push(FieldProblem::new(
             "route_prefix",
-            "The route prefix is a path such as /payments/v1: it starts with /, does not end with /, and uses letters, digits, - . _ ~ and /.",
+            "The route prefix is a path such as /payments/v1: it starts with /, does not end with /, has no . or .. segment, and uses letters, digits, - . _ ~ and /.",
         ));
     }
     p.to_owned()
@@ -204,7 +207,7 @@ fn check_upstreams(rows: &[TargetDraft], problems: &mut Vec<FieldProblem>) -> Ve
         if let Err(why) = turnpike_store::check_upstream_url(url) {
             bad = true;
             problems.push(FieldProblem::new(
-                "upstreams",
+                "targets",
                 format!("Target {n}: enter an http:// or https:// URL with a host, such as https://api.example.com/v1 ({why})."),
             ));
             continue;
@@ -212,16 +215,16 @@ fn check_upstreams(rows: &[TargetDraft], problems: &mut Vec<FieldProblem>) -> Ve
         let w = if weight.is_empty() { Some(1) } else { weight.parse::<u32>().ok().filter(|w| (1..=1000).contains(w)) };
         let Some(weight) = w else {
             bad = true;
-            problems.push(FieldProblem::new("upstreams", format!("Target {n}: the weight is a whole number from 1 to 1000.")));
+            problems.push(FieldProblem::new("targets", format!("Target {n}: the weight is a whole number from 1 to 1000.")));
             continue;
         };
         out.push(Upstream { url: url.trim_end_matches('/').to_owned(), weight });
     }
     if out.is_empty() && !bad {
-        problems.push(FieldProblem::new("upstreams", "Add at least one upstream target."));
+        problems.push(FieldProblem::new("targets", "Add at least one upstream target."));
     }
     if out.len() > MAX_UPSTREAMS {
-        problems.push(FieldProblem::new("upstreams", format!("Use at most {MAX_UPSTREAMS} upstream targets.")));
+        problems.push(FieldProblem::new("targets", format!("Use at most {MAX_UPSTREAMS} upstream targets.")));
     }
     out
 }
@@ -288,4 +291,25 @@ pub async fn validate(store: &Store, d: &Draft, except: Option<i64>) -> ServiceR
         return Err(ServiceError::RouteTaken);
     }
     Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_prefix_is_a_normalised_path() {
+        for good in ["/payments/v1", "/a", "/x.y/z~1", "/v1.2/a_b-c"] {
+            let mut problems = Vec::new();
+            assert_eq!(check_prefix(good, &mut problems), good);
+            assert!(problems.is_empty(), "{good}: {problems:?}");
+        }
+        // Dot segments would be resolved away by the gateway before routing: never matched.
+        for bad in ["/", "/x/", "//x", "x", "/x?y", "/%2e%2e", "/a b", "/.", "/..", "/a/../b", "/x/./y", "/a/.."] {
+            let mut problems = Vec::new();
+            check_prefix(bad, &mut problems);
+            assert_eq!(problems.len(), 1, "{bad}");
+            assert_eq!(problems[0].field, "route_prefix", "{bad}");
+        }
+    }
 }

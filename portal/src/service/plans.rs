@@ -4,7 +4,7 @@ use turnpike_billing::{Overage, PlanPrice, Pricing};
 use turnpike_ledger::{self as ledger, Billable};
 use turnpike_store::{AccountId, Api, Audit, NewPlan, NewPlanPrice, Plan, PlanLimits, PlanPriceRow, Store, StoreError};
 
-use super::{taken, ServiceError, ServiceResult};
+use super::{taken, FieldProblem, ServiceError, ServiceResult};
 
 /// The audit detail of a plan's limits.
 fn limits_detail(l: &PlanLimits) -> String {
@@ -57,8 +57,22 @@ pub async fn update(
     fail_open_seconds: Option<i64>,
     now: i64,
 ) -> ServiceResult<Plan> {
+    // The plan's price may fix its quota (a hard-capped or metered quota price): the limit the
+    // gateway enforces and the one billing charges for must not drift apart.
+    if let Some(row) = store.plan_price_at(plan.id, now).await? {
+        let pricing: Pricing = serde_json::from_str(&row.pricing).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Some(q) = quota_fixed_by(&pricing).filter(|q| *q != l.monthly_quota) {
+            return Err(ServiceError::Invalid(vec![quota_problem(q)]));
+        }
+    }
     let audit = Audit::new(Some(admin_id.get()), "plan.update", format!("plan:{}", plan.id), limits_detail(l));
     store.update_plan(plan.id, l, fail_open_seconds, &audit, now).await.map_err(taken(ServiceError::SlugTaken))
+}
+
+/// "The price fixes the quota at `q`": the one message for the console, the API and apply.
+pub(crate) fn quota_problem(q: Option<i64>) -> FieldProblem {
+    let says = q.map_or_else(|| "unlimited (empty)".to_owned(), |q| q.to_string());
+    FieldProblem::new("monthly_quota", format!("the plan's price sets its quota, so it must be {says}; change the price to change it"))
 }
 
 /// A price version as the admin's form gives it.
@@ -75,7 +89,12 @@ pub struct NewPrice {
 /// The quota a price gives its plan at the gateway: a hard-capped quota is the plan's limit
 /// (`Some(Some(n))`), a metered one lifts it (`Some(None)`), any other price leaves it (`None`).
 pub(crate) fn quota_set_by(new: &NewPrice) -> Option<Option<i64>> {
-    match new.price.pricing() {
+    quota_fixed_by(new.price.pricing())
+}
+
+/// See [`quota_set_by`], for a stored pricing.
+pub(crate) fn quota_fixed_by(pricing: &Pricing) -> Option<Option<i64>> {
+    match pricing {
         Pricing::Quota { included, overage: Overage::HardCap, .. } => Some(Some(i64::try_from(*included).unwrap_or(i64::MAX))),
         Pricing::Quota { overage: Overage::Metered { .. }, .. } => Some(None),
         _ => None,
@@ -112,8 +131,6 @@ pub async fn set_price(
 // ---- The rules of a plan's limits: one place for the console, the admin API and `apply` ----
 
 use turnpike_store::domain::Slug;
-
-use super::FieldProblem;
 
 /// A plan's limits as given, before any check. Problems name the fields `name`, `slug`,
 /// `rate_per_second`, `burst`, `monthly_quota`, `fail_open_seconds`.

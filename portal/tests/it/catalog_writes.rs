@@ -73,9 +73,26 @@ async fn an_admin_token_publishes_and_changes_apis_plans_and_prices() {
         let bad = json!({"route_prefix": "payments/", "host": "http://x", "targets": [{"url": "ftp://x"}], "visibility": "everyone"});
         let (s, p) = send(&app, Method::PATCH, &format!("/api/v1/admin/apis/{id}"), &w, Some(bad)).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
-        assert_eq!(fields(&p), ["route_prefix", "host", "upstreams", "visibility"]);
+        assert_eq!(fields(&p), ["route_prefix", "host", "targets", "visibility"]);
         assert_eq!(audit_count(&app).await, audits);
         assert_eq!(app.store.get_api(id).await.unwrap().route_prefix, "/payments/v1");
+        // A misspelt field is refused, not ignored; so are prefixes the gateway could never match
+        // and ports that do not exist.
+        for bad in
+            [json!({"routePrefix": "/zzz"}), json!({"route_prefix": "/a/../b"}), json!({"targets": [{"url": "http://127.0.0.1:99999"}]})]
+        {
+            let (s, p) = send(&app, Method::PATCH, &format!("/api/v1/admin/apis/{id}"), &w, Some(bad.clone())).await;
+            assert!(s == StatusCode::UNPROCESSABLE_ENTITY || s == StatusCode::BAD_REQUEST, "{bad}: {s} {p}");
+            assert_eq!(p["type"].as_str().map(|t| t.starts_with("urn:turnpike:problem:")), Some(true), "{bad}: {p}");
+        }
+        assert_eq!(audit_count(&app).await, audits);
+        let stored = app.store.get_api(id).await.unwrap();
+        assert_eq!((stored.route_prefix.as_str(), stored.upstreams.len()), ("/payments/v1", 2));
+        // A draft is never reported as routed, whatever its targets.
+        let draft = json!({"slug": "drafty", "name": "Drafty", "route_prefix": "/drafty", "targets": [{"url": "http://127.0.0.1:9101"}]});
+        let (s, d) = send(&app, Method::POST, "/api/v1/admin/apis", &w, Some(draft)).await;
+        assert_eq!((s, d["visibility"].as_str(), d["routed"].as_bool()), (StatusCode::CREATED, Some("draft"), Some(false)), "{d}");
+        assert!(d["not_routed_reason"].as_str().is_some_and(|r| r.contains("draft")), "{d}");
 
         // PATCH changes only what it names; PUT replaces every setting.
         let (s, p) = send(&app, Method::PATCH, &format!("/api/v1/admin/apis/{id}"), &w, Some(json!({"name": "Pay"}))).await;
@@ -151,6 +168,13 @@ async fn an_admin_token_publishes_and_changes_apis_plans_and_prices() {
         let (s, p) = send(&app, Method::POST, &format!("/api/v1/admin/plans/{plan_id}/prices"), &w, Some(price)).await;
         assert_eq!((s, p["version"].as_i64()), (StatusCode::CREATED, Some(2)), "{p}");
         assert_eq!(app.store.get_plan(plan_id).await.unwrap().monthly_quota, Some(5000), "a hard-capped quota is the gateway's quota");
+        // …and stays it: the limit cannot drift from what the price charges for.
+        for quota in [json!(7), Value::Null] {
+            let patch = json!({ "monthly_quota": quota });
+            let (s, p) = send(&app, Method::PATCH, &format!("/api/v1/admin/plans/{plan_id}"), &w, Some(patch)).await;
+            assert_eq!((s, fields(&p)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["monthly_quota".to_owned()]), "{p}");
+        }
+        assert_eq!(app.store.get_plan(plan_id).await.unwrap().monthly_quota, Some(5000));
         for (bad, field) in [
             (json!({"currency": "usd", "pricing": {"model": "flat", "amount": 1}, "trial_days": 400}), "trial_days"),
             (json!({"currency": "dollars", "pricing": {"model": "free"}}), "currency"),
@@ -170,7 +194,17 @@ async fn an_admin_token_publishes_and_changes_apis_plans_and_prices() {
         actions.sort_unstable();
         assert_eq!(
             actions,
-            ["api.create", "api.update", "api.update", "api.update", "plan.create", "plan.price", "plan.price", "plan.update"]
+            [
+                "api.create",
+                "api.create",
+                "api.update",
+                "api.update",
+                "api.update",
+                "plan.create",
+                "plan.price",
+                "plan.price",
+                "plan.update"
+            ]
         );
     }
 }

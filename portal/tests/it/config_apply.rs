@@ -93,6 +93,24 @@ async fn the_example_applies_then_exports_and_round_trips_byte_for_byte() {
         config::apply(store, &again, NOW + 1).await.unwrap();
         assert_eq!(counts(store).await, audits);
 
+        // A file that leaves the price out cannot move a quota the stored price fixes (the limit
+        // and what billing charges for would drift apart, and the export would not apply).
+        let dir = tempfile::tempdir().unwrap();
+        let example = std::fs::read_to_string(root().join("examples/turnpike.yaml")).unwrap();
+        let free = example.find("      - slug: free").unwrap();
+        let price = free + example[free..].find("        price:").unwrap();
+        let end = price + example[price..].find("      - slug: pro").unwrap();
+        let edited = format!("{}{}", &example[..price], &example[end..]).replacen("monthly_quota: 1000", "monthly_quota: 5", 1);
+        std::fs::write(dir.path().join("turnpike.yaml"), edited).unwrap();
+        std::fs::create_dir_all(dir.path().join("openapi")).unwrap();
+        for doc in std::fs::read_dir(root().join("examples/openapi")).unwrap() {
+            let doc = doc.unwrap().path();
+            std::fs::copy(&doc, dir.path().join("openapi").join(doc.file_name().unwrap())).unwrap();
+        }
+        let refused = invalid(plan_of(store, &dir.path().join("turnpike.yaml"), false).await);
+        assert!(refused.contains("plan payments/free: monthly_quota: the plan's price sets its quota, so it must be 1000"), "{refused}");
+        assert_eq!(counts(store).await, audits);
+
         // export → apply on an empty database → export: the same bytes.
         let a = tempfile::tempdir().unwrap();
         let first = export_to(store, a.path()).await;
@@ -231,11 +249,22 @@ async fn an_invalid_file_is_refused_naming_the_place_and_nothing_changes() {
                 "apis:\n  - slug: a\n    name: A\n    route_prefix: /a\n    targets: [{url: 'http://127.0.0.1:1'}]\n    plans:\n      - {slug: p, name: P, rate_per_second: 1, burst: 1, monthly_quota: 5, price: {currency: usd, pricing: {model: quota, base_fee: 0, included: 9, overage: {kind: hard_cap}}}}\n",
                 "apis[0].plans[0].monthly_quota: the price's quota sets it, so it must be 9",
             ),
+            (
+                "apis:\n  - {slug: a, name: A, route_prefix: /a/../b, targets: [{url: 'http://127.0.0.1:1'}]}\n",
+                "apis[0].route_prefix: The route prefix is a path",
+            ),
+            ("apis:\n  - {slug: a, name: A, route_prefix: /a, targets: [{url: 'http://127.0.0.1:99999'}]}\n", "the port must be from 1 to 65535"),
         ];
         for (text, expected) in cases {
             std::fs::write(dir.path().join("bad.yaml"), text).unwrap();
             let refused = invalid(plan_of(store, &dir.path().join("bad.yaml"), false).await);
             assert!(refused.contains(expected), "{text}\n→ {refused}");
+        }
+        // A file that lists no API (empty, truncated, comments only) never prunes the catalog.
+        for text in ["", "# nothing yet\n", "apis: []\n"] {
+            std::fs::write(dir.path().join("empty.yaml"), text).unwrap();
+            let refused = invalid(plan_of(store, &dir.path().join("empty.yaml"), true).await);
+            assert!(refused.contains("--prune would delete every API"), "{text:?} → {refused}");
         }
         assert_eq!(counts(store).await, before);
         assert_eq!(store.list_apis().await.unwrap().len(), 1);

@@ -120,6 +120,7 @@ pub async fn update_plan(
                 return Ok(Redirect::to(&format!("/admin/apis/{}#plans", plan.api_id)).into_response());
             }
             Err(ServiceError::SlugTaken) => slug_taken(),
+            Err(ServiceError::Invalid(problems)) => form_errors(&problems, &PLAN_FIELDS),
             Err(e) => return Err(e.into()),
         },
         Err(e) => e,

@@ -65,7 +65,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             continue;
         };
         let doc = dir.join(rel);
-        match std::fs::read(&doc) {
+        match read_limited(&doc, openapi_import::MAX_SPEC_BYTES) {
             Ok(bytes) => match openapi_import::import(&bytes) {
                 Ok(spec) => specs.push(Some(spec)),
                 Err(errs) => {
@@ -84,6 +84,18 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// At most `limit` bytes of `path` (one more and it is refused, before reading the rest: a
+/// file name such as `/dev/zero` must not fill the memory).
+fn read_limited(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(std::io::Error::other(format!("larger than {} MiB", limit / (1024 * 1024))));
+    }
+    Ok(bytes)
 }
 
 /// How to apply.
@@ -327,6 +339,12 @@ fn same_price(old: Option<&PriceConfig>, new: &NewPrice) -> bool {
 /// database match it. Nothing is written.
 pub async fn plan(store: &Store, loaded: &Loaded, opts: Options) -> Result<Changes, ConfigError> {
     let file = &loaded.file;
+    if opts.prune && file.apis.is_empty() {
+        // An empty, truncated or comment-only file would delete the whole catalog.
+        return Err(ConfigError::Invalid(vec![
+            "apis: the file lists no API, so --prune would delete every API; refusing (apply without --prune, or list what stays)".into(),
+        ]));
+    }
     let current = stored(store).await?;
     let mut problems = Vec::new();
     let (settings, plans) = check_each(file, &mut problems);
@@ -532,6 +550,14 @@ fn plan_changes(
             PlanRef::Id(op.id)
         }
     };
+    if p.price.is_none() {
+        // The stored price may fix the quota (the file leaves prices alone when it names none).
+        let stored = old_plan.and_then(|o| o.price.as_ref()).and_then(|pc| serde_json::from_value::<Pricing>(pc.pricing.clone()).ok());
+        if let Some(q) = stored.as_ref().and_then(super::plans::quota_fixed_by).filter(|q| *q != l.monthly_quota) {
+            let problem = super::plans::quota_problem(q);
+            return Err(ConfigError::Invalid(vec![format!("plan {name}: {}: {}", problem.field, problem.message)]));
+        }
+    }
     if let Some(new) = &p.price {
         if !same_price(old_plan.and_then(|o| o.price.as_ref()), new) {
             let summary = super::prices::summary(new);
