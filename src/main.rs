@@ -155,101 +155,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations applied");
             return Ok(());
         }
-        Command::Admin { command: AdminCommand::CreateAdmin { email, password_stdin } } => {
-            let store = turnpike::open_store(&config).await?;
-            let password = if password_stdin {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s)?;
-                Some(s.trim_end_matches(['\r', '\n']).to_owned())
-            } else {
-                None
-            };
-            let seeded = turnpike::seed::create_admin(&store, &email, password.as_deref(), SystemClock.now()).await?;
-            println!("admin created: {}", seeded.admin_email);
-            if !password_stdin {
-                println!("one-time password (shown once): {}", seeded.admin_password);
-            }
-            return Ok(());
-        }
-        Command::Admin { command: AdminCommand::CreateToken { email, name, expires_days, scopes } } => {
-            let scopes = turnpike_store::Scopes::parse(scopes.iter().map(String::as_str)).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-            let store = turnpike::open_store(&config).await?;
-            let email = turnpike_store::domain::Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
-            let (account, _) = store.find_account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("no account with that email"))?;
-            let now = SystemClock.now();
-            let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400);
-            let token = turnpike_store::PersonalToken::generate();
-            match store.create_pat(account.id, &name, &token, &scopes, expires_at, None, now).await {
-                Ok(_) => println!("{}", token.expose()),
-                Err(turnpike_store::StoreError::Unverified) => {
-                    anyhow::bail!("{email} has not confirmed its email address yet: no tokens until it does")
-                }
-                Err(turnpike_store::StoreError::AdminOnly) => anyhow::bail!("{email} is not an admin: admin scopes are for admins only"),
-                Err(e) => return Err(e.into()),
-            }
-            return Ok(());
-        }
-        Command::Admin { command: AdminCommand::Apply { file, dry_run, prune, as_admin } } => {
-            use turnpike_portal::service::config;
-            let loaded = config::load(&file)?;
-            let store = turnpike::open_store(&config).await?;
-            let actor = match as_admin {
-                None => None,
-                Some(email) => {
-                    let email = turnpike_store::domain::Email::parse(&email).map_err(|e| anyhow::anyhow!("--as: {e}"))?;
-                    let (account, _) =
-                        store.find_account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("--as: no account with that email"))?;
-                    if account.role != turnpike_store::Role::Admin {
-                        anyhow::bail!("--as: {email} is not an admin");
-                    }
-                    Some(turnpike_store::AccountId(account.id))
-                }
-            };
-            let changes = config::plan(&store, &loaded, config::Options { prune, actor }).await?;
-            print!("{}", changes.report());
-            if dry_run {
-                if !changes.is_empty() {
-                    println!("dry run: {} changes, nothing written", changes.ops.len());
-                }
-            } else if !changes.is_empty() {
-                config::apply(&store, &changes, SystemClock.now()).await?;
-                println!("applied {} changes", changes.ops.len());
-            }
-            return Ok(());
-        }
-        Command::Admin { command: AdminCommand::Export { output } } => {
-            let store = turnpike::open_store(&config).await?;
-            let (yaml, docs) = turnpike_portal::service::config::export(&store).await?;
-            let dir = output.as_deref().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf).unwrap_or_default();
-            for (rel, text) in &docs {
-                let path = dir.join(rel);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(&path, text)?;
-            }
-            match output {
-                Some(path) => std::fs::write(path, yaml)?,
-                None => print!("{yaml}"),
-            }
-            return Ok(());
-        }
-        Command::Admin { command: AdminCommand::StripeDrift { days } } => {
-            let store = turnpike::open_store(&config).await?;
-            // Reads only: no Checkout or portal return URL is needed.
-            let stripe = turnpike::stripe_bridge(&config, "")?
-                .ok_or_else(|| anyhow::anyhow!("Stripe is not configured (stripe_secret_key and stripe_webhook_secret)"))?;
-            let now = SystemClock.now();
-            let report = turnpike_stripe::drift_against_stripe(&store, &stripe, now - i64::from(days) * 86_400, now + 1).await?;
-            for d in &report.drift {
-                println!("{}", turnpike_stripe::describe_drift(d));
-            }
-            println!("{} of {} invoices differ from Stripe", report.drift.len(), report.checked);
-            if !report.drift.is_empty() {
-                std::process::exit(1);
-            }
-            return Ok(());
-        }
+        Command::Admin { command } => return admin(command, &config).await,
     };
     let shutdown = turnpike::shutdown_signal();
     let app = App::build(config, role, Arc::new(SystemClock)).await?;
@@ -269,5 +175,116 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown).await?;
     store.close().await;
     println!("stopped");
+    Ok(())
+}
+
+/// `turnpike admin …`: one function per command.
+async fn admin(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateAdmin { email, password_stdin } => create_admin(config, &email, password_stdin).await,
+        AdminCommand::CreateToken { email, name, expires_days, scopes } => create_token(config, &email, &name, expires_days, &scopes).await,
+        AdminCommand::Apply { file, dry_run, prune, as_admin } => apply(config, &file, dry_run, prune, as_admin).await,
+        AdminCommand::Export { output } => export(config, output).await,
+        AdminCommand::StripeDrift { days } => stripe_drift(config, days).await,
+    }
+}
+
+async fn create_admin(config: &Config, email: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let store = turnpike::open_store(config).await?;
+    let password = if password_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Some(s.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        None
+    };
+    let seeded = turnpike::seed::create_admin(&store, email, password.as_deref(), SystemClock.now()).await?;
+    println!("admin created: {}", seeded.admin_email);
+    if !password_stdin {
+        println!("one-time password (shown once): {}", seeded.admin_password);
+    }
+    Ok(())
+}
+
+async fn create_token(config: &Config, email: &str, name: &str, expires_days: Option<u32>, scopes: &[String]) -> anyhow::Result<()> {
+    let scopes = turnpike_store::Scopes::parse(scopes.iter().map(String::as_str)).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+    let store = turnpike::open_store(config).await?;
+    let email = turnpike_store::domain::Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let (account, _) = store.find_account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("no account with that email"))?;
+    let now = SystemClock.now();
+    let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400);
+    let token = turnpike_store::PersonalToken::generate();
+    match store.create_pat(account.id, name, &token, &scopes, expires_at, None, now).await {
+        Ok(_) => println!("{}", token.expose()),
+        Err(turnpike_store::StoreError::Unverified) => {
+            anyhow::bail!("{email} has not confirmed its email address yet: no tokens until it does")
+        }
+        Err(turnpike_store::StoreError::AdminOnly) => anyhow::bail!("{email} is not an admin: admin scopes are for admins only"),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+async fn apply(config: &Config, file: &std::path::Path, dry_run: bool, prune: bool, as_admin: Option<String>) -> anyhow::Result<()> {
+    use turnpike_portal::service::config;
+    let loaded = config::load(file)?;
+    let store = turnpike::open_store(config).await?;
+    let actor = match as_admin {
+        None => None,
+        Some(email) => {
+            let email = turnpike_store::domain::Email::parse(&email).map_err(|e| anyhow::anyhow!("--as: {e}"))?;
+            let (account, _) =
+                store.find_account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("--as: no account with that email"))?;
+            if account.role != turnpike_store::Role::Admin {
+                anyhow::bail!("--as: {email} is not an admin");
+            }
+            Some(turnpike_store::AccountId(account.id))
+        }
+    };
+    let changes = config::plan(&store, &loaded, config::Options { prune, actor }).await?;
+    print!("{}", changes.report());
+    if dry_run {
+        if !changes.is_empty() {
+            println!("dry run: {} changes, nothing written", changes.ops.len());
+        }
+    } else if !changes.is_empty() {
+        config::apply(&store, &changes, SystemClock.now()).await?;
+        println!("applied {} changes", changes.ops.len());
+    }
+    Ok(())
+}
+
+async fn export(config: &Config, output: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let store = turnpike::open_store(config).await?;
+    let (yaml, docs) = turnpike_portal::service::config::export(&store).await?;
+    let dir = output.as_deref().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf).unwrap_or_default();
+    for (rel, text) in &docs {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)?;
+    }
+    match output {
+        Some(path) => std::fs::write(path, yaml)?,
+        None => print!("{yaml}"),
+    }
+    Ok(())
+}
+
+async fn stripe_drift(config: &Config, days: u32) -> anyhow::Result<()> {
+    let store = turnpike::open_store(config).await?;
+    // Reads only: no Checkout or portal return URL is needed.
+    let stripe = turnpike::stripe_bridge(config, "")?
+        .ok_or_else(|| anyhow::anyhow!("Stripe is not configured (stripe_secret_key and stripe_webhook_secret)"))?;
+    let now = SystemClock.now();
+    let report = turnpike_stripe::drift_against_stripe(&store, &stripe, now - i64::from(days) * 86_400, now + 1).await?;
+    for d in &report.drift {
+        println!("{}", turnpike_stripe::describe_drift(d));
+    }
+    println!("{} of {} invoices differ from Stripe", report.drift.len(), report.checked);
+    if !report.drift.is_empty() {
+        std::process::exit(1);
+    }
     Ok(())
 }

@@ -65,7 +65,7 @@ fn apply_dry_run_apply_again_and_export_from_the_command_line() {
         .unwrap();
     let out = turnpike(&db, &["admin", "apply", "-f", dir.path().join("bad.yaml").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("apis[0].upstreams: Target 1"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("apis[0].targets: Target 1"), "{}", stderr(&out));
     let out = turnpike(&db, &["admin", "apply", "-f", example, "--as", "nobody@example.com"]);
     assert!(!out.status.success() && stderr(&out).contains("--as: no account"), "{}", stderr(&out));
     let out = turnpike(&db, &["admin", "export", "-o", dir.path().join("again.yaml").to_str().unwrap()]);
