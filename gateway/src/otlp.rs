@@ -315,13 +315,11 @@ impl Json<'_> {
 
     /// Part of a string already opened with `"`.
     pub(crate) fn str_part(&mut self, s: &str) {
-        let bytes = s.as_bytes();
-        let mut from = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if b >= 0x20 && b != b'"' && b != b'\\' {
-                continue;
-            }
-            self.0.extend_from_slice(&bytes[from..i]);
+        let mut rest = s.as_bytes();
+        // Copy the runs that need no escaping in one go (paths, routes, slugs: nearly always all).
+        while let Some(i) = rest.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+            self.0.extend_from_slice(&rest[..i]);
+            let b = rest[i];
             match b {
                 b'"' => self.0.extend_from_slice(b"\\\""),
                 b'\\' => self.0.extend_from_slice(b"\\\\"),
@@ -335,9 +333,9 @@ impl Json<'_> {
                     self.0.push(DIGITS[usize::from(b & 0xf)]);
                 }
             }
-            from = i + 1;
+            rest = &rest[i + 1..];
         }
-        self.0.extend_from_slice(&bytes[from..]);
+        self.0.extend_from_slice(rest);
     }
 
     /// An unsigned integer's decimal digits (no quotes).
@@ -403,8 +401,11 @@ impl Json<'_> {
         if !std::mem::replace(first, false) {
             self.0.push(b',');
         }
-        self.raw("{\"key\":");
-        self.str(key);
+        // Keys are constants (semantic-convention names): no escaping to check.
+        debug_assert!(key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'));
+        self.raw("{\"key\":\"");
+        self.raw(key);
+        self.0.push(b'"');
     }
 
     pub(crate) fn attr_str(&mut self, first: &mut bool, key: &str, v: &str) {
