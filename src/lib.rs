@@ -133,35 +133,51 @@ async fn connect_counters(config: &Config) -> anyhow::Result<Counters> {
     })
 }
 
-/// Portal requests as OTLP SERVER spans (each its own trace, sampled by `trace_sample_ratio`).
+/// Portal requests as OTLP SERVER spans: a valid incoming `traceparent` is continued (the
+/// caller's span is the parent, its sampled flag decides), else a new trace sampled by
+/// `trace_sample_ratio`.
 fn portal_spans(exporter: turnpike_gateway::otlp::Exporter) -> turnpike_portal::telemetry::SpanSink {
-    use turnpike_gateway::otlp::{SpanData, SpanKind, Value};
     let sampled = turnpike_gateway::trace::ratio_sampler(exporter.sample_ratio());
     turnpike_portal::telemetry::SpanSink(Arc::new(move |r: &turnpike_portal::telemetry::RequestRecord<'_>| {
-        let (trace_id, span_id) = SpanData::new_ids();
-        if !sampled(&trace_id) {
-            return;
+        if let Some(span) = portal_span(r, sampled) {
+            exporter.export(span);
         }
-        let end = turnpike_gateway::otlp::unix_nanos();
-        exporter.export(SpanData {
-            trace_id,
-            span_id,
-            parent_id: None,
-            name: format!("{} {}", r.method, r.route),
-            kind: SpanKind::Server,
-            start_unix_nanos: end.saturating_sub(u64::try_from(r.latency.as_nanos()).unwrap_or(u64::MAX)),
-            end_unix_nanos: end,
-            attributes: vec![
-                ("http.request.method", Value::Str(r.method.to_owned())),
-                ("http.route", Value::Str(r.route.to_owned())),
-                ("http.response.status_code", Value::Int(r.status.into())),
-                ("turnpike.request_id", Value::Str(r.request_id.to_owned())),
-            ],
-            events: Vec::new(),
-            error: r.status >= 500,
-            scope: "turnpike-portal",
-        });
     }))
+}
+
+/// The span of one portal request, `None` when not sampled.
+fn portal_span(
+    r: &turnpike_portal::telemetry::RequestRecord<'_>,
+    sampled: impl Fn(&[u8; 16]) -> bool,
+) -> Option<turnpike_gateway::otlp::SpanData> {
+    use turnpike_gateway::otlp::{SpanData, SpanKind, Value};
+    use turnpike_gateway::trace::{TraceParent, SAMPLED};
+    let (fresh, span_id) = SpanData::new_ids();
+    let (trace_id, parent_id) = match r.traceparent.and_then(TraceParent::parse) {
+        Some(tp) if tp.flags & SAMPLED == 0 => return None,
+        Some(tp) => (tp.trace_id, Some(tp.parent_id)),
+        None if sampled(&fresh) => (fresh, None),
+        None => return None,
+    };
+    let end = turnpike_gateway::otlp::unix_nanos();
+    Some(SpanData {
+        trace_id,
+        span_id,
+        parent_id,
+        name: format!("{} {}", r.method, r.route),
+        kind: SpanKind::Server,
+        start_unix_nanos: end.saturating_sub(u64::try_from(r.latency.as_nanos()).unwrap_or(u64::MAX)),
+        end_unix_nanos: end,
+        attributes: vec![
+            ("http.request.method", Value::Str(r.method.to_owned())),
+            ("http.route", Value::Str(r.route.to_owned())),
+            ("http.response.status_code", Value::Int(r.status.into())),
+            ("turnpike.request_id", Value::Str(r.request_id.to_owned())),
+        ],
+        events: Vec::new(),
+        error: r.status >= 500,
+        scope: "turnpike-portal",
+    })
 }
 
 impl App {
@@ -500,4 +516,41 @@ async fn push_finalized_usage(store: &Store, stripe: &turnpike_stripe::Stripe, n
         turnpike_stripe::push_usage(store, stripe, inv.subscription_id, period, inv.usage_quantity, usage_minor, now).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod portal_span_tests {
+    use super::*;
+    use turnpike_portal::telemetry::RequestRecord;
+
+    fn record(traceparent: Option<&[u8]>) -> RequestRecord<'_> {
+        RequestRecord { method: "GET", route: "/apps/{id}", status: 200, latency: Duration::from_millis(3), request_id: "r1", traceparent }
+    }
+
+    #[test]
+    fn a_valid_traceparent_is_continued_else_a_new_trace_starts() {
+        let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let span = portal_span(&record(Some(tp)), |_| false).expect("the caller sampled it: the ratio does not apply");
+        let parsed = turnpike_gateway::trace::TraceParent::parse(tp).unwrap();
+        assert_eq!(span.trace_id, parsed.trace_id);
+        assert_eq!(span.parent_id, Some(parsed.parent_id));
+        assert_ne!(span.span_id, parsed.parent_id);
+        assert_eq!(span.name, "GET /apps/{id}");
+
+        let unsampled = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        assert!(portal_span(&record(Some(unsampled)), |_| true).is_none(), "the caller's decision is kept");
+
+        for bad in [
+            &b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"[..],
+            b"garbage",
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            let span = portal_span(&record(Some(bad)), |_| true).expect("a new trace, sampled by the ratio");
+            assert_ne!(span.trace_id, parsed.trace_id);
+            assert_eq!(span.parent_id, None);
+        }
+        let span = portal_span(&record(None), |_| true).unwrap();
+        assert_eq!(span.parent_id, None);
+        assert!(portal_span(&record(None), |_| false).is_none());
+    }
 }

@@ -318,7 +318,7 @@ impl Gateway {
             ctx.client = Some(client.to_string().into_boxed_str());
         }
         let (Ok(mut resp) | Err(mut resp)) = self.phases(req, peer, &mut ctx).await;
-        phases::meter::finish(&self.inner, &ctx, peer, resp.status().as_u16());
+        phases::meter::finish(&self.inner, &mut ctx, peer, resp.status().as_u16());
         resp.headers_mut().insert(&proxy::X_REQUEST_ID, ctx.request_id);
         if let Some(o) = origin {
             proxy::allow_origin(resp.headers_mut(), o);

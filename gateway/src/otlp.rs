@@ -86,8 +86,22 @@ pub fn unix_nanos() -> u64 {
 
 enum Msg {
     Span(Box<SpanData>),
+    /// The gateway's per-request span: a fixed struct, encoded by the exporter task.
+    Gateway(crate::phases::meter::GatewaySpan),
     Flush(oneshot::Sender<()>),
 }
+
+impl Msg {
+    fn scope(&self) -> &'static str {
+        match self {
+            Msg::Span(s) => s.scope,
+            _ => GATEWAY_SCOPE,
+        }
+    }
+}
+
+/// The gateway's instrumentation scope.
+pub const GATEWAY_SCOPE: &str = "turnpike-gateway";
 
 /// A handle to the exporter task: cheap to clone.
 #[derive(Clone)]
@@ -163,6 +177,13 @@ impl Exporter {
         }
     }
 
+    /// Queue the gateway's span of a request (encoded later, by the exporter task).
+    pub(crate) fn export_gateway(&self, span: crate::phases::meter::GatewaySpan) {
+        if self.tx.try_send(Msg::Gateway(span)).is_err() {
+            self.queue_full.increment(1);
+        }
+    }
+
     /// Post every span queued before this call; returns once the collector answered (or the
     /// post failed). For shutdown and tests.
     pub async fn flush(&self) {
@@ -182,45 +203,63 @@ struct Task {
 }
 
 impl Task {
+    /// Batches of up to [`BATCH`] spans, posted when full or [`INTERVAL`] after their first
+    /// span; the task yields after each post so a burst of batches does not hold the worker.
     async fn run(self, mut rx: mpsc::Receiver<Msg>) {
-        let mut batch: Vec<SpanData> = Vec::new();
+        let mut batch: Vec<Msg> = Vec::with_capacity(BATCH);
+        let mut body: Vec<u8> = Vec::new();
+        let deadline = tokio::time::sleep(INTERVAL);
+        tokio::pin!(deadline);
         loop {
-            let msg = if batch.is_empty() {
-                rx.recv().await
+            let room = BATCH - batch.len();
+            let received = if batch.is_empty() {
+                rx.recv_many(&mut batch, room).await
             } else {
-                match tokio::time::timeout(INTERVAL, rx.recv()).await {
-                    Ok(m) => m,
-                    Err(_) => {
-                        self.post(std::mem::take(&mut batch)).await;
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, room) => n,
+                    () = &mut deadline => {
+                        self.post(&mut batch, &mut body).await;
                         continue;
                     }
                 }
             };
-            match msg {
-                Some(Msg::Span(s)) => {
-                    batch.push(*s);
-                    if batch.len() >= BATCH {
-                        self.post(std::mem::take(&mut batch)).await;
-                    }
-                }
-                Some(Msg::Flush(done)) => {
-                    self.post(std::mem::take(&mut batch)).await;
-                    let _ = done.send(());
-                }
-                None => {
-                    self.post(std::mem::take(&mut batch)).await;
-                    return;
-                }
+            if received == 0 {
+                // Every sender is gone.
+                self.post(&mut batch, &mut body).await;
+                return;
+            }
+            if batch.len() == received {
+                deadline.as_mut().reset(tokio::time::Instant::now() + INTERVAL);
+            }
+            while let Some(i) = batch.iter().position(|m| matches!(m, Msg::Flush(_))) {
+                // Post what came before the flush, answer it, keep what came after.
+                let rest = batch.split_off(i + 1);
+                let Some(Msg::Flush(done)) = batch.pop() else { unreachable!() };
+                self.post(&mut batch, &mut body).await;
+                let _ = done.send(());
+                batch.extend(rest);
+                deadline.as_mut().reset(tokio::time::Instant::now() + INTERVAL);
+            }
+            if batch.len() >= BATCH {
+                self.post(&mut batch, &mut body).await;
             }
         }
     }
 
-    async fn post(&self, batch: Vec<SpanData>) {
+    async fn post(&self, batch: &mut Vec<Msg>, body: &mut Vec<u8>) {
         if batch.is_empty() {
             return;
         }
         let n = batch.len() as u64;
-        let body = Bytes::from(encode(&self.service, &batch));
+        body.clear();
+        encode_into(body, &self.service, batch);
+        batch.clear();
+        let body = Bytes::copy_from_slice(body);
+        self.send(body, n).await;
+        tokio::task::yield_now().await;
+    }
+
+    async fn send(&self, body: Bytes, n: u64) {
         let req = http::Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body).map_err(|never| match never {}).boxed_unsync());
@@ -259,55 +298,217 @@ type BoxFuture = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>> + Send>,
 >;
 
-fn hex(b: &[u8]) -> String {
-    let mut out = vec![0u8; b.len() * 2];
-    crate::trace::hex_into(b, &mut out);
-    String::from_utf8(out).unwrap_or_default()
+/// JSON written by hand into a reused buffer (no `serde_json::Value` per span).
+pub(crate) struct Json<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl Json<'_> {
+    pub(crate) fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    /// A JSON string: quotes, backslashes and control characters escaped; other UTF-8 kept.
+    pub(crate) fn str(&mut self, s: &str) {
+        self.0.push(b'"');
+        self.str_part(s);
+        self.0.push(b'"');
+    }
+
+    /// Part of a string already opened with `"`.
+    pub(crate) fn str_part(&mut self, s: &str) {
+        let mut rest = s.as_bytes();
+        // Copy the runs that need no escaping in one go (paths, routes, slugs: nearly always all).
+        while let Some(i) = rest.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+            self.0.extend_from_slice(&rest[..i]);
+            let b = rest[i];
+            match b {
+                b'"' => self.0.extend_from_slice(b"\\\""),
+                b'\\' => self.0.extend_from_slice(b"\\\\"),
+                b'\n' => self.0.extend_from_slice(b"\\n"),
+                b'\r' => self.0.extend_from_slice(b"\\r"),
+                b'\t' => self.0.extend_from_slice(b"\\t"),
+                _ => {
+                    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                    self.0.extend_from_slice(b"\\u00");
+                    self.0.push(DIGITS[usize::from(b >> 4)]);
+                    self.0.push(DIGITS[usize::from(b & 0xf)]);
+                }
+            }
+            rest = &rest[i + 1..];
+        }
+        self.0.extend_from_slice(rest);
+    }
+
+    /// An unsigned integer's decimal digits (no quotes).
+    pub(crate) fn uint(&mut self, mut v: u64) {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.0.extend_from_slice(&buf[i..]);
+    }
+
+    /// A 64-bit integer as OTLP/JSON writes it: a decimal string.
+    pub(crate) fn int_str(&mut self, v: i64) {
+        self.0.push(b'"');
+        if v < 0 {
+            self.0.push(b'-');
+        }
+        self.uint(v.unsigned_abs());
+        self.0.push(b'"');
+    }
+
+    /// Lowercase hex in quotes.
+    pub(crate) fn hex(&mut self, b: &[u8]) {
+        let mut out = [0u8; 32];
+        let out = &mut out[..b.len() * 2];
+        crate::trace::hex_into(b, out);
+        self.0.push(b'"');
+        self.0.extend_from_slice(out);
+        self.0.push(b'"');
+    }
+
+    /// Opens a span object: ids, name (written by `name`), kind, times. Close with [`Json::end_span`].
+    pub(crate) fn begin_span(&mut self, ids: ([u8; 16], [u8; 8], Option<[u8; 8]>), kind: SpanKind, times: (u64, u64)) {
+        self.raw("{\"traceId\":");
+        self.hex(&ids.0);
+        self.raw(",\"spanId\":");
+        self.hex(&ids.1);
+        if let Some(p) = ids.2 {
+            self.raw(",\"parentSpanId\":");
+            self.hex(&p);
+        }
+        self.raw(",\"kind\":");
+        self.uint(kind as u64);
+        self.raw(",\"startTimeUnixNano\":\"");
+        self.uint(times.0);
+        self.raw("\",\"endTimeUnixNano\":\"");
+        self.uint(times.1);
+        self.raw("\",\"name\":");
+    }
+
+    /// `,"attributes":[` (then [`Json::attr_str`] / [`Json::attr_int`], first one with `first`).
+    pub(crate) fn begin_attributes(&mut self) {
+        self.raw(",\"attributes\":[");
+    }
+
+    fn attr_key(&mut self, first: &mut bool, key: &str) {
+        if !std::mem::replace(first, false) {
+            self.0.push(b',');
+        }
+        // Keys are constants (semantic-convention names): no escaping to check.
+        debug_assert!(key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'));
+        self.raw("{\"key\":\"");
+        self.raw(key);
+        self.0.push(b'"');
+    }
+
+    pub(crate) fn attr_str(&mut self, first: &mut bool, key: &str, v: &str) {
+        self.attr_key(first, key);
+        self.raw(",\"value\":{\"stringValue\":");
+        self.str(v);
+        self.raw("}}");
+    }
+
+    pub(crate) fn attr_int(&mut self, first: &mut bool, key: &str, v: i64) {
+        self.attr_key(first, key);
+        self.raw(",\"value\":{\"intValue\":");
+        self.int_str(v);
+        self.raw("}}");
+    }
+
+    /// Closes the attributes, writes the events and the status, closes the span.
+    pub(crate) fn end_span(&mut self, events: impl Iterator<Item = (&'static str, u64)>, error: bool) {
+        self.raw("],\"events\":[");
+        for (i, (name, t)) in events.enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.raw("{\"name\":");
+            self.str(name);
+            self.raw(",\"timeUnixNano\":\"");
+            self.uint(t);
+            self.raw("\"}");
+        }
+        self.raw(if error { "],\"status\":{\"code\":2}}" } else { "],\"status\":{\"code\":0}}" });
+    }
 }
 
-fn attribute(key: &str, v: &Value) -> serde_json::Value {
-    let value = match v {
-        Value::Str(s) => serde_json::json!({ "stringValue": s }),
-        // OTLP/JSON writes 64-bit integers as strings.
-        Value::Int(i) => serde_json::json!({ "intValue": i.to_string() }),
-    };
-    serde_json::json!({ "key": key, "value": value })
+impl SpanData {
+    fn encode(&self, j: &mut Json<'_>) {
+        j.begin_span((self.trace_id, self.span_id, self.parent_id), self.kind, (self.start_unix_nanos, self.end_unix_nanos));
+        j.str(&self.name);
+        j.begin_attributes();
+        let mut first = true;
+        for (k, v) in &self.attributes {
+            match v {
+                Value::Str(s) => j.attr_str(&mut first, k, s),
+                Value::Int(i) => j.attr_int(&mut first, k, *i),
+            }
+        }
+        j.end_span(self.events.iter().copied(), self.error);
+    }
+}
+
+fn encode_into(out: &mut Vec<u8>, service: &str, batch: &[Msg]) {
+    let mut j = Json(out);
+    j.raw("{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    j.attr_str(&mut true, "service.name", service);
+    j.raw("]},\"scopeSpans\":[");
+    // At most two scopes (gateway, portal): one pass per scope present.
+    let mut scopes: [Option<&'static str>; 2] = [None, None];
+    let mut others = false;
+    for m in batch {
+        let sc = m.scope();
+        match scopes {
+            [Some(a), _] if a == sc => {}
+            [Some(_), Some(b)] if b == sc => {}
+            [None, _] => scopes[0] = Some(sc),
+            [Some(_), None] => scopes[1] = Some(sc),
+            _ => others = true,
+        }
+    }
+    debug_assert!(!others, "more than two instrumentation scopes in one batch");
+    for (i, scope) in scopes.into_iter().flatten().enumerate() {
+        if i > 0 {
+            j.0.push(b',');
+        }
+        j.raw("{\"scope\":{\"name\":");
+        j.str(scope);
+        j.raw(concat!(",\"version\":\"", env!("CARGO_PKG_VERSION"), "\"},\"spans\":["));
+        let mut first = true;
+        for m in batch.iter().filter(|m| m.scope() == scope) {
+            let before = j.0.len();
+            if !first {
+                j.0.push(b',');
+            }
+            match m {
+                Msg::Span(s) => s.encode(&mut j),
+                Msg::Gateway(g) => g.encode(&mut j),
+                Msg::Flush(_) => {
+                    j.0.truncate(before);
+                    continue;
+                }
+            }
+            first = false;
+        }
+        j.raw("]}");
+    }
+    j.raw("]}]}");
 }
 
 /// An `ExportTraceServiceRequest` in OTLP's JSON encoding (ids as hex, 64-bit integers as
 /// strings, enums as numbers).
-pub fn encode(service: &str, spans: &[SpanData]) -> Vec<u8> {
-    let mut scopes: Vec<(&'static str, Vec<serde_json::Value>)> = Vec::new();
-    for s in spans {
-        let mut span = serde_json::json!({
-            "traceId": hex(&s.trace_id),
-            "spanId": hex(&s.span_id),
-            "name": s.name,
-            "kind": s.kind as u8,
-            "startTimeUnixNano": s.start_unix_nanos.to_string(),
-            "endTimeUnixNano": s.end_unix_nanos.to_string(),
-            "attributes": s.attributes.iter().map(|(k, v)| attribute(k, v)).collect::<Vec<_>>(),
-            "events": s.events.iter().map(|(name, t)| serde_json::json!({ "name": name, "timeUnixNano": t.to_string() })).collect::<Vec<_>>(),
-            "status": { "code": if s.error { 2 } else { 0 } },
-        });
-        if let Some(p) = s.parent_id {
-            span["parentSpanId"] = hex(&p).into();
-        }
-        match scopes.iter_mut().find(|(name, _)| *name == s.scope) {
-            Some((_, list)) => list.push(span),
-            None => scopes.push((s.scope, vec![span])),
-        }
-    }
-    let doc = serde_json::json!({
-        "resourceSpans": [{
-            "resource": { "attributes": [attribute("service.name", &Value::Str(service.to_owned()))] },
-            "scopeSpans": scopes.into_iter().map(|(name, spans)| serde_json::json!({
-                "scope": { "name": name, "version": env!("CARGO_PKG_VERSION") },
-                "spans": spans,
-            })).collect::<Vec<_>>(),
-        }]
-    });
-    serde_json::to_vec(&doc).unwrap_or_default()
+pub fn encode(service: &str, spans: Vec<SpanData>) -> Vec<u8> {
+    let batch: Vec<Msg> = spans.into_iter().map(|s| Msg::Span(Box::new(s))).collect();
+    let mut out = Vec::new();
+    encode_into(&mut out, service, &batch);
+    out
 }
 
 #[cfg(test)]
@@ -338,7 +539,7 @@ mod tests {
             error: true,
             scope: "turnpike-gateway",
         };
-        let v: serde_json::Value = serde_json::from_slice(&encode("svc", &[span])).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&encode("svc", vec![span])).unwrap();
         let rs = &v["resourceSpans"][0];
         assert_eq!(rs["resource"]["attributes"][0]["value"]["stringValue"], "svc");
         let s = &rs["scopeSpans"][0]["spans"][0];
@@ -349,5 +550,52 @@ mod tests {
         assert_eq!(s["status"]["code"], 2);
         assert_eq!(s["attributes"][0]["value"]["intValue"], "503");
         assert_eq!(s["endTimeUnixNano"], "2");
+        assert_eq!(s["startTimeUnixNano"], "1");
+        assert_eq!(s["name"], "GET /x/{id}");
+        assert_eq!(s["attributes"][0]["key"], "http.response.status_code");
+        assert_eq!(s["attributes"][1]["value"]["stringValue"], "/x/1");
+        assert_eq!(s["events"][0]["name"], "routed");
+        assert_eq!(s["events"][0]["timeUnixNano"], "1");
+        assert_eq!(rs["scopeSpans"][0]["scope"]["name"], "turnpike-gateway");
+    }
+
+    #[test]
+    fn strings_are_escaped_and_scopes_grouped() {
+        let nasty = "q\"b\\n\nt\tc\u{1}\u{7f}é☃";
+        let span = |scope, parent| SpanData {
+            trace_id: [0x0f; 16],
+            span_id: [0xf0; 8],
+            parent_id: parent,
+            name: nasty.into(),
+            kind: SpanKind::Server,
+            start_unix_nanos: u64::MAX,
+            end_unix_nanos: 1_700_000_000_000_000_000,
+            attributes: vec![("a", Value::Str(nasty.into())), ("n", Value::Int(-5))],
+            events: Vec::new(),
+            error: false,
+            scope,
+        };
+        let spans = vec![span("turnpike-portal", None), span("turnpike-gateway", None), span("turnpike-portal", Some([3; 8]))];
+        let v: serde_json::Value = serde_json::from_slice(&encode(nasty, spans)).unwrap();
+        let rs = &v["resourceSpans"][0];
+        assert_eq!(rs["resource"]["attributes"][0]["key"], "service.name");
+        assert_eq!(rs["resource"]["attributes"][0]["value"]["stringValue"], nasty);
+        let scopes = rs["scopeSpans"].as_array().unwrap();
+        assert_eq!(scopes.len(), 2);
+        assert_eq!(scopes[0]["scope"]["name"], "turnpike-portal");
+        assert_eq!(scopes[0]["spans"].as_array().unwrap().len(), 2);
+        assert_eq!(scopes[1]["spans"].as_array().unwrap().len(), 1);
+        let s = &scopes[0]["spans"][0];
+        assert_eq!(s["traceId"], "0f".repeat(16));
+        assert_eq!(s["spanId"], "f0".repeat(8));
+        assert!(s.get("parentSpanId").is_none());
+        assert_eq!(scopes[0]["spans"][1]["parentSpanId"], "0303030303030303");
+        assert_eq!(s["name"], nasty);
+        assert_eq!(s["kind"], 2);
+        assert_eq!(s["startTimeUnixNano"], u64::MAX.to_string());
+        assert_eq!(s["endTimeUnixNano"], "1700000000000000000");
+        assert_eq!(s["attributes"][0]["value"]["stringValue"], nasty);
+        assert_eq!(s["attributes"][1]["value"]["intValue"], "-5");
+        assert_eq!(s["status"]["code"], 0);
     }
 }

@@ -31,6 +31,9 @@ pub struct RequestRecord<'a> {
     pub latency: Duration,
     /// The request id answered in `X-Request-Id`.
     pub request_id: &'a str,
+    /// The caller's `traceparent` when it sent exactly one (unparsed: the sink validates it
+    /// with the gateway's parser and continues that trace).
+    pub traceparent: Option<&'a [u8]>,
 }
 
 /// Where finished requests go to become spans (the binary wires it to its OTLP exporter). Added
@@ -75,6 +78,16 @@ pub async fn record(req: Request, next: Next) -> Response {
     let route: Arc<str> = req.extensions().get::<MatchedPath>().map_or_else(|| Arc::from(UNMATCHED), |m| Arc::from(m.as_str()));
     let id = request_id(req.headers().get("x-request-id"));
     let sink = req.extensions().get::<SpanSink>().cloned();
+    let traceparent = match sink {
+        Some(_) => {
+            let mut all = req.headers().get_all("traceparent").iter();
+            match (all.next(), all.next()) {
+                (Some(v), None) => Some(v.clone()),
+                _ => None,
+            }
+        }
+        None => None,
+    };
     let mut resp = next.run(req).await;
     let latency = started.elapsed();
     let status = resp.status().as_u16();
@@ -88,7 +101,14 @@ pub async fn record(req: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("turnpike_portal_request_duration_seconds", &labels).record(latency.as_secs_f64());
     if let Some(SpanSink(f)) = sink {
-        f(&RequestRecord { method, route: &route, status, latency, request_id: &id });
+        f(&RequestRecord {
+            method,
+            route: &route,
+            status,
+            latency,
+            request_id: &id,
+            traceparent: traceparent.as_ref().map(HeaderValue::as_bytes),
+        });
     }
     resp
 }

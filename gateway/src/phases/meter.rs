@@ -162,7 +162,7 @@ pub(crate) fn gateway_error(p: Problem, meter: Meter) -> Response<BoxBody> {
 
 /// The end of every request, answered by any phase: request counters by API, plan and status
 /// class, the gateway's own time, and the access log.
-pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
+pub(crate) fn finish(inner: &Inner, ctx: &mut Ctx, peer: &Peer, status: u16) {
     let total = ctx.started.elapsed();
     let upstream = ctx.upstream.unwrap_or_default();
     inner.overhead.record(total.saturating_sub(upstream).as_secs_f64());
@@ -185,83 +185,113 @@ pub(crate) fn finish(inner: &Inner, ctx: &Ctx, peer: &Peer, status: u16) {
             client: ctx.client.as_deref().unwrap_or(&peer.ip),
         });
     }
-    if let (Some(t), Some(exporter)) = (ctx.trace.as_ref().filter(|t| t.recorded), &inner.cfg.otlp) {
-        exporter.export(span(inner, ctx, t, status, total));
+    if let (Some(t), Some(exporter)) = (ctx.trace.as_mut().filter(|t| t.recorded), &inner.cfg.otlp) {
+        let end = crate::otlp::unix_nanos();
+        exporter.export_gateway(GatewaySpan {
+            ids: (t.trace_id, t.span_id, t.parent_id),
+            times: (end.saturating_sub(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX)), end),
+            status,
+            marks: t.marks,
+            upstream_us: t.upstream_start.zip(ctx.upstream).map(|(s, d)| (micros(s), micros(d))),
+            operation: t.operation,
+            app_id: ctx.identity.as_ref().map(|i| i.app_id),
+            route: ctx.route.clone(),
+            analytics: inner.analytics.clone(),
+            request: t.request.take(),
+            plan: t.plan.take(),
+        });
     }
 }
 
-/// The gateway's SERVER span for this request (OpenTelemetry HTTP semantic conventions). It
-/// ends with the response headers; the phases' ends and the upstream call are events.
-fn span(inner: &Inner, ctx: &Ctx, t: &crate::trace::Trace, status: u16, total: std::time::Duration) -> crate::otlp::SpanData {
-    use crate::otlp::Value;
-    let end = crate::otlp::unix_nanos();
-    let start = end.saturating_sub(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));
-    let method = t.request.as_ref().map_or("_OTHER", |r| r.method.as_str());
-    let mut attributes =
-        vec![("http.request.method", Value::Str(method.to_owned())), ("http.response.status_code", Value::Int(status.into()))];
-    if let Some(r) = &t.request {
-        attributes.push(("url.path", Value::Str(r.path.to_string())));
-        if let Some(h) = &r.host {
-            attributes.push(("server.address", Value::Str(h.to_string())));
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What the request path keeps of a recorded request for its span: ids, times and references,
+/// no strings built. The exporter task encodes it ([`GatewaySpan::encode`]), off the request path.
+pub(crate) struct GatewaySpan {
+    ids: ([u8; 16], [u8; 8], Option<[u8; 8]>),
+    /// Start and end, unix nanoseconds.
+    times: (u64, u64),
+    status: u16,
+    marks: [u32; 3],
+    /// Upstream call: start offset and duration, microseconds.
+    upstream_us: Option<(u64, u64)>,
+    operation: crate::operations::OpId,
+    app_id: Option<i64>,
+    route: Option<Arc<crate::routes::Route>>,
+    analytics: Arc<Analytics>,
+    request: Option<Box<crate::trace::RequestInfo>>,
+    plan: Option<http::HeaderValue>,
+}
+
+impl GatewaySpan {
+    /// The gateway's SERVER span for this request (OpenTelemetry HTTP semantic conventions). It
+    /// ends with the response headers; the phases' ends and the upstream call are events.
+    pub(crate) fn encode(&self, j: &mut crate::otlp::Json<'_>) {
+        j.begin_span(self.ids, crate::otlp::SpanKind::Server, self.times);
+        let method = self.request.as_ref().map_or("_OTHER", |r| r.method.as_str());
+        // `METHOD /prefix/{template}` from the operation the analytics already attribute the
+        // request to; never the raw path (ids would make every span name unique).
+        let label = self.route.as_ref().map(|_| self.analytics.label(self.operation));
+        let template = label.as_deref().and_then(|l| l.split_once(' ')).map(|(_, p)| p).filter(|_| self.operation != 0);
+        let route = |j: &mut crate::otlp::Json<'_>, r: &crate::routes::Route| {
+            j.str_part(&r.prefix);
+            j.str_part(template.unwrap_or("/*"));
+        };
+        j.0.push(b'"');
+        j.str_part(method);
+        if let Some(r) = &self.route {
+            j.0.push(b' ');
+            route(j, r);
         }
-    }
-    // `METHOD /prefix/{template}` from the operation the analytics already attribute the request
-    // to; never the raw path (ids would make every span name unique).
-    let name = match &ctx.route {
-        Some(route) => {
-            attributes.push(("turnpike.api", Value::Str(route.slug.to_string())));
-            let label = inner.analytics.label(t.operation);
-            let template = label.split_once(' ').map(|(_, p)| p).filter(|_| t.operation != 0);
-            let http_route = match template {
-                Some(p) => format!("{}{p}", route.prefix),
-                None => format!("{}/*", route.prefix),
+        j.0.push(b'"');
+        j.begin_attributes();
+        let first = &mut true;
+        j.attr_str(first, "http.request.method", method);
+        j.attr_int(first, "http.response.status_code", self.status.into());
+        if let Some(r) = &self.request {
+            j.attr_str(first, "url.path", &r.path);
+            if let Some(h) = &r.host {
+                j.attr_str(first, "server.address", h);
+            }
+        }
+        if let Some(r) = &self.route {
+            j.attr_str(first, "turnpike.api", &r.slug);
+            j.raw(",{\"key\":\"http.route\",\"value\":{\"stringValue\":\"");
+            route(j, r);
+            j.raw("\"}}");
+        }
+        if let Some(id) = self.app_id {
+            j.attr_int(first, "turnpike.app_id", id);
+        }
+        if let Some(plan) = self.plan.as_ref().and_then(|p| p.to_str().ok()) {
+            j.attr_str(first, "turnpike.plan", plan);
+        }
+        if let Some((_, d)) = self.upstream_us {
+            j.attr_int(first, "turnpike.upstream_ms", i64::try_from(d / 1000).unwrap_or(i64::MAX));
+        }
+        let error = self.status >= 500;
+        if error {
+            let mut b = [0u8; 5];
+            let n = {
+                let mut w = &mut b[..];
+                let _ = std::io::Write::write_fmt(&mut w, format_args!("{}", self.status));
+                5 - w.len()
             };
-            let name = format!("{method} {http_route}");
-            attributes.push(("http.route", Value::Str(http_route)));
-            name
+            j.attr_str(first, "error.type", std::str::from_utf8(&b[..n]).unwrap_or("500"));
         }
-        None => method.to_owned(),
-    };
-    if let Some(id) = &ctx.identity {
-        attributes.push(("turnpike.app_id", Value::Int(id.app_id)));
-    }
-    if let Some(plan) = t.plan.as_ref().and_then(|p| p.to_str().ok()) {
-        attributes.push(("turnpike.plan", Value::Str(plan.to_owned())));
-    }
-    if let Some(up) = ctx.upstream {
-        attributes.push(("turnpike.upstream_ms", Value::Int(i64::try_from(up.as_millis()).unwrap_or(i64::MAX))));
-    }
-    let error = status >= 500;
-    if error {
-        attributes.push(("error.type", Value::Str(status.to_string())));
-    }
-    let at = |us: u64| start + us * 1000;
-    let mut events = Vec::with_capacity(5);
-    for (name, us) in ["routed", "authenticated", "admitted"].into_iter().zip(t.marks) {
-        if us > 0 {
-            events.push((name, at(us.into())));
-        }
-    }
-    if let (Some(s), Some(d)) = (t.upstream_start, ctx.upstream) {
-        let s = u64::try_from(s.as_micros()).unwrap_or(u64::MAX);
-        events.push(("upstream.sent", at(s)));
-        events.push(("upstream.headers", at(s + u64::try_from(d.as_micros()).unwrap_or(u64::MAX))));
-    }
-    crate::otlp::SpanData {
-        trace_id: t.trace_id,
-        span_id: t.span_id,
-        parent_id: t.parent_id,
-        name,
-        kind: crate::otlp::SpanKind::Server,
-        start_unix_nanos: start,
-        end_unix_nanos: end,
-        attributes,
-        events,
-        error,
-        scope: "turnpike-gateway",
+        let start = self.times.0;
+        let at = move |us: u64| start + us * 1000;
+        let marks = ["routed", "authenticated", "admitted"]
+            .into_iter()
+            .zip(self.marks)
+            .filter(|(_, us)| *us > 0)
+            .map(move |(n, us)| (n, at(us.into())));
+        let upstream = self.upstream_us.into_iter().flat_map(move |(s, d)| [("upstream.sent", at(s)), ("upstream.headers", at(s + d))]);
+        j.end_span(marks.chain(upstream), error);
     }
 }
-
 /// 0 for 1xx–2xx, 1 for 3xx, 2 for 4xx, 3 for anything else (the metrics' and analytics' classes).
 pub(crate) fn status_class(s: u16) -> usize {
     match s {
