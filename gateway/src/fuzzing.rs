@@ -173,13 +173,30 @@ fn host_name(host: &str) -> &str {
 }
 
 /// Whether the gateway can send requests to `url`: http or https with a host, without
-/// credentials or a query string.
+/// credentials or a query string, and a port (when one is written) from 1 to 65535.
 fn usable_upstream(url: &str) -> bool {
     url.parse::<http::Uri>().is_ok_and(|u| {
         matches!(u.scheme_str(), Some("http" | "https"))
             && u.authority().is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
             && u.query().is_none()
+            && written_port_ok(url)
     })
+}
+
+/// The port written in `url`'s authority, read from the text: none, or a number 1–65535.
+fn written_port_ok(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let after_host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, r)| r),
+        None => authority.find(':').map_or("", |i| &authority[i..]),
+    };
+    match after_host.strip_prefix(':') {
+        None => after_host.is_empty(),
+        Some(p) => {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && (1..=65_535).contains(&p.parse::<u32>().unwrap_or(0))
+        }
+    }
 }
 
 /// Route matching on any set of APIs (ids `0..n`; hosts are DNS names, as the admin form
