@@ -92,6 +92,7 @@ run() {
   (cd "$WORK" && "$ST" run "$BASE/api/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks "$checks" \
+    ${EXCLUDE_CHECKS:+--exclude-checks "$EXCLUDE_CHECKS"} \
     --phases examples,coverage,fuzzing \
     --max-examples "$MAX_EXAMPLES" \
     --workers 1 \
@@ -102,7 +103,11 @@ run() {
 }
 
 status=0
-run not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance || status=$?
+# Every check but `positive_data_acceptance` (ST202, "schema-valid request rejected"): the
+# document does not yet carry every business rule (name patterns, numeric ranges, enums of
+# query values), so a schema-valid name such as "\u0000" is still a documented 422.
+EXCLUDE_CHECKS=positive_data_acceptance
+run all || status=$?
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   echo "turnpike serve died during the run" >&2
